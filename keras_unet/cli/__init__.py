@@ -1,0 +1,57 @@
+"""The ``unet`` command: ``unet train | predict | evaluate | export``.
+
+Each subcommand lives in its own module with two functions, ``add_parser(subparsers)`` and
+``run(args) -> int``; heavy imports (TensorFlow) happen inside ``run`` so ``unet --help`` is fast.
+Errors a user can fix (bad paths, bad values, bad files) are raised as ``ValueError``,
+``FileNotFoundError``, ``FileExistsError`` or ``NotADirectoryError`` and printed as one line with a
+non-zero exit; set ``UNET_DEBUG=1`` to see the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+SUBCOMMANDS = ()
+
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError,
+               IsADirectoryError, PermissionError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``unet`` with every subcommand registered.
+
+    Example:
+        >>> build_parser().prog
+        'unet'
+    """
+    parser = argparse.ArgumentParser(
+        prog="unet", description="U-Net (Ronneberger et al. 2015) for TensorFlow/Keras."
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        module = importlib.import_module(f"keras_unet.cli.{name}")
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``unet`` console script; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except USER_ERRORS as error:
+        if os.environ.get("UNET_DEBUG"):
+            raise
+        print(f"unet {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"unet {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

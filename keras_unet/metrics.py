@@ -1,0 +1,120 @@
+"""Stateful segmentation metrics: IoU and Dice over an accumulated confusion matrix.
+
+Both extend ``keras.metrics.IoU``: they take class probabilities or logits (argmax is taken) and
+sparse labels, accumulate across batches, centre-crop labels that are larger than the prediction
+(valid padding) and treat ``sample_weight`` as a mask: pixels of weight 0 are left out, every
+other pixel counts once. That way the paper's weight maps, which ``model.fit`` also hands to the
+metrics, do not distort them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+from keras import ops
+
+from keras_unet.layers import crop_to_match
+
+
+@keras.saving.register_keras_serializable(package="keras_unet")
+class IoU(keras.metrics.IoU):
+    """Mean intersection-over-union over ``target_class_ids`` (default: all classes).
+
+    ``IoU_k = TP_k / (TP_k + FP_k + FN_k)`` from the confusion matrix of all batches seen since the
+    last reset; classes absent from both labels and predictions are left out of the mean.
+
+    Args:
+        num_classes: number of classes of the model output.
+        target_class_ids: classes to average (``[1]`` gives the foreground IoU of a 2-class model).
+        name: metric name.
+        ignore_class: optional label value to leave out.
+        dtype: dtype of the confusion matrix (``"int64"`` so large evaluations do not overflow).
+
+    Example:
+        >>> import numpy as np
+        >>> metric = IoU(2)
+        >>> p = np.array([[[[0.9, 0.1], [0.2, 0.8], [0.3, 0.7]]]], "float32")
+        >>> metric.update_state(np.array([[[0, 1, 0]]]), p)
+        >>> round(float(metric.result()), 4)  # class 0: 1/2, class 1: 1/2
+        0.5
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        target_class_ids: Sequence[int] | None = None,
+        name: str = "iou",
+        ignore_class: int | None = None,
+        dtype: str = "int64",
+    ):
+        if target_class_ids is None:
+            target_class_ids = list(range(num_classes))
+        super().__init__(
+            num_classes=num_classes,
+            target_class_ids=[int(c) for c in target_class_ids],
+            name=name,
+            dtype=dtype,
+            ignore_class=ignore_class,
+            sparse_y_true=True,
+            sparse_y_pred=False,
+        )
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = crop_to_match(y_true, y_pred)
+        if sample_weight is not None:
+            sample_weight = ops.convert_to_tensor(sample_weight)
+            if len(sample_weight.shape) >= 3:
+                sample_weight = crop_to_match(sample_weight, y_pred)
+            else:  # per-sample weights: broadcast over the image
+                sample_weight = ops.reshape(sample_weight, (-1, 1, 1))
+                sample_weight = ops.broadcast_to(sample_weight, ops.shape(y_pred)[:3])
+            sample_weight = ops.cast(ops.greater(sample_weight, 0), self.dtype)
+        return super().update_state(y_true, y_pred, sample_weight)
+
+    def get_config(self):
+        return {
+            "num_classes": self.num_classes,
+            "target_class_ids": list(self.target_class_ids),
+            "name": self.name,
+            "ignore_class": self.ignore_class,
+            "dtype": self.dtype,
+        }
+
+
+@keras.saving.register_keras_serializable(package="keras_unet")
+class Dice(IoU):
+    """Mean Dice coefficient (F1) over ``target_class_ids``: ``2 TP / (2 TP + FP + FN)``.
+
+    Same inputs, cropping and masking as :class:`IoU`.
+
+    Example:
+        >>> import numpy as np
+        >>> metric = Dice(2, target_class_ids=[1])
+        >>> p = np.array([[[[0.9, 0.1], [0.2, 0.8], [0.3, 0.7]]]], "float32")
+        >>> metric.update_state(np.array([[[0, 1, 0]]]), p)
+        >>> round(float(metric.result()), 4)  # 2*1 / (2*1 + 1 + 0)
+        0.6667
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        target_class_ids: Sequence[int] | None = None,
+        name: str = "dice",
+        ignore_class: int | None = None,
+        dtype: str = "int64",
+    ):
+        super().__init__(num_classes, target_class_ids, name, ignore_class, dtype)
+
+    def result(self):
+        matrix = ops.cast(self.total_cm, "float64")
+        true_positives = ops.diagonal(matrix)
+        denominator = ops.sum(matrix, axis=0) + ops.sum(matrix, axis=1)
+        ids = ops.convert_to_tensor(self.target_class_ids, "int32")
+        true_positives = ops.take(true_positives, ids)
+        denominator = ops.take(denominator, ids)
+        present = ops.greater(denominator, 0)
+        dice = ops.where(present, 2.0 * true_positives / ops.maximum(denominator, 1.0), 0.0)
+        count = ops.sum(ops.cast(present, "float64"))
+        return ops.cast(ops.divide_no_nan(ops.sum(dice), count), "float32")

@@ -1,0 +1,173 @@
+"""The U-Net of Ronneberger, Fischer and Brox (MICCAI 2015) as a Keras functional model.
+
+Reading :func:`build_unet` top to bottom shows the paper's Fig. 1: a contracting path of
+:func:`conv_block` + max-pool levels, a bottleneck, and an expanding path of :func:`up_block`
+levels that join the centre-cropped skip connections, then a 1x1 convolution to class scores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+
+from keras_unet import geometry
+from keras_unet.layers import CropToMatch
+
+UPSAMPLINGS = ("transpose", "bilinear")
+FINAL_ACTIVATIONS = ("softmax", "sigmoid", None)
+
+
+def conv_block(x, filters: int, *, padding: str, batch_norm: bool, name: str):
+    """Two 3x3 convolutions, each followed by ReLU (and batch norm if asked)."""
+    for i in (1, 2):
+        x = keras.layers.Conv2D(
+            filters, 3, padding=padding, use_bias=not batch_norm,
+            kernel_initializer="he_normal", name=f"{name}_conv{i}",
+        )(x)
+        if batch_norm:
+            x = keras.layers.BatchNormalization(name=f"{name}_bn{i}")(x)
+        x = keras.layers.ReLU(name=f"{name}_relu{i}")(x)
+    return x
+
+
+def up_block(x, skip, filters: int, *, padding: str, batch_norm: bool, upsampling: str, name: str):
+    """2x up-convolution halving the channels, concat with the cropped skip, two 3x3 convs."""
+    if upsampling == "transpose":
+        x = keras.layers.Conv2DTranspose(
+            filters, 2, strides=2, kernel_initializer="he_normal", name=f"{name}_upconv"
+        )(x)
+    else:
+        x = keras.layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}_upsample")(x)
+        x = keras.layers.Conv2D(
+            filters, 2, padding="same", kernel_initializer="he_normal", name=f"{name}_upconv"
+        )(x)
+    x = keras.layers.ReLU(name=f"{name}_uprelu")(x)
+    if padding == "valid":
+        skip = CropToMatch(name=f"{name}_crop")([skip, x])
+    x = keras.layers.Concatenate(name=f"{name}_concat")([skip, x])
+    return conv_block(x, filters, padding=padding, batch_norm=batch_norm, name=name)
+
+
+def build_unet(
+    input_shape: Sequence[int | None],
+    num_classes: int,
+    *,
+    filters: int = 64,
+    depth: int = 4,
+    padding: str = "valid",
+    batch_norm: bool = False,
+    dropout: float = 0.5,
+    upsampling: str = "transpose",
+    final_activation: str | None = "softmax",
+    name: str = "unet",
+) -> keras.Model:
+    """Builds the U-Net; the defaults are the network of the paper.
+
+    ``build_unet((572, 572, 1), 2)`` is Fig. 1 of Ronneberger et al. (2015): 23 convolutions
+    (3x3 unpadded convs with ReLU, 2x2 max-pools, channels doubling from 64 to 1024, 2x2
+    up-convolutions halving them, concatenation with the centre-cropped skip, a final 1x1 conv),
+    He-normal initialisation, and dropout at the end of the contracting path (after the deepest
+    encoder level and the bottleneck, as in the authors' Caffe model). A 572x572 tile gives a
+    388x388 output.
+
+    The final 1x1 convolution and its activation compute in float32, so the outputs are float32
+    under any mixed-precision policy.
+
+    Args:
+        input_shape: ``(height, width, channels)``; height and width may be ``None``. A fixed size
+            must be one the network can take (see :func:`keras_unet.output_size`).
+        num_classes: number of output channels (>= 2 with ``softmax``).
+        filters: channels of the first level (64); level ``i`` has ``filters * 2**i``.
+        depth: number of pooling steps (4).
+        padding: ``"valid"`` (paper, output smaller than input) or ``"same"`` (output = input).
+        batch_norm: add batch normalisation after every 3x3 convolution (not in the paper).
+        dropout: dropout rate at the end of the contracting path (0.5); 0 disables it.
+        upsampling: ``"transpose"`` (paper's up-convolution) or ``"bilinear"`` (resize + 2x2 conv).
+        final_activation: ``"softmax"``, ``"sigmoid"`` or ``None`` for logits.
+        name: model name.
+
+    Returns:
+        A functional ``keras.Model`` mapping ``(B, H, W, C)`` images to ``(B, H', W', num_classes)``
+        float32 class probabilities (or logits).
+
+    Raises:
+        ValueError: for a bad argument, naming what was given and what is allowed.
+
+    Example:
+        >>> model = build_unet((572, 572, 1), 2)
+        >>> model.output_shape
+        (None, 388, 388, 2)
+        >>> conv_types = (keras.layers.Conv2D, keras.layers.Conv2DTranspose)
+        >>> sum(isinstance(l, conv_types) for l in model.layers)  # 3x3, up-convs and the 1x1
+        23
+        >>> build_unet((None, None, 3), 3, filters=8, depth=2, padding="same").output_shape
+        (None, None, None, 3)
+    """
+    height, width, channels = _validate(
+        input_shape, num_classes, filters, depth, padding, dropout, upsampling, final_activation
+    )
+    inputs = keras.Input((height, width, channels), name="image")
+    x = inputs
+    skips = []
+    for level in range(depth):
+        x = conv_block(x, filters * 2**level, padding=padding, batch_norm=batch_norm,
+                       name=f"enc{level + 1}")
+        if level == depth - 1 and dropout:
+            x = keras.layers.Dropout(dropout, name=f"enc{level + 1}_dropout")(x)
+        skips.append(x)
+        x = keras.layers.MaxPooling2D(2, name=f"enc{level + 1}_pool")(x)
+    x = conv_block(x, filters * 2**depth, padding=padding, batch_norm=batch_norm, name="bottleneck")
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="bottleneck_dropout")(x)
+    for level in reversed(range(depth)):
+        x = up_block(x, skips[level], filters * 2**level, padding=padding, batch_norm=batch_norm,
+                     upsampling=upsampling, name=f"dec{level + 1}")
+    outputs = keras.layers.Conv2D(
+        num_classes, 1, activation=final_activation, kernel_initializer="he_normal",
+        dtype="float32", name="final_conv",
+    )(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def _validate(input_shape, num_classes, filters, depth, padding, dropout, upsampling,
+              final_activation):
+    if not isinstance(input_shape, Sequence) or len(input_shape) != 3:
+        raise ValueError(
+            f"input_shape must be (height, width, channels), got {input_shape!r}; "
+            "for a grayscale image of any size use (None, None, 1)."
+        )
+    height, width, channels = input_shape
+    if not isinstance(channels, int) or channels < 1:
+        raise ValueError(f"input_shape channels must be a positive integer, got {channels!r}.")
+    if padding not in geometry.PADDINGS:
+        raise ValueError(f"padding must be one of {geometry.PADDINGS}, got {padding!r}.")
+    if upsampling not in UPSAMPLINGS:
+        raise ValueError(f"upsampling must be one of {UPSAMPLINGS}, got {upsampling!r}.")
+    if final_activation not in FINAL_ACTIVATIONS:
+        raise ValueError(
+            f"final_activation must be one of {FINAL_ACTIVATIONS}, got {final_activation!r}."
+        )
+    if not isinstance(depth, int) or depth < 1:
+        raise ValueError(f"depth must be an integer >= 1, got {depth!r}.")
+    if not isinstance(filters, int) or filters < 1:
+        raise ValueError(f"filters must be a positive integer, got {filters!r}.")
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}.")
+    if final_activation == "softmax" and num_classes < 2:
+        raise ValueError(
+            f"num_classes={num_classes} with final_activation='softmax' would always output 1; "
+            "use num_classes >= 2 (background + foreground) or final_activation='sigmoid'."
+        )
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
+    for axis, size in (("height", height), ("width", width)):
+        if size is None:
+            continue
+        if not isinstance(size, int):
+            raise ValueError(f"input_shape {axis} must be an integer or None, got {size!r}.")
+        try:
+            geometry.output_size(size, depth, padding)
+        except ValueError as error:
+            raise ValueError(f"input_shape {axis}: {error}") from None
+    return height, width, channels
