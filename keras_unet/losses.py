@@ -25,11 +25,13 @@ def _sparse_labels(y_true, y_pred):
 
 
 def _crop_pixel_weights(sample_weight, y_pred):
-    """Crops a per-pixel weight map to the prediction; per-sample weights pass through."""
+    """Crops a per-pixel weight map to the prediction; per-sample weights broadcast over pixels."""
     if sample_weight is None:
         return None
     sample_weight = ops.convert_to_tensor(sample_weight)
-    if len(sample_weight.shape) >= 3:
+    if len(sample_weight.shape) == 1:
+        sample_weight = ops.reshape(sample_weight, (-1, 1, 1))
+    elif len(sample_weight.shape) >= 3:
         sample_weight = crop_to_match(sample_weight, y_pred)
         if len(sample_weight.shape) == 4:
             sample_weight = ops.squeeze(sample_weight, axis=-1)

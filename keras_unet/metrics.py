@@ -35,7 +35,7 @@ class IoU(keras.metrics.IoU):
         >>> import numpy as np
         >>> metric = IoU(2)
         >>> p = np.array([[[[0.9, 0.1], [0.2, 0.8], [0.3, 0.7]]]], "float32")
-        >>> metric.update_state(np.array([[[0, 1, 0]]]), p)
+        >>> _ = metric.update_state(np.array([[[0, 1, 0]]]), p)
         >>> round(float(metric.result()), 4)  # class 0: 1/2, class 1: 1/2
         0.5
     """
@@ -92,7 +92,7 @@ class Dice(IoU):
         >>> import numpy as np
         >>> metric = Dice(2, target_class_ids=[1])
         >>> p = np.array([[[[0.9, 0.1], [0.2, 0.8], [0.3, 0.7]]]], "float32")
-        >>> metric.update_state(np.array([[[0, 1, 0]]]), p)
+        >>> _ = metric.update_state(np.array([[[0, 1, 0]]]), p)
         >>> round(float(metric.result()), 4)  # 2*1 / (2*1 + 1 + 0)
         0.6667
     """

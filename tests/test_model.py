@@ -1,0 +1,106 @@
+import keras
+import numpy as np
+import pytest
+
+from keras_unet import build_unet
+from keras_unet.layers import CropToMatch
+
+CONV_TYPES = (keras.layers.Conv2D, keras.layers.Conv2DTranspose)
+
+
+def _layers(model, kind):
+    return [layer for layer in model.layers if isinstance(layer, kind)]
+
+
+def test_paper_network():
+    model = build_unet((572, 572, 1), 2)
+    assert model.output_shape == (None, 388, 388, 2)
+    convs = _layers(model, CONV_TYPES)
+    assert len(convs) == 23
+    assert len(_layers(model, keras.layers.Conv2DTranspose)) == 4
+    assert sorted({c.kernel_size for c in convs}) == [(1, 1), (2, 2), (3, 3)]
+    assert all(c.padding == "valid" for c in convs if c.kernel_size == (3, 3))
+    widths = [c.filters for c in convs if c.kernel_size == (3, 3)]
+    assert widths == [64, 64, 128, 128, 256, 256, 512, 512, 1024, 1024,
+                      512, 512, 256, 256, 128, 128, 64, 64]
+    assert all(isinstance(c.kernel_initializer, keras.initializers.HeNormal) for c in convs)
+    assert len(_layers(model, keras.layers.MaxPooling2D)) == 4
+    assert len(_layers(model, CropToMatch)) == 4
+    # The paper network has about 31 million parameters.
+    assert 31_000_000 < model.count_params() < 31_100_000
+
+
+def test_dropout_at_end_of_contracting_path():
+    model = build_unet((None, None, 1), 2, filters=4, depth=3)
+    dropouts = _layers(model, keras.layers.Dropout)
+    assert [d.name for d in dropouts] == ["enc3_dropout", "bottleneck_dropout"]
+    assert all(d.rate == 0.5 for d in dropouts)
+    assert not _layers(build_unet((None, None, 1), 2, filters=4, depth=3, dropout=0.0),
+                       keras.layers.Dropout)
+
+
+def test_skip_connections_are_centre_cropped():
+    """The cropped skip equals the centre of the encoder feature map."""
+    model = build_unet((92, 92, 1), 2, filters=4, depth=2)
+    encoder = model.get_layer("enc1_relu2").output
+    cropped = model.get_layer("dec1_crop").output
+    probe = keras.Model(model.input, [encoder, cropped])
+    full, crop = probe(np.random.default_rng(0).random((1, 92, 92, 1), "float32"))
+    offset = (full.shape[1] - crop.shape[1]) // 2
+    np.testing.assert_array_equal(
+        np.asarray(full)[:, offset:offset + crop.shape[1], offset:offset + crop.shape[2]],
+        np.asarray(crop),
+    )
+
+
+@pytest.mark.parametrize("upsampling", ["transpose", "bilinear"])
+def test_same_padding_output_matches_input(upsampling):
+    model = build_unet((None, None, 3), 4, filters=4, depth=2, padding="same",
+                       upsampling=upsampling, batch_norm=True)
+    assert model(np.zeros((2, 48, 64, 3), "float32")).shape == (2, 48, 64, 4)
+    assert len(_layers(model, CONV_TYPES)) == 2 * 2 + 2 + 2 * 3 + 1  # depth 2: 13 convs
+
+
+def test_dynamic_spatial_dims_follow_geometry():
+    model = build_unet((None, None, 1), 2, filters=4, depth=2)
+    assert model(np.zeros((1, 92, 124, 1), "float32")).shape == (1, 52, 84, 2)
+
+
+def test_softmax_outputs_are_probabilities():
+    model = build_unet((None, None, 1), 3, filters=4, depth=2)
+    probabilities = np.asarray(model(np.random.default_rng(1).random((1, 60, 60, 1))))
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_outputs_are_float32_under_mixed_precision(policy):
+    keras.mixed_precision.set_global_policy(policy)
+    model = build_unet((None, None, 1), 2, filters=4, depth=2)
+    assert model.get_layer("enc1_conv1").compute_dtype != "float32"
+    assert model.get_layer("final_conv").compute_dtype == "float32"
+    assert model(np.zeros((1, 44, 44, 1), "float32")).dtype == "float32"
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, message",
+    [
+        (((572, 572), 2), {}, r"input_shape must be \(height, width, channels\), got \(572, 572\)"),
+        (((572, 572, 0), 2), {}, "channels must be a positive integer, got 0"),
+        (((388, 388, 1), 2), {}, "input_shape height: input size 388 does not fit"),
+        (((572, 100, 1), 2), {}, "input_shape width: input size 100"),
+        (((None, None, 1), 1), {}, "num_classes=1 with final_activation='softmax'"),
+        (((None, None, 1), 2), {"padding": "full"}, "padding must be one of .*'full'"),
+        (((None, None, 1), 2), {"upsampling": "nearest"}, "upsampling must be one of"),
+        (((None, None, 1), 2), {"final_activation": "relu"}, "final_activation must be"),
+        (((None, None, 1), 2), {"dropout": 1.5}, r"dropout must be in \[0, 1\)"),
+        (((100, 100, 1), 2), {"padding": "same"}, "not divisible by 2\\*\\*depth = 16"),
+    ],
+)
+def test_bad_arguments_raise_at_build_time(args, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        build_unet(*args, **kwargs)
+
+
+def test_single_sigmoid_output_is_allowed():
+    model = build_unet((None, None, 1), 1, filters=4, depth=2, final_activation="sigmoid")
+    assert model.output_shape == (None, None, None, 1)
