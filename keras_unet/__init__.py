@@ -10,8 +10,9 @@ Example:
     ((None, 388, 388, 2), 388)
 """
 
-from keras_unet import losses, metrics
+from keras_unet import evaluation, losses, metrics
 from keras_unet.geometry import border, output_size, valid_input_size
+from keras_unet.inference import predict_tiled
 from keras_unet.model import build_unet
 
 __version__ = "0.1.0"
@@ -19,8 +20,10 @@ __version__ = "0.1.0"
 __all__ = [
     "border",
     "build_unet",
+    "evaluation",
     "losses",
     "metrics",
     "output_size",
+    "predict_tiled",
     "valid_input_size",
 ]

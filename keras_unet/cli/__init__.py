@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-SUBCOMMANDS = ()
+SUBCOMMANDS = ("predict", "evaluate")
 
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError,
                IsADirectoryError, PermissionError)

@@ -1,0 +1,65 @@
+"""``unet evaluate``: score a trained model on labelled images.
+
+    unet evaluate --model unet.keras --data path/to/dataset [--report evaluation] [--tta]
+
+Loads the samples with :func:`keras_unet.data.load_samples` (images/ + masks/, an ISBI 2012 tif
+pair or a Cell Tracking Challenge folder), predicts them, turns the probabilities into cells
+(argmax + connected components) and prints pixel IoU and Dice per class, the ISBI 2012 Rand and
+warping errors and the Cell Tracking Challenge SEG score, per image and on average. The table is
+also saved as ``evaluation.csv`` and ``evaluation.json`` in the ``--report`` folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from keras_unet.cli.predict import add_model_arguments, load_predictor
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Registers ``unet evaluate``.
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> args = add_parser(parser.add_subparsers()).parse_args(["--model", "m", "--data", "d"])
+        >>> args.report
+        PosixPath('evaluation')
+    """
+    parser = subparsers.add_parser(
+        "evaluate", help="score a model on labelled images (IoU, Dice, Rand, warping, SEG)",
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter,
+    )
+    add_model_arguments(parser)
+    parser.add_argument("--data", required=True, type=Path, help="labelled dataset to score on")
+    parser.add_argument("--report", type=Path, default=Path("evaluation"),
+                        help="folder for evaluation.csv and evaluation.json (default: ./evaluation)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing report")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs ``unet evaluate``; prints the table and saves the report."""
+    if not args.data.exists():
+        raise FileNotFoundError(f"--data {str(args.data)!r} does not exist.")
+    for name in ("evaluation.csv", "evaluation.json"):
+        if (args.report / name).exists() and not args.overwrite:
+            raise FileExistsError(f"{str(args.report / name)!r} exists; pass --overwrite to "
+                                  "replace it.")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}.")
+    from keras_unet.data import load_samples
+    from keras_unet.evaluation import evaluate_samples
+    from keras_unet.inference import labels_from_probabilities
+
+    samples = load_samples(args.data)
+    predictor = load_predictor(args.model, tta=args.tta, tile_size=args.tile_size,
+                               batch_size=args.batch_size)
+    report = evaluate_samples(lambda image: labels_from_probabilities(predictor.predict(image)),
+                              samples)
+    print(report.table())
+    for path in report.save(args.report, overwrite=args.overwrite):
+        print(f"wrote {os.fspath(path)}")
+    return 0

@@ -1,0 +1,158 @@
+"""Prediction of TIFF images larger than memory, one band of tile rows at a time.
+
+The input is memory-mapped (uncompressed TIFFs; compressed ones are read whole), its
+normalisation statistics are accumulated in row chunks (:func:`image_moments`), and the same
+tiling as :func:`keras_unet.predict_tiled` runs band by band, writing the mask (and optionally
+the probabilities) into memory-mapped output TIFFs as rows finish. Apart from the input and
+output arrays, memory stays that of one band of tiles, whatever the image area.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import keras
+import numpy as np
+import tifffile
+
+from keras_unet.inference import (check_image, mask_from_probabilities, model_geometry,
+                                  plan_tiles, predict_normalized)
+from keras_unet.normalization import image_moments, normalize_image
+
+
+def read_tiff(path: str | os.PathLike) -> np.ndarray:
+    """A TIFF's first image as (H, W) or (H, W, C), memory-mapped when the file allows it.
+
+    Channel-first (planar) files are returned as a channels-last view.
+
+    Raises:
+        FileNotFoundError: if the file does not exist.
+        ValueError: if it is not a readable TIFF or has more than one image plane per channel.
+
+    Example:
+        >>> import tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "a.tif")
+        >>> tifffile.imwrite(path, np.zeros((4, 6), "uint16"))
+        >>> read_tiff(path).shape
+        (4, 6)
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"input TIFF {str(path)!r} does not exist.")
+    try:
+        with tifffile.TiffFile(path) as tif:
+            axes = tif.series[0].axes
+        try:
+            image = tifffile.memmap(path, mode="r")
+        except ValueError:  # compressed or tiled: not mappable
+            image = tifffile.imread(path)
+    except (tifffile.TiffFileError, OSError, IndexError) as error:
+        raise ValueError(f"{str(path)!r} is not a readable TIFF ({error}).") from None
+    if axes in ("YX", "YXS", "YXC"):
+        return image
+    if axes in ("CYX", "SYX") and image.ndim == 3:
+        return np.moveaxis(image, 0, -1)
+    raise ValueError(
+        f"{str(path)!r} has axes {axes!r} with shape {image.shape}; expected one 2D image "
+        "(YX) with optional channels (YXS, CYX)."
+    )
+
+
+def predict_tiff(model: keras.Model, input_path: str | os.PathLike,
+                 output_path: str | os.PathLike, *, tile_size=None, batch_size: int = 4,
+                 tta: bool = False, probabilities_path: str | os.PathLike | None = None,
+                 overwrite: bool = False) -> Path:
+    """Segments a TIFF of any size without holding more than one band of tiles in memory.
+
+    Writes the 8-bit class mask of :func:`keras_unet.inference.mask_from_probabilities` (0/255
+    for two classes) to ``output_path`` and, if given, the float32 (H, W, K) probabilities to
+    ``probabilities_path``. Files are written under a temporary name and renamed when complete.
+    Without augmentation the result equals :func:`keras_unet.predict_tiled` (same tiles, same
+    normalisation, statistics summed in float64). With ``tta=True`` each *tile* is averaged
+    over the 8 flips/rotations (rotating the whole image would need all of it in memory), which
+    differs slightly from ``predict_tiled(tta=True)``.
+
+    Args:
+        model: a U-Net from :func:`keras_unet.build_unet`.
+        input_path: 2D TIFF, grey or with channels, of any integer or float dtype.
+        output_path: mask TIFF to create.
+        tile_size, batch_size: as for :func:`keras_unet.predict_tiled`.
+        tta: average every tile over the 8 flips/rotations.
+        probabilities_path: optional float32 probability TIFF to create.
+        overwrite: replace existing output files instead of refusing.
+
+    Returns:
+        ``output_path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        FileNotFoundError: if the input does not exist.
+        FileExistsError: if an output exists and ``overwrite`` is false, or an output is the input.
+        ValueError: if the image does not fit the model.
+
+    Example:
+        >>> import tempfile
+        >>> from keras_unet import build_unet
+        >>> folder = tempfile.mkdtemp()
+        >>> image = np.random.default_rng(0).integers(0, 4096, (40, 70), dtype="uint16")
+        >>> tifffile.imwrite(os.path.join(folder, "big.tif"), image)
+        >>> model = build_unet((None, None, 1), 2, filters=4, depth=2)
+        >>> path = predict_tiff(model, os.path.join(folder, "big.tif"),
+        ...                     os.path.join(folder, "mask.tif"))
+        >>> mask = tifffile.imread(path)
+        >>> mask.shape, mask.dtype, set(np.unique(mask)) <= {0, 255}
+        ((40, 70), dtype('uint8'), True)
+    """
+    input_path, output_path = Path(input_path), Path(output_path)
+    outputs = [output_path] + ([Path(probabilities_path)] if probabilities_path else [])
+    if not input_path.is_file():
+        raise FileNotFoundError(f"input TIFF {str(input_path)!r} does not exist.")
+    for path in outputs:
+        if path.resolve() == input_path.resolve():
+            raise FileExistsError(f"output {str(path)!r} is the input image; choose another path.")
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"output {str(path)!r} exists; pass overwrite=True to replace it.")
+    geom = model_geometry(model)
+    image = read_tiff(input_path)
+    check_image(image[:1], geom.channels, name=str(input_path))
+    height, width = image.shape[:2]
+    rows, cols, _ = plan_tiles((height, width), geom, tile_size, batch_size)
+    if tta and rows.tile != cols.tile and None not in geom.input_size:
+        raise ValueError(f"tta needs square tiles for a model of fixed input size "
+                         f"{geom.input_size}.")
+    mean, std = image_moments(image)
+    if not np.isfinite([mean, std]).all():
+        raise ValueError(f"{str(input_path)!r} contains NaN or infinite pixels.")
+    partial = [path.with_name(path.name + ".partial") for path in outputs]
+    mask = tifffile.memmap(partial[0], shape=(height, width), dtype=np.uint8,
+                           photometric="minisblack")
+    probabilities = None
+    if probabilities_path:
+        probabilities = tifffile.memmap(partial[1], shape=(height, width, geom.num_classes),
+                                        dtype=np.float32, photometric="minisblack",
+                                        planarconfig="contig")
+
+    def read_rows(row_index: np.ndarray, col_index: np.ndarray) -> np.ndarray:
+        band = np.asarray(image[row_index]).reshape(len(row_index), width, -1)[:, col_index]
+        return normalize_image(band, mean, std).numpy()
+
+    def write_rows(start: int, block: np.ndarray) -> None:
+        mask[start:start + len(block)] = mask_from_probabilities(block)
+        if probabilities is not None:
+            probabilities[start:start + len(block)] = block
+
+    try:
+        predict_normalized(model, read_rows, (height, width), write_rows, tile_size=tile_size,
+                           batch_size=batch_size, tile_tta=tta)
+        for array in (mask, probabilities):
+            if array is not None:
+                array.flush()
+    except BaseException:
+        del mask, probabilities
+        for path in partial:
+            path.unlink(missing_ok=True)
+        raise
+    del mask, probabilities
+    for done, path in zip(partial, outputs):
+        os.replace(done, path)
+    return output_path

@@ -1,0 +1,184 @@
+"""`unet predict` and `unet evaluate`: outputs, and clear refusals of bad input."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from keras_unet import build_unet, predict_tiled
+from keras_unet.cli import main
+from keras_unet.cli import predict as predict_cli
+from keras_unet.inference import mask_from_probabilities
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    keras.utils.set_random_seed(1)
+    path = tmp_path_factory.mktemp("model") / "unet.keras"
+    build_unet((None, None, 1), 2, filters=4, depth=2).save(path)
+    return path
+
+
+def _grey(shape, seed=0, dtype="uint8"):
+    return np.random.default_rng(seed).integers(0, 200, shape).astype(dtype)
+
+
+@pytest.fixture
+def images(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.fromarray(_grey((37, 53))).save(folder / "a.png")
+    tifffile.imwrite(folder / "b.tif", _grey((40, 30), 1, "uint16"))
+    return folder
+
+
+def _expected_mask(model_file, image):
+    model = keras.models.load_model(model_file, compile=False)
+    return mask_from_probabilities(predict_tiled(model, image))
+
+
+def test_predict_writes_masks_probabilities_and_overlays(tmp_path, images, model_file, capsys):
+    out = tmp_path / "out"
+    code = main(["predict", "--model", str(model_file), "--input", str(images), "--output",
+                 str(out), "--probabilities", "--overlays"])
+    assert code == 0, capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == [
+        "a.png", "a_overlay.png", "a_probabilities.tif",
+        "b.tif", "b_overlay.png", "b_probabilities.tif"]
+    mask = np.asarray(Image.open(out / "a.png"))
+    assert mask.dtype == np.uint8 and mask.shape == (37, 53)
+    np.testing.assert_array_equal(mask, _expected_mask(model_file, _grey((37, 53))))
+    tiff_mask = tifffile.imread(out / "b.tif")
+    np.testing.assert_array_equal(tiff_mask, _expected_mask(model_file, _grey((40, 30), 1,
+                                                                              "uint16")))
+    probabilities = tifffile.imread(out / "b_probabilities.tif")
+    assert probabilities.shape == (40, 30, 2) and probabilities.dtype == np.float32
+    assert np.asarray(Image.open(out / "a_overlay.png")).shape == (37, 53, 3)
+
+
+def test_predict_streams_large_tiffs(tmp_path, model_file, monkeypatch):
+    monkeypatch.setattr(predict_cli, "STREAM_PIXELS", 1000)
+    source = tmp_path / "big.tif"
+    tifffile.imwrite(source, _grey((50, 70)))
+    assert main(["predict", "--model", str(model_file), "--input", str(source), "--output",
+                 str(tmp_path / "out"), "--tta"]) == 0
+    mask = tifffile.imread(tmp_path / "out" / "big.tif")
+    assert mask.shape == (50, 70) and set(np.unique(mask)) <= {0, 255}
+
+
+def test_predict_goes_on_past_bad_images_and_fails_at_the_end(tmp_path, images, model_file,
+                                                              capsys):
+    (images / "broken.png").write_bytes(b"not a png")
+    Image.fromarray(np.zeros((20, 20, 3), "uint8")).save(images / "colour.png")
+    out = tmp_path / "out"
+    code = main(["predict", "--model", str(model_file), "--input", str(images), "--output",
+                 str(out)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "broken.png" in err and "cannot read" in err
+    assert "colour.png" in err and "(20, 20, 3)" in err and "(height, width, 1)" in err
+    assert "2 of 4 image(s) failed" in err
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.tif"]
+
+
+@pytest.mark.parametrize("make_model, match", [
+    (lambda p: p.write_text("hello"), "is not a loadable Keras model"),
+    (lambda p: None, "does not exist"),
+])
+def test_predict_rejects_bad_models(tmp_path, images, capsys, make_model, match):
+    model = tmp_path / "model.keras"
+    make_model(model)
+    code = main(["predict", "--model", str(model), "--input", str(images), "--output",
+                 str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and match in err and "model.keras" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_predict_refuses_folder_without_model_files(tmp_path, images, capsys):
+    (tmp_path / "folder").mkdir()
+    code = main(["predict", "--model", str(tmp_path / "folder"), "--input", str(images),
+                 "--output", str(tmp_path / "out")])
+    assert code == 2 and "saved_model.pb" in capsys.readouterr().err
+
+
+def test_predict_refuses_empty_folder(tmp_path, model_file, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no images here")
+    code = main(["predict", "--model", str(model_file), "--input", str(tmp_path / "empty"),
+                 "--output", str(tmp_path / "out")])
+    assert code == 2 and "has no images" in capsys.readouterr().err
+
+
+def test_predict_never_overwrites_inputs(tmp_path, images, model_file, capsys):
+    before = (images / "a.png").read_bytes()
+    code = main(["predict", "--model", str(model_file), "--input", str(images), "--output",
+                 str(images), "--overwrite"])
+    assert code == 2 and "input folder" in capsys.readouterr().err
+    code = main(["predict", "--model", str(model_file), "--input", str(images / "a.png"),
+                 "--output", str(images)])
+    assert code == 2
+    assert (images / "a.png").read_bytes() == before
+    assert sorted(p.name for p in images.iterdir()) == ["a.png", "b.tif"]
+
+
+def test_predict_refuses_existing_masks_unless_overwrite(tmp_path, images, model_file, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "b.tif").write_bytes(b"old mask")
+    args = ["predict", "--model", str(model_file), "--input", str(images), "--output", str(out)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "b.tif" in err and "--overwrite" in err
+    assert (out / "b.tif").read_bytes() == b"old mask" and not (out / "a.png").exists()
+    assert main(args + ["--overwrite"]) == 0
+    assert tifffile.imread(out / "b.tif").shape == (40, 30)
+
+
+def test_predict_refuses_name_clashes(tmp_path, images, model_file, capsys):
+    Image.fromarray(_grey((10, 10))).save(images / "a.jpg")  # a.jpg and a.png -> a.png
+    code = main(["predict", "--model", str(model_file), "--input", str(images), "--output",
+                 str(tmp_path / "out")])
+    assert code == 2 and "would both write" in capsys.readouterr().err
+
+
+def test_predict_with_a_savedmodel(tmp_path, capsys):
+    model = build_unet((None, None, 1), 2, filters=4, depth=2, padding="same")
+    model.export(tmp_path / "saved", verbose=False)
+    image = _grey((48, 64))
+    Image.fromarray(image).save(tmp_path / "x.png")
+    code = main(["predict", "--model", str(tmp_path / "saved"), "--input",
+                 str(tmp_path / "x.png"), "--output", str(tmp_path / "out")])
+    assert code == 0, capsys.readouterr().err
+    expected = mask_from_probabilities(model(image[None, ..., None].astype("float32"))[0])
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "x.png")), expected)
+
+
+def test_evaluate_prints_and_saves_a_report(tmp_path, model_file, capsys):
+    data = pytest.importorskip("keras_unet.data")
+    (tmp_path / "ds" / "images").mkdir(parents=True)
+    (tmp_path / "ds" / "masks").mkdir()
+    for i in range(2):
+        mask = np.zeros((44, 52), "uint8")
+        mask[5 + i:20, 8:30] = 255
+        Image.fromarray(mask).save(tmp_path / "ds" / "masks" / f"{i}.png")
+        Image.fromarray((mask // 2 + 20).astype("uint8")).save(tmp_path / "ds" / "images" /
+                                                                f"{i}.png")
+    assert len(data.load_samples(tmp_path / "ds")) == 2
+    report = tmp_path / "report"
+    args = ["evaluate", "--model", str(model_file), "--data", str(tmp_path / "ds"), "--report",
+            str(report)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "warping_error" in out and "\nmean" in out
+    saved = json.loads((report / "evaluation.json").read_text())
+    assert len(saved["images"]) == 2 and "seg" in saved["mean"]
+    assert main(args) == 2 and "--overwrite" in capsys.readouterr().err
+
+
+def test_evaluate_rejects_missing_data(tmp_path, model_file, capsys):
+    code = main(["evaluate", "--model", str(model_file), "--data", str(tmp_path / "nothing")])
+    assert code == 2 and "nothing" in capsys.readouterr().err
