@@ -1,0 +1,14 @@
+"""Training data: readers for the common layouts, synthetic cells, and the tf.data pipeline.
+
+Example:
+    >>> from keras_unet.data import synthetic_cells
+    >>> [sample] = synthetic_cells(1, size=64)
+    >>> sample.image.shape == sample.labels.shape == (64, 64)
+    True
+"""
+
+from keras_unet.data.readers import load_samples
+from keras_unet.data.samples import Sample
+from keras_unet.data.synthetic import synthetic_cells
+
+__all__ = ["Sample", "load_samples", "synthetic_cells"]

@@ -1,0 +1,326 @@
+"""Readers for the common layouts of labelled microscopy data, behind :func:`load_samples`.
+
+Three layouts are recognised:
+
+* a folder with ``images/`` and ``masks/`` (PNG or TIFF), image and mask matched by file stem;
+* ISBI 2012 style multi-page TIFF pairs, ``<name>-volume.tif`` with ``<name>-labels.tif``
+  (membranes 0, cells 255), one sample per page;
+* the Cell Tracking Challenge layout, ``01/t000.tif`` with ``01_GT/SEG/man_seg000.tif`` (several
+  sequences ``01``, ``02``, ...); only frames that have a SEG annotation become samples.
+
+Labels come back as int32 instance labels (0 background, one id per cell): binary masks (one
+non-zero value, e.g. 0/1 or 0/255) are split into cells by 4-connected components, label images
+that already hold several ids are kept as they are. Anything wrong with the files is reported as
+``ValueError`` (or ``FileNotFoundError``) naming the file(s), before any training starts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import scipy.ndimage
+import tifffile
+
+from keras_unet.data.samples import Sample
+from keras_unet.streaming import read_tiff
+
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
+TIFF_SUFFIXES = (".tif", ".tiff")
+LAYOUTS = ("a folder with images/ and masks/ (PNG or TIFF, matched by file stem); "
+           "an ISBI 2012 pair train-volume.tif + train-labels.tif; "
+           "a Cell Tracking Challenge folder (01/t000.tif with 01_GT/SEG/man_seg000.tif)")
+
+_ISBI_FILE = re.compile(r"^(?P<name>.+)-(?P<kind>volume|labels)\.tiff?$", re.IGNORECASE)
+_CTC_FRAME = re.compile(r"^t(?P<frame>\d+)\.tiff?$", re.IGNORECASE)
+_CTC_SEG = re.compile(r"^man_seg_?(?P<frame>\d+)(?:_(?P<slice>\d+))?\.tiff?$", re.IGNORECASE)
+
+
+def load_samples(path: str | os.PathLike) -> list[Sample]:
+    """Reads a labelled dataset, detecting its layout (see the module docstring).
+
+    Args:
+        path: the dataset folder, or an ISBI ``*-volume.tif`` / ``*-labels.tif`` file.
+
+    Returns:
+        One :class:`Sample` per labelled image (per page for ISBI stacks, per annotated frame or
+        slice for the Cell Tracking Challenge), in a stable sorted order, labels int32.
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+        ValueError: for an unrecognised layout, an empty folder, an image without a mask or the
+            reverse, an unreadable file, image and mask of different sizes, or a label image
+            that does not hold non-negative integers.
+
+    Example:
+        >>> import tempfile
+        >>> from PIL import Image
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> (folder / "images").mkdir(); (folder / "masks").mkdir()
+        >>> Image.fromarray(np.zeros((4, 6), "uint8")).save(folder / "images" / "a.png")
+        >>> mask = np.zeros((4, 6), "uint8"); mask[:, :2] = mask[:, 4:] = 255  # two cells
+        >>> Image.fromarray(mask).save(folder / "masks" / "a.png")
+        >>> [sample] = load_samples(folder)
+        >>> sample.labels.dtype, sample.labels[0].tolist()
+        (dtype('int32'), [1, 1, 0, 0, 2, 2])
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"dataset {str(path)!r} does not exist.")
+    if path.is_dir() and not any(path.iterdir()):
+        raise ValueError(f"dataset folder {str(path)!r} is empty; expected {LAYOUTS}.")
+    if path.is_file():
+        match = _ISBI_FILE.match(path.name)
+        if match is None:
+            raise ValueError(f"dataset {str(path)!r} is a file; expected a folder ({LAYOUTS}) "
+                             "or an ISBI '<name>-volume.tif' / '<name>-labels.tif' file.")
+        isbi = _isbi_pairs(path.parent, only=match["name"])
+    elif (path / "images").is_dir() or (path / "masks").is_dir():
+        return _read_image_folders(path)
+    else:
+        isbi = _isbi_pairs(path)
+    if isbi is not None:
+        return [sample for volume, labels in isbi for sample in _read_isbi_pair(volume, labels)]
+    ctc = _ctc_frames(path)
+    if ctc is not None:
+        return [_read_ctc_frame(*frame) for frame in ctc]
+    raise ValueError(f"dataset folder {str(path)!r} has no recognised layout; expected {LAYOUTS}.")
+
+
+def instance_labels(mask: np.ndarray, path: str) -> np.ndarray:
+    """A label image as int32 instances: binary masks split by connected components.
+
+    A mask with at most one non-zero value (0/1, 0/255, ...) is a binary cell mask and its
+    4-connected components become the cells 1..N; a mask with several non-zero values already
+    holds instance (or class) ids and is kept. A colour mask whose channels are all equal is
+    read as one channel. Whole-number floats are accepted.
+
+    Args:
+        mask: ``(H, W)`` (or ``(H, W, C)`` with equal channels) label image.
+        path: where the mask came from, for error messages.
+
+    Raises:
+        ValueError: for fractional, negative or non-numeric values, differing channels, or a
+            shape that is not a 2D image.
+
+    Example:
+        >>> instance_labels(np.array([[255, 0, 255]], "uint8"), "m.png").tolist()
+        [[1, 0, 2]]
+        >>> instance_labels(np.array([[3, 0, 7]], "uint16"), "m.png").tolist()
+        [[3, 0, 7]]
+        >>> instance_labels(np.array([[0.5, 0.0]]), "m.tif")
+        Traceback (most recent call last):
+        ...
+        ValueError: label image 'm.tif' is not integer: dtype float64 with fractional values such as 0.5.
+    """
+    mask = np.asarray(mask)
+    if mask.ndim == 3 and mask.shape[-1] in (1, 3, 4):
+        colour = mask[..., :3] if mask.shape[-1] == 4 else mask
+        if not (colour == colour[..., :1]).all():
+            raise ValueError(f"label image {path!r} has {mask.shape[-1]} differing channels; "
+                             "expected a single-channel label image.")
+        mask = colour[..., 0]
+    if mask.ndim != 2:
+        raise ValueError(f"label image {path!r} has shape {mask.shape}; expected a 2D image.")
+    if mask.dtype == bool:
+        mask = mask.view(np.uint8)
+    if np.issubdtype(mask.dtype, np.floating):
+        fractional = mask[~np.isfinite(mask) | (mask != np.round(mask))]
+        if fractional.size:
+            raise ValueError(f"label image {path!r} is not integer: dtype {mask.dtype} with "
+                             f"fractional values such as {fractional[0]}.")
+    elif not np.issubdtype(mask.dtype, np.integer):
+        raise ValueError(f"label image {path!r} has dtype {mask.dtype}; expected integer labels.")
+    if mask.size and mask.min() < 0:
+        raise ValueError(f"label image {path!r} has negative values; expected 0 (background) "
+                         "and positive ids.")
+    if mask.size and mask.max() > np.iinfo(np.int32).max:
+        raise ValueError(f"label image {path!r} has ids up to {mask.max()}, beyond int32.")
+    cells = mask[mask > 0]
+    if cells.size == 0 or (cells == cells[0]).all():
+        return scipy.ndimage.label(mask > 0)[0].astype(np.int32)
+    return mask.astype(np.int32)
+
+
+def _sample(image: np.ndarray, mask: np.ndarray, image_path: str, mask_path: str) -> Sample:
+    image = np.asarray(image)
+    if image.ndim not in (2, 3) or not (np.issubdtype(image.dtype, np.number)
+                                        or image.dtype == bool):
+        raise ValueError(f"image {image_path!r} has shape {image.shape} and dtype {image.dtype}; "
+                         "expected a 2D grey or multi-channel image of real numbers.")
+    if np.iscomplexobj(image):
+        raise ValueError(f"image {image_path!r} is complex-valued; expected real intensities.")
+    labels = instance_labels(mask, mask_path)
+    if image.shape[:2] != labels.shape:
+        raise ValueError(f"image {image_path!r} is {image.shape[0]}x{image.shape[1]} but its "
+                         f"mask {mask_path!r} is {labels.shape[0]}x{labels.shape[1]}.")
+    return Sample(image, labels, image_path)
+
+
+def _read_file(path: Path, *, labels: bool) -> np.ndarray:
+    """One image file: TIFF with tifffile, PNG with Pillow (palette kept as indices for labels)."""
+    try:
+        if path.suffix.lower() in TIFF_SUFFIXES:
+            return np.array(read_tiff(path))
+        from PIL import Image
+
+        with Image.open(path) as image:
+            if not labels and image.mode in ("P", "PA", "RGBA", "LA", "CMYK"):
+                image = image.convert("L" if image.mode == "LA" else "RGB")
+            return np.array(image)
+    except ValueError as error:
+        if str(path) in str(error):  # already a message naming the file
+            raise
+        raise ValueError(f"cannot read {str(path)!r} ({error}).") from None
+    except Exception as error:  # Pillow and tifffile raise many types for a broken file
+        raise ValueError(f"cannot read {str(path)!r} ({type(error).__name__}: {error}).") from None
+
+
+def _read_pages(path: Path) -> np.ndarray:
+    """A multi-page TIFF as a (pages, H, W) array."""
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            pages, axes = series.asarray(), series.axes
+    except Exception as error:  # tifffile raises many types for a broken file
+        raise ValueError(f"cannot read {str(path)!r} as a TIFF ({type(error).__name__}: "
+                         f"{error}).") from None
+    if pages.ndim == 2:
+        return pages[None]
+    if pages.ndim != 3 or not axes.endswith("YX"):
+        raise ValueError(f"{str(path)!r} has axes {axes!r} and shape {pages.shape}; expected a "
+                         "stack of 2D grey pages.")
+    return pages
+
+
+def _image_files(folder: Path) -> dict[str, Path]:
+    """The PNG/TIFF files of a folder by stem, refusing other files and repeated stems."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    unsupported = [p.name for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]
+    if unsupported:
+        raise ValueError(f"{str(folder)!r} holds files that are not PNG or TIFF: "
+                         f"{_listing(unsupported)}.")
+    by_stem: dict[str, Path] = {}
+    for file in files:
+        if file.stem in by_stem:
+            raise ValueError(f"{str(by_stem[file.stem])!r} and {str(file)!r} have the same "
+                             "stem; images and masks are matched by stem, keep only one.")
+        by_stem[file.stem] = file
+    return by_stem
+
+
+def _listing(names: list[str], shown: int = 5) -> str:
+    text = ", ".join(repr(name) for name in names[:shown])
+    return text + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
+def _read_image_folders(root: Path) -> list[Sample]:
+    folders = {name: root / name for name in ("images", "masks")}
+    for name, folder in folders.items():
+        if not folder.is_dir():
+            raise ValueError(f"dataset {str(root)!r} has no {name}/ folder; the images/ + "
+                             "masks/ layout needs both.")
+    images, masks = (_image_files(folder) for folder in folders.values())
+    if not images:
+        raise ValueError(f"{str(folders['images'])!r} has no images ({', '.join(IMAGE_SUFFIXES)}).")
+    without_mask = sorted(images.keys() - masks.keys())
+    without_image = sorted(masks.keys() - images.keys())
+    if without_mask or without_image:
+        problems = []
+        if without_mask:
+            problems.append(f"images without a mask in {str(folders['masks'])!r}: "
+                            f"{_listing([images[stem].name for stem in without_mask])}")
+        if without_image:
+            problems.append(f"masks without an image in {str(folders['images'])!r}: "
+                            f"{_listing([masks[stem].name for stem in without_image])}")
+        raise ValueError("; ".join(problems) + " (matched by file stem).")
+    return [_sample(_read_file(images[stem], labels=False), _read_file(masks[stem], labels=True),
+                    str(images[stem]), str(masks[stem])) for stem in sorted(images)]
+
+
+def _isbi_files(folder: Path) -> dict[str, dict[str, Path]]:
+    """ISBI-named files of a folder: {name: {"volume": path, "labels": path}} (either may lack)."""
+    files: dict[str, dict[str, Path]] = {}
+    for file in sorted(folder.iterdir()):
+        if (match := _ISBI_FILE.match(file.name)) and file.is_file():
+            files.setdefault(match["name"], {})[match["kind"].lower()] = file
+    return files
+
+
+def _isbi_pairs(folder: Path, only: str | None = None) -> list[tuple[Path, Path]] | None:
+    """The (volume, labels) pairs of a folder (or of the one name ``only``), None if it has none.
+
+    A volume without labels (ISBI's unlabelled test-volume.tif) is not a sample and is skipped
+    when the folder has at least one labelled pair; labels without their volume are an error.
+    """
+    files = _isbi_files(folder)
+    if only is not None:
+        files = {only: files[only]}
+    if not files:
+        return None
+    for name, kinds in files.items():
+        if "volume" not in kinds:
+            raise ValueError(f"ISBI labels {str(kinds['labels'])!r} have no {name}-volume.tif "
+                             f"beside them in {str(folder)!r}.")
+    pairs = [(kinds["volume"], kinds["labels"]) for kinds in files.values() if "labels" in kinds]
+    if not pairs:
+        volumes = [kinds["volume"].name for kinds in files.values()]
+        raise ValueError(f"ISBI volume(s) {_listing(volumes)} in {str(folder)!r} have no "
+                         "<name>-labels.tif beside them.")
+    return pairs
+
+
+def _read_isbi_pair(volume_path: Path, labels_path: Path) -> list[Sample]:
+    volume, labels = _read_pages(volume_path), _read_pages(labels_path)
+    if len(volume) != len(labels):
+        raise ValueError(f"{str(volume_path)!r} has {len(volume)} pages but {str(labels_path)!r} "
+                         f"has {len(labels)}.")
+    return [_sample(image, mask, f"{volume_path}[{page}]", f"{labels_path}[{page}]")
+            for page, (image, mask) in enumerate(zip(volume, labels))]
+
+
+def _ctc_frames(root: Path) -> list[tuple[Path, Path, int | None]] | None:
+    """(image, annotation, slice or None) of every annotated CTC frame; None if not a CTC folder."""
+    sequences = sorted(p for p in root.iterdir() if p.is_dir() and p.name.isdigit())
+    ground_truths = sorted(p for p in root.iterdir()
+                           if p.is_dir() and re.fullmatch(r"\d+_GT", p.name))
+    if not sequences and not ground_truths:
+        return None
+    for truth in ground_truths:
+        if not (root / truth.name[:-3]).is_dir():
+            raise ValueError(f"Cell Tracking Challenge folder {str(truth)!r} has no image "
+                             f"sequence {str(root / truth.name[:-3])!r}.")
+    frames = []
+    for sequence in sequences:
+        seg = root / f"{sequence.name}_GT" / "SEG"
+        if not seg.is_dir():
+            continue
+        images = {int(m["frame"]): p for p in sequence.iterdir() if (m := _CTC_FRAME.match(p.name))}
+        for annotation in sorted(seg.iterdir()):
+            match = _CTC_SEG.match(annotation.name)
+            if match is None:
+                continue
+            image = images.get(int(match["frame"]))
+            if image is None:
+                raise ValueError(f"annotation {str(annotation)!r} has no frame "
+                                 f"t{match['frame']}.tif in {str(sequence)!r}.")
+            z = None if match["slice"] is None else int(match["slice"])
+            frames.append((image, annotation, z))
+    if not frames:
+        raise ValueError(f"Cell Tracking Challenge folder {str(root)!r} has no SEG annotations "
+                         f"(expected e.g. {str(root / '01_GT' / 'SEG' / 'man_seg000.tif')!r}).")
+    return frames
+
+
+def _read_ctc_frame(image_path: Path, annotation: Path, z: int | None) -> Sample:
+    if z is None:
+        return _sample(_read_file(image_path, labels=False), _read_file(annotation, labels=True),
+                       str(image_path), str(annotation))
+    stack = _read_pages(image_path)
+    if z >= len(stack):
+        raise ValueError(f"annotation {str(annotation)!r} is for slice {z} but "
+                         f"{str(image_path)!r} has {len(stack)} slices.")
+    return _sample(stack[z], _read_file(annotation, labels=True), f"{image_path}[{z}]",
+                   str(annotation))
