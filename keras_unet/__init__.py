@@ -14,6 +14,7 @@ from keras_unet import evaluation, losses, metrics
 from keras_unet.geometry import border, output_size, valid_input_size
 from keras_unet.inference import predict_tiled
 from keras_unet.model import build_unet
+from keras_unet.weight_maps import weight_map
 
 __version__ = "0.1.0"
 
@@ -26,4 +27,5 @@ __all__ = [
     "output_size",
     "predict_tiled",
     "valid_input_size",
+    "weight_map",
 ]
