@@ -1,0 +1,305 @@
+"""Keras callbacks of a training run: throughput, validation image panels, atomic checkpoints,
+and a NaN guard that says what to do.
+
+Keras's own ``BackupAndRestore`` and ``TensorBoard`` do the rest; :func:`keras_unet.training.train`
+assembles them all. Put :class:`Throughput` before ``TensorBoard`` in the callback list: it adds
+``tiles_per_second`` to the epoch logs that TensorBoard, the progress bar and the history read.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+PANEL_GAP = 2
+"""Pixels of white between the four pictures of a validation panel."""
+
+
+class Throughput(keras.callbacks.Callback):
+    """Adds ``tiles_per_second``, the epoch's training rate, to the epoch logs.
+
+    The rate is the tiles of all training steps of the epoch over the time from the epoch's
+    start to its last training step, so validation is not counted.
+
+    Args:
+        global_batch_size: tiles per training step, summed over all replicas.
+
+    Example:
+        >>> callback = Throughput(8)
+        >>> callback.on_epoch_begin(0)
+        >>> callback.on_train_batch_end(0); callback.on_train_batch_end(1)
+        >>> logs = {}
+        >>> callback.on_epoch_end(0, logs)
+        >>> logs["tiles_per_second"] > 0
+        True
+    """
+
+    def __init__(self, global_batch_size: int):
+        super().__init__()
+        self.global_batch_size = int(global_batch_size)
+        self._start = 0.0
+        self._last = 0.0
+        self._steps = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = self._last = time.perf_counter()
+        self._steps = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps += 1
+        self._last = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and self._steps:
+            seconds = max(self._last - self._start, 1e-9)
+            logs["tiles_per_second"] = self._steps * self.global_batch_size / seconds
+
+
+def validation_panel(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
+                     weights: np.ndarray) -> np.ndarray:
+    """Pictures of input / ground truth / prediction / weight map side by side, one per tile.
+
+    All four are shown over the output area of the network: the input tile is centre-cropped to
+    it (a valid-padding network predicts only the centre of its input). Each picture is scaled
+    to [0, 1]: the input by its own minimum and maximum, labels as ``class / (K - 1)``, the
+    prediction as the probability of not being background, the weight map by its maximum.
+
+    Args:
+        images: ``(N, T, T, C)`` input tiles (the first channel is shown).
+        labels: ``(N, O, O)`` integer class labels.
+        probabilities: ``(N, O, O, K)`` predicted class probabilities.
+        weights: ``(N, O, O)`` pixel weights.
+
+    Returns:
+        float32 ``(N, O, 4 * O + 6, 1)`` pictures for ``tf.summary.image``.
+
+    Example:
+        >>> images = np.zeros((1, 6, 6, 1)); images[0, 2, 2] = 1
+        >>> probabilities = np.stack([np.ones((1, 2, 2)), np.zeros((1, 2, 2))], -1)
+        >>> panel = validation_panel(images, np.ones((1, 2, 2), int), probabilities,
+        ...                          np.full((1, 2, 2), 3.0))
+        >>> panel.shape
+        (1, 2, 14, 1)
+        >>> panel[0, 0, :, 0].tolist()  # input 1 0 | gap | labels | gap | prediction | gap | w
+        [1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0]
+    """
+    size = labels.shape[1]
+    top = (images.shape[1] - size) // 2
+    left = (images.shape[2] - size) // 2
+    picture = np.asarray(images[:, top:top + size, left:left + size, 0], np.float32)
+    low = picture.min(axis=(1, 2), keepdims=True)
+    high = picture.max(axis=(1, 2), keepdims=True)
+    picture = (picture - low) / np.maximum(high - low, 1e-6)
+    classes = probabilities.shape[-1]
+    truth = np.asarray(labels, np.float32) / (classes - 1)
+    foreground = 1.0 - np.asarray(probabilities[..., 0], np.float32)
+    weights = np.asarray(weights, np.float32)
+    weights = weights / np.maximum(weights.max(axis=(1, 2), keepdims=True), 1e-6)
+    gap = np.ones((labels.shape[0], size, PANEL_GAP), np.float32)
+    row = [picture, gap, truth, gap, foreground, gap, weights]
+    return np.concatenate(row, axis=2)[..., None]
+
+
+class ValidationPanel(keras.callbacks.Callback):
+    """Writes :func:`validation_panel` pictures of fixed validation tiles to TensorBoard.
+
+    At the end of every epoch the model predicts the same tiles and the panels go to the image
+    tag ``validation_panel`` (step = epoch number) of an event file in ``log_dir``.
+
+    Args:
+        log_dir: folder of the event file.
+        images: ``(N, T, T, C)`` validation tiles.
+        labels: ``(N, O, O)`` their labels.
+        weights: ``(N, O, O)`` their weight maps.
+
+    Example:
+        >>> import tempfile
+        >>> import keras_unet
+        >>> model = keras_unet.build_unet((None, None, 1), 2, filters=2, depth=2)
+        >>> images = np.zeros((1, 44, 44, 1), "float32")
+        >>> panel = ValidationPanel(tempfile.mkdtemp(), images, np.zeros((1, 4, 4), "int32"),
+        ...                         np.ones((1, 4, 4), "float32"))
+        >>> panel.set_model(model)
+        >>> panel.on_epoch_end(0)
+        >>> panel.on_train_end()
+    """
+
+    def __init__(self, log_dir: str | os.PathLike, images: np.ndarray, labels: np.ndarray,
+                 weights: np.ndarray):
+        super().__init__()
+        self.log_dir = str(log_dir)
+        self.images = np.asarray(images, np.float32)
+        self.labels = np.asarray(labels)
+        self.weights = np.asarray(weights, np.float32)
+        self._writer = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.log_dir)
+        probabilities = keras.ops.convert_to_numpy(self.model(self.images, training=False))
+        panel = validation_panel(self.images, self.labels, probabilities, self.weights)
+        with self._writer.as_default():
+            tf.summary.image("validation_panel", panel, step=epoch, max_outputs=len(panel),
+                             description="input | ground truth | prediction | weight map")
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def save_model_atomically(model: keras.Model, path: str | os.PathLike) -> Path:
+    """Saves a ``.keras`` file so that ``path`` always holds a complete model.
+
+    The model is written to a temporary file in the same folder and moved over ``path`` with
+    ``os.replace``, which is atomic on one file system: a process killed while saving leaves the
+    previous file intact (and at worst a stray temporary file), never a half-written one.
+
+    Example:
+        >>> import tempfile
+        >>> import keras_unet
+        >>> model = keras_unet.build_unet((None, None, 1), 2, filters=2, depth=2)
+        >>> path = save_model_atomically(model, Path(tempfile.mkdtemp()) / "last.keras")
+        >>> sorted(p.name for p in path.parent.iterdir())
+        ['last.keras']
+    """
+    path = Path(path)
+    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
+    try:
+        model.save(temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
+def write_text_atomically(path: str | os.PathLike, text: str) -> Path:
+    """Writes a text file through a temporary file and ``os.replace`` (see
+    :func:`save_model_atomically`).
+
+    Example:
+        >>> import tempfile
+        >>> path = write_text_atomically(Path(tempfile.mkdtemp()) / "a.json", "{}")
+        >>> path.read_text()
+        '{}'
+    """
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(text)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
+class AtomicCheckpoints(keras.callbacks.Callback):
+    """Keeps ``last.keras`` (every epoch) and ``best.keras`` (best ``monitor``) in a folder.
+
+    Both are written with :func:`save_model_atomically`. The best value so far and its epoch
+    are kept in ``best.json`` beside them, so a resumed run still only replaces ``best.keras``
+    with a better model. Epochs whose logs hold a NaN or infinite loss are not saved.
+
+    Args:
+        directory: folder of the checkpoints.
+        monitor: the epoch log to rank models by (e.g. ``"val_iou"``).
+        mode: ``"max"`` if larger is better, ``"min"`` if smaller is.
+
+    Example:
+        >>> import tempfile
+        >>> import keras_unet
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> callback = AtomicCheckpoints(folder, monitor="val_iou")
+        >>> callback.set_model(keras_unet.build_unet((None, None, 1), 2, filters=2, depth=2))
+        >>> callback.on_epoch_end(0, {"loss": 0.5, "val_iou": 0.7})
+        >>> callback.on_epoch_end(1, {"loss": 0.4, "val_iou": 0.6})
+        >>> json.loads((folder / "best.json").read_text())
+        {'monitor': 'val_iou', 'value': 0.7, 'epoch': 1}
+        >>> sorted(p.name for p in folder.iterdir())
+        ['best.json', 'best.keras', 'last.keras']
+    """
+
+    def __init__(self, directory: str | os.PathLike, monitor: str = "val_iou", mode: str = "max"):
+        super().__init__()
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}.")
+        self.directory = Path(directory)
+        self.monitor = monitor
+        self.mode = mode
+        self.last_path = self.directory / "last.keras"
+        self.best_path = self.directory / "best.keras"
+        self.state_path = self.directory / "best.json"
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if not math.isfinite(float(logs.get("loss", 0.0))):
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        save_model_atomically(self.model, self.last_path)
+        value = logs.get(self.monitor)
+        if value is None or not math.isfinite(float(value)):
+            return
+        best = self.best_value()
+        if best is None or (value > best if self.mode == "max" else value < best):
+            save_model_atomically(self.model, self.best_path)
+            state = {"monitor": self.monitor, "value": float(value), "epoch": epoch + 1}
+            write_text_atomically(self.state_path, json.dumps(state))
+
+    def best_state(self) -> dict | None:
+        """``{"monitor", "value", "epoch"}`` of ``best.keras`` (None before the first save).
+
+        The epoch counts from 1.
+        """
+        if not self.state_path.is_file():
+            return None
+        state = json.loads(self.state_path.read_text())
+        return state if state.get("monitor") == self.monitor else None
+
+    def best_value(self) -> float | None:
+        """The best ``monitor`` value saved so far in this folder (None before the first)."""
+        state = self.best_state()
+        return None if state is None else float(state["value"])
+
+
+class NaNGuard(keras.callbacks.TerminateOnNaN):
+    """``TerminateOnNaN`` that remembers where the loss diverged and says what to do.
+
+    After ``fit`` returns, :attr:`message` is ``None`` if training went well, else a sentence
+    naming the epoch and step and the usual remedies.
+
+    Args:
+        hint: advice appended to the message (e.g. which learning rate was used).
+
+    Example:
+        >>> guard = NaNGuard(hint="lower the learning rate.")
+        >>> guard.set_model(keras.Sequential([keras.layers.Dense(1)]))
+        >>> guard.on_epoch_begin(2)
+        >>> guard.on_batch_end(7, {"loss": float("nan")})
+        >>> guard.message
+        'the loss became nan at epoch 3, step 8; training stopped: lower the learning rate.'
+    """
+
+    def __init__(self, hint: str = ""):
+        super().__init__()
+        self.hint = hint
+        self.message: str | None = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is None or math.isfinite(float(loss)):
+            return
+        self.message = (f"the loss became {float(loss)} at epoch {self._epoch + 1}, step "
+                        f"{batch + 1}; training stopped: {self.hint}")
+        self.model.stop_training = True

@@ -1,0 +1,262 @@
+"""The training configuration: one dataclass, read from YAML, overridden from the command line.
+
+A run is fully described by a :class:`TrainConfig`. Its defaults are the small CPU demo that
+``unet train`` runs without arguments (``training/cpu_demo.yaml`` spells them out);
+``training/paper.yaml`` is the setup of Ronneberger et al. (2015). Every value is checked when
+the config is made, so a typo or an out-of-range value fails before any data is read, naming
+the key and, for an unknown key, the closest known one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from keras_unet import geometry
+
+OPTIMIZERS = ("sgd", "adam")
+LOSSES = ("weighted_crossentropy", "dice", "crossentropy_dice")
+MIXED_PRECISIONS = ("auto", "off", "float16", "bfloat16")
+STRATEGIES = ("auto", "default", "mirrored", "multi-worker")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run; the defaults are the 2-core CPU demo.
+
+    The paper trains the full network (``filters=64, depth=4``) on 572x572 tiles, one tile per
+    step, with SGD at momentum 0.99, the weighted cross-entropy and elastic deformation. The demo
+    keeps the loss, the optimizer and the augmentation but shrinks the network and the tiles and
+    batches 8 tiles per step with a larger learning rate, so that it converges in a few minutes
+    on two CPU cores (see ``training/README.md`` for the reasoning).
+
+    Attributes:
+        data: a folder (or file) of labelled images that :func:`keras_unet.data.load_samples`
+            reads; ``None`` trains on :func:`keras_unet.data.synthetic_cells`.
+        synthetic_images: number of synthetic images when ``data`` is ``None``.
+        run_dir: where checkpoints, TensorBoard logs, the backup and the export go; ``None``
+            makes ``runs/<timestamp>``.
+        epochs: number of epochs.
+        steps_per_epoch: training steps (global batches) per epoch.
+        batch_size: global batch: tiles per step summed over all replicas; it must divide evenly
+            among them.
+        tile_size: input tile size in pixels; must be a size the network takes (valid padding:
+            see :func:`keras_unet.valid_input_size`).
+        filters: channels of the first level of the U-Net.
+        depth: number of 2x2 max-pooling steps.
+        padding: ``"valid"`` (paper) or ``"same"``.
+        dropout: dropout rate at the end of the contracting path (paper: 0.5).
+        batch_norm: batch normalisation after every convolution (not in the paper).
+        num_classes: classes the network predicts (2: background and cell).
+        optimizer: ``"sgd"`` (with ``momentum``) or ``"adam"``.
+        learning_rate: learning rate for the global batch.
+        momentum: SGD momentum (paper: 0.99).
+        loss: ``"weighted_crossentropy"`` (paper), ``"dice"`` or ``"crossentropy_dice"``.
+        elastic: elastic deformation and the other augmentations of training tiles (paper: on).
+        mixed_precision: ``"auto"``, ``"off"``, ``"float16"`` or ``"bfloat16"``.
+        strategy: ``"auto"``, ``"default"``, ``"mirrored"`` or ``"multi-worker"``.
+        seed: seed of the weights, the train/validation split and the augmentation.
+        val_fraction: fraction of the images held out for validation.
+
+    Example:
+        >>> config = TrainConfig(epochs=3)
+        >>> config.epochs, config.optimizer, config.momentum
+        (3, 'sgd', 0.99)
+        >>> TrainConfig(tile_size=110)
+        Traceback (most recent call last):
+        ...
+        ValueError: tile_size: input size 110 does not fit a depth-3 U-Net ... 108 or 116.
+    """
+
+    data: str | None = None
+    synthetic_images: int = 24
+    run_dir: str | None = None
+    epochs: int = 12
+    steps_per_epoch: int = 40
+    batch_size: int = 8
+    tile_size: int = 124
+    filters: int = 16
+    depth: int = 3
+    padding: str = "valid"
+    dropout: float = 0.0
+    batch_norm: bool = False
+    num_classes: int = 2
+    optimizer: str = "sgd"
+    learning_rate: float = 0.02
+    momentum: float = 0.99
+    loss: str = "weighted_crossentropy"
+    elastic: bool = True
+    mixed_precision: str = "auto"
+    strategy: str = "auto"
+    seed: int = 0
+    val_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            object.__setattr__(self, field.name,
+                               _coerce(field.name, getattr(self, field.name), _hints()[field.name]))
+        _check_ranges(self)
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any], source: str = "config") -> TrainConfig:
+        """Makes a config from a mapping (a parsed YAML file), rejecting unknown keys.
+
+        Args:
+            mapping: keys are :class:`TrainConfig` field names; missing keys keep the defaults.
+            source: what the mapping came from, for error messages (e.g. a file name).
+
+        Raises:
+            ValueError: for an unknown key (naming the closest known one) or a bad value.
+
+        Example:
+            >>> TrainConfig.from_mapping({"epochs": 2}).epochs
+            2
+            >>> TrainConfig.from_mapping({"epoch": 2}, source="my.yaml")
+            Traceback (most recent call last):
+            ...
+            ValueError: my.yaml: unknown key 'epoch'; did you mean 'epochs'?
+        """
+        if not isinstance(mapping, Mapping):
+            raise ValueError(f"{source}: expected a mapping of keys to values, got "
+                             f"{type(mapping).__name__}.")
+        names = [field.name for field in dataclasses.fields(cls)]
+        for key in mapping:
+            if key not in names:
+                raise ValueError(f"{source}: {_unknown_key_message(str(key), names)}")
+        try:
+            return cls(**mapping)
+        except ValueError as error:
+            raise ValueError(f"{source}: {error}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as a plain dict of YAML-friendly values, in field order.
+
+        Example:
+            >>> TrainConfig().to_dict()["loss"]
+            'weighted_crossentropy'
+        """
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        """The config as YAML text that :func:`load_config` reads back to an equal config.
+
+        Example:
+            >>> text = TrainConfig(epochs=5).to_yaml()
+            >>> "epochs: 5" in text.splitlines()
+            True
+        """
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with some values changed (and checked again).
+
+        Example:
+            >>> TrainConfig().replace(filters=8).filters
+            8
+        """
+        return dataclasses.replace(self, **changes)
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Reads a YAML config file; keys left out keep the defaults of :class:`TrainConfig`.
+
+    Raises:
+        FileNotFoundError: if the file does not exist.
+        ValueError: if it is not YAML, not a mapping, or holds an unknown key or a bad value.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "run.yaml"
+        >>> _ = path.write_text("epochs: 4\\nlearning_rate: 1e-3\\n")
+        >>> config = load_config(path)
+        >>> config.epochs, config.learning_rate
+        (4, 0.001)
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {str(path)!r} does not exist.")
+    try:
+        mapping = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ValueError(f"config file {str(path)!r} is not valid YAML: "
+                         f"{str(error).splitlines()[0]}") from None
+    return TrainConfig.from_mapping(mapping or {}, source=str(path))
+
+
+_KIND_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def _unknown_key_message(key: str, names: list[str]) -> str:
+    close = difflib.get_close_matches(key, names, n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(names)}."
+    return f"unknown key {key!r}; {hint}"
+
+
+def _hints() -> dict[str, Any]:
+    return typing.get_type_hints(TrainConfig)
+
+
+def _coerce(name: str, value: Any, hint: Any) -> Any:
+    """Checks a value against its field type; numbers may come as YAML strings like "1e-3"."""
+    kinds = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if value is None:
+        if type(None) in kinds:
+            return None
+        raise ValueError(f"{name} must be set, got None.")
+    kind = next(k for k in kinds if k is not type(None))
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+            return int(value)
+    elif kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif isinstance(value, (str, Path)):
+        return str(value)
+    raise ValueError(f"{name} must be {_KIND_NAMES[kind]}, got {value!r}.")
+
+
+def _check_ranges(config: TrainConfig) -> None:
+    at_least_one = ("synthetic_images", "epochs", "steps_per_epoch", "batch_size", "filters",
+                    "depth")
+    for name in at_least_one:
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}.")
+    if config.num_classes < 2:
+        raise ValueError(f"num_classes must be >= 2 (background and foreground), got "
+                         f"{config.num_classes}.")
+    choices = {"padding": geometry.PADDINGS, "optimizer": OPTIMIZERS, "loss": LOSSES,
+               "mixed_precision": MIXED_PRECISIONS, "strategy": STRATEGIES}
+    for name, allowed in choices.items():
+        if getattr(config, name) not in allowed:
+            raise ValueError(f"{name} must be one of {', '.join(allowed)}; got "
+                             f"{getattr(config, name)!r}.")
+    if config.seed < 0:
+        raise ValueError(f"seed must be >= 0, got {config.seed}.")
+    if not config.learning_rate > 0:
+        raise ValueError(f"learning_rate must be > 0, got {config.learning_rate}.")
+    for name in ("momentum", "dropout"):
+        if not 0.0 <= getattr(config, name) < 1.0:
+            raise ValueError(f"{name} must be in [0, 1), got {getattr(config, name)}.")
+    if not 0.0 < config.val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1), got {config.val_fraction}.")
+    try:
+        geometry.output_size(config.tile_size, config.depth, config.padding)
+    except ValueError as error:
+        raise ValueError(f"tile_size: {error}") from None

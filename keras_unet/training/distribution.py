@@ -1,0 +1,208 @@
+"""Where training runs: the tf.distribute strategy and the mixed-precision policy.
+
+Strategy (``--strategy``):
+
+- ``multi-worker``: :class:`tf.distribute.MultiWorkerMirroredStrategy` over the workers that the
+  ``TF_CONFIG`` environment variable names (every worker runs the same command);
+- ``mirrored``: :class:`tf.distribute.MirroredStrategy` over the local GPUs, or over the local
+  logical CPU devices when there is no GPU;
+- ``default``: one device, no distribution;
+- ``auto``: ``multi-worker`` when ``TF_CONFIG`` names more than one task, else ``mirrored`` when
+  there is more than one local device, else ``default``.
+
+Precision (``--mixed-precision``): ``off`` is float32; ``float16`` and ``bfloat16`` are Keras's
+``mixed_float16`` / ``mixed_bfloat16`` policies (variables in float32, computation in 16 bits,
+outputs and losses in float32; with ``mixed_float16`` Keras wraps the optimizer in a
+``LossScaleOptimizer``). ``auto`` picks ``mixed_float16`` when a GPU is present, else
+``mixed_bfloat16`` when the CPU has native bfloat16 arithmetic (x86 ``avx512_bf16`` or
+``amx_bf16``, Arm ``bf16``), else float32: without native support bfloat16 is emulated and is
+slower than float32.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import tensorflow as tf
+
+from keras_unet.training.config import MIXED_PRECISIONS, STRATEGIES
+
+POLICIES = {"off": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
+
+
+@dataclasses.dataclass(frozen=True)
+class Cluster:
+    """This process's place among the workers that ``TF_CONFIG`` describes.
+
+    Attributes:
+        num_tasks: chief and worker tasks in the cluster (1 without ``TF_CONFIG``).
+        task_type: ``"chief"``, ``"worker"`` or ``None`` without ``TF_CONFIG``.
+        task_index: index of this task among tasks of its type.
+        has_chief: whether the cluster has a ``chief`` task (else worker 0 is the chief).
+
+    Example:
+        >>> Cluster(1, None, 0).is_chief
+        True
+    """
+
+    num_tasks: int
+    task_type: str | None
+    task_index: int
+    has_chief: bool = False
+
+    @property
+    def is_chief(self) -> bool:
+        """Whether this task writes the run dir (checkpoints, TensorBoard, export)."""
+        return self.task_type in (None, "chief") or (
+            self.task_type == "worker" and self.task_index == 0 and not self.has_chief)
+
+    @property
+    def name(self) -> str:
+        """``"<type>-<index>"``, used to name a non-chief worker's private folders."""
+        return f"{self.task_type or 'local'}-{self.task_index}"
+
+
+def cluster_from_env(environ: dict | None = None) -> Cluster:
+    """Reads ``TF_CONFIG`` (JSON with ``cluster`` and ``task``) into a :class:`Cluster`.
+
+    Raises:
+        ValueError: if ``TF_CONFIG`` is set but is not the JSON that tf.distribute expects.
+
+    Example:
+        >>> tf_config = {"cluster": {"worker": ["127.0.0.1:2001", "127.0.0.1:2002"]},
+        ...              "task": {"type": "worker", "index": 1}}
+        >>> cluster = cluster_from_env({"TF_CONFIG": json.dumps(tf_config)})
+        >>> cluster.num_tasks, cluster.is_chief, cluster.name
+        (2, False, 'worker-1')
+    """
+    environ = os.environ if environ is None else environ
+    text = environ.get("TF_CONFIG", "").strip()
+    if not text:
+        return Cluster(1, None, 0)
+    try:
+        tf_config = json.loads(text)
+        cluster = tf_config["cluster"]
+        task_type = tf_config["task"]["type"]
+        task_index = int(tf_config["task"]["index"])
+        tasks = {kind: list(cluster.get(kind, [])) for kind in ("chief", "worker")}
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ValueError(
+            "TF_CONFIG must be JSON like {\"cluster\": {\"worker\": [\"host1:port\", "
+            f"\"host2:port\"]}}, \"task\": {{\"type\": \"worker\", \"index\": 0}}}}; got {text!r} "
+            f"({type(error).__name__}: {error})."
+        ) from None
+    if task_type not in tasks or not 0 <= task_index < len(tasks[task_type]):
+        raise ValueError(f"TF_CONFIG task {task_type!r} #{task_index} is not in its cluster "
+                         f"{cluster!r}.")
+    return Cluster(len(tasks["chief"]) + len(tasks["worker"]), task_type, task_index,
+                   bool(tasks["chief"]))
+
+
+def choose_strategy(setting: str = "auto", cluster: Cluster | None = None
+                    ) -> tf.distribute.Strategy:
+    """The tf.distribute strategy for ``--strategy`` (see the module docstring for the rules).
+
+    Call it before any other TensorFlow work in the process: a multi-worker strategy has to
+    configure the runtime for collective operations first.
+
+    Raises:
+        ValueError: for an unknown setting, or ``multi-worker`` without a ``TF_CONFIG`` that
+            names several tasks.
+
+    Example:
+        >>> choose_strategy("default").num_replicas_in_sync
+        1
+    """
+    if setting not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}; got {setting!r}.")
+    cluster = cluster_from_env() if cluster is None else cluster
+    if setting == "multi-worker" and cluster.num_tasks < 2:
+        raise ValueError("--strategy multi-worker needs TF_CONFIG naming two or more workers "
+                         "(see training/README.md); it is "
+                         f"{'unset' if cluster.task_type is None else 'a single task'}.")
+    if setting == "multi-worker" or (setting == "auto" and cluster.num_tasks > 1):
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    devices = local_devices()
+    if setting == "mirrored" or (setting == "auto" and len(devices) > 1):
+        return tf.distribute.MirroredStrategy(devices)
+    return tf.distribute.get_strategy()
+
+
+def local_devices() -> list[str]:
+    """Names of the local devices training replicates over: the GPUs, or else the CPUs.
+
+    Example:
+        >>> local_devices()
+        ['/device:CPU:0']
+    """
+    gpus = tf.config.list_logical_devices("GPU")
+    return [device.name for device in gpus or tf.config.list_logical_devices("CPU")]
+
+
+def choose_policy(setting: str = "auto", *, has_gpu: bool | None = None,
+                  cpu_bfloat16: bool | None = None) -> str:
+    """The Keras dtype policy name for ``--mixed-precision``.
+
+    Args:
+        setting: ``"auto"``, ``"off"``, ``"float16"`` or ``"bfloat16"``.
+        has_gpu: whether a GPU is present (default: ask TensorFlow).
+        cpu_bfloat16: whether the CPU computes bfloat16 natively (default:
+            :func:`cpu_supports_bfloat16`).
+
+    Returns:
+        ``"float32"``, ``"mixed_float16"`` or ``"mixed_bfloat16"``.
+
+    Example:
+        >>> choose_policy("auto", has_gpu=True)
+        'mixed_float16'
+        >>> choose_policy("auto", has_gpu=False, cpu_bfloat16=False)
+        'float32'
+        >>> choose_policy("bfloat16")
+        'mixed_bfloat16'
+    """
+    if setting not in MIXED_PRECISIONS:
+        raise ValueError(f"mixed_precision must be one of {', '.join(MIXED_PRECISIONS)}; got "
+                         f"{setting!r}.")
+    if setting != "auto":
+        return POLICIES[setting]
+    if has_gpu is None:
+        has_gpu = bool(tf.config.list_physical_devices("GPU"))
+    if has_gpu:
+        return "mixed_float16"
+    if cpu_bfloat16 is None:
+        cpu_bfloat16 = cpu_supports_bfloat16()
+    return "mixed_bfloat16" if cpu_bfloat16 else "float32"
+
+
+def cpu_supports_bfloat16(cpuinfo: str | None = None) -> bool:
+    """Whether the CPU has bfloat16 arithmetic instructions, read from ``/proc/cpuinfo``.
+
+    x86 CPUs list ``avx512_bf16`` or ``amx_bf16`` among their ``flags``, Arm CPUs ``bf16`` among
+    their ``Features``. Where ``/proc/cpuinfo`` does not exist (macOS, Windows) the answer is
+    False, so ``auto`` stays in float32 there.
+
+    Args:
+        cpuinfo: the text of ``/proc/cpuinfo`` (default: read it).
+
+    Example:
+        >>> cpu_supports_bfloat16("flags\\t: fpu avx2 avx512f avx512_bf16\\n")
+        True
+        >>> cpu_supports_bfloat16("flags\\t: fpu avx2 fma\\n")
+        False
+    """
+    if cpuinfo is None:
+        path = Path("/proc/cpuinfo")
+        if not path.is_file():
+            return False
+        cpuinfo = path.read_text(errors="replace")
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features") and set(value.split()) & set(
+                BF16_CPU_FLAGS):
+            return True
+    return False
+

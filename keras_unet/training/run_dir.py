@@ -1,0 +1,174 @@
+"""The run directory: a new one, the interrupted one to resume, or a refusal.
+
+A run directory holds ``config.yaml`` (the resolved config), ``backup/`` (Keras's
+``BackupAndRestore`` state, present while a run is unfinished), ``checkpoints/``, ``logs/``
+(TensorBoard) and ``export/``. Starting a run in a directory that already holds one:
+
+- the same config with a backup: the run was interrupted; it resumes there;
+- a different config, or the same one finished: refused with :class:`FileExistsError`, unless
+  ``overwrite``, which renames the earlier run to ``<dir>.replaced-<time>`` (nothing is deleted).
+
+Without a given directory a run gets ``runs/<YYYYmmdd-HHMMSS>``, unless the newest run under
+``runs/`` is an interrupted run of the same config: then the same command resumes it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+from pathlib import Path
+
+import yaml
+
+from keras_unet.training.config import TrainConfig
+
+CONFIG_FILE = "config.yaml"
+BACKUP_DIR = "backup"
+RUNS_ROOT = Path("runs")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunDir:
+    """Where a run writes, and whether it resumes an interrupted one.
+
+    Attributes:
+        path: the run directory.
+        resume: True if it holds an interrupted run of the same config.
+        replaced: where an earlier run was moved (``overwrite``), else None.
+
+    Example:
+        >>> RunDir(Path("runs/a"), resume=False).backup
+        PosixPath('runs/a/backup')
+    """
+
+    path: Path
+    resume: bool
+    replaced: Path | None = None
+
+    @property
+    def backup(self) -> Path:
+        """Folder of ``keras.callbacks.BackupAndRestore``."""
+        return self.path / BACKUP_DIR
+
+    @property
+    def checkpoints(self) -> Path:
+        """Folder of ``best.keras`` and ``last.keras``."""
+        return self.path / "checkpoints"
+
+    @property
+    def logs(self) -> Path:
+        """TensorBoard log folder (``tensorboard --logdir`` it)."""
+        return self.path / "logs"
+
+    @property
+    def export(self) -> Path:
+        """Folder of the model exported for serving."""
+        return self.path / "export"
+
+
+def prepare_run_dir(config: TrainConfig, *, overwrite: bool = False,
+                    runs_root: str | os.PathLike = RUNS_ROOT,
+                    now: datetime.datetime | None = None) -> RunDir:
+    """Chooses the run directory, writes ``config.yaml`` there, and says whether to resume.
+
+    Args:
+        config: the run's config; ``config.run_dir`` is the directory, or None for a new
+            ``<runs_root>/<timestamp>``.
+        overwrite: move an earlier, different run in ``config.run_dir`` aside instead of
+            refusing.
+        runs_root: parent of the timestamped directories.
+        now: the time that names a new directory (default: now).
+
+    Returns:
+        The :class:`RunDir`; its ``config.yaml`` holds ``config`` with ``run_dir`` filled in.
+
+    Raises:
+        FileExistsError: if ``config.run_dir`` holds a different or finished run, or other
+            files, and ``overwrite`` is False.
+        NotADirectoryError: if ``config.run_dir`` is a file.
+
+    Example:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> config = TrainConfig(run_dir=str(root / "run"))
+        >>> prepare_run_dir(config).resume
+        False
+        >>> prepare_run_dir(config.replace(epochs=1))
+        Traceback (most recent call last):
+        ...
+        FileExistsError: run dir '.../run' holds a different run (epochs: 12 there, 1 now); ...
+    """
+    now = now or datetime.datetime.now()
+    if config.run_dir is None:
+        path, resume = _default_run_dir(config, Path(runs_root), now)
+        replaced = None
+    else:
+        path = Path(config.run_dir)
+        resume, replaced = _check_given_run_dir(path, config, overwrite, now)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / CONFIG_FILE).write_text(config.replace(run_dir=str(path)).to_yaml())
+    return RunDir(path, resume, replaced)
+
+
+def read_run_config(path: Path) -> TrainConfig | None:
+    """The config stored in a run directory, or None if it has none that parses.
+
+    Example:
+        >>> read_run_config(Path("no-such-run")) is None
+        True
+    """
+    try:
+        mapping = yaml.safe_load((path / CONFIG_FILE).read_text())
+        return TrainConfig.from_mapping(mapping, source=str(path / CONFIG_FILE))
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+
+
+def _differences(stored: TrainConfig, config: TrainConfig) -> list[str]:
+    return [f"{field.name}: {getattr(stored, field.name)!r} there, {getattr(config, field.name)!r} "
+            "now" for field in dataclasses.fields(config) if field.name != "run_dir"
+            and getattr(stored, field.name) != getattr(config, field.name)]
+
+
+def _is_interrupted(path: Path) -> bool:
+    return (path / BACKUP_DIR).is_dir()
+
+
+def _default_run_dir(config: TrainConfig, root: Path, now: datetime.datetime
+                     ) -> tuple[Path, bool]:
+    runs = sorted(p for p in root.glob("*") if (p / CONFIG_FILE).is_file()) if root.is_dir() else []
+    if runs and _is_interrupted(runs[-1]):
+        stored = read_run_config(runs[-1])
+        if stored is not None and not _differences(stored, config):
+            return runs[-1], True
+    stem = now.strftime("%Y%m%d-%H%M%S")
+    path = root / stem
+    suffix = 1
+    while path.exists():
+        path = root / f"{stem}-{suffix}"
+        suffix += 1
+    return path, False
+
+
+def _check_given_run_dir(path: Path, config: TrainConfig, overwrite: bool,
+                         now: datetime.datetime) -> tuple[bool, Path | None]:
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"run dir {str(path)!r} exists and is not a folder.")
+    if not path.exists() or not any(path.iterdir()):
+        return False, None
+    stored = read_run_config(path)
+    if stored is None:
+        problem = "is not empty and holds no keras_unet run (no readable config.yaml)"
+    else:
+        differences = _differences(stored, config)
+        if not differences and _is_interrupted(path):
+            return True, None
+        problem = (f"holds a different run ({'; '.join(differences[:3])})" if differences
+                   else "holds a finished run of the same config")
+    aside = path.with_name(f"{path.name}.replaced-{now.strftime('%Y%m%d-%H%M%S')}")
+    if not overwrite:
+        raise FileExistsError(f"run dir {str(path)!r} {problem}; choose another --run-dir, or "
+                              f"pass --overwrite to move it aside to {str(aside)!r}.")
+    os.rename(path, aside)
+    return False, aside
