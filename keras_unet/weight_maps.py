@@ -10,12 +10,12 @@ between touching cells, which the network must learn to keep open.
 
 The obvious implementation runs one distance transform of the whole image per cell and sorts
 them. Here the border term is only evaluated where it can matter: it is below ``eps`` once
-``d1 + d2 > D = sigma * sqrt(2 ln(w0 / eps))`` (:func:`border_cutoff`), with ``eps`` half a
-float32 unit in the last place of the background weight, so dropping it changes the float32
-result by at most one rounding step. A pixel with ``d1 + d2 <= D`` has both cells within ``D``,
-so each cell's distance transform is needed only in its bounding box grown by ``ceil(D)``; the
-two smallest distances are kept by a running two-minimum over these windows. That is exact for
-every pixel where the term is not negligible, at a fraction of the cost.
+``d1 + d2 > D = sigma * sqrt(2 ln(w0 / eps))`` (:func:`border_cutoff`), with ``eps`` under half
+a float32 unit in the last place of the background weight, so dropping it changes the float32
+result by at most one rounding step (31.3 px for the paper's w0 = 10, sigma = 5). A pixel with
+``d1 + d2 <= D`` has both its cells close by, so each cell's distance transform is needed only
+in its bounding box grown by ``floor(D) - 1`` (:func:`nearest_two_distances`); a running
+two-minimum over these windows gives d1 and d2, exactly, at a fraction of the cost.
 """
 
 from __future__ import annotations
@@ -109,52 +109,62 @@ def class_weight_map(classes: np.ndarray, class_weights="balanced",
 def border_cutoff(w0: float, sigma: float, background_weight: float = 1.0) -> float:
     """The distance sum ``D`` beyond which the border term cannot change a float32 weight.
 
-    ``D = sigma * sqrt(2 ln(w0 / eps))`` with ``eps = background_weight * 2**-25`` (half a
-    float32 unit in the last place of the smallest background weight; the smallest positive
-    float32 if that weight is 0). For ``d1 + d2 > D`` the term ``w0 exp(-(d1+d2)^2 / (2
-    sigma^2))`` is below ``eps``, so adding it changes the rounded float32 weight by at most one
-    step. ``D`` is 0 when ``w0 <= eps`` (the term never counts).
+    ``D = sigma * sqrt(2 ln(w0 / eps))`` with ``eps = background_weight * 2**-25``, less than
+    half a float32 unit in the last place of the background weight (``2**-150``, which float32
+    rounds to 0, if that weight is 0). For ``d1 + d2 > D`` the term ``w0 exp(-(d1 + d2)^2 /
+    (2 sigma^2))`` is below ``eps``, so dropping it changes the float32 weight by at most one
+    rounding step. ``D`` is 0 when ``w0 <= eps`` (the term never counts).
 
     Example:
         >>> round(border_cutoff(10.0, 5.0), 2)  # the paper's w0 and sigma: 6.3 sigma
         31.33
     """
-    eps = max(background_weight * 2.0**-25, float(np.finfo(np.float32).smallest_subnormal))
+    eps = max(background_weight * 2.0**-25, 2.0**-150)  # 2**-150 rounds to float32 0
     if w0 <= eps:
         return 0.0
     return sigma * math.sqrt(2.0 * math.log(w0 / eps))
 
 
-def nearest_two_distances(instance_labels, max_distance: float) -> tuple[np.ndarray, np.ndarray]:
+def nearest_two_distances(instance_labels, max_sum: float) -> tuple[np.ndarray, np.ndarray]:
     """Distances ``d1 <= d2`` of every pixel to its nearest and second-nearest cell.
 
-    Exact wherever ``d2 <= max_distance``; elsewhere the values are ``> max_distance`` (possibly
-    ``inf``), never below the truth. Each cell's Euclidean distance transform is computed only in
-    its bounding box grown by ``ceil(max_distance)``: outside that window the cell is farther
-    than ``max_distance``.
+    Exact (bit for bit the values of one whole-image ``distance_transform_edt`` per cell) at
+    every pixel outside the cells where ``d1 + d2 <= max_sum``; elsewhere possibly larger than
+    the truth, never smaller. Such a pixel has ``d1 >= 1``, so both its cells lie within
+    ``max_sum - 1`` and, distances of pixels being roots of integers, within a Chebyshev distance
+    of ``m = floor(max_sum) - 1``: each cell's feature transform is computed only in its bounding
+    box grown by ``m``, where it is exact because the whole cell is inside, and the two smallest
+    squared distances are kept by a running two-minimum in integers.
 
     Example:
-        >>> d1, d2 = nearest_two_distances(np.array([[1, 0, 0, 0, 2]]), max_distance=10)
+        >>> d1, d2 = nearest_two_distances(np.array([[1, 0, 0, 0, 2]]), max_sum=10)
         >>> d1.tolist(), d2.tolist()
         ([[0.0, 1.0, 2.0, 1.0, 0.0]], [[4.0, 3.0, 2.0, 3.0, 4.0]])
     """
     labels = _check_instance_labels(instance_labels)
     if labels.size and labels.max() > labels.size:  # sparse ids: renumber for find_objects
         labels = np.unique(labels, return_inverse=True)[1].reshape(labels.shape)
-    nearest = np.full(labels.shape, np.inf)
-    second = np.full(labels.shape, np.inf)
-    margin = math.ceil(max_distance)
+    far = np.iinfo(np.int32).max
+    nearest = np.full(labels.shape, far, np.int32)
+    second = np.full(labels.shape, far, np.int32)
+    margin = max(math.floor(max_sum) - 1, 0)
     height, width = labels.shape
     for index, box in enumerate(scipy.ndimage.find_objects(labels), start=1):
         if box is None:
             continue
-        window = (slice(max(box[0].start - margin, 0), min(box[0].stop + margin, height)),
-                  slice(max(box[1].start - margin, 0), min(box[1].stop + margin, width)))
-        distance = scipy.ndimage.distance_transform_edt(labels[window] != index)
+        top, left = max(box[0].start - margin, 0), max(box[1].start - margin, 0)
+        window = (slice(top, min(box[0].stop + margin, height)),
+                  slice(left, min(box[1].stop + margin, width)))
+        rows, cols = scipy.ndimage.distance_transform_edt(
+            labels[window] != index, return_distances=False, return_indices=True)
+        rows -= np.arange(rows.shape[0], dtype=rows.dtype)[:, None]
+        cols -= np.arange(cols.shape[1], dtype=cols.dtype)[None, :]
+        squared = rows * rows
+        squared += cols * cols
         best, runner_up = nearest[window], second[window]
-        np.minimum(runner_up, np.maximum(best, distance), out=runner_up)
-        np.minimum(best, distance, out=best)
-    return nearest, second
+        np.minimum(runner_up, np.maximum(best, squared), out=runner_up)
+        np.minimum(best, squared, out=best)
+    return np.sqrt(nearest), np.sqrt(second)
 
 
 def weight_map(instance_labels, w0: float = 10.0, sigma: float = 5.0,
@@ -193,7 +203,7 @@ def weight_map(instance_labels, w0: float = 10.0, sigma: float = 5.0,
     cells = labels[~background]
     cutoff = border_cutoff(w0, sigma, float(weights[background].min())) if background.any() else 0
     if cutoff > 0 and cells.size and (cells != cells[0]).any():  # at least two cells
-        nearest, second = nearest_two_distances(labels, cutoff)
+        nearest, second = nearest_two_distances(labels, max_sum=cutoff)
         total = nearest + second
         near = background & (total <= cutoff)
         weights[near] += w0 * np.exp(-np.square(total[near]) / (2.0 * sigma**2))
