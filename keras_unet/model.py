@@ -19,7 +19,13 @@ FINAL_ACTIVATIONS = ("softmax", "sigmoid", None)
 
 
 def conv_block(x, filters: int, *, padding: str, batch_norm: bool, name: str):
-    """Two 3x3 convolutions, each followed by ReLU (and batch norm if asked)."""
+    """Two 3x3 convolutions, each followed by ReLU (and batch norm if asked).
+
+    Example:
+        >>> x = keras.Input((20, 20, 1))
+        >>> conv_block(x, 8, padding="valid", batch_norm=False, name="level1").shape
+        (None, 16, 16, 8)
+    """
     for i in (1, 2):
         x = keras.layers.Conv2D(
             filters, 3, padding=padding, use_bias=not batch_norm,
@@ -32,7 +38,14 @@ def conv_block(x, filters: int, *, padding: str, batch_norm: bool, name: str):
 
 
 def up_block(x, skip, filters: int, *, padding: str, batch_norm: bool, upsampling: str, name: str):
-    """2x up-convolution halving the channels, concat with the cropped skip, two 3x3 convs."""
+    """2x up-convolution halving the channels, concat with the cropped skip, two 3x3 convs.
+
+    Example:
+        >>> x, skip = keras.Input((6, 6, 16)), keras.Input((16, 16, 8))
+        >>> up_block(x, skip, 8, padding="valid", batch_norm=False, upsampling="transpose",
+        ...          name="up1").shape  # 6 -> 12 up, skip cropped 16 -> 12, two convs -> 8
+        (None, 8, 8, 8)
+    """
     if upsampling == "transpose":
         x = keras.layers.Conv2DTranspose(
             filters, 2, strides=2, kernel_initializer="he_normal", name=f"{name}_upconv"
