@@ -5,7 +5,7 @@ differ in size, drawn in smoothly warped coordinates, so their borders curve), e
 by a disk (so some corners round off into background) and a few seeds dropped (holes). Every
 cell gives up a band of 0.5-1.5 px along each shared border, leaving gaps of 1-3 px between
 neighbours. Rendering: per-cell brightness, a darker rim and nucleus, texture, uneven
-illumination, blur and shot/read noise. After blurring, the gaps between touching cells are
+illumination, blur, shot and read noise. After blurring, the gaps between touching cells are
 faint: separating them is the hard part, as in the paper's DIC and phase-contrast data, and the
 reason for its border weights.
 """
@@ -20,14 +20,15 @@ from keras_unet.data.samples import Sample
 
 MIN_SIZE = 32
 MIN_CELL_PIXELS = 12
+CANDIDATE_STEP = 4
 
 
 def synthetic_cells(n: int, size: int = 256, seed: int = 0) -> list[Sample]:
     """``n`` synthetic cell images of ``size x size`` pixels with their instance labels.
 
     Images are uint8 ``(size, size)``, labels int32 with ids ``1..N`` and 0 for the background;
-    no two cells touch (4-connected), so ``labels > 0`` split by connected components gives the
-    same cells back. Deterministic: image ``i`` depends only on ``(seed, i, size)``, so the first
+    no two cells touch, not even at a corner, and each cell is one 4-connected piece, so
+    ``labels > 0`` split by connected components gives the same cells back. Deterministic: image ``i`` depends only on ``(seed, i, size)``, so the first
     images of a longer list are the images of a shorter one. Paths are ``"synthetic:<i>"``.
 
     Args:
@@ -55,7 +56,8 @@ def synthetic_cells(n: int, size: int = 256, seed: int = 0) -> list[Sample]:
 def _smooth_field(rng: np.random.Generator, size: int, knots: int) -> np.ndarray:
     """A smooth random field of unit-order amplitude: cubic upsampling of a coarse grid."""
     coarse = rng.standard_normal((knots, knots))
-    return scipy.ndimage.zoom(coarse, size / knots, order=3, mode="reflect")[:size, :size]
+    upsample = scipy.ndimage.zoom(np.eye(knots), (size / knots, 1), order=3, mode="reflect")
+    return upsample[:size] @ coarse @ upsample[:size].T  # the separable cubic zoom
 
 
 def _seeds(rng: np.random.Generator, size: int, spacing: float) -> np.ndarray:
@@ -89,13 +91,21 @@ def _cell_labels(rng: np.random.Generator, size: int) -> tuple[np.ndarray, ...]:
     grid[1] += warp * _smooth_field(rng, size, 5)
     points = grid.reshape(2, -1).T
 
-    _, candidates = scipy.spatial.cKDTree(seeds).query(points, k=3)
+    # Candidate seeds of each 4x4 block: the 6 nearest to its corner, a few px away; the two
+    # best seeds of a pixel are among them unless seeds crowd far more than the lattice allows.
+    coarse = grid[:, ::CANDIDATE_STEP, ::CANDIDATE_STEP].reshape(2, -1).T
+    _, nearby = scipy.spatial.cKDTree(seeds).query(coarse, k=6)
+    index = np.arange(size) // CANDIDATE_STEP
+    candidates = nearby.reshape(len(grid[0, ::CANDIDATE_STEP]), -1, 6)[index][:, index]
+    candidates = candidates.reshape(-1, 6)
     offsets = points[:, None, :] - seeds[candidates]
     power_distance = np.einsum("pkc,pkc->pk", offsets, offsets) - power[candidates]
-    order = np.argsort(power_distance, axis=1)[:, :2]
-    first = np.take_along_axis(candidates, order[:, :1], 1)[:, 0]
-    second = np.take_along_axis(candidates, order[:, 1:], 1)[:, 0]
-    p1, p2 = np.take_along_axis(power_distance, order, 1).T
+    rows = np.arange(len(points))
+    best = np.argmin(power_distance, axis=1)
+    first, p1 = candidates[rows, best], power_distance[rows, best]
+    power_distance[rows, best] = np.inf
+    runner_up = np.argmin(power_distance, axis=1)
+    second, p2 = candidates[rows, runner_up], power_distance[rows, runner_up]
     # Signed distance to the power bisector of the two best seeds (a straight line).
     to_border = (p2 - p1) / (2 * np.linalg.norm(seeds[first] - seeds[second], axis=1))
     to_seed = np.sqrt(np.maximum(p1 + power[first], 0.0))
@@ -104,24 +114,25 @@ def _cell_labels(rng: np.random.Generator, size: int) -> tuple[np.ndarray, ...]:
 
     labels = np.where(inside, first + 1, 0).reshape(size, size)
     _separate_touching(labels)
-    labels = _drop_small(labels)
+    labels = _cells(labels)
     return labels, (to_seed / radius[first]).reshape(size, size), edge.reshape(size, size)
 
 
 def _separate_touching(labels: np.ndarray) -> None:
-    """Clears pixels 4-adjacent to another cell, in place: a gap of at least 1 px everywhere."""
-    for axis in (0, 1):
-        ahead = np.moveaxis(labels, axis, 0)
-        a, b = ahead[:-1], ahead[1:]
+    """Clears pixels 8-adjacent to another cell, in place: a gap of at least 1 px everywhere."""
+    height, width = labels.shape
+    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        a = labels[:height - dy, max(-dx, 0):width - max(dx, 0)]
+        b = labels[dy:, max(dx, 0):width - max(-dx, 0)]
         a[(a > 0) & (b > 0) & (a != b)] = 0
 
 
-def _drop_small(labels: np.ndarray) -> np.ndarray:
-    """Clears slivers of fewer than MIN_CELL_PIXELS and renumbers the cells 1..N."""
-    ids, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
-    keep = (ids > 0) & (counts >= MIN_CELL_PIXELS)
-    new_ids = np.where(keep, np.cumsum(keep), 0).astype(np.int32)
-    return new_ids[inverse].reshape(labels.shape)
+def _cells(labels: np.ndarray) -> np.ndarray:
+    """The 4-connected pieces of separated labels, slivers under MIN_CELL_PIXELS dropped, 1..N."""
+    pieces, _ = scipy.ndimage.label(labels > 0)
+    keep = np.bincount(pieces.ravel()) >= MIN_CELL_PIXELS
+    keep[0] = False
+    return np.where(keep, np.cumsum(keep), 0).astype(np.int32)[pieces]
 
 
 def _cell_image(rng: np.random.Generator, size: int, path: str) -> Sample:
@@ -139,8 +150,8 @@ def _cell_image(rng: np.random.Generator, size: int, path: str) -> Sample:
     illumination *= 1.0 + slope[0] * (yy - size / 2) + slope[1] * (xx - size / 2)
     signal = scipy.ndimage.gaussian_filter(signal * illumination, rng.uniform(0.8, 1.5))
 
-    photons = rng.uniform(40.0, 120.0)
-    noisy = rng.poisson(np.maximum(signal, 0) * photons) / photons
-    noisy += rng.normal(0.0, 0.03, noisy.shape)
+    photons = rng.uniform(40.0, 120.0)  # shot noise, Gaussian approximation, plus read noise
+    spread = np.sqrt(np.maximum(signal, 0) / photons + 0.03**2)
+    noisy = signal + spread * rng.standard_normal(signal.shape)
     image = np.clip(noisy * 200.0 + 10.0, 0, 255).astype(np.uint8)
     return Sample(image, labels, path)
