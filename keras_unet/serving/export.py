@@ -1,0 +1,147 @@
+"""Writes a numbered SavedModel version that TF-Serving can pick up at any moment.
+
+TF-Serving watches ``BASE/`` and loads every sub-folder whose name is an integer. A version is
+therefore written to a hidden temporary folder inside ``BASE`` (a name that is not a number, on
+the same file system) and renamed to ``BASE/<version>`` only when complete: the server never
+sees half a model. An existing version is never replaced.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import keras
+
+from keras_unet.serving.graph import serving_tiling
+from keras_unet.serving.signatures import serving_functions
+from keras_unet.serving.warmup import WARMUP_SIZE, warmup_logs, write_warmup
+
+DEFAULT_MAX_IMAGE_PIXELS = 64 * 2**20
+"""Largest image (height * width) a request may send: 64 Mpx, e.g. 8192 x 8192 (about 2 GiB
+of float32 working memory for a 2-class model); larger ones get InvalidArgument, not an OOM."""
+
+
+def existing_versions(export_base: Path) -> list[int]:
+    """The version numbers present under ``export_base`` (folders named by an integer), sorted.
+
+    Example:
+        >>> import tempfile
+        >>> base = Path(tempfile.mkdtemp())
+        >>> for name in ("1", "7", ".tmp-8-x", "notes"):
+        ...     (base / name).mkdir()
+        >>> existing_versions(base)
+        [1, 7]
+    """
+    if not Path(export_base).is_dir():
+        return []
+    return sorted(int(path.name) for path in Path(export_base).iterdir()
+                  if path.is_dir() and path.name.isdigit())
+
+
+def check_export_target(export_base: Path, version=None,
+                        max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> None:
+    """Refuses an export base that is a file, an existing or invalid version, a bad pixel limit.
+
+    Called first by :func:`export_for_serving` (and by ``unet export`` before loading a model).
+
+    Example:
+        >>> import tempfile
+        >>> base = Path(tempfile.mkdtemp())
+        >>> (base / "1").mkdir()
+        >>> check_export_target(base, 1)
+        Traceback (most recent call last):
+        ...
+        FileExistsError: version 1 already exists in ...; versions are never overwritten (TF-Serving may be serving it). Omit the version to write 2.
+    """  # noqa: E501
+    export_base = Path(export_base)
+    if export_base.exists() and not export_base.is_dir():
+        raise NotADirectoryError(f"export base {str(export_base)!r} is a file; TF-Serving needs a "
+                                 "folder of numbered versions.")
+    if version is not None:
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise ValueError(f"version must be a positive integer, got {version!r}.")
+        if (export_base / str(version)).exists():
+            raise FileExistsError(
+                f"version {version} already exists in {str(export_base)!r}; versions are never "
+                f"overwritten (TF-Serving may be serving it). Omit the version to write "
+                f"{max(existing_versions(export_base), default=0) + 1}.")
+    if (not isinstance(max_image_pixels, int) or isinstance(max_image_pixels, bool)
+            or max_image_pixels < 1):
+        raise ValueError(f"max_image_pixels must be a positive integer, got {max_image_pixels!r}.")
+
+
+def export_for_serving(model: keras.Model, export_base, *, version: int | None = None,
+                       tile_size=None, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+                       warmup: bool = True) -> Path:
+    """Exports a U-Net as ``export_base/<version>/``, a SavedModel TF-Serving loads as it is.
+
+    The graph takes raw images of any size and returns masks of the same size: normalisation,
+    mirror padding and overlap-tiling run inside it (:mod:`keras_unet.serving.graph`), so its
+    result equals :func:`keras_unet.predict_tiled` with the same ``tile_size``. Signatures
+    ``serving_default`` (float32 pixels) and ``encoded`` (PNG/JPEG bytes) are described in
+    :mod:`keras_unet.serving.signatures`; only standard TensorFlow ops are used.
+
+    Args:
+        model: a U-Net from :func:`keras_unet.build_unet` (trained).
+        export_base: the folder TF-Serving watches (created if missing).
+        version: the version number; by default one more than the largest present.
+        tile_size: model input tile, as for ``predict_tiled``; by default the model's fixed input
+            size, else the tile whose output is 512 px per side.
+        max_image_pixels: largest height * width per image; larger requests are refused with
+            InvalidArgument (default :data:`DEFAULT_MAX_IMAGE_PIXELS`, 64 Mpx).
+        warmup: write ``assets.extra/tf_serving_warmup_requests`` (one 512 x 512 request per
+            signature, smaller if ``max_image_pixels`` is) for TF-Serving to replay at load.
+
+    Returns:
+        The path of the new version folder.
+
+    Raises:
+        ValueError: if the model is not a U-Net that can be tiled, or an argument is invalid.
+        NotADirectoryError: if ``export_base`` is a file.
+        FileExistsError: if ``version`` already exists.
+
+    Example:
+        >>> import tempfile
+        >>> import tensorflow as tf
+        >>> from keras_unet import build_unet
+        >>> base = Path(tempfile.mkdtemp())
+        >>> model = build_unet((None, None, 1), 2, filters=4, depth=2)
+        >>> path = export_for_serving(model, base, warmup=False)
+        >>> path.name, existing_versions(base)
+        ('1', [1])
+        >>> serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+        >>> serve(image=tf.zeros((1, 30, 41, 1)))["labels"].shape
+        TensorShape([1, 30, 41])
+    """
+    export_base = Path(export_base)
+    check_export_target(export_base, version, max_image_pixels)
+    tiling = serving_tiling(model, tile_size)
+    functions = serving_functions(model, tiling, max_image_pixels)
+    export_base.mkdir(parents=True, exist_ok=True)
+    if version is None:
+        version = max(existing_versions(export_base), default=0) + 1
+    final = export_base / str(version)
+    temporary = export_base / f".tmp-{version}-{uuid.uuid4().hex[:12]}"  # not a number
+    try:
+        temporary.mkdir()  # with the user's umask (mkdtemp would make it private to us)
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        for name, (function, input_signature) in functions.items():
+            archive.add_endpoint(name, function, input_signature=input_signature)
+        archive.write_out(str(temporary), verbose=False)
+        if warmup:
+            size = min(WARMUP_SIZE, math.isqrt(max_image_pixels))  # must pass the limit
+            write_warmup(temporary, warmup_logs(export_base.resolve().name, list(functions),
+                                                tiling.channels, size))
+        if final.exists():
+            raise FileExistsError(f"version {version} appeared in {str(export_base)!r} while "
+                                  "exporting; it was left as it is.")
+        os.rename(temporary, final)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    return final
