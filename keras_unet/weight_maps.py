@@ -159,10 +159,10 @@ def nearest_two_distances(instance_labels, max_sum: float) -> tuple[np.ndarray, 
             labels[window] != index, return_distances=False, return_indices=True)
         rows -= np.arange(rows.shape[0], dtype=rows.dtype)[:, None]
         cols -= np.arange(cols.shape[1], dtype=cols.dtype)[None, :]
-        squared = rows * rows
-        squared += cols * cols
+        squared = np.multiply(rows, rows, out=rows)
+        squared += np.multiply(cols, cols, out=cols)
         best, runner_up = nearest[window], second[window]
-        np.minimum(runner_up, np.maximum(best, squared), out=runner_up)
+        np.minimum(runner_up, np.maximum(best, squared, out=cols), out=runner_up)
         np.minimum(best, squared, out=best)
     return np.sqrt(nearest), np.sqrt(second)
 

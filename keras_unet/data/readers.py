@@ -152,6 +152,8 @@ def _sample(image: np.ndarray, mask: np.ndarray, image_path: str, mask_path: str
                          "expected a 2D grey or multi-channel image of real numbers.")
     if np.iscomplexobj(image):
         raise ValueError(f"image {image_path!r} is complex-valued; expected real intensities.")
+    if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
+        raise ValueError(f"image {image_path!r} holds NaN or infinite values.")
     labels = instance_labels(mask, mask_path)
     if image.shape[:2] != labels.shape:
         raise ValueError(f"image {image_path!r} is {image.shape[0]}x{image.shape[1]} but its "
