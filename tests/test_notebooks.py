@@ -1,0 +1,87 @@
+"""The notebooks run end to end (in their quick mode) and are stored without outputs.
+
+Each notebook's first code cell is its parameters cell: it reads ``UNET_NOTEBOOK_QUICK`` and picks
+tiny sizes when it is ``1``, which is what these tests set. The notebooks write into the working
+directory, here a temporary folder; their own ``assert`` statements check the numbers that must
+agree (e.g. the served model against ``predict_tiled``), so any failure stops the execution.
+"""
+
+import base64
+import io
+import json
+import pathlib
+
+import nbformat
+import numpy as np
+import pytest
+from nbclient import NotebookClient
+from PIL import Image
+
+NOTEBOOKS = pathlib.Path(__file__).resolve().parents[1] / "notebooks"
+NAMES = ("quickstart.ipynb", "paper_reproduction.ipynb")
+QUICK_VARIABLE = "UNET_NOTEBOOK_QUICK"
+
+
+def _code_cells(notebook):
+    return [cell for cell in notebook.cells if cell.cell_type == "code"]
+
+
+def _execute(name, folder, monkeypatch):
+    monkeypatch.setenv(QUICK_VARIABLE, "1")
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(folder)}}).execute()
+    return notebook
+
+
+def _figures(notebook):
+    """The PNG figures the notebook displayed, as arrays."""
+    return [np.asarray(Image.open(io.BytesIO(base64.b64decode(output["data"]["image/png"]))))
+            for cell in _code_cells(notebook) for output in cell.outputs
+            if "image/png" in output.get("data", {})]
+
+
+def _text(notebook):
+    return "".join(output.get("text", "") for cell in _code_cells(notebook)
+                   for output in cell.outputs)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_is_stored_without_outputs(name):
+    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    nbformat.validate(notebook)
+    cells = _code_cells(notebook)
+    assert [(cell.outputs, cell.execution_count) for cell in cells] == [([], None)] * len(cells)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_first_code_cell_is_the_parameters_cell(name):
+    first = _code_cells(nbformat.read(NOTEBOOKS / name, as_version=4))[0]
+    assert "parameters" in first.metadata.get("tags", [])
+    assert QUICK_VARIABLE in first.source
+
+
+@pytest.mark.slow
+def test_quickstart_runs_from_samples_to_served_model(tmp_path, monkeypatch):
+    notebook = _execute("quickstart.ipynb", tmp_path, monkeypatch)
+    run = tmp_path / "quickstart_run"
+    assert (run / "unet.keras").is_file()
+    assert list((run / "logs").rglob("events.out.tfevents.*"))
+    assert (run / "serving" / "unet" / "1" / "saved_model.pb").is_file()
+    rows = json.loads((run / "evaluation" / "evaluation.json").read_text())["images"]
+    assert [row["image"] for row in rows] == ["synthetic:4", "synthetic:5"]
+    figures = _figures(notebook)
+    assert len(figures) == 4  # samples, deformation, training curves, predictions
+    # Figures are drawn, not blank: every one has a spread of pixel values.
+    assert all(figure[..., :3].std() > 10 for figure in figures)
+    assert "largest difference to predict_tiled" in _text(notebook)
+
+
+@pytest.mark.slow
+def test_paper_reproduction_runs_on_synthetic_data(tmp_path, monkeypatch):
+    notebook = _execute("paper_reproduction.ipynb", tmp_path, monkeypatch)
+    text = _text(notebook)
+    for paper_number in ("0.0382", "0.000353", "0.9203", "0.7756"):
+        assert paper_number in text
+    assert _figures(notebook)
