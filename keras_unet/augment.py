@@ -162,11 +162,17 @@ def displacement_field(displacement, height, width) -> tf.Tensor:
     return tf.einsum("byjc,xj->byxc", along_rows, _spline_matrix(cols, width))
 
 
-def _mirror(index: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
-    """Folds any integer index into ``[0, size)`` by mirroring without repeating the edge."""
-    period = tf.maximum(2 * size - 2, 1)
-    index = tf.math.floormod(index, period)
-    return tf.minimum(index, period - index)
+def _mirror(coordinate: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
+    """Folds any float coordinate into ``[0, size - 1]`` by mirroring about the edge pixels.
+
+    The mirrored image (``d c b | a b c d | c b a``) is symmetric about every edge pixel, so
+    interpolating it at ``x`` equals interpolating the image at the folded ``x``: one fold per
+    coordinate instead of one per neighbour, and float arithmetic instead of integer division.
+    """
+    last = tf.cast(size, tf.float32) - 1.0
+    period = tf.maximum(2.0 * last, 1.0)
+    coordinate = coordinate - period * tf.floor(coordinate / period)
+    return tf.clip_by_value(last - tf.abs(last - coordinate), 0.0, last)  # clip: float rounding
 
 
 def sample_mirrored(values, rows, cols, *, offsets, heights, widths,
@@ -205,20 +211,20 @@ def sample_mirrored(values, rows, cols, *, offsets, heights, widths,
     rows = tf.convert_to_tensor(rows, tf.float32)
     cols = tf.convert_to_tensor(cols, tf.float32)
 
+    rows, cols = _mirror(rows, heights), _mirror(cols, widths)
     if interpolation == "nearest":
-        row = _mirror(tf.cast(tf.floor(rows + 0.5), tf.int32), heights)
-        col = _mirror(tf.cast(tf.floor(cols + 0.5), tf.int32), widths)
+        row = tf.cast(tf.floor(rows + 0.5), tf.int32)
+        col = tf.cast(tf.floor(cols + 0.5), tf.int32)
         flat = offsets + row * widths + col
         outputs = [tf.gather(v, flat) for v in values]
     else:
         top, left = tf.floor(rows), tf.floor(cols)
         fy, fx = rows - top, cols - left
         top, left = tf.cast(top, tf.int32), tf.cast(left, tf.int32)
-        upper_row = offsets + _mirror(top, heights) * widths
-        lower_row = offsets + _mirror(top + 1, heights) * widths
-        left_col, right_col = _mirror(left, widths), _mirror(left + 1, widths)
-        corners = [upper_row + left_col, upper_row + right_col,
-                   lower_row + left_col, lower_row + right_col]
+        upper_row = offsets + top * widths
+        lower_row = offsets + tf.minimum(top + 1, heights - 1) * widths
+        right = tf.minimum(left + 1, widths - 1)
+        corners = [upper_row + left, upper_row + right, lower_row + left, lower_row + right]
         outputs = []
         for v in values:
             if not v.dtype.is_floating:
@@ -453,7 +459,8 @@ def random_gray_values(images, brightness: float = 0.1, contrast: float = 0.1,
     log_gamma, factor, offset = (tf.cast(draws[..., i:i + 1], images.dtype) for i in range(3))
     low = tf.reduce_min(images, axis=[1, 2, 3], keepdims=True)
     span = tf.maximum(tf.reduce_max(images, axis=[1, 2, 3], keepdims=True) - low, 1e-6)
-    images = low + span * ((images - low) / span) ** tf.exp(gamma * log_gamma)
+    # t**g as exp(g log t): the same curve (0 stays 0), several times faster than pow under XLA
+    images = low + span * tf.exp(tf.exp(gamma * log_gamma) * tf.math.log((images - low) / span))
     mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
     images = mean + (1.0 + contrast * factor) * (images - mean)
     return images + brightness * offset

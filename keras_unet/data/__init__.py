@@ -7,8 +7,9 @@ Example:
     True
 """
 
+from keras_unet.data.pipeline import make_dataset
 from keras_unet.data.readers import load_samples
 from keras_unet.data.samples import Sample
 from keras_unet.data.synthetic import synthetic_cells
 
-__all__ = ["Sample", "load_samples", "synthetic_cells"]
+__all__ = ["Sample", "load_samples", "make_dataset", "synthetic_cells"]

@@ -1,0 +1,349 @@
+"""The tf.data pipeline that feeds ``model.fit``: random tiles with mirrored context, the paper's
+augmentation, and weight maps computed once per image.
+
+Preparation (once, in :func:`make_dataset`): every image is normalised over the whole image with
+:func:`keras_unet.normalization.normalize_image` (inference normalises whole images the same
+way), its class labels and weight map are computed from the instance labels
+(:func:`keras_unet.weight_maps.class_labels`, :func:`keras_unet.weight_maps.weight_map`), and
+all of it is kept in flat pixel buffers.
+
+Per batch (in a parallel ``map``, XLA-compiled): each tile is read straight out of its whole
+image with :func:`keras_unet.augment.sample_mirrored`, so cropping, mirror padding, the
+flip/rotation and the elastic deformation are one gather per pixel and the context around a tile
+is the real image wherever the image has it (mirrored only beyond its edges). The image is read
+at ``tile_size``, labels and weights only at the ``output_size`` window the network predicts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+import tensorflow as tf
+
+from keras_unet import geometry
+from keras_unet.augment import (dihedral_grid, displacement_field, random_displacement,
+                                random_gray_values, sample_mirrored)
+from keras_unet.data.samples import Sample
+from keras_unet.normalization import normalize_image
+from keras_unet.weight_maps import NUM_CLASSES, class_labels, weight_map
+
+MAX_PIXELS = 2**31 - 1
+"""Pixels all images together may have (int32 indices into the flat buffers)."""
+
+
+class PixelBuffers(NamedTuple):
+    """Normalised images, class labels and weight maps of all samples, flat, row-major.
+
+    Attributes:
+        images: float32 ``(N, C)``, each image normalised over itself.
+        labels: int32 ``(N,)`` class labels.
+        weights: float32 ``(N,)`` the paper's weight map.
+        offsets, heights, widths: int32 ``(S,)``: where sample ``s`` starts in the buffers and
+            its size.
+    """
+
+    images: tf.Tensor
+    labels: tf.Tensor
+    weights: tf.Tensor
+    offsets: tf.Tensor
+    heights: tf.Tensor
+    widths: tf.Tensor
+
+
+def prepare_buffers(samples: Sequence[Sample], num_classes: int = 2) -> PixelBuffers:
+    """Normalises every image and computes its class labels and weight map, once.
+
+    Args:
+        samples: checked samples (see :func:`make_dataset`).
+        num_classes: 2 (background, cell) or 3 (plus the border class).
+
+    Example:
+        >>> from keras_unet.data import synthetic_cells
+        >>> buffers = prepare_buffers(synthetic_cells(2, size=32))
+        >>> buffers.images.shape, buffers.offsets.numpy().tolist()
+        (TensorShape([2048, 1]), [0, 1024])
+    """
+    images, labels, weights = [], [], []
+    for sample in samples:
+        image = sample.image if sample.image.ndim == 3 else sample.image[..., None]
+        images.append(normalize_image(image).numpy().reshape(-1, image.shape[-1]))
+        try:
+            labels.append(class_labels(sample.labels, num_classes).ravel())
+            weights.append(weight_map(sample.labels, num_classes=num_classes).ravel())
+        except ValueError as error:
+            raise ValueError(f"{sample.path}: {error}") from error
+    sizes = np.array([sample.labels.shape for sample in samples], np.int32).reshape(-1, 2)
+    pixels = sizes[:, 0].astype(np.int64) * sizes[:, 1]
+    return PixelBuffers(
+        images=tf.constant(np.concatenate(images)),
+        labels=tf.constant(np.concatenate(labels)),
+        weights=tf.constant(np.concatenate(weights)),
+        offsets=tf.constant(np.concatenate([[0], np.cumsum(pixels)[:-1]]).astype(np.int32)),
+        heights=tf.constant(sizes[:, 0]),
+        widths=tf.constant(sizes[:, 1]),
+    )
+
+
+def window_range(size: int, window: int) -> tuple[int, int]:
+    """First and last start of an output window that can be drawn on an axis of ``size`` px.
+
+    Windows start anywhere from the first to the last position that still covers image pixels
+    edge to edge; an axis shorter than the window gets windows that contain all of it (the rest
+    is mirrored).
+
+    Example:
+        >>> window_range(100, 36), window_range(20, 36)
+        ((0, 64), (-16, 0))
+    """
+    return min(0, size - window), max(0, size - window)
+
+
+def grid_windows(size: int, window: int) -> np.ndarray:
+    """Starts of the fewest windows that cover an axis, evenly spread, edges included.
+
+    Example:
+        >>> grid_windows(100, 36).tolist(), grid_windows(20, 36).tolist()
+        ([0, 32, 64], [-8])
+    """
+    count = math.ceil(size / window)
+    if count == 1:
+        return np.array([(size - window) // 2])
+    return np.round(np.linspace(0, size - window, count)).astype(np.int64)
+
+
+@dataclasses.dataclass(frozen=True)
+class TilePlan:
+    """Output windows of one epoch: the grid covering every image, and where random ones may go.
+
+    Attributes:
+        sample, top, left: int32 ``(T,)``: the grid windows (image index and window corner).
+        low, high: int32 ``(S, 2)``: per image, the first and last allowed window start
+            (rows, columns) of :func:`window_range`.
+    """
+
+    sample: np.ndarray
+    top: np.ndarray
+    left: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+
+    @classmethod
+    def for_sizes(cls, sizes: Sequence[tuple[int, int]], window: int) -> TilePlan:
+        """The plan for images of ``(height, width)`` sizes and a ``window`` x ``window`` output.
+
+        Example:
+            >>> plan = TilePlan.for_sizes([(100, 30)], 36)
+            >>> plan.top.tolist(), plan.left.tolist(), plan.low.tolist(), plan.high.tolist()
+            ([0, 32, 64], [-3, -3, -3], [[0, -6]], [[64, 0]])
+        """
+        sample, top, left = [], [], []
+        for index, (height, width) in enumerate(sizes):
+            rows, cols = np.meshgrid(grid_windows(height, window), grid_windows(width, window),
+                                     indexing="ij")
+            sample.append(np.full(rows.size, index))
+            top.append(rows.ravel())
+            left.append(cols.ravel())
+        ranges = np.array([[window_range(h, window), window_range(w, window)]
+                           for h, w in sizes])  # (S, axis, low/high)
+        return cls(*(np.concatenate(x).astype(np.int32) for x in (sample, top, left)),
+                   low=ranges[..., 0].astype(np.int32), high=ranges[..., 1].astype(np.int32))
+
+    def __len__(self) -> int:
+        return len(self.sample)
+
+    def random_windows(self, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """An epoch of windows at uniformly random positions, as many per image as the grid.
+
+        Example:
+            >>> plan = TilePlan.for_sizes([(100, 30), (40, 40)], 36)
+            >>> sample, top, left = plan.random_windows(tf.constant([1, 2], tf.int64))
+            >>> sorted(sample.numpy().tolist()), bool(tf.reduce_all(top <= 64))
+            ([0, 0, 0, 1, 1, 1, 1], True)
+        """
+        order = tf.argsort(tf.random.stateless_uniform([len(self)], seed))
+        sample = tf.gather(self.sample, order)
+        low = tf.gather(self.low, sample)
+        span = tf.cast(tf.gather(self.high, sample) - low + 1, tf.float32)
+        draw = tf.random.stateless_uniform([len(self), 2], tf.random.experimental.stateless_fold_in(
+            seed, 1))
+        start = low + tf.minimum(tf.cast(draw * span, tf.int32), tf.cast(span, tf.int32) - 1)
+        return sample, start[:, 0], start[:, 1]
+
+
+def _check_samples(samples) -> int:
+    """Checks the samples; returns their channel count."""
+    if isinstance(samples, Sample) or not isinstance(samples, Sequence):
+        raise ValueError(f"samples must be a list of keras_unet.data.Sample, got "
+                         f"{type(samples).__name__}.")
+    if not samples:
+        raise ValueError("samples is empty: make_dataset needs at least one labelled image "
+                         "(did the folder given to load_samples hold any image/mask pairs?).")
+    channels, first = None, None
+    total = 0
+    for index, sample in enumerate(samples):
+        if not isinstance(sample, Sample):
+            raise ValueError(f"samples[{index}] is a {type(sample).__name__}, not a "
+                             "keras_unet.data.Sample.")
+        image, labels = np.asarray(sample.image), np.asarray(sample.labels)
+        if image.ndim not in (2, 3) or not np.issubdtype(image.dtype, np.number) or np.iscomplexobj(
+                image):
+            raise ValueError(f"{sample.path}: image must be a real (H, W) or (H, W, C) array, got "
+                             f"{image.dtype} of shape {image.shape}.")
+        if labels.shape != image.shape[:2]:
+            raise ValueError(f"{sample.path}: labels {labels.shape} and image {image.shape[:2]} "
+                             "differ in size.")
+        if image.dtype.kind == "f" and not np.isfinite(image).all():
+            raise ValueError(f"{sample.path}: image has NaN or infinite pixels.")
+        sample_channels = 1 if image.ndim == 2 else image.shape[2]
+        if channels is None:
+            channels, first = sample_channels, sample.path
+        elif sample_channels != channels:
+            raise ValueError(f"{sample.path} has {sample_channels} channel(s) but {first} has "
+                             f"{channels}; all images of a dataset need the same channels.")
+        total += labels.size
+    if total > MAX_PIXELS:
+        raise ValueError(f"samples hold {total} pixels, more than the {MAX_PIXELS} one dataset "
+                         "can index; split them into several datasets.")
+    return channels
+
+
+def _check_arguments(tile_size, batch_size, num_classes, depth, padding, seed) -> int:
+    """Checks the scalar arguments; returns the output size of a tile."""
+    geometry.border(depth, padding)  # depth and padding errors name themselves
+    try:
+        out = geometry.output_size(tile_size, depth, padding)
+    except ValueError as error:
+        raise ValueError(f"tile_size={tile_size!r} does not fit the network: {error}") from error
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
+    if num_classes not in NUM_CLASSES or isinstance(num_classes, bool):
+        raise ValueError(f"num_classes must be 2 (background, cell) or 3 (background, cell, "
+                         f"border), got {num_classes!r}.")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise ValueError(f"seed must be None or an int, got {seed!r}.")
+    return out
+
+
+def make_dataset(samples: Sequence[Sample], *, tile_size: int, batch_size: int,
+                 num_classes: int = 2, augment: bool = True, depth: int = 4,
+                 padding: str = "valid", shuffle: bool = True, seed: int | None = None,
+                 repeat: bool = True) -> tf.data.Dataset:
+    """Batches of ``(image, label, weight)`` tiles that ``model.fit`` consumes directly.
+
+    Each element is ``image`` float32 ``(B, tile_size, tile_size, C)``, ``label`` int32
+    ``(B, out, out)`` and ``weight`` float32 ``(B, out, out)`` with
+    ``out = keras_unet.output_size(tile_size, depth, padding)``: the labels and weight map
+    (:func:`keras_unet.weight_map`) of the window the network predicts, the image with the
+    context around it that an unpadded network needs. With
+    :class:`keras_unet.losses.WeightedCrossentropy` the weight arrives as ``sample_weight``.
+
+    An epoch has as many tiles as it takes to cover every image with output windows,
+    ``ceil(H / out) * ceil(W / out)`` per image. With
+    ``shuffle=False`` these are exactly the covering grid, image by image (a validation set with
+    ``augment=False, repeat=False``); with ``shuffle=True`` the same number per image at
+    uniformly random positions (any window that covers image pixels, so edges are trained too)
+    in random order. Context beyond the image edge is mirrored, any distance: images smaller
+    than the tile are fine. With ``augment=True`` every tile gets a random flip/90-degree
+    rotation, the paper's elastic deformation (3x3 grid, 10 px) and gray-value variations
+    (:mod:`keras_unet.augment`); random tile positions are the shifts.
+
+    Same ``seed`` and arguments give the same batches. With ``repeat=True`` the dataset is
+    infinite (pass ``steps_per_epoch`` to ``model.fit``).
+
+    Args:
+        samples: labelled images, e.g. from :func:`keras_unet.data.load_samples`.
+        tile_size: input tile side, one the network takes (see :func:`keras_unet.output_size`).
+        batch_size: tiles per batch (>= 1).
+        num_classes: 2 (background, cell) or 3 (plus border), as the model's output.
+        augment: apply the paper's augmentation.
+        depth: the model's number of poolings.
+        padding: the model's convolution padding, ``"valid"`` or ``"same"``.
+        shuffle: random tile positions and order (else the covering grid in order).
+        seed: int for repeatable batches; ``None`` draws one.
+        repeat: repeat epochs forever.
+
+    Returns:
+        A prefetching ``tf.data.Dataset``.
+
+    Raises:
+        ValueError: before any work, for empty samples, samples of mismatched sizes or channel
+            counts, or a tile size, batch size, class count the network cannot take.
+
+    Example:
+        >>> from keras_unet.data import synthetic_cells
+        >>> ds = make_dataset(synthetic_cells(2, size=64), tile_size=44, batch_size=3, depth=2,
+        ...                   seed=0)
+        >>> image, label, weight = next(iter(ds))
+        >>> image.shape, label.shape, weight.shape
+        (TensorShape([3, 44, 44, 1]), TensorShape([3, 4, 4]), TensorShape([3, 4, 4]))
+    """
+    out = _check_arguments(tile_size, batch_size, num_classes, depth, padding, seed)
+    channels = _check_samples(samples)
+    buffers = prepare_buffers(samples, num_classes)
+    plan = TilePlan.for_sizes([sample.labels.shape for sample in samples], out)
+    context = geometry.border(depth, padding)
+    base = tf.constant([np.random.SeedSequence().entropy % 2**62 if seed is None else seed, 0],
+                       tf.int64)
+    plan_seed, batch_seed = (tf.random.experimental.stateless_fold_in(base, i) for i in (0, 1))
+
+    @tf.autograph.experimental.do_not_convert
+    def epoch(index):
+        if shuffle:
+            sample, top, left = plan.random_windows(
+                tf.random.experimental.stateless_fold_in(plan_seed, index))
+        else:
+            sample, top, left = plan.sample, plan.top, plan.left
+        return tf.data.Dataset.from_tensor_slices((sample, top - context, left - context))
+
+    @tf.autograph.experimental.do_not_convert
+    def tiles(index, windows):
+        seed = tf.random.experimental.stateless_fold_in(batch_seed, index)
+        image, label, weight = _read_tiles(buffers, *windows, seed, tile_size, out, augment)
+        return (tf.ensure_shape(image, (None, tile_size, tile_size, channels)),
+                tf.ensure_shape(label, (None, out, out)),
+                tf.ensure_shape(weight, (None, out, out)))
+
+    epochs = tf.data.Dataset.counter() if repeat else tf.data.Dataset.range(1)
+    batches = tf.data.INFINITE_CARDINALITY if repeat else math.ceil(len(plan) / batch_size)
+    return (epochs.flat_map(epoch)
+            .batch(batch_size)
+            .apply(tf.data.experimental.assert_cardinality(batches))
+            .enumerate()
+            .map(tiles, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .prefetch(tf.data.AUTOTUNE))
+
+
+@tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
+def _read_tiles(buffers: PixelBuffers, sample, top, left, seed, tile: int, out: int,
+                augment: bool):
+    """Reads a batch of tiles whose top-left input pixels are ``(top, left)`` in their images.
+
+    One XLA-compiled function for all datasets, so datasets over the same images share the
+    compiled code.
+    """
+    batch = tf.shape(sample)[0]
+    seeds = [tf.random.experimental.stateless_fold_in(seed, i) for i in range(3)]
+    if augment:
+        rows, cols = dihedral_grid(tf.random.stateless_uniform([batch], seeds[0], 0, 8, tf.int32),
+                                   tile)
+        field = displacement_field(random_displacement(batch, seed=seeds[1]), tile, tile)
+        rows, cols = rows + field[..., 0], cols + field[..., 1]
+    else:
+        rows, cols = dihedral_grid(tf.zeros([batch], tf.int32), tile)  # the identity
+    rows = rows + tf.cast(top, tf.float32)[:, None, None]
+    cols = cols + tf.cast(left, tf.float32)[:, None, None]
+    layout = dict(offsets=tf.gather(buffers.offsets, sample),
+                  heights=tf.gather(buffers.heights, sample),
+                  widths=tf.gather(buffers.widths, sample))
+    image = sample_mirrored(buffers.images, rows, cols, **layout,
+                            interpolation="bilinear" if augment else "nearest")
+    crop = slice((tile - out) // 2, (tile - out) // 2 + out)
+    label, weight = sample_mirrored([buffers.labels, buffers.weights], rows[:, crop, crop],
+                                    cols[:, crop, crop], **layout, interpolation="nearest")
+    if augment:
+        image = random_gray_values(image, seed=seeds[2])
+    return image, label, weight
