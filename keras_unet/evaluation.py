@@ -281,6 +281,12 @@ class EvaluationReport:
 
     Attributes:
         rows: one dict per image: ``"image"`` (its path) and the :data:`METRICS`.
+
+    Example:
+        >>> rows = [{"image": name, **dict.fromkeys(METRICS, value)}
+        ...         for name, value in (("a.png", 0.5), ("b.png", math.nan))]
+        >>> EvaluationReport(rows).mean["seg"]  # NaN (no reference objects) is left out
+        0.5
     """
 
     rows: list[dict]
@@ -327,7 +333,7 @@ class EvaluationReport:
         paths = (os.path.join(folder, "evaluation.csv"), os.path.join(folder, "evaluation.json"))
         existing = [path for path in paths if os.path.exists(path)]
         if existing and not overwrite:
-            raise FileExistsError(f"{existing[0]!r} exists; pass --overwrite to replace it.")
+            raise FileExistsError(f"{existing[0]!r} exists; pass overwrite=True to replace it.")
         with open(paths[0], "w", newline="") as file:
             writer = csv.DictWriter(file, fieldnames=["image", *METRICS])
             writer.writeheader()

@@ -51,6 +51,10 @@ class ModelGeometry:
         num_classes: channels of the output (class probabilities).
         input_size: fixed ``(height, width)`` of the model's input; ``None`` entries are free.
         filters: channels of the first level (to estimate memory per tile).
+
+    Example:
+        >>> ModelGeometry(4, "valid", 1, 2, (None, None), 64).border  # the paper's 92 px
+        92
     """
 
     depth: int
@@ -159,6 +163,11 @@ class AxisPlan:
     Tile ``k`` reads padded-image pixels ``[k * step, k * step + tile)`` and adds its kept output,
     multiplied by ``weights``, at accumulator pixels ``[k * step, k * step + len(weights))``.
     Image pixel ``i`` is accumulator pixel ``i + origin`` and padded-image pixel ``i + before``.
+
+    Example:
+        >>> plan = plan_axis(100, ModelGeometry(2, "same", 1, 2, (None, None), 4), 32, 32)
+        >>> plan.step, plan.count, plan.padded, plan.length, bool(plan.weight_sum().min() > 0)
+        (24, 5, 128, 128, True)
     """
 
     size: int

@@ -84,9 +84,15 @@ def test_predict_goes_on_past_bad_images_and_fails_at_the_end(tmp_path, images, 
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.tif"]
 
 
+def _save_plain_conv_model(path):
+    inputs = keras.Input((None, None, 1))
+    keras.Model(inputs, keras.layers.Conv2D(2, 3)(inputs)).save(path)
+
+
 @pytest.mark.parametrize("make_model, match", [
     (lambda p: p.write_text("hello"), "is not a loadable Keras model"),
     (lambda p: None, "does not exist"),
+    (_save_plain_conv_model, "no MaxPooling2D"),
 ])
 def test_predict_rejects_bad_models(tmp_path, images, capsys, make_model, match):
     model = tmp_path / "model.keras"

@@ -41,7 +41,31 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Runs ``unet evaluate``; prints the table and saves the report."""
+    """Runs ``unet evaluate``; prints the table and saves the report.
+
+    Example:
+        >>> import tempfile
+        >>> import numpy as np
+        >>> from PIL import Image
+        >>> from keras_unet import build_unet
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> build_unet((None, None, 1), 2, filters=4, depth=2).save(folder / "unet.keras")
+        >>> (folder / "data" / "images").mkdir(parents=True)
+        >>> (folder / "data" / "masks").mkdir()
+        >>> mask = np.zeros((20, 30), "uint8"); mask[5:15, 5:12] = 255
+        >>> Image.fromarray(mask).save(folder / "data" / "masks" / "a.png")
+        >>> Image.fromarray(mask // 2).save(folder / "data" / "images" / "a.png")
+        >>> parser = argparse.ArgumentParser()
+        >>> _ = add_parser(parser.add_subparsers())
+        >>> run(parser.parse_args(["evaluate", "--model", str(folder / "unet.keras"), "--data",
+        ...                        str(folder / "data"), "--report", str(folder / "report")]))
+        <BLANKLINE>
+        ...
+        mean ...
+        wrote /tmp/.../report/evaluation.csv
+        wrote /tmp/.../report/evaluation.json
+        0
+    """
     if not args.data.exists():
         raise FileNotFoundError(f"--data {str(args.data)!r} does not exist.")
     for name in ("evaluation.csv", "evaluation.json"):

@@ -80,6 +80,11 @@ class Predictor:
         predict: the function.
         channels: image channels the model takes, if known.
         keras_model: the Keras model, for streaming large TIFFs (None for a SavedModel).
+
+    Example:
+        >>> predictor = Predictor(lambda image: np.stack([image, 1 - image], -1), channels=1)
+        >>> predictor.predict(np.zeros((2, 3))).shape
+        (2, 3, 2)
     """
 
     predict: Callable[[np.ndarray], np.ndarray]
@@ -124,7 +129,10 @@ def load_predictor(path: Path, *, tta: bool = False, tile_size: int | None = Non
     except Exception as error:  # Keras raises many types for a file that is not a model
         raise ValueError(f"--model {str(path)!r} is not a loadable Keras model "
                          f"({type(error).__name__}: {str(error).splitlines()[0][:200]}).") from None
-    geom = model_geometry(model)
+    try:
+        geom = model_geometry(model)
+    except ValueError as error:
+        raise ValueError(f"--model {str(path)!r}: {error}") from None
 
     def predict(image: np.ndarray) -> np.ndarray:
         return predict_tiled(model, image, tile_size=tile_size, batch_size=batch_size, tta=tta)
@@ -257,6 +265,9 @@ def check_outputs(images: list[Path], folder: Path, plans: list[dict], overwrite
 def read_image(path: Path) -> np.ndarray:
     """Reads an image file as an array (H, W) or (H, W, C); palette and alpha are dropped.
 
+    TIFFs are read by :func:`keras_unet.streaming.read_tiff` (channel-first files become
+    channels-last), other formats by Pillow.
+
     Raises:
         ValueError: if the file cannot be read as an image.
 
@@ -268,18 +279,18 @@ def read_image(path: Path) -> np.ndarray:
         >>> read_image(path).shape
         (3, 4, 3)
     """
-    try:
-        if path.suffix.lower() in TIFF_SUFFIXES:
-            import tifffile
+    if path.suffix.lower() in TIFF_SUFFIXES:
+        from keras_unet.streaming import read_tiff
 
-            return tifffile.imread(path)
+        return np.asarray(read_tiff(path))
+    try:
         from PIL import Image
 
         with Image.open(path) as image:
             if image.mode in ("P", "PA", "RGBA", "LA", "CMYK"):
                 image = image.convert("RGB" if image.mode != "LA" else "L")
             return np.asarray(image)
-    except Exception as error:  # PIL and tifffile raise many types for a broken file
+    except Exception as error:  # Pillow raises many types for a broken file
         raise ValueError(f"cannot read {str(path)!r} as an image ({type(error).__name__}: "
                          f"{error}).") from None
 
@@ -304,7 +315,22 @@ def overlay(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Runs ``unet predict``; returns 1 if some images failed, else 0."""
+    """Runs ``unet predict``; returns 1 if some images failed, else 0.
+
+    Example:
+        >>> import tempfile
+        >>> from PIL import Image
+        >>> from keras_unet import build_unet
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> build_unet((None, None, 1), 2, filters=4, depth=2).save(folder / "unet.keras")
+        >>> Image.fromarray(np.zeros((20, 30), "uint8")).save(folder / "a.png")
+        >>> parser = argparse.ArgumentParser()
+        >>> _ = add_parser(parser.add_subparsers())
+        >>> run(parser.parse_args(["predict", "--model", str(folder / "unet.keras"), "--input",
+        ...                        str(folder / "a.png"), "--output", str(folder / "out")]))
+        /tmp/.../a.png -> /tmp/.../out/a.png
+        0
+    """
     images = list_images(args.input)
     plans = [output_paths(image, args.output, probabilities=args.probabilities,
                           overlays=args.overlays) for image in images]
@@ -335,18 +361,18 @@ def _predict_one(predictor: Predictor, image_path: Path, plan: dict,
 
     from keras_unet.inference import labels_from_probabilities, mask_from_probabilities
 
-    if image_path.suffix.lower() in TIFF_SUFFIXES and predictor.keras_model is not None:
-        from keras_unet.streaming import predict_tiff, read_tiff
+    image = read_image(image_path)  # an uncompressed TIFF is only mapped, not read yet
+    if (image_path.suffix.lower() in TIFF_SUFFIXES and predictor.keras_model is not None
+            and image.shape[0] * image.shape[1] >= STREAM_PIXELS):
+        from keras_unet.streaming import predict_tiff
 
-        if np.prod(read_tiff(image_path).shape[:2]) >= STREAM_PIXELS:
-            predict_tiff(predictor.keras_model, image_path, plan["mask"],
-                         tile_size=args.tile_size, batch_size=args.batch_size, tta=args.tta,
-                         probabilities_path=plan.get("probabilities"), overwrite=args.overwrite)
-            if "overlay" in plan:
-                print(f"unet predict: no overlay for {str(image_path)!r}: too large to draw.",
-                      file=sys.stderr)
-            return
-    image = read_image(image_path)
+        predict_tiff(predictor.keras_model, image_path, plan["mask"], tile_size=args.tile_size,
+                     batch_size=args.batch_size, tta=args.tta,
+                     probabilities_path=plan.get("probabilities"), overwrite=args.overwrite)
+        if "overlay" in plan:
+            print(f"unet predict: no overlay for {str(image_path)!r}: too large to draw.",
+                  file=sys.stderr)
+        return
     probabilities = predictor.predict(image)
     mask = mask_from_probabilities(probabilities)
     if plan["mask"].suffix == ".tif":
