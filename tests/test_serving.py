@@ -32,8 +32,10 @@ from keras_unet.inference import mask_from_probabilities, model_geometry, plan_a
     reflect_indices
 from keras_unet.serving import export_for_serving
 from keras_unet.serving import export as export_module
-from keras_unet.serving.graph import AxisPlan, plan_axis_in_graph, reflect_indices_in_graph, \
-    serving_tiling
+from keras_unet.serving.codecs import encode_mask_png
+from keras_unet.serving.graph import AxisPlan, class_labels, plan_axis_in_graph, \
+    reflect_indices_in_graph, serving_tiling
+from keras_unet.serving.signatures import serving_functions
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SERVING = ROOT / "serving"
@@ -146,6 +148,28 @@ def test_encoded_signature_decodes_predicts_and_encodes(exports, kind):
     assert np.abs(outputs["probabilities"][1] - expected).max() < 1e-4
     mask = np.asarray(Image.open(io.BytesIO(outputs["labels_png_bytes"][0].numpy())))
     np.testing.assert_array_equal(mask, mask_from_probabilities(outputs["probabilities"][0]))
+
+
+@pytest.mark.parametrize("classes", [1, 3])
+def test_labels_and_png_masks_match_the_cli_masks(classes):
+    rng = np.random.default_rng(classes)
+    probabilities = rng.random((2, 6, 7, classes)).astype("float32")
+    labels = class_labels(tf.constant(probabilities))
+    pngs = encode_mask_png(labels, classes)
+    for png, p in zip(pngs.numpy(), probabilities):
+        mask = np.asarray(Image.open(io.BytesIO(png)))
+        np.testing.assert_array_equal(mask, mask_from_probabilities(p))
+
+
+def test_encoded_signature_follows_the_model_channels():
+    rgb = build_unet((None, None, 3), 2, filters=2, depth=1, padding="same")
+    serve_encoded, _ = serving_functions(rgb, serving_tiling(rgb, 16), 10**6)["encoded"]
+    image = _image((20, 24, 3), np.uint8, seed=4)
+    outputs = serve_encoded(tf.constant([_png(image)]))
+    expected = predict_tiled(rgb, image, tile_size=16)
+    assert np.abs(outputs["probabilities"][0] - expected).max() < 1e-4
+    two = build_unet((None, None, 2), 2, filters=2, depth=1, padding="same")
+    assert list(serving_functions(two, serving_tiling(two, 16), 10**6)) == ["serving_default"]
 
 
 # Bad input: InvalidArgument from inside the graph ---------------------------------------
