@@ -43,7 +43,7 @@ def existing_versions(export_base: Path) -> list[int]:
                   if path.is_dir() and path.name.isdigit())
 
 
-def check_export_target(export_base: Path, version=None,
+def check_export_target(export_base: Path, version: int | None = None,
                         max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> None:
     """Refuses an export base that is a file, an existing or invalid version, a bad pixel limit.
 
@@ -76,7 +76,8 @@ def check_export_target(export_base: Path, version=None,
 
 
 def export_for_serving(model: keras.Model, export_base, *, version: int | None = None,
-                       tile_size=None, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+                       tile_size: int | tuple[int, int] | None = None,
+                       max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
                        warmup: bool = True) -> Path:
     """Exports a U-Net as ``export_base/<version>/``, a SavedModel TF-Serving loads as it is.
 

@@ -42,6 +42,12 @@ class AxisTiling:
         smallest_step: output step of ``smallest_tile``.
         before: mirrored pixels before the image (valid: the border; same: the blend margin).
         weights: same padding: the ramp that blends a tile's output with its neighbours'.
+
+    Example:
+        >>> geom = ModelGeometry(2, "valid", 1, 2, (None, None), 4)
+        >>> tiling = axis_tiling(geom, 64, shrink=True)
+        >>> tiling.step, tiling.before, tiling.smallest_tile, tiling.smallest_step
+        (24, 20, 44, 4)
     """
 
     padding: str
@@ -76,6 +82,12 @@ class ServingTiling:
     """How the served graph tiles images: one :class:`AxisTiling` per axis, tiles per call.
 
     Build it with :func:`serving_tiling`.
+
+    Example:
+        >>> from keras_unet import build_unet
+        >>> tiling = serving_tiling(build_unet((None, None, 3), 4, filters=4, depth=2), 64)
+        >>> tiling.batch, tiling.channels, tiling.num_classes
+        (4, 3, 4)
     """
 
     rows: AxisTiling
@@ -85,7 +97,8 @@ class ServingTiling:
     num_classes: int
 
 
-def serving_tiling(model: keras.Model, tile_size=None) -> ServingTiling:
+def serving_tiling(model: keras.Model,
+                   tile_size: int | tuple[int, int] | None = None) -> ServingTiling:
     """The tiling of the served graph for ``model``; ``tile_size`` as in ``predict_tiled``.
 
     ``tile_size`` defaults to the model's fixed input size, else to
@@ -114,7 +127,17 @@ def serving_tiling(model: keras.Model, tile_size=None) -> ServingTiling:
 
 @dataclasses.dataclass(frozen=True)
 class AxisPlan:
-    """One axis of one request, as tensors: the in-graph twin of ``inference.AxisPlan``."""
+    """One axis of one request, as tensors: the in-graph twin of ``inference.AxisPlan``.
+
+    ``before`` is the mirrored margin the tiles start at; for same padding it is also where the
+    image starts in the stitched output (valid-padding outputs start at the image).
+
+    Example:
+        >>> geom = ModelGeometry(2, "same", 1, 2, (None, None), 4)
+        >>> plan = plan_axis_in_graph(tf.constant(100), axis_tiling(geom, 32, shrink=False))
+        >>> int(plan.count), int(plan.keep)
+        (5, 32)
+    """
 
     size: tf.Tensor
     tile: tf.Tensor
@@ -200,6 +223,13 @@ def run_in_batches(model: keras.Model, tiles: tf.Tensor, batch: int, rows: AxisP
 
     One model call at a time (``parallel_iterations=1``) keeps the memory of a request bounded
     by the batch of tiles, whatever the image size.
+
+    Example:
+        >>> from keras_unet import build_unet
+        >>> model = build_unet((None, None, 1), 2, filters=4, depth=2)
+        >>> plan = plan_axis_in_graph(tf.constant(24), serving_tiling(model, 64).rows)  # 1 tile
+        >>> run_in_batches(model, tf.zeros((5, 64, 64, 1)), 2, plan, plan).shape
+        TensorShape([5, 24, 24, 2])
     """
     count = tf.shape(tiles)[0]
     weights = rows.weights[None, :, None, None] * cols.weights[None, None, :, None]
