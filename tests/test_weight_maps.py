@@ -22,11 +22,11 @@ def reference_classes(labels, num_classes=2):
 
 
 def reference_distances(labels):
-    """d1, d2 from one whole-image distance transform per cell, sorted."""
+    """d1, d2 from one whole-image distance transform per cell, sorted (H x W x cells)."""
     ids = np.unique(labels[labels > 0])
-    distances = np.stack([scipy.ndimage.distance_transform_edt(labels != i) for i in ids])
-    distances.sort(axis=0)
-    return distances[0], distances[1]
+    distances = np.stack([scipy.ndimage.distance_transform_edt(labels != i) for i in ids], -1)
+    distances.sort(axis=-1)
+    return distances[..., 0], distances[..., 1]
 
 
 def reference_weight_map(labels, w0=10.0, sigma=5.0, class_weights="balanced", num_classes=2):
