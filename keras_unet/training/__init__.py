@@ -13,5 +13,6 @@ Example:
 """
 
 from keras_unet.training.config import TrainConfig, load_config
+from keras_unet.training.run import TrainResult, split_samples, train
 
-__all__ = ["TrainConfig", "load_config"]
+__all__ = ["TrainConfig", "TrainResult", "load_config", "split_samples", "train"]

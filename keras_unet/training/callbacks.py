@@ -8,6 +8,7 @@ assembles them all. Put :class:`Throughput` before ``TensorBoard`` in the callba
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -25,8 +26,10 @@ PANEL_GAP = 2
 class Throughput(keras.callbacks.Callback):
     """Adds ``tiles_per_second``, the epoch's training rate, to the epoch logs.
 
-    The rate is the tiles of all training steps of the epoch over the time from the epoch's
-    start to its last training step, so validation is not counted.
+    The rate counts the training steps after the first of the epoch over the time from the end
+    of the first to the end of the last, so neither validation nor the first step (which
+    compiles the step function and fills the input pipeline) is counted. An epoch of one step
+    is timed from the epoch's start.
 
     Args:
         global_batch_size: tiles per training step, summed over all replicas.
@@ -44,22 +47,21 @@ class Throughput(keras.callbacks.Callback):
     def __init__(self, global_batch_size: int):
         super().__init__()
         self.global_batch_size = int(global_batch_size)
-        self._start = 0.0
-        self._last = 0.0
-        self._steps = 0
+        self._times: list[float] = []
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._start = self._last = time.perf_counter()
-        self._steps = 0
+        self._times = [time.perf_counter()]
 
     def on_train_batch_end(self, batch, logs=None):
-        self._steps += 1
-        self._last = time.perf_counter()
+        self._times.append(time.perf_counter())
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is not None and self._steps:
-            seconds = max(self._last - self._start, 1e-9)
-            logs["tiles_per_second"] = self._steps * self.global_batch_size / seconds
+        if logs is None or len(self._times) < 2:
+            return
+        start = self._times[1] if len(self._times) > 2 else self._times[0]
+        steps = len(self._times) - (2 if len(self._times) > 2 else 1)
+        logs["tiles_per_second"] = steps * self.global_batch_size / max(
+            self._times[-1] - start, 1e-9)
 
 
 def validation_panel(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
@@ -172,12 +174,8 @@ def save_model_atomically(model: keras.Model, path: str | os.PathLike) -> Path:
         ['last.keras']
     """
     path = Path(path)
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
-    try:
+    with _replacing(path, ".keras") as temporary:  # model.save wants the .keras suffix
         model.save(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
     return path
 
 
@@ -192,42 +190,50 @@ def write_text_atomically(path: str | os.PathLike, text: str) -> Path:
         '{}'
     """
     path = Path(path)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with _replacing(path) as temporary:
         temporary.write_text(text)
+    return path
+
+
+@contextlib.contextmanager
+def _replacing(path: Path, suffix: str = ""):
+    """Yields a temporary path beside ``path``, moved over it if the block completes."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
+    try:
+        yield temporary
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
-    return path
 
 
 class AtomicCheckpoints(keras.callbacks.Callback):
     """Keeps ``last.keras`` (every epoch) and ``best.keras`` (best ``monitor``) in a folder.
 
-    Both are written with :func:`save_model_atomically`. The best value so far and its epoch
-    are kept in ``best.json`` beside them, so a resumed run still only replaces ``best.keras``
-    with a better model. Epochs whose logs hold a NaN or infinite loss are not saved.
+    Both are written with :func:`save_model_atomically`. The best value so far, its epoch
+    (counted from 1) and that epoch's logs are kept in ``best.json`` beside them, so a resumed
+    run still only replaces ``best.keras`` with a better model. Epochs whose logs hold a NaN or
+    infinite loss are not saved.
 
     Args:
         directory: folder of the checkpoints.
-        monitor: the epoch log to rank models by (e.g. ``"val_iou"``).
+        monitor: the epoch log to rank models by (e.g. ``"val_loss"``, ``"val_iou"``).
         mode: ``"max"`` if larger is better, ``"min"`` if smaller is.
 
     Example:
         >>> import tempfile
         >>> import keras_unet
         >>> folder = Path(tempfile.mkdtemp())
-        >>> callback = AtomicCheckpoints(folder, monitor="val_iou")
+        >>> callback = AtomicCheckpoints(folder, monitor="val_loss", mode="min")
         >>> callback.set_model(keras_unet.build_unet((None, None, 1), 2, filters=2, depth=2))
-        >>> callback.on_epoch_end(0, {"loss": 0.5, "val_iou": 0.7})
-        >>> callback.on_epoch_end(1, {"loss": 0.4, "val_iou": 0.6})
+        >>> callback.on_epoch_end(0, {"loss": 0.5, "val_loss": 0.7})
+        >>> callback.on_epoch_end(1, {"loss": 0.4, "val_loss": 0.8})
         >>> json.loads((folder / "best.json").read_text())
-        {'monitor': 'val_iou', 'value': 0.7, 'epoch': 1}
+        {'monitor': 'val_loss', 'value': 0.7, 'epoch': 1, 'logs': {'loss': 0.5, 'val_loss': 0.7}}
         >>> sorted(p.name for p in folder.iterdir())
         ['best.json', 'best.keras', 'last.keras']
     """
 
-    def __init__(self, directory: str | os.PathLike, monitor: str = "val_iou", mode: str = "max"):
+    def __init__(self, directory: str | os.PathLike, monitor: str = "val_loss", mode: str = "min"):
         super().__init__()
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}.")
@@ -250,14 +256,12 @@ class AtomicCheckpoints(keras.callbacks.Callback):
         best = self.best_value()
         if best is None or (value > best if self.mode == "max" else value < best):
             save_model_atomically(self.model, self.best_path)
-            state = {"monitor": self.monitor, "value": float(value), "epoch": epoch + 1}
+            state = {"monitor": self.monitor, "value": float(value), "epoch": epoch + 1,
+                     "logs": {key: float(number) for key, number in logs.items()}}
             write_text_atomically(self.state_path, json.dumps(state))
 
     def best_state(self) -> dict | None:
-        """``{"monitor", "value", "epoch"}`` of ``best.keras`` (None before the first save).
-
-        The epoch counts from 1.
-        """
+        """``{"monitor", "value", "epoch", "logs"}`` of ``best.keras`` (None before the first)."""
         if not self.state_path.is_file():
             return None
         state = json.loads(self.state_path.read_text())

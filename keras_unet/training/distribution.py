@@ -61,6 +61,18 @@ class Cluster:
             self.task_type == "worker" and self.task_index == 0 and not self.has_chief)
 
     @property
+    def rank(self) -> int:
+        """Position of this task among all tasks: the chief first, then the workers.
+
+        Example:
+            >>> Cluster(3, "worker", 1, has_chief=True).rank
+            2
+        """
+        if self.task_type == "worker" and self.has_chief:
+            return self.task_index + 1
+        return self.task_index
+
+    @property
     def name(self) -> str:
         """``"<type>-<index>"``, used to name a non-chief worker's private folders."""
         return f"{self.task_type or 'local'}-{self.task_index}"
@@ -125,11 +137,45 @@ def choose_strategy(setting: str = "auto", cluster: Cluster | None = None
                          "(see training/README.md); it is "
                          f"{'unset' if cluster.task_type is None else 'a single task'}.")
     if setting == "multi-worker" or (setting == "auto" and cluster.num_tasks > 1):
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _MultiWorkerForKeras()
     devices = local_devices()
     if setting == "mirrored" or (setting == "auto" and len(devices) > 1):
         return tf.distribute.MirroredStrategy(devices)
     return tf.distribute.get_strategy()
+
+
+class _MultiWorkerForKeras(tf.distribute.MultiWorkerMirroredStrategy):
+    """``MultiWorkerMirroredStrategy`` whose ``reduce`` takes what Keras 3's ``fit`` gives it.
+
+    Keras 3 (keras-team/keras#20585) reduces a whole ``(x, y, sample_weight)`` batch in one
+    call, which only ``MirroredStrategy`` accepts, and reduces scalar logs along ``axis=0``.
+    This reduces a nest element by element and scalars without an axis, as ``MirroredStrategy``
+    would; everything else is the stock strategy.
+    """
+
+    def reduce(self, reduce_op, value, axis):
+        def reduce_one(item):
+            local = self.experimental_local_results(item)[0]
+            scalar = axis is not None and len(getattr(local, "shape", ())) == 0
+            return super(_MultiWorkerForKeras, self).reduce(reduce_op, item,
+                                                            None if scalar else axis)
+
+        return tf.nest.map_structure(reduce_one, value)
+
+
+def strategy_name(strategy: tf.distribute.Strategy) -> str:
+    """The tf.distribute name of a strategy: ``MultiWorkerMirroredStrategy``,
+    ``MirroredStrategy`` or ``default``.
+
+    Example:
+        >>> strategy_name(tf.distribute.get_strategy())
+        'default'
+    """
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return "MultiWorkerMirroredStrategy"  # its class is named CollectiveAllReduceStrategy
+    if isinstance(strategy, tf.distribute.MirroredStrategy):
+        return "MirroredStrategy"
+    return "default"
 
 
 def local_devices() -> list[str]:

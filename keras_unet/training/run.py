@@ -1,0 +1,324 @@
+"""``train(config)``: one training run from data to checkpoints, TensorBoard and a served model.
+
+The steps, in order, each failing early with a clear message: check the config, pick the
+tf.distribute strategy (first, before other TensorFlow work) and the mixed-precision policy,
+read and split the data, choose or resume the run directory, build and compile the U-Net in the
+strategy's scope, ``model.fit`` with the callbacks, then export the best model for serving.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_unet import data as unet_data
+from keras_unet.losses import CrossentropyDiceLoss, DiceLoss, WeightedCrossentropy
+from keras_unet.metrics import Dice, IoU
+from keras_unet.model import build_unet
+from keras_unet.serving import export_for_serving
+from keras_unet.training.callbacks import (AtomicCheckpoints, NaNGuard, Throughput,
+                                           ValidationPanel)
+from keras_unet.training.config import TrainConfig
+from keras_unet.training.distribution import (Cluster, choose_policy, choose_strategy,
+                                              cluster_from_env, strategy_name)
+from keras_unet.training.run_dir import RunDir, prepare_run_dir
+
+PANEL_TILES = 4
+"""Validation tiles shown in the TensorBoard image panel."""
+
+MONITOR = "val_loss"
+"""The epoch log that picks ``best.keras`` (lowest): the weighted loss on the validation tiles.
+
+The loss, not the foreground IoU, because its border weights also reward separating touching
+cells, which the IoU of the foreground barely sees."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a training run produced.
+
+    Attributes:
+        config: the resolved config (``run_dir`` filled in).
+        run: the run directory and its parts.
+        model: the trained model (weights of the last epoch).
+        history: per-epoch logs of this process's ``fit`` (only the epochs it ran after a resume).
+        best: ``{"monitor", "value", "epoch", "logs"}`` of ``best.keras`` (lowest validation
+            loss), if one was saved.
+        export: the folder of the exported model (None on non-chief workers).
+        policy: the Keras mixed-precision policy used.
+        strategy: ``"MultiWorkerMirroredStrategy"``, ``"MirroredStrategy"`` or ``"default"``.
+        resumed: whether the run resumed an interrupted one.
+    """
+
+    config: TrainConfig
+    run: RunDir
+    model: keras.Model
+    history: dict[str, list[float]]
+    best: dict[str, Any] | None
+    export: Path | None
+    policy: str
+    strategy: str
+    resumed: bool
+
+    @property
+    def final(self) -> dict[str, float]:
+        """The last epoch's logs (empty if no epoch ran)."""
+        return {key: values[-1] for key, values in self.history.items() if values}
+
+
+def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: bool = False,
+          verbose: int | None = None) -> TrainResult:
+    """Trains a U-Net as ``config`` says and exports the best model for serving.
+
+    Writes to the run directory (see :mod:`keras_unet.training.run_dir`): ``config.yaml``,
+    ``logs/`` for TensorBoard (loss, IoU, Dice, learning rate, ``tiles_per_second``; validation
+    image panels under ``logs/images``), ``backup/`` while running (so a killed run started again
+    with the same config resumes at its last finished epoch), ``checkpoints/best.keras`` and
+    ``checkpoints/last.keras`` (written atomically), and ``export/<version>/`` (a float32
+    SavedModel for TF-Serving, :func:`keras_unet.serving.export_for_serving`). With several
+    workers only the chief writes there; the others keep their backup under
+    ``workers/<task>/``.
+
+    Args:
+        config: a :class:`TrainConfig`, a mapping of its fields, or None for the defaults.
+        overwrite: move an earlier, different run in ``config.run_dir`` aside instead of
+            refusing to start.
+        verbose: 0 silent, 1 progress bar, 2 one line per epoch; default: a progress bar on a
+            terminal, one line per epoch otherwise (CI logs).
+
+    Returns:
+        A :class:`TrainResult`.
+
+    Raises:
+        ValueError: for a bad config value, unreadable data, a global batch that does not
+            split evenly across the replicas.
+        FileNotFoundError: if ``config.data`` does not exist.
+        FileExistsError: if ``config.run_dir`` holds another run and ``overwrite`` is False.
+        FloatingPointError: if the loss became NaN or infinite (the message says where).
+
+    Example:
+        >>> import tempfile
+        >>> result = train({"run_dir": tempfile.mkdtemp() + "/run", "synthetic_images": 3,
+        ...                 "epochs": 1, "steps_per_epoch": 1, "batch_size": 2,
+        ...                 "tile_size": 92, "depth": 2, "filters": 2, "val_fraction": 0.34,
+        ...                 "mixed_precision": "off"}, verbose=0)
+        >>> sorted(result.history), result.policy
+        (['dice', 'iou', 'loss', 'tiles_per_second', 'val_dice', 'val_iou', 'val_loss'], 'float32')
+        >>> sorted(p.name for p in result.run.checkpoints.iterdir())
+        ['best.json', 'best.keras', 'last.keras']
+    """
+    config = _as_config(config)
+    verbose = (1 if sys.stdout.isatty() else 2) if verbose is None else verbose
+    say = print if verbose else _silent
+    cluster = cluster_from_env()
+    strategy = choose_strategy(config.strategy, cluster)
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise ValueError(f"batch_size {config.batch_size} does not split evenly over {replicas} "
+                         f"replicas; use a multiple of {replicas}.")
+    if cluster.num_tasks > 1 and config.run_dir is None:
+        raise ValueError("multi-worker training needs --run-dir: every worker must name the "
+                         "same run.")
+    policy = choose_policy(config.mixed_precision)
+    train_samples, val_samples = split_samples(_load_samples(config), config.val_fraction,
+                                               config.seed)
+    train_data, val_data = _datasets(config, train_samples, val_samples, cluster, replicas)
+    run = _prepare_run(config, cluster, overwrite, strategy)
+    config = config.replace(run_dir=str(run.path if cluster.is_chief else config.run_dir))
+    if run.replaced is not None:
+        say(f"unet train: moved the earlier run to {run.replaced}")
+    say(f"unet train: {'resuming' if run.resume else 'starting'} run {run.path}: "
+        f"{len(train_samples)} training / {len(val_samples)} validation images, "
+        f"{strategy_name(strategy)} strategy with {replicas} replica(s) ({config.batch_size // replicas} "
+        f"tiles each), {policy} precision")
+
+    previous_policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        keras.utils.set_random_seed(config.seed)
+        with strategy.scope():
+            model = _build_model(config, _channels(train_samples))
+            _compile(model, config)
+        guard = NaNGuard(hint=f"lower learning_rate (it is {config.learning_rate:g}), or "
+                              "try mixed_precision off.")
+        callbacks = _callbacks(config, run, cluster, guard, val_data)
+        history = model.fit(train_data, epochs=config.epochs,
+                            steps_per_epoch=config.steps_per_epoch, validation_data=val_data,
+                            callbacks=callbacks, verbose=verbose, shuffle=False)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+    if guard.message:
+        raise FloatingPointError(guard.message)
+    best = AtomicCheckpoints(run.checkpoints, MONITOR, "min").best_state() if cluster.is_chief else None
+    export = _export(config, run, model, _channels(train_samples)) if cluster.is_chief else None
+    return TrainResult(config, run, model, history.history, best, export, policy,
+                       strategy_name(strategy), run.resume)
+
+
+def split_samples(samples: list, val_fraction: float, seed: int = 0) -> tuple[list, list]:
+    """Splits samples at random into training and validation sets (at least one in each).
+
+    Args:
+        samples: the labelled images.
+        val_fraction: fraction held out for validation, rounded to whole images.
+        seed: seed of the shuffle.
+
+    Raises:
+        ValueError: for fewer than two samples.
+
+    Example:
+        >>> train_set, val_set = split_samples(list(range(10)), 0.2)
+        >>> len(train_set), len(val_set), sorted(train_set + val_set) == list(range(10))
+        (8, 2, True)
+    """
+    if len(samples) < 2:
+        raise ValueError(f"need at least 2 images to hold out a validation image, got "
+                         f"{len(samples)}.")
+    order = np.random.default_rng(seed).permutation(len(samples))
+    count = min(max(1, round(val_fraction * len(samples))), len(samples) - 1)
+    return ([samples[i] for i in sorted(order[count:])], [samples[i] for i in sorted(order[:count])])
+
+
+def _silent(*args, **kwargs) -> None:
+    """Swallows status lines when ``verbose=0``."""
+
+
+def _as_config(config) -> TrainConfig:
+    if config is None:
+        return TrainConfig()
+    if isinstance(config, TrainConfig):
+        return config
+    return TrainConfig.from_mapping(config)
+
+
+def _load_samples(config: TrainConfig) -> list:
+    if config.data is None:
+        return unet_data.synthetic_cells(config.synthetic_images, seed=config.seed)
+    return unet_data.load_samples(config.data)
+
+
+def _channels(samples: list) -> int:
+    image = samples[0].image
+    return 1 if image.ndim == 2 else image.shape[-1]
+
+
+def _prepare_run(config: TrainConfig, cluster: Cluster, overwrite: bool,
+                 strategy: tf.distribute.Strategy) -> RunDir:
+    """The chief prepares the run dir; other workers wait for it, then use their own folder."""
+    if cluster.is_chief:
+        run = prepare_run_dir(config, overwrite=overwrite)
+    if cluster.num_tasks > 1:
+        _barrier(strategy)
+    if cluster.is_chief:
+        return run
+    path = Path(config.run_dir) / "workers" / cluster.name
+    path.mkdir(parents=True, exist_ok=True)
+    return RunDir(path, resume=(path / "backup").is_dir())
+
+
+def _barrier(strategy: tf.distribute.Strategy) -> None:
+    """Blocks until every worker gets here (an all-reduce of one number)."""
+    ones = strategy.run(lambda: tf.constant(1.0))
+    strategy.reduce(tf.distribute.ReduceOp.SUM, ones, axis=None).numpy()
+
+
+def _build_model(config: TrainConfig, channels: int) -> keras.Model:
+    return build_unet((None, None, channels), config.num_classes, filters=config.filters,
+                      depth=config.depth, padding=config.padding, batch_norm=config.batch_norm,
+                      dropout=config.dropout)
+
+
+def _compile(model: keras.Model, config: TrainConfig) -> None:
+    learning_rate = config.learning_rate
+    if config.learning_rate_schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            learning_rate, decay_steps=config.epochs * config.steps_per_epoch)
+    if config.optimizer == "sgd":
+        optimizer = keras.optimizers.SGD(learning_rate, momentum=config.momentum)
+    else:
+        optimizer = keras.optimizers.Adam(learning_rate)
+    foreground = list(range(1, config.num_classes))
+    losses = {"weighted_crossentropy": WeightedCrossentropy(),
+              "dice": DiceLoss(class_ids=foreground),
+              "crossentropy_dice": CrossentropyDiceLoss(dice_class_ids=foreground)}
+    model.compile(optimizer=optimizer, loss=losses[config.loss],
+                  metrics=[IoU(config.num_classes, foreground, name="iou"),
+                           Dice(config.num_classes, foreground, name="dice")])
+
+
+def _datasets(config: TrainConfig, train_samples: list, val_samples: list, cluster: Cluster,
+              replicas: int) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    """Training tiles (endless, augmented) and the fixed validation tiles.
+
+    With several workers each one draws its own training tiles (a seed per worker, no
+    sharding, so no worker computes tiles it throws away) and evaluates its share of the
+    validation batches.
+    """
+    common = dict(tile_size=config.tile_size, batch_size=config.batch_size,
+                  num_classes=config.num_classes, depth=config.depth, padding=config.padding)
+    worker_seed = int(np.random.SeedSequence([config.seed, cluster.rank]).generate_state(1)[0])
+    train_data = unet_data.make_dataset(
+        train_samples, augment=config.elastic, shuffle=True, repeat=True,
+        seed=config.seed if cluster.num_tasks == 1 else worker_seed, **common)
+    val_data = unet_data.make_dataset(val_samples, augment=False, shuffle=False, repeat=False,
+                                      **common)
+    train_options = tf.data.Options()
+    train_options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.OFF)
+    val_options = tf.data.Options()
+    val_options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.DATA)
+    return (train_data.with_options(train_options),
+            _full_batches(val_data, config.batch_size, replicas).with_options(val_options))
+
+
+def _full_batches(val_data: tf.data.Dataset, batch_size: int, replicas: int) -> tf.data.Dataset:
+    """The validation tiles, kept in memory, in batches Keras and every replica can take.
+
+    The tiles are the same every epoch, so they are cached after the first pass and counted,
+    so that Keras knows where the set ends. With several replicas a last, partial batch would
+    leave some replica without tiles, which TensorFlow's CPU convolutions refuse; the tiles are
+    then padded to whole batches with blank tiles of weight 0. IoU and Dice leave weight-0
+    pixels out; the validation loss, a mean over pixels, is diluted by at most
+    ``(batch_size - 1) / tiles``.
+    """
+    tiles = val_data.unbatch().cache()
+    count = sum(1 for _ in tiles)
+    missing = -count % batch_size if replicas > 1 else 0
+    if missing:
+        blank = tf.nest.map_structure(tf.zeros_like, next(iter(tiles)))
+        tiles = tiles.concatenate(tf.data.Dataset.from_tensors(blank).repeat(missing))
+    batches = -(-(count + missing) // batch_size)
+    return tiles.batch(batch_size).apply(tf.data.experimental.assert_cardinality(batches))
+
+
+def _callbacks(config: TrainConfig, run: RunDir, cluster: Cluster, guard: NaNGuard,
+               val_data: tf.data.Dataset) -> list[keras.callbacks.Callback]:
+    callbacks = [guard, Throughput(config.batch_size),
+                 keras.callbacks.BackupAndRestore(str(run.backup), double_checkpoint=True)]
+    if not cluster.is_chief:
+        return callbacks
+    images, labels, weights = (np.asarray(part)[:PANEL_TILES]
+                               for part in next(iter(val_data.take(1))))
+    return callbacks + [
+        AtomicCheckpoints(run.checkpoints, MONITOR, "min"),
+        ValidationPanel(run.logs / "images", images, labels, weights),
+        keras.callbacks.TensorBoard(str(run.logs), write_graph=False, profile_batch=0),
+    ]
+
+
+def _export(config: TrainConfig, run: RunDir, model: keras.Model, channels: int) -> Path:
+    """Exports the best weights (else the last) in a float32 copy of the network."""
+    best_path = run.checkpoints / "best.keras"
+    if best_path.is_file():
+        model = keras.models.load_model(best_path, compile=False)
+    serving_model = _build_model(config, channels)
+    serving_model.set_weights(model.get_weights())
+    return Path(export_for_serving(serving_model, run.export))
