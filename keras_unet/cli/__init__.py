@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-SUBCOMMANDS = ("predict", "evaluate", "export")
+SUBCOMMANDS = ("train", "predict", "evaluate", "export")
 
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError,
                IsADirectoryError, PermissionError)

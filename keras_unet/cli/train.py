@@ -1,0 +1,108 @@
+"""``unet train``: train a U-Net on your data, or on synthetic cells without ``--data``.
+
+    unet train                                   # the CPU demo on synthetic cells
+    unet train --config training/paper.yaml --data isbi2012/ --run-dir runs/isbi
+
+Options given on the command line override the ``--config`` file, which overrides the defaults
+(``training/cpu_demo.yaml``). Run the same command again after an interruption to resume.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+OPTIONS = (
+    # (flag, type, choices, help)
+    ("--data", str, None, "folder of labelled images (default: synthetic cells)"),
+    ("--run-dir", str, None, "output folder (default: runs/<timestamp>)"),
+    ("--epochs", int, None, "number of epochs"),
+    ("--steps-per-epoch", int, None, "training steps per epoch"),
+    ("--batch-size", int, None, "global batch: tiles per step over all replicas"),
+    ("--tile-size", int, None, "input tile size (a size the network takes)"),
+    ("--filters", int, None, "channels of the first level"),
+    ("--depth", int, None, "number of pooling steps"),
+    ("--padding", str, ("valid", "same"), "valid (paper) or same"),
+    ("--optimizer", str, ("sgd", "adam"), "sgd (paper, momentum 0.99) or adam"),
+    ("--learning-rate", float, None, "learning rate for the global batch"),
+    ("--mixed-precision", str, ("auto", "off", "float16", "bfloat16"), "compute precision"),
+    ("--strategy", str, ("auto", "default", "mirrored", "multi-worker"),
+     "tf.distribute strategy"),
+    ("--seed", int, None, "random seed"),
+    ("--val-fraction", float, None, "fraction of images held out for validation"),
+)
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Registers ``unet train``.
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> train = add_parser(parser.add_subparsers())
+        >>> args = train.parse_args(["--epochs", "3", "--padding", "same"])
+        >>> args.epochs, args.padding, args.filters
+        (3, 'same', None)
+    """
+    parser = subparsers.add_parser(
+        "train", help="train a U-Net (default: the CPU demo on synthetic cells)",
+        description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", default=None, help="YAML config file (see training/)")
+    for flag, kind, choices, text in OPTIONS:
+        parser.add_argument(flag, type=kind, choices=choices, default=None, help=text)
+    parser.add_argument("--overwrite", action="store_true",
+                        help="move an earlier, different run in --run-dir aside and start anew")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def overrides(args: argparse.Namespace) -> dict:
+    """The config values given on the command line (options left out are not included).
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> args = add_parser(parser.add_subparsers()).parse_args(["--learning-rate", "0.1"])
+        >>> overrides(args)
+        {'learning_rate': 0.1}
+    """
+    names = [flag[2:].replace("-", "_") for flag, *_ in OPTIONS]
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs ``unet train``; returns 1 if the loss diverged, else 0."""
+    from keras_unet.training import TrainConfig, load_config, train
+
+    config = load_config(args.config) if args.config else TrainConfig()
+    try:
+        config = config.replace(**overrides(args))
+    except ValueError as error:
+        raise ValueError(f"command line: {error}") from None
+    try:
+        result = train(config, overwrite=args.overwrite)
+    except FloatingPointError as error:
+        print(f"unet train: {error}", file=sys.stderr)
+        return 1
+    if result.export is None:  # a non-chief worker: the chief reports
+        return 0
+    final = result.final
+    print()
+    print(f"Run directory:   {result.run.path}")
+    print(f"Config:          {result.run.path / 'config.yaml'}")
+    print(f"TensorBoard:     tensorboard --logdir {result.run.logs}")
+    print(f"Checkpoints:     {result.run.checkpoints / 'best.keras'} (best), last.keras (last)")
+    print(f"Served model:    {result.export}")
+    if final:
+        print(f"Last epoch:      validation IoU {final.get('val_iou', float('nan')):.3f}, "
+              f"Dice {final.get('val_dice', float('nan')):.3f}, "
+              f"{final.get('tiles_per_second', float('nan')):.1f} tiles/s")
+    if result.best:
+        logs = result.best["logs"]
+        print(f"Best epoch:      {result.best['epoch']} of {result.config.epochs} (lowest "
+              f"validation loss, {result.best['value']:.3f}): validation IoU "
+              f"{logs.get('val_iou', float('nan')):.3f}, Dice {logs.get('val_dice', float('nan')):.3f}"
+              " (best.keras, exported)")
+    print(f"Predict:         unet predict --model {result.run.checkpoints / 'best.keras'} "
+          "--input IMAGES --output MASKS")
+    return 0
