@@ -1,0 +1,160 @@
+"""train() end to end: run dir, TensorBoard read back, bfloat16, NaN, bad input, kill and resume."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from keras_unet.cli import main
+from keras_unet.data import make_dataset, synthetic_cells
+from keras_unet.training import TrainConfig, load_config, split_samples, train
+from keras_unet.training.callbacks import validation_panel
+
+TINY = {"synthetic_images": 3, "epochs": 2, "steps_per_epoch": 2, "batch_size": 2,
+        "tile_size": 92, "depth": 2, "filters": 4, "val_fraction": 0.34}
+
+
+def _tiny_yaml(tmp_path):
+    """The CLI has no flag for the number of synthetic images: a config file sets it."""
+    path = tmp_path / "tiny.yaml"
+    path.write_text("synthetic_images: 3\n")
+    return path
+
+
+def _tensors(folder):
+    accumulator = EventAccumulator(str(folder), size_guidance={"tensors": 0})
+    accumulator.Reload()
+    return {tag: [(event.step, tf.make_ndarray(event.tensor_proto))
+                  for event in accumulator.Tensors(tag)]
+            for tag in accumulator.Tags()["tensors"]}
+
+
+def test_bfloat16_run_writes_checkpoints_config_and_tensorboard(tmp_path):
+    config = TrainConfig(**TINY, run_dir=str(tmp_path / "run"), mixed_precision="bfloat16")
+    result = train(config, verbose=0)
+
+    assert result.policy == "mixed_bfloat16" and not result.resumed
+    conv = result.model.get_layer("enc1_conv1")
+    assert (conv.compute_dtype, conv.variable_dtype) == ("bfloat16", "float32")
+    assert result.model.output.dtype == "float32"
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored afterwards
+    assert all(np.isfinite(result.history["loss"]))
+
+    run = tmp_path / "run"
+    assert load_config(run / "config.yaml") == config
+    assert not (run / "backup").exists()  # removed once the run finished
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        "best.json", "best.keras", "last.keras"]
+    last = keras.models.load_model(run / "checkpoints" / "last.keras", compile=False)
+    for a, b in zip(last.get_weights(), result.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    best_epoch = int(np.argmin(result.history["val_loss"]))
+    assert result.best["epoch"] == best_epoch + 1
+    assert result.best["value"] == pytest.approx(result.history["val_loss"][best_epoch])
+    assert result.best["logs"]["val_iou"] == pytest.approx(result.history["val_iou"][best_epoch])
+    assert result.export is not None and result.export.is_dir()
+
+    train_logs = _tensors(run / "logs" / "train")
+    assert {"epoch_loss", "epoch_iou", "epoch_dice", "epoch_learning_rate",
+            "epoch_tiles_per_second"} <= set(train_logs)
+    for name in ("loss", "iou", "dice", "tiles_per_second"):
+        steps, values = zip(*train_logs[f"epoch_{name}"])
+        assert steps == (0, 1)
+        np.testing.assert_allclose(values, result.history[name], rtol=1e-6)
+    # cosine decay over 2 epochs x 2 steps, read after steps 2 and 4: lr0 (1 + cos(pi s/4)) / 2
+    assert [float(v) for _, v in train_logs["epoch_learning_rate"]] == pytest.approx(
+        [config.learning_rate / 2, 0.0], rel=1e-6, abs=1e-9)
+    assert all(v > 0 for _, v in train_logs["epoch_tiles_per_second"])
+    val_logs = _tensors(run / "logs" / "validation")
+    for name in ("loss", "iou", "dice"):
+        np.testing.assert_allclose([v for _, v in val_logs[f"epoch_{name}"]],
+                                   result.history[f"val_{name}"], rtol=1e-6)
+
+    panels = _tensors(run / "logs" / "images")["validation_panel"]
+    assert [step for step, _ in panels] == [0, 1]
+    width, height, *pngs = panels[-1][1]
+    _, val_samples = split_samples(synthetic_cells(3, seed=0), 0.34, seed=0)
+    images, labels, weights = next(iter(make_dataset(
+        val_samples, tile_size=92, batch_size=2, depth=2, augment=False, shuffle=False,
+        repeat=False)))
+    expected = validation_panel(images.numpy(), labels.numpy(),
+                                result.model(images, training=False).numpy(), weights.numpy())
+    assert (int(width), int(height), len(pngs)) == (4 * 52 + 6, 52, 2)
+    pictures = np.stack([tf.io.decode_png(png).numpy() for png in pngs]) / 255.0
+    np.testing.assert_allclose(pictures, expected, atol=1.5 / 255)
+
+
+def test_diverging_loss_stops_with_a_clear_message_and_exit_1(tmp_path, capsys):
+    code = main(["train", "--config", str(_tiny_yaml(tmp_path)), "--run-dir",
+                 str(tmp_path / "run"), "--learning-rate", "1e12", "--epochs", "2",
+                 "--steps-per-epoch", "3", "--batch-size", "2", "--tile-size", "92", "--depth",
+                 "2", "--filters", "4", "--mixed-precision", "off", "--val-fraction", "0.34"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith("unet train: the loss became nan at epoch 1, step ")
+    assert "lower learning_rate (it is 1e+12)" in err
+
+
+def test_missing_or_unrecognised_data_is_refused_before_anything_is_written(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert main(["train", "--data", str(tmp_path / "nowhere"), "--run-dir", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("unet train: error: ") and "nowhere" in err and len(
+        err.splitlines()) == 1
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no images here")
+    assert main(["train", "--data", str(tmp_path / "empty"), "--run-dir", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("unet train: error: ") and "empty" in err
+    assert not run_dir.exists()
+
+
+def _train_command(run_dir):
+    args = ["train", "--run-dir", str(run_dir), "--epochs", "3", "--steps-per-epoch", "40",
+            "--batch-size", "2", "--tile-size", "92", "--depth", "2", "--filters", "4",
+            "--val-fraction", "0.34", "--mixed-precision", "off", "--config"]
+    return [sys.executable, "-c", "import sys; from keras_unet.cli import main; "
+            "sys.exit(main(sys.argv[1:]))", *args]
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_with_the_same_command_and_ends_at_the_same_epoch(tmp_path):
+    run_dir = tmp_path / "run"
+    command = _train_command(run_dir) + [str(_tiny_yaml(tmp_path))]
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    first = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True)
+    seen = []
+    deadline = time.monotonic() + 150
+    try:
+        for line in first.stdout:
+            seen.append(line)
+            if line.startswith("Epoch 2/3"):
+                time.sleep(0.5)  # into epoch 2: some steps done, not finished
+                break
+            assert time.monotonic() < deadline, "".join(seen)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+    assert first.returncode == -signal.SIGKILL
+    assert any(line.startswith("Epoch 2/3") for line in seen), "".join(seen)
+    assert (run_dir / "backup").is_dir()
+    keras.models.load_model(run_dir / "checkpoints" / "last.keras", compile=False)  # whole
+
+    second = subprocess.run(command, env=environment, capture_output=True, text=True,
+                            timeout=180)
+    assert second.returncode == 0, second.stdout + second.stderr[-3000:]
+    assert f"resuming run {run_dir}" in second.stdout
+    epochs = [line.split()[1] for line in second.stdout.splitlines() if line.startswith("Epoch ")]
+    assert epochs == ["2/3", "3/3"]
+    assert not (run_dir / "backup").exists()
+    steps = [step for step, _ in _tensors(run_dir / "logs" / "train")["epoch_loss"]]
+    assert sorted(set(steps)) == [0, 1, 2]
+    assert f"Run directory:   {run_dir}" in second.stdout

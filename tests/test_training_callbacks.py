@@ -1,0 +1,114 @@
+"""Training callbacks: panels against hand-made pictures, checkpoints that survive failures."""
+
+import re
+
+import keras
+import numpy as np
+import pytest
+
+import keras_unet
+from keras_unet.training.callbacks import (AtomicCheckpoints, NaNGuard, Throughput,
+                                           save_model_atomically, validation_panel)
+
+
+def _tiny_model():
+    return keras_unet.build_unet((None, None, 1), 2, filters=2, depth=2)
+
+
+def test_validation_panel_shows_cropped_input_truth_foreground_and_scaled_weights():
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(2, 10, 10, 1))
+    labels = rng.integers(0, 3, size=(2, 4, 4))
+    probabilities = rng.dirichlet(np.ones(3), size=(2, 4, 4))
+    weights = rng.uniform(1, 10, size=(2, 4, 4))
+    panel = validation_panel(images, labels, probabilities, weights)
+    assert panel.shape == (2, 4, 4 * 4 + 3 * 2, 1) and panel.dtype == np.float32
+    crop = images[:, 3:7, 3:7, 0]
+    low, high = crop.min(axis=(1, 2))[:, None, None], crop.max(axis=(1, 2))[:, None, None]
+    expected = [(crop - low) / (high - low), labels / 2, 1 - probabilities[..., 0],
+                weights / weights.max(axis=(1, 2))[:, None, None]]
+    for index, picture in enumerate(expected):
+        start = index * (4 + 2)
+        np.testing.assert_allclose(panel[..., start:start + 4, 0], picture, rtol=1e-6)
+        if index < 3:
+            assert np.all(panel[..., start + 4:start + 6, 0] == 1.0)
+    assert panel.min() >= 0 and panel.max() <= 1
+
+
+def test_throughput_counts_tiles_of_training_steps_only(monkeypatch):
+    clock = iter([10.0, 13.0, 13.5, 14.0, 20.0, 20.5])
+    monkeypatch.setattr("keras_unet.training.callbacks.time.perf_counter", lambda: next(clock))
+    callback = Throughput(global_batch_size=6)
+    callback.on_epoch_begin(0)              # t = 10
+    for step in range(3):                   # t = 13 (first step: compiles), 13.5, 14
+        callback.on_train_batch_end(step)
+    logs = {}
+    callback.on_epoch_end(0, logs)          # validation time after t = 14 is not counted
+    assert logs["tiles_per_second"] == pytest.approx(2 * 6 / 1.0)
+    callback.on_epoch_begin(1)              # a one-step epoch: t = 20 to 20.5
+    callback.on_train_batch_end(0)
+    callback.on_epoch_end(1, logs)
+    assert logs["tiles_per_second"] == pytest.approx(6 / 0.5)
+
+
+def test_checkpoints_keep_the_best_across_a_resume_and_skip_nan_epochs(tmp_path):
+    model = _tiny_model()
+    callback = AtomicCheckpoints(tmp_path, monitor="val_iou", mode="max")
+    callback.set_model(model)
+    callback.on_epoch_end(0, {"loss": 1.0, "val_iou": 0.5})
+    best_bytes = (tmp_path / "best.keras").read_bytes()
+    resumed = AtomicCheckpoints(tmp_path, monitor="val_iou", mode="max")  # a new process
+    resumed.set_model(model)
+    resumed.on_epoch_end(1, {"loss": 0.9, "val_iou": 0.4})
+    assert (tmp_path / "best.keras").read_bytes() == best_bytes
+    assert resumed.best_state() == {"monitor": "val_iou", "value": 0.5, "epoch": 1,
+                                    "logs": {"loss": 1.0, "val_iou": 0.5}}
+    last_mtime = (tmp_path / "last.keras").stat().st_mtime_ns
+    resumed.on_epoch_end(2, {"loss": float("nan"), "val_iou": 0.9})
+    assert (tmp_path / "last.keras").stat().st_mtime_ns == last_mtime
+    resumed.on_epoch_end(3, {"loss": 0.8, "val_iou": 0.6})
+    assert resumed.best_state()["value"] == 0.6 and resumed.best_state()["epoch"] == 4
+    restored = keras.models.load_model(tmp_path / "best.keras", compile=False)
+    for a, b in zip(restored.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_min_mode_keeps_the_smallest(tmp_path):
+    callback = AtomicCheckpoints(tmp_path, monitor="val_loss", mode="min")
+    callback.set_model(_tiny_model())
+    for epoch, value in enumerate([0.5, 0.3, 0.4]):
+        callback.on_epoch_end(epoch, {"loss": 1.0, "val_loss": value})
+    assert (callback.best_state()["value"], callback.best_state()["epoch"]) == (0.3, 2)
+    with pytest.raises(ValueError, match="mode must be 'max' or 'min'"):
+        AtomicCheckpoints(tmp_path, mode="best")
+
+
+def test_a_save_that_dies_midway_leaves_the_previous_file_whole(tmp_path, monkeypatch):
+    model = _tiny_model()
+    path = save_model_atomically(model, tmp_path / "last.keras")
+    before = path.read_bytes()
+
+    def dies_after_writing_half(self, filepath, *args, **kwargs):
+        with open(filepath, "wb") as handle:
+            handle.write(before[: len(before) // 2])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(keras.Model, "save", dies_after_writing_half)
+    with pytest.raises(KeyboardInterrupt):
+        save_model_atomically(model, path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.keras"]
+
+
+def test_nan_guard_stops_fit_and_names_the_step():
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.SGD(1e30), "mse")
+    guard = NaNGuard(hint="lower the learning rate.")
+    x = np.full((64, 1), 1e3, "float32")
+    history = model.fit(x, x, batch_size=1, epochs=3, callbacks=[guard], verbose=0)
+    assert guard.message is not None
+    match = re.fullmatch(r"the loss became (nan|inf) at epoch (\d+), step (\d+); training "
+                         r"stopped: lower the learning rate\.", guard.message)
+    assert match, guard.message
+    assert int(match[2]) == 1 and 1 <= int(match[3]) < 64
+    assert len(history.history["loss"]) == 1
