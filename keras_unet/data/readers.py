@@ -113,7 +113,7 @@ def instance_labels(mask: np.ndarray, path: str) -> np.ndarray:
         >>> instance_labels(np.array([[0.5, 0.0]]), "m.tif")
         Traceback (most recent call last):
         ...
-        ValueError: label image 'm.tif' is not integer: dtype float64 with fractional values such as 0.5.
+        ValueError: label image 'm.tif' is not integer: dtype float64 with fractional values ...
     """
     mask = np.asarray(mask)
     if mask.ndim == 3 and mask.shape[-1] in (1, 3, 4):

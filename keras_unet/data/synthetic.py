@@ -28,8 +28,9 @@ def synthetic_cells(n: int, size: int = 256, seed: int = 0) -> list[Sample]:
 
     Images are uint8 ``(size, size)``, labels int32 with ids ``1..N`` and 0 for the background;
     no two cells touch, not even at a corner, and each cell is one 4-connected piece, so
-    ``labels > 0`` split by connected components gives the same cells back. Deterministic: image ``i`` depends only on ``(seed, i, size)``, so the first
-    images of a longer list are the images of a shorter one. Paths are ``"synthetic:<i>"``.
+    ``labels > 0`` split by connected components gives the same cells back. Deterministic:
+    image ``i`` depends only on ``(seed, i, size)``, so the first images of a longer list are
+    the images of a shorter one. Paths are ``"synthetic:<i>"``.
 
     Args:
         n: number of images (>= 1).
