@@ -33,8 +33,17 @@ from keras_unet.normalization import normalize_image
 MEMORY_BUDGET = 2 * 2**30
 """Bytes of activations one model call may use; sets the default tile size and batch."""
 
-ACTIVATION_FACTOR = 4
-"""Peak float32 full-resolution maps of ``filters`` channels per tile (3.3-3.6 measured on CPU)."""
+ACTIVATION_FACTOR = 5
+"""Peak memory of a forward pass, in float32 full-resolution maps of ``filters`` channels.
+
+Measured on CPU for the paper's network (``benchmarks/inference_benchmark.py memory``): 2.7 at a
+572 tile, 5.1 at 1084, 4.8 at 1436; the large tiles that the budget decides about set it.
+"""
+
+MAX_TILE = 2048
+"""Largest default tile side, whatever the budget allows a narrow network: the border waste is
+already down to 1.21 input px per output px there (1.38 at the paper network's default of 1276),
+while the band of tiles that a streamed image holds grows with the tile."""
 
 SAME_OVERLAP = 0.25
 """Fraction of a tile shared with its neighbour when tiling a "same"-padding model."""
@@ -235,8 +244,11 @@ def plan_tiles(shape: tuple[int, int], geom: ModelGeometry, tile_size=None,
     """Plans the tiles of an image of ``shape = (height, width)``; returns the axes and batch.
 
     ``tile_size`` (an int or a ``(height, width)`` pair of model input sizes) defaults to the
-    model's fixed input size, else to the largest tile whose activations fit
-    :data:`MEMORY_BUDGET`, shrunk to cover the image with as little waste as possible. The batch is
+    model's fixed input size, else to the largest tile (up to :data:`MAX_TILE`) whose
+    :func:`activation_bytes` fit :data:`MEMORY_BUDGET`, shrunk to cover the image with as little
+    waste as possible. Larger tiles waste less of the border that unpadded convolutions lose
+    (the paper network's 572 tile computes 2.22 input px per output px; its default of 1276 px,
+    1.38) and run at least as many FLOP/s (``benchmarks/README.md``). The batch is
     ``batch_size`` tiles, fewer when large tiles would exceed the budget together.
 
     Raises:
@@ -251,11 +263,23 @@ def plan_tiles(shape: tuple[int, int], geom: ModelGeometry, tile_size=None,
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
     tiles = _requested_tiles(tile_size, geom)
-    tile_bytes = 4 * geom.filters * ACTIVATION_FACTOR
-    max_tile = int(math.sqrt(MEMORY_BUDGET / tile_bytes))
+    max_tile = min(MAX_TILE, math.isqrt(MEMORY_BUDGET // activation_bytes(geom, 1, 1)))
     rows, cols = (plan_axis(size, geom, tile, max_tile) for size, tile in zip(shape, tiles))
-    per_tile = tile_bytes * rows.tile * cols.tile
+    per_tile = activation_bytes(geom, rows.tile, cols.tile)
     return rows, cols, max(1, min(batch_size, MEMORY_BUDGET // per_tile))
+
+
+def activation_bytes(geom: ModelGeometry, height: int, width: int) -> int:
+    """Estimated peak memory of one forward pass on a ``height`` x ``width`` tile, in bytes.
+
+    :data:`ACTIVATION_FACTOR` float32 maps of the first level's ``filters`` channels.
+
+    Example:
+        >>> paper = ModelGeometry(4, "valid", 1, 2, (None, None), 64)
+        >>> activation_bytes(paper, 1276, 1276) / 2**30  # the paper network's largest default
+        1.94...
+    """
+    return 4 * geom.filters * ACTIVATION_FACTOR * height * width
 
 
 def _requested_tiles(tile_size, geom: ModelGeometry) -> tuple[int | None, int | None]:

@@ -72,8 +72,6 @@ def run(args: argparse.Namespace) -> int:
         if (args.report / name).exists() and not args.overwrite:
             raise FileExistsError(f"{str(args.report / name)!r} exists; pass --overwrite to "
                                   "replace it.")
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}.")
     from keras_unet.data import load_samples
     from keras_unet.evaluation import evaluate_samples
     from keras_unet.inference import labels_from_probabilities

@@ -102,7 +102,8 @@ def load_predictor(path: Path, *, tta: bool = False, tile_size: int | None = Non
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
-        ValueError: if it is not a loadable model of a kind described above.
+        ValueError: if it is not a loadable model of a kind described above, or for a
+            ``batch_size`` below 1.
 
     Example:
         >>> load_predictor(Path("no-such-model.keras"))
@@ -110,6 +111,8 @@ def load_predictor(path: Path, *, tta: bool = False, tile_size: int | None = Non
         ...
         FileNotFoundError: --model 'no-such-model.keras' does not exist.
     """
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {batch_size}.")
     if not path.exists():
         raise FileNotFoundError(f"--model {str(path)!r} does not exist.")
     if path.is_dir():
@@ -335,8 +338,6 @@ def run(args: argparse.Namespace) -> int:
     plans = [output_paths(image, args.output, probabilities=args.probabilities,
                           overlays=args.overlays) for image in images]
     check_outputs(images, args.output, plans, args.overwrite)
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}.")
     predictor = load_predictor(args.model, tta=args.tta, tile_size=args.tile_size,
                                batch_size=args.batch_size)
     args.output.mkdir(parents=True, exist_ok=True)
