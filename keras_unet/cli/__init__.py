@@ -39,7 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``unet`` console script; returns the process exit code."""
+    """Entry point of the ``unet`` console script; returns the process exit code.
+
+    A mistake the user can fix is printed as one line on stderr and gives exit code 2.
+
+    Example:
+        >>> main(["evaluate", "--model", "no-such-model.keras", "--data", "no-such-folder"])
+        2
+    """
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args) or 0)

@@ -43,7 +43,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Runs ``unet export``: checks the paths first, then loads, exports and prints the path."""
+    """Runs ``unet export``: checks the paths first, then loads, exports and prints the path.
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> _ = add_parser(parser.add_subparsers())
+        >>> run(parser.parse_args(["export", "--model", "no-such-model.keras", "--out", "models"]))
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: --model 'no-such-model.keras' does not exist.
+    """
     from keras_unet.cli.predict import load_predictor
     from keras_unet.serving.export import (DEFAULT_MAX_IMAGE_PIXELS, check_export_target,
                                            export_for_serving)

@@ -44,6 +44,12 @@ class PixelBuffers(NamedTuple):
         weights: float32 ``(N,)`` the paper's weight map.
         offsets, heights, widths: int32 ``(S,)``: where sample ``s`` starts in the buffers and
             its size.
+
+    Example:
+        >>> from keras_unet.data import synthetic_cells
+        >>> buffers = prepare_buffers(synthetic_cells(1, size=32))
+        >>> buffers.labels.shape, buffers.heights.numpy().tolist()
+        (TensorShape([1024]), [32])
     """
 
     images: tf.Tensor
@@ -123,6 +129,11 @@ class TilePlan:
         sample, top, left: int32 ``(T,)``: the grid windows (image index and window corner).
         low, high: int32 ``(S, 2)``: per image, the first and last allowed window start
             (rows, columns) of :func:`window_range`.
+
+    Example:
+        >>> plan = TilePlan.for_sizes([(100, 30)], 36)  # 3 windows down, 1 across
+        >>> len(plan), plan.sample.tolist()
+        (3, [0, 0, 0])
     """
 
     sample: np.ndarray
