@@ -16,6 +16,7 @@ from keras_unet.cli import main
 from keras_unet.data import make_dataset, synthetic_cells
 from keras_unet.training import TrainConfig, load_config, split_samples, train
 from keras_unet.training.callbacks import validation_panel
+from keras_unet.training.run_dir import prepare_run_dir
 
 TINY = {"synthetic_images": 3, "epochs": 2, "steps_per_epoch": 2, "batch_size": 2,
         "tile_size": 92, "depth": 2, "filters": 4, "val_fraction": 0.34}
@@ -114,6 +115,21 @@ def test_missing_or_unrecognised_data_is_refused_before_anything_is_written(tmp_
     err = capsys.readouterr().err
     assert err.startswith("unet train: error: ") and "empty" in err
     assert not run_dir.exists()
+
+
+def test_run_dir_of_another_run_is_refused_and_kept_whole(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    prepare_run_dir(TrainConfig(**dict(TINY, epochs=5), run_dir=str(run_dir)))
+    (run_dir / "backup").mkdir()
+    (run_dir / "backup" / "latest.weights.h5").write_bytes(b"weights of the earlier run")
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    assert main(["train", "--config", str(_tiny_yaml(tmp_path)), "--run-dir", str(run_dir),
+                 "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"unet train: error: run dir {str(run_dir)!r} holds a different run "
+                          "(epochs: 5 there, 1 now")
+    assert "pass --overwrite" in err and len(err.splitlines()) == 1
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
 
 
 def _train_command(run_dir):

@@ -111,7 +111,8 @@ def test_mirrored_over_two_cpus_matches_one_device_training(tmp_path):
     code = f"""
         import json, numpy as np, tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        devices = [tf.config.LogicalDeviceConfiguration()] * 2
+        tf.config.set_logical_device_configuration(cpu, devices)
         from keras_unet.training import train
         config = dict({TINY!r}, elastic=False)
         one = train(dict(config, strategy="default", run_dir={str(tmp_path / 'one')!r}), verbose=0)

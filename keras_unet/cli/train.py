@@ -93,16 +93,17 @@ def run(args: argparse.Namespace) -> int:
     print(f"TensorBoard:     tensorboard --logdir {result.run.logs}")
     print(f"Checkpoints:     {result.run.checkpoints / 'best.keras'} (best), last.keras (last)")
     print(f"Served model:    {result.export}")
+    nan = float("nan")
     if final:
-        print(f"Last epoch:      validation IoU {final.get('val_iou', float('nan')):.3f}, "
-              f"Dice {final.get('val_dice', float('nan')):.3f}, "
-              f"{final.get('tiles_per_second', float('nan')):.1f} tiles/s")
+        print(f"Last epoch:      validation IoU {final.get('val_iou', nan):.3f}, "
+              f"Dice {final.get('val_dice', nan):.3f}, "
+              f"{final.get('tiles_per_second', nan):.1f} tiles/s")
     if result.best:
         logs = result.best["logs"]
         print(f"Best epoch:      {result.best['epoch']} of {result.config.epochs} (lowest "
               f"validation loss, {result.best['value']:.3f}): validation IoU "
-              f"{logs.get('val_iou', float('nan')):.3f}, Dice {logs.get('val_dice', float('nan')):.3f}"
-              " (best.keras, exported)")
+              f"{logs.get('val_iou', nan):.3f}, Dice {logs.get('val_dice', nan):.3f} "
+              "(best.keras, exported)")
     print(f"Predict:         unet predict --model {result.run.checkpoints / 'best.keras'} "
           "--input IMAGES --output MASKS")
     return 0

@@ -136,8 +136,8 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
         say(f"unet train: moved the earlier run to {run.replaced}")
     say(f"unet train: {'resuming' if run.resume else 'starting'} run {run.path}: "
         f"{len(train_samples)} training / {len(val_samples)} validation images, "
-        f"{strategy_name(strategy)} strategy with {replicas} replica(s) ({config.batch_size // replicas} "
-        f"tiles each), {policy} precision")
+        f"{strategy_name(strategy)} strategy with {replicas} replica(s) "
+        f"({config.batch_size // replicas} tiles each), {policy} precision")
 
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(policy)
@@ -156,8 +156,10 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
         keras.mixed_precision.set_global_policy(previous_policy)
     if guard.message:
         raise FloatingPointError(guard.message)
-    best = AtomicCheckpoints(run.checkpoints, MONITOR, "min").best_state() if cluster.is_chief else None
-    export = _export(config, run, model, _channels(train_samples)) if cluster.is_chief else None
+    best = export = None
+    if cluster.is_chief:
+        best = AtomicCheckpoints(run.checkpoints, MONITOR, "min").best_state()
+        export = _export(config, run, model, _channels(train_samples))
     return TrainResult(config, run, model, history.history, best, export, policy,
                        strategy_name(strategy), run.resume)
 
@@ -183,7 +185,8 @@ def split_samples(samples: list, val_fraction: float, seed: int = 0) -> tuple[li
                          f"{len(samples)}.")
     order = np.random.default_rng(seed).permutation(len(samples))
     count = min(max(1, round(val_fraction * len(samples))), len(samples) - 1)
-    return ([samples[i] for i in sorted(order[count:])], [samples[i] for i in sorted(order[:count])])
+    held_out = sorted(order[:count])
+    return [samples[i] for i in sorted(order[count:])], [samples[i] for i in held_out]
 
 
 def _silent(*args, **kwargs) -> None:
