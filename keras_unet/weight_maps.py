@@ -12,10 +12,11 @@ The obvious implementation runs one distance transform of the whole image per ce
 them. Here the border term is only evaluated where it can matter: it is below ``eps`` once
 ``d1 + d2 > D = sigma * sqrt(2 ln(w0 / eps))`` (:func:`border_cutoff`), with ``eps`` under half
 a float32 unit in the last place of the background weight, so dropping it changes the float32
-result by at most one rounding step (31.3 px for the paper's w0 = 10, sigma = 5). A pixel with
-``d1 + d2 <= D`` has both its cells close by, so each cell's distance transform is needed only
-in its bounding box grown by ``floor(D) - 1`` (:func:`nearest_two_distances`); a running
-two-minimum over these windows gives d1 and d2, exactly, at a fraction of the cost.
+result by at most one rounding step (31.3 px for the paper's w0 = 10, sigma = 5).
+:func:`nearest_two_distances` then gets d1 and d2 exactly where ``d1 + d2 <= D``, at a fraction
+of the cost: pixels in the thin gaps between touching cells find both cells in their
+neighbourhood, and only the other pixels need per-cell distance transforms, each limited to the
+cell's bounding box grown by ``floor(D) - 1``.
 """
 
 from __future__ import annotations
@@ -125,21 +126,53 @@ def border_cutoff(w0: float, sigma: float, background_weight: float = 1.0) -> fl
     return sigma * math.sqrt(2.0 * math.log(w0 / eps))
 
 
+GAP_RADIUS = 3
+"""Pixels within this distance of two cells (the gaps between touching cells) are resolved by
+looking at their neighbourhood alone, without any distance transform."""
+
+
+def _neighbourhood_two_nearest(labels: np.ndarray, radius: int):
+    """Squared distances to the two nearest cells, looked up within ``radius`` of each
+    background pixel; the second is only found (``found``) if it is within ``radius``."""
+    rows, cols = np.mgrid[-radius:radius + 1, -radius:radius + 1]
+    squared = (rows * rows + cols * cols).ravel()
+    order = np.argsort(squared, kind="stable")[1:]  # nearest offsets first, without (0, 0)
+    order = order[squared[order] <= radius * radius]
+    padded = np.pad(labels, radius)
+    offsets = rows.ravel()[order] * padded.shape[1] + cols.ravel()[order]
+    y, x = np.nonzero(labels == 0)
+    near = padded.ravel()[((y + radius) * padded.shape[1] + x + radius)[:, None] + offsets]
+    is_cell = near != 0
+    pixel = np.arange(y.size)
+    first = np.argmax(is_cell, axis=1)  # the first offset on a cell is the nearest cell
+    other = is_cell & (near != near[pixel, first][:, None])
+    second = np.argmax(other, axis=1)
+    found = other[pixel, second]
+    return y[found], x[found], squared[order][first[found]], squared[order][second[found]]
+
+
 def nearest_two_distances(instance_labels, max_sum: float) -> tuple[np.ndarray, np.ndarray]:
-    """Distances ``d1 <= d2`` of every pixel to its nearest and second-nearest cell.
+    """Distances ``d1 <= d2`` of background pixels to their nearest and second-nearest cell.
 
     Exact (bit for bit the values of one whole-image ``distance_transform_edt`` per cell) at
     every pixel outside the cells where ``d1 + d2 <= max_sum``; elsewhere possibly larger than
-    the truth, never smaller. Such a pixel has ``d1 >= 1``, so both its cells lie within
-    ``max_sum - 1`` and, distances of pixels being roots of integers, within a Chebyshev distance
-    of ``m = floor(max_sum) - 1``: each cell's feature transform is computed only in its bounding
-    box grown by ``m``, where it is exact because the whole cell is inside, and the two smallest
-    squared distances are kept by a running two-minimum in integers.
+    the truth, never smaller. Two steps, both exact:
+
+    1. A background pixel with two cells within :data:`GAP_RADIUS` px, as in the gaps between
+       touching cells, takes both distances from its neighbourhood: the offsets are visited
+       from the nearest, so the first cell met is the nearest and the first other cell the
+       second-nearest.
+    2. The other background pixels need distance transforms. A pixel with ``d1 + d2 <= max_sum``
+       has ``d1 >= 1``, so both its cells lie within ``max_sum - 1`` and, distances of pixels
+       being roots of integers, within a Chebyshev distance of ``m = floor(max_sum) - 1``. So a
+       cell's feature transform is computed only in its bounding box grown by ``m``, where it is
+       exact because the whole cell is inside, and only if that window holds a pixel of this
+       step; a running two-minimum in integers keeps the two smallest squared distances.
 
     Example:
-        >>> d1, d2 = nearest_two_distances(np.array([[1, 0, 0, 0, 2]]), max_sum=10)
-        >>> d1.tolist(), d2.tolist()
-        ([[0.0, 1.0, 2.0, 1.0, 0.0]], [[4.0, 3.0, 2.0, 3.0, 4.0]])
+        >>> d1, d2 = nearest_two_distances(np.array([[1, 0, 0, 0, 0, 0, 0, 2]]), max_sum=10)
+        >>> d1[0, 1:-1].tolist(), d2[0, 1:-1].tolist()  # d2 <= 3 only in the middle: step 1
+        ([1.0, 2.0, 3.0, 3.0, 2.0, 1.0], [6.0, 5.0, 4.0, 4.0, 5.0, 6.0])
     """
     labels = _check_instance_labels(instance_labels)
     if labels.size and labels.max() > labels.size:  # sparse ids: renumber for find_objects
@@ -147,6 +180,9 @@ def nearest_two_distances(instance_labels, max_sum: float) -> tuple[np.ndarray, 
     far = np.iinfo(np.int32).max
     nearest = np.full(labels.shape, far, np.int32)
     second = np.full(labels.shape, far, np.int32)
+    gap_y, gap_x, gap_nearest, gap_second = _neighbourhood_two_nearest(labels, GAP_RADIUS)
+    rest = labels == 0
+    rest[gap_y, gap_x] = False
     margin = max(math.floor(max_sum) - 1, 0)
     height, width = labels.shape
     for index, box in enumerate(scipy.ndimage.find_objects(labels), start=1):
@@ -155,6 +191,8 @@ def nearest_two_distances(instance_labels, max_sum: float) -> tuple[np.ndarray, 
         top, left = max(box[0].start - margin, 0), max(box[1].start - margin, 0)
         window = (slice(top, min(box[0].stop + margin, height)),
                   slice(left, min(box[1].stop + margin, width)))
+        if not rest[window].any():
+            continue
         rows, cols = scipy.ndimage.distance_transform_edt(
             labels[window] != index, return_distances=False, return_indices=True)
         rows -= np.arange(rows.shape[0], dtype=rows.dtype)[:, None]
@@ -164,6 +202,8 @@ def nearest_two_distances(instance_labels, max_sum: float) -> tuple[np.ndarray, 
         best, runner_up = nearest[window], second[window]
         np.minimum(runner_up, np.maximum(best, squared, out=cols), out=runner_up)
         np.minimum(best, squared, out=best)
+    nearest[gap_y, gap_x] = gap_nearest  # after step 2, which may have counted these too
+    second[gap_y, gap_x] = gap_second
     return np.sqrt(nearest), np.sqrt(second)
 
 

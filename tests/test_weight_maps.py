@@ -67,6 +67,7 @@ def assert_within_one_ulp(actual, expected):
 LABEL_IMAGES = {
     "synthetic": lambda: synthetic_cells(1, size=80, seed=3)[0].labels,
     "voronoi": lambda: voronoi_cells(72, 25, seed=1),
+    "touching": lambda: voronoi_cells(72, 25, seed=1, reach=72),  # 1-px gaps only
     "sparse ids": lambda: voronoi_cells(48, 8, seed=2) * 1_000_003,
 }
 
