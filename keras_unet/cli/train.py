@@ -71,7 +71,16 @@ def overrides(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Runs ``unet train``; returns 1 if the loss diverged, else 0."""
+    """Runs ``unet train``; returns 1 if the loss diverged, else 0.
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> _ = add_parser(parser.add_subparsers())
+        >>> run(parser.parse_args(["train", "--data", "no-such-folder", "--epochs", "1"]))
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: dataset 'no-such-folder' does not exist.
+    """
     from keras_unet.training import TrainConfig, load_config, train
 
     config = load_config(args.config) if args.config else TrainConfig()

@@ -55,6 +55,14 @@ class TrainResult:
         policy: the Keras mixed-precision policy used.
         strategy: ``"MultiWorkerMirroredStrategy"``, ``"MirroredStrategy"`` or ``"default"``.
         resumed: whether the run resumed an interrupted one.
+
+    Example:
+        >>> from keras_unet.training.run_dir import RunDir
+        >>> result = TrainResult(TrainConfig(epochs=2), RunDir(Path("runs/a"), resume=False),
+        ...                      None, {"loss": [0.9, 0.4], "val_loss": [0.8, 0.5]}, None,
+        ...                      None, "float32", "default", False)
+        >>> result.final, str(result.run.logs)
+        ({'loss': 0.4, 'val_loss': 0.5}, 'runs/a/logs')
     """
 
     config: TrainConfig
