@@ -1,52 +1,75 @@
-"""Inference speed: keras_unet.predict_tiled against MONAI's sliding_window_inference.
+"""Inference speed and memory of keras_unet.predict_tiled / predict_tiff.
 
-Both segment the same N x N image on the same CPU with a network of the paper's width
-(64..1024 channels, depth 4): ours is the paper's unpadded U-Net tiled seamlessly, MONAI's is
-``BasicUNet(features=(64, 128, 256, 512, 1024, 64))`` run with its default overlap of 0.25.
-The script also measures this CPU's float32 matmul rate (``tf.matmul``) and how much of it the
-forward pass of our network reaches, with the FLOPs counted from the layer shapes.
+Four measurements, each a subcommand:
 
-    python benchmarks/inference_benchmark.py            # 4096 x 4096, 2 repeats
-    python benchmarks/inference_benchmark.py --quick    # 1024 x 1024, 1 repeat
+* ``peak``: the fraction of this CPU's float32 matmul rate (``tf.matmul``, 4096 x 4096) that the
+  forward pass of the paper's network on a 572 x 572 tile (300.9 GFLOP) reaches, as
+  ``predict_tiled`` runs it (``tf.function``) and with XLA (``jit_compile=True``).
+* ``speed``: output megapixels/s of ``predict_tiled`` on an N x N image against MONAI's
+  ``sliding_window_inference`` with ``BasicUNet(features=(64, 128, 256, 512, 1024, 64))`` (the
+  paper's width, depth 4) at MONAI's default overlap of 0.25, on the same CPU.
+* ``tiles``: the forward pass of the paper's network on single tiles of several sizes: the border
+  wasted by unpadded convolutions (input px computed per output px), the activation memory that
+  :func:`keras_unet.inference.plan_tiles` budgets, and the measured speed.
+* ``memory``: peak memory, each run in a fresh process: (a) one forward pass of the paper's network
+  per tile size against the budget estimate; (b) ``predict_tiff`` streaming an N x N TIFF against
+  ``predict_tiled`` holding it, at two sizes, with a narrow network (``filters=4``, depth 4, the
+  paper's geometry) so that an 8192 x 8192 image runs in minutes on two cores.
+
+FLOPs are counted from the layer shapes (multiply and add apart) for both networks. Rounds of the
+things compared alternate (ours, peer, ours, peer, ...) and medians are reported, so that load
+from other processes affects both alike.
+
+    python benchmarks/inference_benchmark.py peak              # 7 rounds
+    python benchmarks/inference_benchmark.py speed             # 4096 x 4096, 2 rounds
+    python benchmarks/inference_benchmark.py speed --size 2048 --rounds 3
+    python benchmarks/inference_benchmark.py tiles --rounds 3
+    python benchmarks/inference_benchmark.py memory            # 4096^2 and 8192^2 streaming
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import multiprocessing
 import os
+import resource
+import tempfile
+import threading
 import time
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
-from keras_unet import build_unet, geometry, predict_tiled  # noqa: E402
-from keras_unet.inference import compiled_forward, model_geometry, plan_tiles  # noqa: E402
+MIB = 2**20
 
 
-def best_time(function, repeats: int) -> float:
-    """Fastest of ``repeats`` timed calls, after one untimed warm-up call."""
+def timed(function) -> float:
+    """Wall seconds of one call."""
+    start = time.perf_counter()
     function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return time.perf_counter() - start
 
 
-def matmul_peak(size: int, repeats: int) -> float:
-    """GFLOP/s of a float32 ``size x size`` matmul in a compiled tf.function."""
-    a = tf.random.normal((size, size))
-    b = tf.random.normal((size, size))
-    matmul = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
-    return 2 * size**3 / best_time(lambda: matmul().numpy(), repeats) / 1e9
+def interleaved(functions: dict, rounds: int) -> dict[str, list[float]]:
+    """Times every function once per round, alternating them within each round."""
+    times = {name: [] for name in functions}
+    for round_ in range(rounds):
+        for name, function in functions.items():
+            times[name].append(timed(function))
+        summary = ", ".join(f"{name} {values[-1]:.2f} s" for name, values in times.items())
+        print(f"  round {round_ + 1}/{rounds}: {summary}", flush=True)
+    return times
 
 
 def unet_gflop(tile: int, **kwargs) -> float:
-    """FLOPs (multiply and add counted apart) of one tile, summed over the conv layers."""
+    """GFLOP of one ``tile`` x ``tile`` forward pass of ``build_unet``, summed over convolutions."""
+    import keras
+
+    from keras_unet import build_unet
+
     model = build_unet((tile, tile, 1), 2, **kwargs)
     flops = 0
     for layer in model.layers:
@@ -61,70 +84,329 @@ def unet_gflop(tile: int, **kwargs) -> float:
     return flops / 1e9
 
 
-def forward_rate(model, tile: int, repeats: int) -> tuple[float, float]:
-    """Seconds per tile and GFLOP/s of the compiled forward pass on one ``tile`` x ``tile``."""
-    forward = compiled_forward(model, model_geometry(model))
-    tiles = np.random.default_rng(0).normal(size=(1, tile, tile, 1)).astype("float32")
-    seconds = best_time(lambda: forward(tiles).numpy(), repeats)
-    return seconds, unet_gflop(tile) / seconds
-
-
-def monai_rate(image: np.ndarray, roi: int, repeats: int) -> float:
-    """Output megapixels/s of MONAI's BasicUNet with sliding_window_inference (overlap 0.25)."""
+def torch_gflop(net, shape: tuple[int, ...]) -> float:
+    """GFLOP of one forward pass of a PyTorch network, summed over its convolutions."""
     import torch
-    from monai.inferers import sliding_window_inference
+
+    flops = []
+
+    def count(module, inputs, output):
+        kernel = int(np.prod(module.kernel_size))
+        if isinstance(module, torch.nn.ConvTranspose2d):
+            pixels = inputs[0].numel() // module.in_channels
+            flops.append(2 * pixels * kernel * module.in_channels * module.out_channels)
+        else:
+            flops.append(2 * output.numel() * kernel * module.in_channels // module.groups)
+
+    hooks = [module.register_forward_hook(count) for module in net.modules()
+             if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    with torch.inference_mode():
+        net(torch.zeros(shape))
+    for hook in hooks:
+        hook.remove()
+    return sum(flops) / 1e9
+
+
+def monai_basic_unet():
+    """MONAI's BasicUNet with the paper's widths, in eval mode, using every core."""
+    import torch
     from monai.networks.nets import BasicUNet
 
     torch.set_num_threads(os.cpu_count())
-    net = BasicUNet(spatial_dims=2, in_channels=1, out_channels=2,
-                    features=(64, 128, 256, 512, 1024, 64)).eval()
-    normalized = (image - image.mean()) / image.std()
-    inputs = torch.from_numpy(normalized.astype("float32"))[None, None]
+    return BasicUNet(spatial_dims=2, in_channels=1, out_channels=2,
+                     features=(64, 128, 256, 512, 1024, 64)).eval()
 
-    def run():
+
+def peak(args: argparse.Namespace) -> None:
+    """The paper network's forward pass on one 572 tile as a fraction of the matmul rate."""
+    import tensorflow as tf
+
+    from keras_unet import build_unet
+    from keras_unet.inference import compiled_forward, model_geometry
+
+    model = build_unet((None, None, 1), 2)
+    forward = compiled_forward(model, model_geometry(model))
+    xla = tf.function(lambda tiles: model(tiles, training=False), jit_compile=True)
+    a, b = tf.random.normal((4096, 4096)), tf.random.normal((4096, 4096))
+    matmul = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
+    tile = np.random.default_rng(1).normal(size=(1, 572, 572, 1)).astype("float32")
+    functions = {"matmul": lambda: matmul().numpy(), "forward": lambda: forward(tile).numpy(),
+                 "forward XLA": lambda: xla(tile).numpy()}
+    for function in functions.values():
+        function()
+    print(f"matmul 4096^2 and the 572-tile forward pass, {args.rounds} rounds:", flush=True)
+    times = {name: np.array(values) for name, values in interleaved(functions,
+                                                                     args.rounds).items()}
+    matmul_rates = 2 * 4096**3 / times["matmul"] / 1e9
+    gflop = unet_gflop(572)
+    print()
+    print(f"CPU: {os.cpu_count()} cores; paper network on a 572 tile: {gflop:.1f} GFLOP")
+    print("| | GFLOP/s (median) | best round | fraction of matmul: median of rounds | "
+          "fraction: best / best |")
+    print("|---|---|---|---|---|")
+    print(f"| tf.matmul float32 4096^2 | {np.median(matmul_rates):.1f} | "
+          f"{matmul_rates.max():.1f} | | |")
+    for name in ("forward", "forward XLA"):
+        rates = gflop / times[name]
+        print(f"| {name} (tf.function{', jit_compile=True' if 'XLA' in name else ''}) | "
+              f"{np.median(rates):.1f} | {rates.max():.1f} | "
+              f"{np.median(rates / matmul_rates):.0%} | {rates.max() / matmul_rates.max():.0%} |")
+
+
+def speed(args: argparse.Namespace) -> None:
+    """Ours vs MONAI's sliding_window_inference on an N x N image, with the paper's widths."""
+    import torch
+    from monai.inferers import sliding_window_inference
+
+    from keras_unet import build_unet, predict_tiled
+    from keras_unet.inference import compiled_forward, model_geometry, plan_tiles
+
+    size, rounds = args.size, args.rounds
+    image = np.random.default_rng(0).integers(0, 256, (size, size), dtype=np.uint8)
+    model = build_unet((None, None, 1), 2)
+    geom = model_geometry(model)
+    forward = compiled_forward(model, geom)
+    rows, cols, batch = plan_tiles(image.shape, geom)
+    net = monai_basic_unet()
+    roi = args.monai_roi
+    normalized = torch.from_numpy(((image - image.mean()) / image.std()).astype("float32"))
+
+    def monai():
         with torch.inference_mode():
-            return torch.softmax(sliding_window_inference(inputs, (roi, roi), 4, net), 1)
+            return torch.softmax(sliding_window_inference(normalized[None, None], (roi, roi),
+                                                          args.monai_batch, net), 1)
 
-    return image.size / best_time(run, repeats) / 1e6
+    print(f"{size} x {size} image, warm-up then {rounds} rounds:", flush=True)
+    forward(np.zeros((1, rows.tile, cols.tile, 1), "float32")).numpy()  # trace, pick kernels
+    with torch.inference_mode():
+        net(torch.zeros((1, 1, roi, roi)))
+    times = interleaved({"keras_unet": lambda: predict_tiled(model, image), "MONAI": monai},
+                        rounds)
+    ours = size * size / np.array(times["keras_unet"]) / 1e6
+    theirs = size * size / np.array(times["MONAI"]) / 1e6
+
+    monai_step = roi - int(roi * 0.25)
+    windows = (max(1, -(-(size - roi) // monai_step) + 1)) ** 2
+    monai_gflop = torch_gflop(net, (1, 1, roi, roi))
+    our_gflop = rows.count * cols.count * unet_gflop(rows.tile)
+    print()
+    print(f"| {size}x{size} image, {os.cpu_count()} cores, median of {rounds} | keras_unet | "
+          "MONAI | ours / MONAI |")
+    print("|---|---|---|---|")
+    print(f"| output megapixels/s | {np.median(ours):.4f} | {np.median(theirs):.4f} | "
+          f"{np.median(ours / theirs):.2f} |")
+    print(f"| tile or window | {rows.tile}x{cols.tile} valid, step {rows.step}, "
+          f"{rows.count * cols.count} tiles, batch {batch} | {roi}x{roi} same, overlap 0.25, "
+          f"{windows} windows, batch {args.monai_batch} | |")
+    print(f"| input px computed per output px | "
+          f"{rows.count * cols.count * rows.tile * cols.tile / size**2:.2f} | "
+          f"{windows * roi**2 / size**2:.2f} | |")
+    print(f"| conv GFLOP for the image | {our_gflop:.0f} | {windows * monai_gflop:.0f} | "
+          f"{our_gflop / (windows * monai_gflop):.2f} |")
+    print(f"| GFLOP/s achieved | {our_gflop / np.median(times['keras_unet']):.1f} | "
+          f"{windows * monai_gflop / np.median(times['MONAI']):.1f} | |")
+
+
+def tiles(args: argparse.Namespace) -> None:
+    """The paper network on single tiles: waste, budgeted memory and speed per tile size."""
+    from keras_unet import build_unet
+    from keras_unet.inference import activation_bytes, compiled_forward, model_geometry, tile_step
+
+    model = build_unet((None, None, 1), 2)
+    geom = model_geometry(model)
+    forward = compiled_forward(model, geom)
+    inputs = {tile: np.random.default_rng(0).normal(size=(1, tile, tile, 1)).astype("float32")
+              for tile in args.tiles}
+    for tile in args.tiles:
+        forward(inputs[tile]).numpy()
+    print(f"paper network, one tile per call, {args.rounds} rounds:", flush=True)
+    times = interleaved({str(tile): (lambda t=tile: forward(inputs[t]).numpy())
+                         for tile in args.tiles}, args.rounds)
+    print()
+    print("| tile | output | step | input px per output px | budgeted memory | GFLOP | "
+          "s/tile (median) | GFLOP/s | output MP/s |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for tile in args.tiles:
+        step = tile_step(tile, geom.depth, geom.padding)
+        seconds = float(np.median(times[str(tile)]))
+        gflop = unet_gflop(tile)
+        memory = activation_bytes(geom, tile, tile) / MIB
+        print(f"| {tile} | {tile - 2 * geom.border} | {step} | {(tile / step) ** 2:.2f} | "
+              f"{memory:.0f} MiB | {gflop:.0f} | {seconds:.2f} | {gflop / seconds:.1f} | "
+              f"{step**2 / seconds / 1e6:.4f} |")
+
+
+class PeakAnonymous:
+    """Samples this process's anonymous resident memory (RssAnon) in a thread; keeps the peak.
+
+    Anonymous memory excludes pages of memory-mapped files, so it is the memory the computation
+    itself holds; ``ru_maxrss`` (peak RSS) also counts the mapped input and output pages.
+    """
+
+    def __init__(self, interval: float = 0.005):
+        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def current(field: str = "RssAnon") -> int:
+        """Bytes of ``field`` (``RssAnon``, ``VmRSS``, ...) in /proc/self/status now."""
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(f"{field}:"):
+                    return int(line.split()[1]) * 1024
+        raise KeyError(field)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.current())
+            time.sleep(self.interval)
+
+    def __enter__(self) -> PeakAnonymous:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _child_forward(tile: int) -> dict:
+    """In a fresh process: peak memory of one paper-network forward pass on a ``tile``."""
+    from keras_unet import build_unet
+    from keras_unet.inference import compiled_forward, model_geometry, valid_tile_size
+
+    model = build_unet((None, None, 1), 2)
+    forward = compiled_forward(model, model_geometry(model))
+    small = valid_tile_size(1, 4, "valid")
+    forward(np.zeros((1, small, small, 1), "float32")).numpy()
+    inputs = np.zeros((1, tile, tile, 1), "float32")
+    before = PeakAnonymous.current()
+    with PeakAnonymous() as peak:
+        forward(inputs).numpy()
+    return {"before": before, "peak": peak.peak}
+
+
+def _child_predict(path: str, streaming: bool, filters: int, tile_size: int | None) -> dict:
+    """In a fresh process: segment the TIFF at ``path``, streaming or in memory; peak memory."""
+    import keras
+    import tifffile
+
+    from keras_unet import build_unet, predict_tiled
+    from keras_unet.inference import mask_from_probabilities, model_geometry, plan_tiles
+    from keras_unet.streaming import predict_tiff, read_tiff
+
+    keras.utils.set_random_seed(0)
+    model = build_unet((None, None, 1), 2, filters=filters)
+    predict_tiled(model, np.zeros((64, 64), "uint8"))  # trace and import everything first
+    output = Path(path).with_name(f"mask_{'stream' if streaming else 'memory'}.tif")
+    output.unlink(missing_ok=True)
+    baseline = PeakAnonymous.current("VmRSS")
+    anonymous_before = PeakAnonymous.current()
+    start = time.perf_counter()
+    with PeakAnonymous() as anonymous:
+        if streaming:
+            predict_tiff(model, path, output, tile_size=tile_size)
+        else:
+            probabilities = predict_tiled(model, tifffile.imread(path), tile_size=tile_size)
+            tifffile.imwrite(output, mask_from_probabilities(probabilities))
+    seconds = time.perf_counter() - start
+    output.unlink()
+    rows, cols, batch = plan_tiles(read_tiff(path).shape, model_geometry(model), tile_size)
+    return {"baseline": baseline, "anonymous": anonymous.peak - anonymous_before,
+            "seconds": seconds, "tiles": f"{rows.count}x{cols.count} of {rows.tile}, batch {batch}",
+            "maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+
+
+def in_fresh_process(function, *args) -> dict:
+    """``function(*args)`` in a new Python process (spawned, so nothing is inherited)."""
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        return pool.submit(function, *args).result()
+
+
+def write_test_tiff(path: Path, size: int) -> None:
+    """A uint8 ``size`` x ``size`` TIFF of blurred blobs, written in row chunks (never whole)."""
+    import tifffile
+
+    image = tifffile.memmap(path, shape=(size, size), dtype=np.uint8, photometric="minisblack")
+    rng = np.random.default_rng(0)
+    columns = np.arange(size)
+    for top in range(0, size, 1024):
+        rows = np.arange(top, min(top + 1024, size))[:, None]
+        blobs = np.sin(rows / 37.0 + rng.random()) * np.cos(columns / 23.0)
+        image[rows[:, 0]] = np.clip(128 + 100 * blobs + rng.normal(0, 10, blobs.shape), 0, 255)
+    image.flush()
+    del image
+
+
+def memory(args: argparse.Namespace) -> None:
+    """Peak memory of forward passes per tile, and of streaming against in-memory prediction."""
+    from keras_unet.inference import ACTIVATION_FACTOR, ModelGeometry, activation_bytes
+
+    paper = ModelGeometry(4, "valid", 1, 2, (None, None), 64)
+    if args.tiles:
+        print("paper network, one forward pass per tile:")
+        print("| tile | budgeted (activation_bytes) | measured peak | measured factor "
+              "(float32 maps of 64 channels) |")
+        print("|---|---|---|---|")
+    for tile in args.tiles:
+        result = in_fresh_process(_child_forward, tile)
+        used = result["peak"] - result["before"]
+        budget = activation_bytes(paper, tile, tile)
+        print(f"| {tile} | {budget / MIB:.0f} MiB | {used / MIB:.0f} MiB | "
+              f"{used / budget * ACTIVATION_FACTOR:.2f} |", flush=True)
+    print()
+    tiles = f"tile_size={args.tile_size}" if args.tile_size else "default tiles"
+    print(f"build_unet(filters={args.filters}), {tiles}; peak memory minus the process before "
+          "the call:")
+    print("| image | path | tiles | input + mask arrays | peak RSS (ru_maxrss) | "
+          "peak RSS - arrays | peak anonymous memory | seconds |")
+    print("|---|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory(dir=args.workdir) as folder:
+        for size in args.sizes:
+            path = Path(folder) / f"image_{size}.tif"
+            write_test_tiff(path, size)
+            arrays = 2 * size * size  # uint8 input + uint8 mask
+            for streaming in (True, False):
+                result = in_fresh_process(_child_predict, str(path), streaming, args.filters,
+                                          args.tile_size)
+                grown = result["maxrss"] - result["baseline"]
+                print(f"| {size}x{size} | {'predict_tiff' if streaming else 'predict_tiled'} | "
+                      f"{result['tiles']} | {arrays / MIB:.0f} MiB | {grown / MIB:.0f} MiB | "
+                      f"{(grown - arrays) / MIB:.0f} MiB | {result['anonymous'] / MIB:.0f} MiB | "
+                      f"{result['seconds']:.0f} |", flush=True)
+            path.unlink()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="1024 x 1024 image, 1 repeat")
-    parser.add_argument("--size", type=int, default=None, help="image size (default 4096)")
-    parser.add_argument("--monai-roi", type=int, default=512, help="MONAI window size")
+    commands = parser.add_subparsers(dest="command", required=True)
+    command = commands.add_parser("peak", help="572-tile forward pass vs matmul peak")
+    command.add_argument("--rounds", type=int, default=7)
+    command.set_defaults(run=peak)
+    command = commands.add_parser("speed", help="output megapixels/s, ours vs MONAI")
+    command.add_argument("--size", type=int, default=4096, help="image size (4096)")
+    command.add_argument("--rounds", type=int, default=2, help="timed rounds of each (2)")
+    command.add_argument("--monai-roi", type=int, default=512, help="MONAI window size (512)")
+    command.add_argument("--monai-batch", type=int, default=4,
+                         help="MONAI windows per call (4, as our batch_size)")
+    command.set_defaults(run=speed)
+    command = commands.add_parser("tiles", help="speed, waste and memory per tile size")
+    command.add_argument("--tiles", type=int, nargs="+",
+                         default=[572, 764, 892, 1084, 1276, 1436])
+    command.add_argument("--rounds", type=int, default=3)
+    command.set_defaults(run=tiles)
+    command = commands.add_parser("memory", help="peak memory: forward per tile, streaming")
+    command.add_argument("--tiles", type=int, nargs="*", default=[572, 1084, 1436],
+                         help="paper-network tiles to measure (none: --tiles with no value)")
+    command.add_argument("--sizes", type=int, nargs="+", default=[4096, 8192])
+    command.add_argument("--filters", type=int, default=4)
+    command.add_argument("--tile-size", type=int, default=None,
+                         help="one tile size for every image (default: predict_tiled's choice)")
+    command.add_argument("--workdir", default=None, help="folder for the test TIFFs (a temp dir)")
+    command.set_defaults(run=memory)
     args = parser.parse_args()
-    size = args.size or (1024 if args.quick else 4096)
-    repeats = 1 if args.quick else 2
-    image = np.random.default_rng(0).integers(0, 256, (size, size), dtype=np.uint8)
-
-    peak = matmul_peak(2048 if args.quick else 4096, 3)
-    model = build_unet((None, None, 1), 2)
-    rows, cols, batch = plan_tiles(image.shape, model_geometry(model))
-    tile_seconds, tile_rate = forward_rate(model, 572, repeats)
-    big_seconds, big_rate = forward_rate(model, rows.tile, repeats)
-    ours = size * size / best_time(lambda: predict_tiled(model, image), repeats) / 1e6
-    keras.backend.clear_session()
-    theirs = monai_rate(image, args.monai_roi, repeats)
-
-    monai_step = args.monai_roi - int(args.monai_roi * 0.25)
-    monai_windows = (max(1, -(-(size - args.monai_roi) // monai_step) + 1)) ** 2
-    print(f"CPU: {os.cpu_count()} cores; tf.matmul float32 {peak:.1f} GFLOP/s (measured peak)")
-    print(f"paper network, 572 tile: {unet_gflop(572):.1f} GFLOP (388x388 out), "
-          f"{tile_seconds:.2f} s/tile = {tile_rate:.1f} GFLOP/s = {tile_rate / peak:.0%} of peak")
-    print(f"paper network, {rows.tile} tile (default for {size}x{size}): "
-          f"{unet_gflop(rows.tile):.1f} GFLOP, {big_seconds:.2f} s/tile = {big_rate:.1f} GFLOP/s "
-          f"= {big_rate / peak:.0%} of peak; {rows.count}x{cols.count} tiles, batch {batch}, "
-          f"border {geometry.border()} px")
-    print()
-    print(f"| {size}x{size} image, 2 cores | keras_unet | MONAI | ratio |")
-    print("|---|---|---|---|")
-    print(f"| output megapixels/s | {ours:.4f} | {theirs:.4f} | {ours / theirs:.2f} |")
-    ours_px = rows.count * cols.count * rows.tile * cols.tile / size**2
-    print(f"| input px computed per output px | {ours_px:.2f} | "
-          f"{monai_windows * args.monai_roi**2 / size**2:.2f} | |")
-    print(f"| tile / window | {rows.tile} (valid, step {rows.step}) | {args.monai_roi} "
-          "(same, overlap 0.25) | |")
+    args.run(args)
 
 
 if __name__ == "__main__":

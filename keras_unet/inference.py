@@ -94,8 +94,9 @@ def model_geometry(model: keras.Model) -> ModelGeometry:
     Example:
         >>> from keras_unet import build_unet
         >>> model_geometry(build_unet((None, None, 3), 2, filters=4, depth=2))
-        ModelGeometry(depth=2, padding='valid', channels=3, num_classes=2, input_size=(None, None), filters=4)
-    """  # noqa: E501
+        ModelGeometry(depth=2, padding='valid', channels=3, num_classes=2,
+                      input_size=(None, None), filters=4)
+    """
     if not isinstance(model, keras.Model):
         raise ValueError(f"model must be a keras.Model, got {type(model).__name__}.")
     if len(model.inputs) != 1 or len(model.outputs) != 1:
@@ -141,11 +142,12 @@ def valid_tile_size(min_output: int, depth: int, padding: str) -> int:
     model is the output size rounded down to such a multiple (:func:`tile_step`).
 
     Example:
-        >>> valid_tile_size(388, 4, "valid"), tile_step(valid_tile_size(388, 4, "valid"), 4, "valid")
+        >>> tile = valid_tile_size(388, 4, "valid")
+        >>> tile, tile_step(tile, 4, "valid")
         (588, 400)
         >>> valid_tile_size(100, 2, "same")
         100
-    """  # noqa: E501
+    """
     size = geometry.valid_input_size(min_output, depth, padding)
     while tile_step(size, depth, padding) < min_output:
         size += 2**depth

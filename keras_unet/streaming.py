@@ -111,7 +111,8 @@ def predict_tiff(model: keras.Model, input_path: str | os.PathLike,
         if path.resolve() == input_path.resolve():
             raise FileExistsError(f"output {str(path)!r} is the input image; choose another path.")
         if path.exists() and not overwrite:
-            raise FileExistsError(f"output {str(path)!r} exists; pass overwrite=True to replace it.")
+            raise FileExistsError(f"output {str(path)!r} exists; pass overwrite=True to "
+                                  "replace it.")
     geom = model_geometry(model)
     image = read_tiff(input_path)
     check_image(image[:1], geom.channels, name=str(input_path))

@@ -34,7 +34,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     add_model_arguments(parser)
     parser.add_argument("--data", required=True, type=Path, help="labelled dataset to score on")
     parser.add_argument("--report", type=Path, default=Path("evaluation"),
-                        help="folder for evaluation.csv and evaluation.json (default: ./evaluation)")
+                        help="folder for evaluation.csv and evaluation.json "
+                             "(default: ./evaluation)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing report")
     parser.set_defaults(run=run)
     return parser

@@ -211,7 +211,8 @@ def list_images(path: Path) -> list[Path]:
         return [path]
     images = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not images:
-        raise ValueError(f"--input folder {str(path)!r} has no images ({', '.join(IMAGE_SUFFIXES)}).")
+        raise ValueError(f"--input folder {str(path)!r} has no images "
+                         f"({', '.join(IMAGE_SUFFIXES)}).")
     return images
 
 
