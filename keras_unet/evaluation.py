@@ -90,17 +90,26 @@ def pixel_dice(prediction, ground_truth, num_classes: int = 2) -> np.ndarray:
 
 
 def rand_error(prediction, ground_truth) -> float:
-    """Adapted Rand error of the ISBI 2012 challenge (1 - F-score of the Rand index).
+    """Adapted Rand error of the ISBI 2012 challenge: 1 - F-score of the foreground-restricted Rand.
 
-    Computed by :func:`skimage.metrics.adapted_rand_error`, which ignores pixels that are
-    background (0) in the ground truth, as the challenge did. 0 for identical segmentations.
+    Pairs of pixels are counted only inside the ground truth's objects (its background, 0, is
+    ignored), and pixels the prediction leaves as background (0) inside a true object are one-pixel
+    segments of their own, as in the challenge's evaluation script: a gap in a predicted cell is
+    a split of that cell, not one big segment merged with every other gap. Computed by
+    :func:`skimage.metrics.adapted_rand_error` (pair counting, as SNEMI3D) on the prediction with
+    those pixels relabelled. 0 for identical segmentations, 1 when no true pair is joined.
 
     Example:
         >>> truth = np.array([[1, 1, 2, 2]])
         >>> rand_error(truth, truth), round(rand_error(np.array([[1, 1, 1, 1]]), truth), 3)
         (0.0, 0.5)
+        >>> round(rand_error(np.array([[1, 1, 0, 0]]), truth), 3)  # cell 2 missed: 2 singletons
+        0.333
     """
     prediction, ground_truth = _check_pair(prediction, ground_truth)
+    unassigned = (prediction == 0) & (ground_truth > 0)
+    prediction = prediction.copy()
+    prediction[unassigned] = prediction.max() + 1 + np.arange(np.count_nonzero(unassigned))
     with np.errstate(invalid="ignore", divide="ignore"):  # precision/recall of one-pixel objects
         error, _, _ = skimage.metrics.adapted_rand_error(ground_truth, prediction)
     return float(error)
