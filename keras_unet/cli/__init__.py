@@ -21,6 +21,19 @@ USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryErro
                IsADirectoryError, PermissionError)
 
 
+def help_text(docstring: str) -> tuple[str, str]:
+    """A subcommand module's docstring as ``(description, epilog)`` for ``--help``, without RST.
+
+    The first paragraph is the description, the rest the epilog; double backticks are dropped.
+
+    Example:
+        >>> help_text("``unet x``: does x.\\n\\n    unet x --fast")
+        ('unet x: does x.', '    unet x --fast')
+    """
+    description, _, epilog = docstring.replace("``", "").partition("\n\n")
+    return description, epilog
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``unet`` with every subcommand registered.
 

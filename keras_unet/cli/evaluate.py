@@ -15,6 +15,7 @@ import argparse
 import os
 from pathlib import Path
 
+from keras_unet.cli import help_text
 from keras_unet.cli.predict import add_model_arguments, load_predictor
 
 
@@ -29,7 +30,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     """
     parser = subparsers.add_parser(
         "evaluate", help="score a model on labelled images (IoU, Dice, Rand, warping, SEG)",
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter,
+        description=help_text(__doc__)[0], formatter_class=argparse.RawTextHelpFormatter,
     )
     add_model_arguments(parser)
     parser.add_argument("--data", required=True, type=Path, help="labelled dataset to score on")

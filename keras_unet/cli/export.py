@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from keras_unet.cli import help_text
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Registers ``unet export``.
@@ -24,7 +26,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     """
     parser = subparsers.add_parser(
         "export", help="write a SavedModel version for TF-Serving",
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter,
+        description=help_text(__doc__)[0], formatter_class=argparse.RawTextHelpFormatter,
     )
     parser.add_argument("--model", required=True, type=Path, help="the trained .keras file")
     parser.add_argument("--out", required=True, type=Path,

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_unet.cli import help_text
+
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 TIFF_SUFFIXES = (".tif", ".tiff")
 STREAM_PIXELS = 2**25
@@ -39,7 +41,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     """
     parser = subparsers.add_parser(
         "predict", help="segment images with a trained model",
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter,
+        description=help_text(__doc__)[0], formatter_class=argparse.RawTextHelpFormatter,
     )
     add_model_arguments(parser)
     parser.add_argument("--input", required=True, type=Path,

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from keras_unet.cli import help_text
+
 OPTIONS = (
     # (flag, type, choices, help)
     ("--data", str, None, "folder of labelled images (default: synthetic cells)"),
@@ -45,7 +47,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     """
     parser = subparsers.add_parser(
         "train", help="train a U-Net (default: the CPU demo on synthetic cells)",
-        description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+        description=help_text(__doc__)[0], epilog=help_text(__doc__)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", default=None, help="YAML config file (see training/)")
