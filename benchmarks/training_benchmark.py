@@ -2,7 +2,8 @@
 
 For two networks, the paper's (64 filters, depth 4, one 572 x 572 tile per step, SGD momentum
 0.99) and the ``unet train`` default (TrainConfig(): 16 filters, depth 3, 8 tiles of 124 x 124,
-Adam), in float32 and in bfloat16 (Keras ``mixed_bfloat16``; PyTorch ``autocast``):
+Adam), in float32 and, on CPUs with native bfloat16, in bfloat16 (Keras ``mixed_bfloat16``;
+PyTorch ``autocast``):
 
 * the bare train step: ``model.fit`` over one constant batch (no input pipeline), in tiles/s,
   in GFLOP/s (a train step counted as 3x the forward FLOPs, convolutions only) and as a fraction
@@ -158,13 +159,20 @@ def monai_step(net: Network, precision: str):
     return run, torch_gflop(model.eval(), (1, *shape[1:]))
 
 
-def train_rows(net: Network, rounds: int) -> list[dict]:
-    """Ours and MONAI's train steps and the matmul, fp32 and bf16, interleaved."""
+def default_precisions() -> list[str]:
+    """float32, and bfloat16 where the CPU computes it natively (emulated bf16 measures nothing)."""
+    from keras_unet.training.distribution import cpu_supports_bfloat16
+
+    return ["float32", "bfloat16"] if cpu_supports_bfloat16() else ["float32"]
+
+
+def train_rows(net: Network, rounds: int, precisions: list[str]) -> list[dict]:
+    """Ours and MONAI's train steps and the matmul in each precision, interleaved."""
     import torch
 
     torch.set_num_threads(os.cpu_count())
     rows = []
-    for precision in ("float32", "bfloat16"):
+    for precision in precisions:
         ours = keras_step(net, precision)
         theirs, monai_gflop = monai_step(net, precision)
         print(f"{net.name}, {precision}: {rounds} rounds", flush=True)
@@ -223,11 +231,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="default network only, 1 round")
     parser.add_argument("--rounds", type=int, default=None, help="rounds (default 3)")
+    parser.add_argument("--precisions", nargs="+", choices=("float32", "bfloat16"),
+                        help="default: float32, and bfloat16 if the CPU has native bfloat16")
     args = parser.parse_args()
     rounds = args.rounds or (1 if args.quick else 3)
+    precisions = args.precisions or default_precisions()
     rows, feeds = [], []
     for net in networks(args.quick):
-        rows += train_rows(net, rounds)
+        rows += train_rows(net, rounds, precisions)
         feeds.append(pipeline_row(net, rounds))
 
     print()
