@@ -268,39 +268,6 @@ def check_outputs(images: list[Path], folder: Path, plans: list[dict], overwrite
                               "pass --overwrite to replace them.")
 
 
-def read_image(path: Path) -> np.ndarray:
-    """Reads an image file as an array (H, W) or (H, W, C); palette and alpha are dropped.
-
-    TIFFs are read by :func:`keras_unet.streaming.read_tiff` (channel-first files become
-    channels-last), other formats by Pillow.
-
-    Raises:
-        ValueError: if the file cannot be read as an image.
-
-    Example:
-        >>> import tempfile
-        >>> from PIL import Image
-        >>> path = Path(tempfile.mkdtemp()) / "a.png"
-        >>> Image.fromarray(np.zeros((3, 4, 4), "uint8")).save(path)  # RGBA
-        >>> read_image(path).shape
-        (3, 4, 3)
-    """
-    if path.suffix.lower() in TIFF_SUFFIXES:
-        from keras_unet.streaming import read_tiff
-
-        return np.asarray(read_tiff(path))
-    try:
-        from PIL import Image
-
-        with Image.open(path) as image:
-            if image.mode in ("P", "PA", "RGBA", "LA", "CMYK"):
-                image = image.convert("RGB" if image.mode != "LA" else "L")
-            return np.asarray(image)
-    except Exception as error:  # Pillow raises many types for a broken file
-        raise ValueError(f"cannot read {str(path)!r} as an image ({type(error).__name__}: "
-                         f"{error}).") from None
-
-
 def overlay(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """The image as 8-bit RGB (1st-99th percentile stretch) with yellow object outlines.
 
@@ -363,6 +330,7 @@ def _predict_one(predictor: Predictor, image_path: Path, plan: dict,
     import tifffile
     from PIL import Image
 
+    from keras_unet.data.readers import read_image
     from keras_unet.inference import labels_from_probabilities, mask_from_probabilities
 
     image = read_image(image_path)  # an uncompressed TIFF is only mapped, not read yet

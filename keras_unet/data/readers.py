@@ -161,23 +161,47 @@ def _sample(image: np.ndarray, mask: np.ndarray, image_path: str, mask_path: str
     return Sample(image, labels, image_path)
 
 
-def _read_file(path: Path, *, labels: bool) -> np.ndarray:
-    """One image file: TIFF with tifffile, PNG with Pillow (palette kept as indices for labels)."""
+def read_image(path: str | os.PathLike, *, labels: bool = False) -> np.ndarray:
+    """One image file as (H, W) or (H, W, C): TIFF with tifffile, other formats with Pillow.
+
+    TIFFs stay memory-mapped where the file allows it (:func:`keras_unet.streaming.read_tiff`;
+    channel-first files become channels-last). For an image, palette and alpha are dropped (RGB
+    or grey); for ``labels=True`` a palette image keeps its indices, which are the labels.
+
+    Raises:
+        ValueError: naming the file, if it cannot be read as an image.
+
+    Example:
+        >>> import tempfile
+        >>> from PIL import Image
+        >>> path = Path(tempfile.mkdtemp()) / "a.png"
+        >>> Image.fromarray(np.zeros((3, 4, 4), "uint8")).save(path)  # RGBA
+        >>> read_image(path).shape
+        (3, 4, 3)
+    """
+    path = Path(path)
     try:
         if path.suffix.lower() in TIFF_SUFFIXES:
-            return np.array(read_tiff(path))
+            return read_tiff(path)
         from PIL import Image
 
         with Image.open(path) as image:
             if not labels and image.mode in ("P", "PA", "RGBA", "LA", "CMYK"):
                 image = image.convert("L" if image.mode == "LA" else "RGB")
-            return np.array(image)
+            return np.asarray(image)
     except ValueError as error:
         if str(path) in str(error):  # already a message naming the file
             raise
         raise ValueError(f"cannot read {str(path)!r} ({error}).") from None
     except Exception as error:  # Pillow and tifffile raise many types for a broken file
-        raise ValueError(f"cannot read {str(path)!r} ({type(error).__name__}: {error}).") from None
+        raise ValueError(f"cannot read {str(path)!r} as an image ({type(error).__name__}: "
+                         f"{error}).") from None
+
+
+def _read_file(path: Path, *, labels: bool) -> np.ndarray:
+    """One file of a sample, in memory (a mapped TIFF is copied, so no file stays open)."""
+    image = read_image(path, labels=labels)
+    return np.array(image) if isinstance(image, np.memmap) else image
 
 
 def _read_pages(path: Path) -> np.ndarray:
