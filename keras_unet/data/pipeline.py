@@ -7,7 +7,8 @@ way), its class labels and weight map are computed from the instance labels
 (:func:`keras_unet.weight_maps.class_labels`, :func:`keras_unet.weight_maps.weight_map`), and
 all of it is kept in flat pixel buffers.
 
-Per batch (in a parallel ``map``, XLA-compiled): each tile is read straight out of its whole
+Per batch (in a ``map`` over as many batches at once as there are cores, XLA-compiled; tf.data's
+autotuner is off, see :func:`fixed_parallelism`): each tile is read straight out of its whole
 image with :func:`keras_unet.augment.sample_mirrored`, so cropping, mirror padding, the
 flip/rotation and the elastic deformation are one gather per pixel and the context around a tile
 is the real image wherever the image has it (mirrored only beyond its edges). The image is read
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -33,6 +35,26 @@ from keras_unet.weight_maps import NUM_CLASSES, class_labels, weight_map
 
 MAX_PIXELS = 2**31 - 1
 """Pixels all images together may have (int32 indices into the flat buffers)."""
+
+PREFETCH_BATCHES = 2
+"""Batches made ahead of the training step."""
+
+
+def fixed_parallelism() -> tf.data.Options:
+    """tf.data options with autotuning off; the pipeline's parallelism is set by hand instead.
+
+    On small CPU machines tf.data's autotuner competes with the training step for the cores:
+    on 2 cores, ``model.fit`` steps of the paper network took 20.5 s in about a third of the
+    calls instead of 10.5-12 s, even with a dataset that only repeats one batch; with autotuning
+    off every call took 10.5-11 s (benchmarks/README.md, "Training").
+
+    Example:
+        >>> fixed_parallelism().autotune.enabled
+        False
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return options
 
 
 class PixelBuffers(NamedTuple):
@@ -324,8 +346,9 @@ def make_dataset(samples: Sequence[Sample], *, tile_size: int, batch_size: int,
             .batch(batch_size)
             .apply(tf.data.experimental.assert_cardinality(batches))
             .enumerate()
-            .map(tiles, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            .prefetch(tf.data.AUTOTUNE))
+            .map(tiles, num_parallel_calls=os.cpu_count() or 1, deterministic=True)
+            .prefetch(PREFETCH_BATCHES)
+            .with_options(fixed_parallelism()))
 
 
 @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
