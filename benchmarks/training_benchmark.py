@@ -7,7 +7,8 @@ PyTorch ``autocast``):
 
 * the bare train step: ``model.fit`` over one constant batch (no input pipeline), in tiles/s,
   in GFLOP/s (a train step counted as 3x the forward FLOPs, convolutions only) and as a fraction
-  of this CPU's measured ``tf.matmul`` rate in the same precision (4096 x 4096);
+  of this CPU's matmul peak in the same precision (4096 x 4096, the faster of ``tf.matmul``
+  and, in float32, NumPy's BLAS: see ``inference_benchmark.matmul_calls``);
 * MONAI's ``BasicUNet`` with the same widths (its depth is always 4, its padding "same": for
   the depth-3 default it has one level more) trained the same way with PyTorch on the same
   cores: ``SGD``/``Adam``, pixel-weighted cross-entropy; compared per FLOP, since the networks
@@ -32,9 +33,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from inference_benchmark import interleaved, torch_gflop, unet_gflop  # noqa: E402
+from inference_benchmark import (MATMULS, interleaved, matmul_calls, peak_rates,  # noqa: E402
+                                 torch_gflop, unet_gflop)
 
-MATMUL_SIZE = 4096
 PIPELINE_TILES = 256
 """Tiles the input pipeline alone produces per timed call."""
 
@@ -63,18 +64,6 @@ def networks(quick: bool) -> list[Network]:
                       demo.learning_rate, 10)
     paper = Network("paper", 64, 4, 572, 576, 1, "sgd", 0.01, 2)
     return [default] if quick else [paper, default]
-
-
-def matmul_call(precision: str):
-    """A compiled 4096^2 matmul in ``precision`` and its FLOPs."""
-    import tensorflow as tf
-
-    dtype = tf.bfloat16 if precision == "bfloat16" else tf.float32
-    a = tf.cast(tf.random.normal((MATMUL_SIZE, MATMUL_SIZE)), dtype)
-    b = tf.cast(tf.random.normal((MATMUL_SIZE, MATMUL_SIZE)), dtype)
-    matmul = tf.function(lambda: tf.reduce_sum(tf.cast(tf.matmul(a, b), tf.float32)))
-    matmul().numpy()
-    return lambda: matmul().numpy()
 
 
 def keras_batch(net: Network):
@@ -110,13 +99,20 @@ def keras_fit(model, dataset, steps: int):
     return lambda: model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
 
 
-def keras_step(net: Network, precision: str):
-    """The bare train step: fit over one constant batch repeated."""
+def constant_batches(net: Network):
+    """One constant batch, repeated, with tf.data's autotuner off as in ``make_dataset``."""
     import tensorflow as tf
 
+    from keras_unet.data.pipeline import fixed_parallelism
+
+    return tf.data.Dataset.from_tensors(keras_batch(net)).repeat().with_options(
+        fixed_parallelism())
+
+
+def keras_step(net: Network, precision: str):
+    """The bare train step: fit over one constant batch repeated."""
     model = keras_model(net, precision)
-    data = tf.data.Dataset.from_tensors(keras_batch(net)).repeat()
-    run = keras_fit(model, data, net.steps)
+    run = keras_fit(model, constant_batches(net), net.steps)
     run()  # trace and compile
     return run
 
@@ -176,9 +172,9 @@ def train_rows(net: Network, rounds: int, precisions: list[str]) -> list[dict]:
         ours = keras_step(net, precision)
         theirs, monai_gflop = monai_step(net, precision)
         print(f"{net.name}, {precision}: {rounds} rounds", flush=True)
-        times = interleaved({"matmul": matmul_call(precision), "keras_unet": ours,
-                             "MONAI": theirs}, rounds)
-        peak = 2 * MATMUL_SIZE**3 / np.array(times["matmul"]) / 1e9
+        times = interleaved({**matmul_calls(precision), "keras_unet": ours, "MONAI": theirs},
+                            rounds)
+        peak = peak_rates(times)
         tiles = net.steps * net.batch
         ours_rate = tiles / np.array(times["keras_unet"])
         theirs_rate = tiles / np.array(times["MONAI"])
@@ -195,8 +191,6 @@ def train_rows(net: Network, rounds: int, precisions: list[str]) -> list[dict]:
 
 def pipeline_row(net: Network, rounds: int) -> dict:
     """Input pipeline alone, full model.fit fed by it, and the bare step, in the auto precision."""
-    import tensorflow as tf
-
     from keras_unet.data import synthetic_cells
     from keras_unet.training.distribution import choose_policy
 
@@ -213,8 +207,7 @@ def pipeline_row(net: Network, rounds: int) -> dict:
     read()
     fed = keras_fit(keras_model(net, precision), data, steps)
     fed()
-    bare = keras_fit(keras_model(net, precision), tf.data.Dataset.from_tensors(
-        keras_batch(net)).repeat(), steps)
+    bare = keras_fit(keras_model(net, precision), constant_batches(net), steps)
     bare()
     print(f"{net.name}: input pipeline, model.fit with it, bare step; {rounds} rounds",
           flush=True)
@@ -243,7 +236,7 @@ def main() -> None:
 
     print()
     print(f"{os.cpu_count()} cores, median of {rounds} rounds; train step = 3x forward FLOPs; "
-          "peak = tf.matmul 4096^2 in the same precision")
+          f"peak = the faster of {' and '.join(MATMULS)} 4096^2 in each round, same precision")
     print()
     print("| network, precision | tiles/step | keras_unet tiles/s | GFLOP/s | of peak | "
           "MONAI tiles/s | GFLOP/s | of peak | ours/MONAI per FLOP |")
