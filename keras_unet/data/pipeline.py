@@ -44,9 +44,9 @@ def fixed_parallelism() -> tf.data.Options:
     """tf.data options with autotuning off; the pipeline's parallelism is set by hand instead.
 
     On small CPU machines tf.data's autotuner competes with the training step for the cores:
-    on 2 cores, ``model.fit`` steps of the paper network took 20.5 s in about a third of the
-    calls instead of 10.5-12 s, even with a dataset that only repeats one batch; with autotuning
-    off every call took 10.5-11 s (benchmarks/README.md, "Training").
+    on 2 cores, ``model.fit`` steps of the paper network took 20.5 s in 4 calls of 7 instead of
+    10.5-12 s, even with a dataset that only repeats one batch; with autotuning off all 8 calls
+    took 10.5-11 s (benchmarks/README.md, "Training").
 
     Example:
         >>> fixed_parallelism().autotune.enabled
