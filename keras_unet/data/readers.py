@@ -199,9 +199,8 @@ def read_image(path: str | os.PathLike, *, labels: bool = False) -> np.ndarray:
 
 
 def _read_file(path: Path, *, labels: bool) -> np.ndarray:
-    """One file of a sample, in memory (a mapped TIFF is copied, so no file stays open)."""
-    image = read_image(path, labels=labels)
-    return np.array(image) if isinstance(image, np.memmap) else image
+    """One file of a sample as a writable in-memory copy (no mapped TIFF stays open)."""
+    return np.array(read_image(path, labels=labels))
 
 
 def _read_pages(path: Path) -> np.ndarray:
