@@ -2,9 +2,10 @@
 
 Four measurements, each a subcommand:
 
-* ``peak``: the fraction of this CPU's float32 matmul rate (``tf.matmul``, 4096 x 4096) that the
-  forward pass of the paper's network on a 572 x 572 tile (300.9 GFLOP) reaches, as
-  ``predict_tiled`` runs it (``tf.function``) and with XLA (``jit_compile=True``).
+* ``peak``: the fraction of this CPU's float32 matmul rate (4096 x 4096, the faster of
+  ``tf.matmul`` and NumPy's BLAS) that the forward pass of the paper's network on 572 x 572 tiles
+  (300.9 GFLOP each) reaches: one tile per call, ``predict_tiled``'s batch of tiles per call,
+  and one tile under XLA (``jit_compile=True``).
 * ``speed``: output megapixels/s of ``predict_tiled`` on an N x N image against MONAI's
   ``sliding_window_inference`` with ``BasicUNet(features=(64, 128, 256, 512, 1024, 64))`` (the
   paper's width, depth 4) at MONAI's default overlap of 0.25, on the same CPU.
@@ -55,11 +56,22 @@ def timed(function) -> float:
     return time.perf_counter() - start
 
 
+SETTLE_SECONDS = 0.5
+"""Idle time before each timed call. BLAS and OpenMP pools (NumPy's OpenBLAS, PyTorch's) keep
+their threads spinning for 50-100 ms after a call: timed straight after NumPy's matmul, the
+paper network's forward pass ran at 391-408 GFLOP/s instead of 423-436 (2-core Zen 5)."""
+
+
 def interleaved(functions: dict, rounds: int) -> dict[str, list[float]]:
-    """Times every function once per round, alternating them within each round."""
+    """Times every function once per round, alternating them within each round.
+
+    Each call starts after :data:`SETTLE_SECONDS` of idle, so that no contender pays for the
+    threads the previous one left spinning.
+    """
     times = {name: [] for name in functions}
     for round_ in range(rounds):
         for name, function in functions.items():
+            time.sleep(SETTLE_SECONDS)
             times[name].append(timed(function))
         summary = ", ".join(f"{name} {values[-1]:.2f} s" for name, values in times.items())
         print(f"  round {round_ + 1}/{rounds}: {summary}", flush=True)
@@ -149,18 +161,29 @@ def monai_basic_unet():
 
 
 def peak(args: argparse.Namespace) -> None:
-    """The paper network's forward pass on one 572 tile as a fraction of the matmul rate."""
+    """The paper network's forward pass on 572 tiles as a fraction of the matmul rate.
+
+    Timed three ways: one tile per call; ``batch_size`` tiles per call, as ``predict_tiled``
+    sends 572 tiles to the network by default; and one tile per call under XLA.
+    """
+    import inspect
+
     import tensorflow as tf
 
-    from keras_unet import build_unet
+    from keras_unet import build_unet, predict_tiled
     from keras_unet.inference import compiled_forward, model_geometry
 
+    batch = inspect.signature(predict_tiled).parameters["batch_size"].default
     model = build_unet((None, None, 1), 2)
     forward = compiled_forward(model, model_geometry(model))
     xla = tf.function(lambda tiles: model(tiles, training=False), jit_compile=True)
-    tile = np.random.default_rng(1).normal(size=(1, 572, 572, 1)).astype("float32")
-    functions = {**matmul_calls(), "forward": lambda: forward(tile).numpy(),
-                 "forward XLA": lambda: xla(tile).numpy()}
+    tiles = np.random.default_rng(1).normal(size=(batch, 572, 572, 1)).astype("float32")
+    one = tiles[:1]
+    rows = {"forward, 1 tile per call": (1, lambda: forward(one).numpy()),
+            f"forward, {batch} tiles per call (predict_tiled's batch_size)":
+                (batch, lambda: forward(tiles).numpy()),
+            "forward XLA (jit_compile=True), 1 tile per call": (1, lambda: xla(one).numpy())}
+    functions = {**matmul_calls(), **{name: call for name, (_, call) in rows.items()}}
     for function in functions.values():
         function()
     print(f"matmul 4096^2 and the 572-tile forward pass, {args.rounds} rounds:", flush=True)
@@ -177,10 +200,9 @@ def peak(args: argparse.Namespace) -> None:
     for name in MATMULS:
         rates = 2 * MATMUL_SIZE**3 / times[name] / 1e9
         print(f"| {name} float32 4096^2 | {np.median(rates):.1f} | {rates.max():.1f} | | |")
-    for name in ("forward", "forward XLA"):
-        rates = gflop / times[name]
-        print(f"| {name} (tf.function{', jit_compile=True' if 'XLA' in name else ''}) | "
-              f"{np.median(rates):.1f} | {rates.max():.1f} | "
+    for name, (tiles_per_call, _) in rows.items():
+        rates = tiles_per_call * gflop / times[name]
+        print(f"| {name} | {np.median(rates):.1f} | {rates.max():.1f} | "
               f"{np.median(rates / peaks):.0%} | {rates.max() / peaks.max():.0%} |")
 
 
