@@ -125,35 +125,34 @@ def predict_tiff(model: keras.Model, input_path: str | os.PathLike,
     if not np.isfinite([mean, std]).all():
         raise ValueError(f"{str(input_path)!r} contains NaN or infinite pixels.")
     partial = [path.with_name(path.name + ".partial") for path in outputs]
-    mask = tifffile.memmap(partial[0], shape=(height, width), dtype=np.uint8,
-                           photometric="minisblack")
-    probabilities = None
+    # The memory maps live only in this dict: clearing it releases them before the rename.
+    arrays = {"mask": tifffile.memmap(partial[0], shape=(height, width), dtype=np.uint8,
+                                      photometric="minisblack")}
     if probabilities_path:
-        probabilities = tifffile.memmap(partial[1], shape=(height, width, geom.num_classes),
-                                        dtype=np.float32, photometric="minisblack",
-                                        planarconfig="contig")
+        arrays["probabilities"] = tifffile.memmap(
+            partial[1], shape=(height, width, geom.num_classes), dtype=np.float32,
+            photometric="minisblack", planarconfig="contig")
 
     def read_rows(row_index: np.ndarray, col_index: np.ndarray) -> np.ndarray:
         band = np.asarray(image[row_index]).reshape(len(row_index), width, -1)[:, col_index]
         return normalize_image(band, mean, std).numpy()
 
     def write_rows(start: int, block: np.ndarray) -> None:
-        mask[start:start + len(block)] = mask_from_probabilities(block)
-        if probabilities is not None:
-            probabilities[start:start + len(block)] = block
+        arrays["mask"][start:start + len(block)] = mask_from_probabilities(block)
+        if "probabilities" in arrays:
+            arrays["probabilities"][start:start + len(block)] = block
 
     try:
         predict_normalized(model, read_rows, (height, width), write_rows, tile_size=tile_size,
                            batch_size=batch_size, tile_tta=tta)
-        for array in (mask, probabilities):
-            if array is not None:
-                array.flush()
+        for array in arrays.values():
+            array.flush()
     except BaseException:
-        del mask, probabilities
+        arrays.clear()
         for path in partial:
             path.unlink(missing_ok=True)
         raise
-    del mask, probabilities
+    arrays.clear()
     for done, path in zip(partial, outputs):
         os.replace(done, path)
     return output_path

@@ -95,3 +95,27 @@ def test_streaming_rejects_bad_inputs(tmp_path, grey_model):
         predict_tiff(grey_model, tmp_path / "stack.tif", tmp_path / "mask.tif")
     assert not (tmp_path / "mask.tif").exists()
     assert not list(tmp_path.glob("*.partial"))
+
+
+def test_streaming_failure_midway_leaves_no_partial_or_output_files(tmp_path, grey_model,
+                                                                    monkeypatch):
+    import keras_unet.streaming
+
+    tifffile.imwrite(tmp_path / "in.tif", _image((90, 40)))
+    (tmp_path / "p.tif").write_bytes(b"earlier probabilities")
+    bands = []
+
+    def fail_on_second_band(block):
+        bands.append(len(block))
+        if len(bands) == 2:
+            raise RuntimeError("disk full")
+        return mask_from_probabilities(block)
+
+    monkeypatch.setattr(keras_unet.streaming, "mask_from_probabilities", fail_on_second_band)
+    with pytest.raises(RuntimeError, match="disk full"):
+        predict_tiff(grey_model, tmp_path / "in.tif", tmp_path / "mask.tif", tile_size=44,
+                     probabilities_path=tmp_path / "p.tif", overwrite=True)
+    assert len(bands) == 2  # the partial files existed and held a first band
+    assert not (tmp_path / "mask.tif").exists()
+    assert (tmp_path / "p.tif").read_bytes() == b"earlier probabilities"
+    assert not list(tmp_path.glob("*.partial"))
