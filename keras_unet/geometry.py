@@ -110,7 +110,8 @@ def valid_input_size(min_output: int, depth: int = 4, padding: str = "valid") ->
         padding: ``"valid"`` or ``"same"``.
 
     Returns:
-        The smallest input size ``n`` that the network accepts with ``output_size(n) >= min_output``.
+        The smallest input size ``n`` that the network accepts with
+        ``output_size(n) >= min_output``.
 
     Example:
         >>> valid_input_size(388)

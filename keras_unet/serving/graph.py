@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from keras_unet.inference import (ModelGeometry, model_geometry, plan_axis, plan_tiles,
@@ -308,6 +307,7 @@ def predict_images(model: keras.Model, images: tf.Tensor, tiling: ServingTiling)
     :mod:`keras_unet.serving.signatures`).
 
     Example:
+        >>> import numpy as np
         >>> from keras_unet import build_unet, predict_tiled
         >>> model = build_unet((None, None, 1), 2, filters=4, depth=2)
         >>> image = np.random.default_rng(0).integers(0, 255, (1, 37, 53, 1)).astype("float32")
