@@ -5,7 +5,7 @@ Four measurements, each a subcommand:
 * ``peak``: the fraction of this CPU's float32 matmul rate (4096 x 4096, the faster of
   ``tf.matmul`` and NumPy's BLAS) that the forward pass of the paper's network on 572 x 572 tiles
   (300.9 GFLOP each) reaches: one tile per call, ``predict_tiled``'s batch of tiles per call,
-  and one tile under XLA (``jit_compile=True``).
+  one tile under XLA (``jit_compile=True``), and the default tile for a 4096 x 4096 image.
 * ``speed``: output megapixels/s of ``predict_tiled`` on an N x N image against MONAI's
   ``sliding_window_inference`` with ``BasicUNet(features=(64, 128, 256, 512, 1024, 64))`` (the
   paper's width, depth 4) at MONAI's default overlap of 0.25, on the same CPU.
@@ -163,36 +163,42 @@ def monai_basic_unet():
 def peak(args: argparse.Namespace) -> None:
     """The paper network's forward pass on 572 tiles as a fraction of the matmul rate.
 
-    Timed three ways: one tile per call; ``batch_size`` tiles per call, as ``predict_tiled``
-    sends 572 tiles to the network by default; and one tile per call under XLA.
+    Timed four ways: one tile per call; ``batch_size`` tiles per call, as ``predict_tiled``
+    sends 572 tiles to the network by default; one tile per call under XLA; and, for
+    comparison, the tile ``predict_tiled`` picks by default for a 4096 x 4096 image.
     """
     import inspect
 
     import tensorflow as tf
 
     from keras_unet import build_unet, predict_tiled
-    from keras_unet.inference import compiled_forward, model_geometry
+    from keras_unet.inference import compiled_forward, model_geometry, plan_tiles
 
     batch = inspect.signature(predict_tiled).parameters["batch_size"].default
     model = build_unet((None, None, 1), 2)
-    forward = compiled_forward(model, model_geometry(model))
+    geom = model_geometry(model)
+    forward = compiled_forward(model, geom)
     xla = tf.function(lambda tiles: model(tiles, training=False), jit_compile=True)
-    tiles = np.random.default_rng(1).normal(size=(batch, 572, 572, 1)).astype("float32")
+    rng = np.random.default_rng(1)
+    tiles = rng.normal(size=(batch, 572, 572, 1)).astype("float32")
     one = tiles[:1]
-    rows = {"forward, 1 tile per call": (1, lambda: forward(one).numpy()),
+    default, _, default_batch = plan_tiles((4096, 4096), geom)
+    large = rng.normal(size=(default_batch, default.tile, default.tile, 1)).astype("float32")
+    rows = {"forward, 1 tile per call": (572, 1, lambda: forward(one).numpy()),
             f"forward, {batch} tiles per call (predict_tiled's batch_size)":
-                (batch, lambda: forward(tiles).numpy()),
-            "forward XLA (jit_compile=True), 1 tile per call": (1, lambda: xla(one).numpy())}
-    functions = {**matmul_calls(), **{name: call for name, (_, call) in rows.items()}}
+                (572, batch, lambda: forward(tiles).numpy()),
+            "forward XLA (jit_compile=True), 1 tile per call": (572, 1, lambda: xla(one).numpy()),
+            f"forward, {default_batch} tile of {default.tile} per call (predict_tiled's default "
+            "for 4096^2)": (default.tile, default_batch, lambda: forward(large).numpy())}
+    functions = {**matmul_calls(), **{name: call for name, (*_, call) in rows.items()}}
     for function in functions.values():
         function()
     print(f"matmul 4096^2 and the 572-tile forward pass, {args.rounds} rounds:", flush=True)
     times = {name: np.array(values) for name, values in interleaved(functions,
                                                                      args.rounds).items()}
     peaks = peak_rates(times)
-    gflop = unet_gflop(572)
     print()
-    print(f"CPU: {os.cpu_count()} cores; paper network on a 572 tile: {gflop:.1f} GFLOP; "
+    print(f"CPU: {os.cpu_count()} cores; paper network on a 572 tile: {unet_gflop(572):.1f} GFLOP; "
           "peak = the faster matmul of each round")
     print("| | GFLOP/s (median) | best round | fraction of peak: median of rounds | "
           "fraction: best / best |")
@@ -200,8 +206,8 @@ def peak(args: argparse.Namespace) -> None:
     for name in MATMULS:
         rates = 2 * MATMUL_SIZE**3 / times[name] / 1e9
         print(f"| {name} float32 4096^2 | {np.median(rates):.1f} | {rates.max():.1f} | | |")
-    for name, (tiles_per_call, _) in rows.items():
-        rates = tiles_per_call * gflop / times[name]
+    for name, (tile, tiles_per_call, _) in rows.items():
+        rates = tiles_per_call * unet_gflop(tile) / times[name]
         print(f"| {name} | {np.median(rates):.1f} | {rates.max():.1f} | "
               f"{np.median(rates / peaks):.0%} | {rates.max() / peaks.max():.0%} |")
 
