@@ -180,20 +180,20 @@ def peak(args: argparse.Namespace) -> None:
     forward = compiled_forward(model, geom)
     xla = tf.function(lambda tiles: model(tiles, training=False), jit_compile=True)
     rng = np.random.default_rng(1)
-    tiles = rng.normal(size=(batch, 572, 572, 1)).astype("float32")
-    one = tiles[:1]
+    batched = rng.normal(size=(batch, 572, 572, 1)).astype("float32")
+    one = batched[:1]
     default, _, default_batch = plan_tiles((4096, 4096), geom)
     large = rng.normal(size=(default_batch, default.tile, default.tile, 1)).astype("float32")
     rows = {"forward, 1 tile per call": (572, 1, lambda: forward(one).numpy()),
             f"forward, {batch} tiles per call (predict_tiled's batch_size)":
-                (572, batch, lambda: forward(tiles).numpy()),
+                (572, batch, lambda: forward(batched).numpy()),
             "forward XLA (jit_compile=True), 1 tile per call": (572, 1, lambda: xla(one).numpy()),
             f"forward, {default_batch} tile of {default.tile} per call (predict_tiled's default "
             "for 4096^2)": (default.tile, default_batch, lambda: forward(large).numpy())}
     functions = {**matmul_calls(), **{name: call for name, (*_, call) in rows.items()}}
     for function in functions.values():
         function()
-    print(f"matmul 4096^2 and the 572-tile forward pass, {args.rounds} rounds:", flush=True)
+    print(f"matmul 4096^2 and the forward passes, {args.rounds} rounds:", flush=True)
     times = {name: np.array(values) for name, values in interleaved(functions,
                                                                      args.rounds).items()}
     peaks = peak_rates(times)
