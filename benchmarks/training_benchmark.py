@@ -103,7 +103,7 @@ def constant_batches(net: Network):
     """One constant batch, repeated, with tf.data's autotuner off as in ``make_dataset``."""
     import tensorflow as tf
 
-    from keras_unet.data.pipeline import fixed_parallelism
+    from keras_unet.data import fixed_parallelism
 
     return tf.data.Dataset.from_tensors(keras_batch(net)).repeat().with_options(
         fixed_parallelism())
