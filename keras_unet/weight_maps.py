@@ -27,8 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.ndimage
 
-NUM_CLASSES = (2, 3)
-"""Class layouts derived from instance labels: background/cell, or background/cell/border."""
+from keras_unet.class_layout import NUM_CLASSES
 
 
 def _check_instance_labels(instance_labels) -> np.ndarray:

@@ -1,8 +1,12 @@
-"""The ``unet`` command as a whole: its help reads as plain text."""
+"""The ``unet`` command as a whole: fast plain-text help, quiet start, one-line errors."""
+
+import os
+import subprocess
+import sys
 
 import pytest
 
-from keras_unet.cli import SUBCOMMANDS, main
+from keras_unet.cli import SUBCOMMANDS, build_parser, main
 
 
 @pytest.mark.parametrize("command", SUBCOMMANDS)
@@ -13,3 +17,39 @@ def test_help_is_plain_text(command, capsys):
     text = capsys.readouterr().out
     assert f"unet {command}" in text
     assert "``" not in text
+
+
+def _run(code: str, **env: str) -> subprocess.CompletedProcess:
+    environment = {key: value for key, value in os.environ.items()
+                   if key not in ("TF_CPP_MIN_LOG_LEVEL", "UNET_DEBUG")}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**environment, **env}, timeout=300)
+
+
+@pytest.mark.parametrize("argv", [["--help"]] + [[command, "--help"] for command in SUBCOMMANDS])
+def test_help_does_not_load_tensorflow(argv):
+    """Help answers at once: TensorFlow is imported only when a command runs."""
+    result = _run("import sys\nfrom keras_unet.cli import main\ntry:\n"
+                  f"    main({argv!r})\nexcept SystemExit:\n    pass\n"
+                  "assert 'tensorflow' not in sys.modules, 'tensorflow imported'\n"
+                  "assert 'keras' not in sys.modules, 'keras imported'\n")
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_command_writes_only_its_own_line_to_stderr(tmp_path):
+    """TensorFlow starts (as before every command) without its start-up log lines."""
+    code = ("import sys\nfrom keras_unet.cli import main\n"
+            f"code = main(['evaluate', '--model', {str(tmp_path / 'm.keras')!r}, '--data', "
+            f"{str(tmp_path / 'no-data')!r}])\n"
+            "assert 'tensorflow' in sys.modules\nsys.exit(code)\n")
+    result = _run(code)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"unet evaluate: error: --data "
+                                          f"{str(tmp_path / 'no-data')!r} does not exist."]
+
+
+def test_help_shows_the_defaults():
+    parser = build_parser()
+    train = parser._subparsers._group_actions[0].choices["train"]
+    text = train.format_help()
+    assert "(default: 15)" in text and "(default: adam)" in text  # epochs, optimizer

@@ -2,9 +2,11 @@
 
 Each subcommand lives in its own module with two functions, ``add_parser(subparsers)`` and
 ``run(args) -> int``; heavy imports (TensorFlow) happen inside ``run`` so ``unet --help`` is fast.
-Errors a user can fix (bad paths, bad values, bad files) are raised as ``ValueError``,
-``FileNotFoundError``, ``FileExistsError`` or ``NotADirectoryError`` and printed as one line with a
-non-zero exit; set ``UNET_DEBUG=1`` to see the traceback instead.
+TensorFlow starts without its start-up log lines (:mod:`keras_unet.cli.tensorflow_start`)
+unless ``--verbose`` or ``UNET_DEBUG=1``. Errors a user can fix (bad paths, bad values, bad
+files) are raised as ``ValueError``, ``FileNotFoundError``, ``FileExistsError`` or
+``NotADirectoryError`` and printed as one line with a non-zero exit; set ``UNET_DEBUG=1`` to see
+the traceback instead.
 """
 
 from __future__ import annotations
@@ -15,7 +17,11 @@ import os
 import sys
 from collections.abc import Sequence
 
+from keras_unet.cli.tensorflow_start import start_tensorflow
+
 SUBCOMMANDS = ("train", "predict", "evaluate", "export")
+
+VERBOSE_HELP = "show TensorFlow's start-up log lines (as does UNET_DEBUG=1)"
 
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError,
                IsADirectoryError, PermissionError)
@@ -44,10 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="unet", description="U-Net (Ronneberger et al. 2015) for TensorFlow/Keras."
     )
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMANDS:
         module = importlib.import_module(f"keras_unet.cli.{name}")
-        module.add_parser(subparsers)
+        subparser = module.add_parser(subparsers)
+        subparser.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                               help=VERBOSE_HELP)
     return parser
 
 
@@ -61,10 +70,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         2
     """
     args = build_parser().parse_args(argv)
+    debug = bool(os.environ.get("UNET_DEBUG"))
     try:
+        start_tensorflow(verbose=args.verbose or debug)
         return int(args.run(args) or 0)
     except USER_ERRORS as error:
-        if os.environ.get("UNET_DEBUG"):
+        if debug:
             raise
         print(f"unet {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -39,7 +39,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="largest height*width a request may send (default: "
                              "keras_unet.serving.DEFAULT_MAX_IMAGE_PIXELS, 64 Mpx)")
     parser.add_argument("--no-warmup", dest="warmup", action="store_false",
-                        help="do not write assets.extra/tf_serving_warmup_requests")
+                        help="do not write assets.extra/tf_serving_warmup_requests (default: "
+                             "written)")
     parser.set_defaults(run=run)
     return parser
 

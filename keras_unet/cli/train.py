@@ -10,9 +10,11 @@ Options given on the command line override the ``--config`` file, which override
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 from keras_unet.cli import help_text
+from keras_unet.training.config import TrainConfig
 
 OPTIONS = (
     # (flag, type, choices, help)
@@ -50,9 +52,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description=help_text(__doc__)[0], epilog=help_text(__doc__)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", default=None, help="YAML config file (see training/)")
+    parser.add_argument("--config", default=None,
+                        help="YAML config file (see training/; default: the CPU demo)")
+    defaults = TrainConfig().to_dict()
     for flag, kind, choices, text in OPTIONS:
-        parser.add_argument(flag, type=kind, choices=choices, default=None, help=text)
+        default = defaults[flag[2:].replace("-", "_")]
+        shown = text if default is None else f"{text} (default: {default})"
+        parser.add_argument(flag, type=kind, choices=choices, default=None, help=shown)
     parser.add_argument("--overwrite", action="store_true",
                         help="move an earlier, different run in --run-dir aside and start anew")
     parser.set_defaults(run=run)
@@ -83,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         ...
         FileNotFoundError: dataset 'no-such-folder' does not exist.
     """
-    from keras_unet.training import TrainConfig, load_config, train
+    from keras_unet.training import load_config, train
 
     config = load_config(args.config) if args.config else TrainConfig()
     try:
@@ -109,12 +115,24 @@ def run(args: argparse.Namespace) -> int:
         print(f"Last epoch:      validation IoU {final.get('val_iou', nan):.3f}, "
               f"Dice {final.get('val_dice', nan):.3f}, "
               f"{final.get('tiles_per_second', nan):.1f} tiles/s")
-    if result.best:
+    if result.best and result.best["value"] is not None:
         logs = result.best["logs"]
         print(f"Best epoch:      {result.best['epoch']} of {result.config.epochs} (lowest "
               f"validation loss, {result.best['value']:.3f}): validation IoU "
               f"{logs.get('val_iou', nan):.3f}, Dice {logs.get('val_dice', nan):.3f} "
               "(best.keras, exported)")
-    print(f"Predict:         unet predict --model {result.run.checkpoints / 'best.keras'} "
-          "--input IMAGES --output MASKS")
+    elif result.best:
+        print(f"Best epoch:      the last, {result.best['epoch']} (no validation images; "
+              "best.keras = last.keras, exported)")
+    best_model = shlex.quote(str(result.run.checkpoints / "best.keras"))
+    if result.validation is None:
+        print(f"Predict:         unet predict --model {best_model} --input IMAGES --output "
+              f"{shlex.quote(str(result.run.path / 'predictions'))} (no images were held out)")
+        return 0
+    print(f"Predict:         unet predict --model {best_model} --input "
+          f"{shlex.quote(str(result.validation / 'images'))} --output "
+          f"{shlex.quote(str(result.run.path / 'predictions'))} --overlays")
+    print(f"Evaluate:        unet evaluate --model {best_model} --data "
+          f"{shlex.quote(str(result.validation))} --report "
+          f"{shlex.quote(str(result.run.path / 'evaluation'))}")
     return 0

@@ -31,7 +31,8 @@ from keras_unet.augment import (dihedral_grid, displacement_field, random_displa
                                 random_gray_values, sample_mirrored)
 from keras_unet.data.samples import Sample
 from keras_unet.normalization import normalize_image
-from keras_unet.weight_maps import NUM_CLASSES, class_labels, weight_map
+from keras_unet.class_layout import NUM_CLASSES
+from keras_unet.weight_maps import class_labels, weight_map
 
 MAX_PIXELS = 2**31 - 1
 """Pixels all images together may have (int32 indices into the flat buffers)."""

@@ -12,7 +12,11 @@ Example:
     'adam'
 """
 
-from keras_unet.training.config import TrainConfig, load_config
-from keras_unet.training.run import TrainResult, split_samples, train
+import lazy_loader
 
-__all__ = ["TrainConfig", "TrainResult", "load_config", "split_samples", "train"]
+# Lazy (SPEC 1), so that ``unet train --help`` reads TrainConfig's defaults without TensorFlow.
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={"config": ["TrainConfig", "load_config"],
+                  "run": ["TrainResult", "split_samples", "train"]},
+)
