@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import keras_unet
-from keras_unet.training.callbacks import (AtomicCheckpoints, NaNGuard, Throughput,
-                                           save_model_atomically, validation_panel)
+from keras_unet.training.callbacks import (PANEL_GAP, PANEL_TITLE, AtomicCheckpoints, NaNGuard,
+                                           Throughput, save_model_atomically, validation_panel)
 
 
 def _tiny_model():
@@ -22,16 +22,23 @@ def test_validation_panel_shows_cropped_input_truth_foreground_and_scaled_weight
     probabilities = rng.dirichlet(np.ones(3), size=(2, 4, 4))
     weights = rng.uniform(1, 10, size=(2, 4, 4))
     panel = validation_panel(images, labels, probabilities, weights)
-    assert panel.shape == (2, 4, 4 * 4 + 3 * 2, 1) and panel.dtype == np.float32
+    scale, side = 64, 4 * 64  # 4-pixel tiles are shown at 256 px
+    assert panel.shape == (2, PANEL_TITLE + side, 4 * side + 3 * PANEL_GAP, 1)
+    assert panel.dtype == np.float32
+    body = panel[:, PANEL_TITLE:, :, 0]
     crop = images[:, 3:7, 3:7, 0]
     low, high = crop.min(axis=(1, 2))[:, None, None], crop.max(axis=(1, 2))[:, None, None]
     expected = [(crop - low) / (high - low), labels / 2, 1 - probabilities[..., 0],
                 weights / weights.max(axis=(1, 2))[:, None, None]]
     for index, picture in enumerate(expected):
-        start = index * (4 + 2)
-        np.testing.assert_allclose(panel[..., start:start + 4, 0], picture, rtol=1e-6)
+        start = index * (side + PANEL_GAP)
+        shown = body[:, :, start:start + side]
+        np.testing.assert_allclose(shown[:, ::scale, ::scale], picture, rtol=1e-6)
+        np.testing.assert_array_equal(shown, np.repeat(np.repeat(shown[:, ::scale, ::scale],
+                                                                 scale, 1), scale, 2))
         if index < 3:
-            assert np.all(panel[..., start + 4:start + 6, 0] == 1.0)
+            assert np.all(body[:, :, start + side:start + side + PANEL_GAP] == 1.0)
+        assert panel[:, :PANEL_TITLE, start:start + side].max() > 0.5  # the column's title
     assert panel.min() >= 0 and panel.max() <= 1
 
 

@@ -50,7 +50,7 @@ def test_unknown_key_without_a_close_match_lists_the_known_keys(tmp_path):
     ({"batch_size": -2}, "batch_size must be >= 1, got -2"),
     ({"learning_rate": 0.0}, "learning_rate must be > 0"),
     ({"momentum": 1.0}, r"momentum must be in \[0, 1\)"),
-    ({"val_fraction": 1.0}, r"val_fraction must be in \(0, 1\)"),
+    ({"val_fraction": 1.0}, r"val_fraction must be in \[0, 1\)"),
     ({"num_classes": 1}, "num_classes must be 2 .* or 3 .*, got 1"),
     ({"num_classes": 4}, "num_classes must be 2 .* or 3 .*, got 4"),
     ({"optimizer": "rmsprop"}, "optimizer must be one of sgd, adam; got 'rmsprop'"),

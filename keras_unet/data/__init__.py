@@ -11,6 +11,7 @@ from keras_unet.data.pipeline import fixed_parallelism, make_dataset
 from keras_unet.data.readers import load_samples, read_image
 from keras_unet.data.samples import Sample
 from keras_unet.data.synthetic import synthetic_cells
+from keras_unet.data.writers import save_samples
 
 __all__ = ["Sample", "fixed_parallelism", "load_samples", "make_dataset", "read_image",
-           "synthetic_cells"]
+           "save_samples", "synthetic_cells"]

@@ -19,8 +19,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-PANEL_GAP = 2
-"""Pixels of white between the four pictures of a validation panel."""
+PANEL_GAP = 4
+"""Pixels of white between the columns of a validation panel."""
+
+PANEL_TILE_PIXELS = 256
+"""Smallest size a validation tile is shown at in TensorBoard (whole-factor enlargement)."""
+
+PANEL_TITLE = 16
+"""Rows of the strip above a validation panel that names its columns."""
+
+PANEL_COLUMNS = ("input", "ground truth", "prediction", "weight map")
+"""The columns of a validation panel, left to right."""
 
 
 class Throughput(keras.callbacks.Callback):
@@ -72,6 +81,8 @@ def validation_panel(images: np.ndarray, labels: np.ndarray, probabilities: np.n
     it (a valid-padding network predicts only the centre of its input). Each picture is scaled
     to [0, 1]: the input by its own minimum and maximum, labels as ``class / (K - 1)``, the
     prediction as the probability of not being background, the weight map by its maximum.
+    Small tiles are enlarged by a whole factor (nearest neighbour) to at least
+    :data:`PANEL_TILE_PIXELS`, and a strip of :data:`PANEL_TITLE` rows on top names the columns.
 
     Args:
         images: ``(N, T, T, C)`` input tiles (the first channel is shown).
@@ -80,17 +91,20 @@ def validation_panel(images: np.ndarray, labels: np.ndarray, probabilities: np.n
         weights: ``(N, O, O)`` pixel weights.
 
     Returns:
-        float32 ``(N, O, 4 * O + 6, 1)`` pictures for ``tf.summary.image``.
+        float32 ``(N, PANEL_TITLE + s * O, 4 * s * O + 3 * PANEL_GAP, 1)`` pictures for
+        ``tf.summary.image``, with ``s = ceil(PANEL_TILE_PIXELS / O)``.
 
     Example:
         >>> images = np.zeros((1, 6, 6, 1)); images[0, 2, 2] = 1
         >>> probabilities = np.stack([np.ones((1, 2, 2)), np.zeros((1, 2, 2))], -1)
         >>> panel = validation_panel(images, np.ones((1, 2, 2), int), probabilities,
         ...                          np.full((1, 2, 2), 3.0))
-        >>> panel.shape
-        (1, 2, 14, 1)
-        >>> panel[0, 0, :, 0].tolist()  # input 1 0 | gap | labels | gap | prediction | gap | w
-        [1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0]
+        >>> panel.shape  # 2x2 tiles shown as 256x256
+        (1, 272, 1036, 1)
+        >>> row = panel[0, PANEL_TITLE, :, 0]  # the top row of the four pictures
+        >>> [row[column * (256 + PANEL_GAP) + offset].item() for column in range(4)
+        ...  for offset in (0, 128)]  # input 1 0, labels 1 1, prediction 0 0, weights 1 1
+        [1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0]
     """
     size = labels.shape[1]
     top = (images.shape[1] - size) // 2
@@ -104,9 +118,26 @@ def validation_panel(images: np.ndarray, labels: np.ndarray, probabilities: np.n
     foreground = 1.0 - np.asarray(probabilities[..., 0], np.float32)
     weights = np.asarray(weights, np.float32)
     weights = weights / np.maximum(weights.max(axis=(1, 2), keepdims=True), 1e-6)
-    gap = np.ones((labels.shape[0], size, PANEL_GAP), np.float32)
-    row = [picture, gap, truth, gap, foreground, gap, weights]
-    return np.concatenate(row, axis=2)[..., None]
+    scale = math.ceil(PANEL_TILE_PIXELS / size)
+    gap = np.ones((labels.shape[0], size * scale, PANEL_GAP), np.float32)
+    row = [gap] * 7
+    row[::2] = [np.repeat(np.repeat(part, scale, axis=1), scale, axis=2)
+                for part in (picture, truth, foreground, weights)]
+    row = np.concatenate(row, axis=2)
+    titles = _column_titles(row.shape[2], size * scale + PANEL_GAP)
+    return np.concatenate([np.broadcast_to(titles, (len(row), *titles.shape)), row],
+                          axis=1)[..., None]
+
+
+def _column_titles(width: int, column_width: int) -> np.ndarray:
+    """A ``(PANEL_TITLE, width)`` strip with the names of :data:`PANEL_COLUMNS`, white on black."""
+    from PIL import Image, ImageDraw
+
+    strip = Image.new("L", (width, PANEL_TITLE), 0)
+    draw = ImageDraw.Draw(strip)
+    for index, name in enumerate(PANEL_COLUMNS):
+        draw.text((index * column_width + 2, 2), name, fill=255)
+    return np.asarray(strip, np.float32) / 255.0
 
 
 class ValidationPanel(keras.callbacks.Callback):
@@ -149,7 +180,7 @@ class ValidationPanel(keras.callbacks.Callback):
         panel = validation_panel(self.images, self.labels, probabilities, self.weights)
         with self._writer.as_default():
             tf.summary.image("validation_panel", panel, step=epoch, max_outputs=len(panel),
-                             description="input | ground truth | prediction | weight map")
+                             description=" | ".join(PANEL_COLUMNS))
         self._writer.flush()
 
     def on_train_end(self, logs=None):
@@ -216,7 +247,8 @@ class AtomicCheckpoints(keras.callbacks.Callback):
 
     Args:
         directory: folder of the checkpoints.
-        monitor: the epoch log to rank models by (e.g. ``"val_loss"``, ``"val_iou"``).
+        monitor: the epoch log to rank models by (e.g. ``"val_loss"``, ``"val_iou"``); None
+            (training without validation) makes every epoch the best, so best = last.
         mode: ``"max"`` if larger is better, ``"min"`` if smaller is.
 
     Example:
@@ -233,7 +265,8 @@ class AtomicCheckpoints(keras.callbacks.Callback):
         ['best.json', 'best.keras', 'last.keras']
     """
 
-    def __init__(self, directory: str | os.PathLike, monitor: str = "val_loss", mode: str = "min"):
+    def __init__(self, directory: str | os.PathLike, monitor: str | None = "val_loss",
+                 mode: str = "min"):
         super().__init__()
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}.")
@@ -250,13 +283,18 @@ class AtomicCheckpoints(keras.callbacks.Callback):
             return
         self.directory.mkdir(parents=True, exist_ok=True)
         save_model_atomically(self.model, self.last_path)
-        value = logs.get(self.monitor)
-        if value is None or not math.isfinite(float(value)):
-            return
+        if self.monitor is None:  # nothing to compare: the best is the last
+            value = None
+        else:
+            value = logs.get(self.monitor)
+            if value is None or not math.isfinite(float(value)):
+                return
         best = self.best_value()
-        if best is None or (value > best if self.mode == "max" else value < best):
+        if self.monitor is None or best is None or (
+                value > best if self.mode == "max" else value < best):
             save_model_atomically(self.model, self.best_path)
-            state = {"monitor": self.monitor, "value": float(value), "epoch": epoch + 1,
+            state = {"monitor": self.monitor, "value": None if value is None else float(value),
+                     "epoch": epoch + 1,
                      "logs": {key: float(number) for key, number in logs.items()}}
             write_text_atomically(self.state_path, json.dumps(state))
 
@@ -270,7 +308,7 @@ class AtomicCheckpoints(keras.callbacks.Callback):
     def best_value(self) -> float | None:
         """The best ``monitor`` value saved so far in this folder (None before the first)."""
         state = self.best_state()
-        return None if state is None else float(state["value"])
+        return None if state is None or state["value"] is None else float(state["value"])
 
 
 class NaNGuard(keras.callbacks.TerminateOnNaN):

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from keras_unet import geometry
-from keras_unet.weight_maps import NUM_CLASSES
+from keras_unet.class_layout import NUM_CLASSES
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine")
@@ -68,7 +68,9 @@ class TrainConfig:
         mixed_precision: ``"auto"``, ``"off"``, ``"float16"`` or ``"bfloat16"``.
         strategy: ``"auto"``, ``"default"``, ``"mirrored"`` or ``"multi-worker"``.
         seed: seed of the weights, the train/validation split and the augmentation.
-        val_fraction: fraction of the images held out for validation.
+        val_fraction: fraction of the images held out for validation; with a single image,
+            the fraction of it held out as a band (:func:`keras_unet.training.split_samples`);
+            0 holds out nothing (no validation; ``best.keras`` is then the last epoch).
 
     Example:
         >>> config = TrainConfig(epochs=3, optimizer="sgd")
@@ -261,8 +263,8 @@ def _check_ranges(config: TrainConfig) -> None:
     for name in ("momentum", "dropout"):
         if not 0.0 <= getattr(config, name) < 1.0:
             raise ValueError(f"{name} must be in [0, 1), got {getattr(config, name)}.")
-    if not 0.0 < config.val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in (0, 1), got {config.val_fraction}.")
+    if not 0.0 <= config.val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {config.val_fraction}.")
     try:
         geometry.output_size(config.tile_size, config.depth, config.padding)
     except ValueError as error:

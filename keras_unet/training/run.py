@@ -52,6 +52,8 @@ class TrainResult:
         best: ``{"monitor", "value", "epoch", "logs"}`` of ``best.keras`` (lowest validation
             loss), if one was saved.
         export: the folder of the exported model (None on non-chief workers).
+        validation: the held-out samples as ``images/`` + ``masks/`` (None on non-chief
+            workers), for ``unet predict`` and ``unet evaluate``.
         policy: the Keras mixed-precision policy used.
         strategy: ``"MultiWorkerMirroredStrategy"``, ``"MirroredStrategy"`` or ``"default"``.
         resumed: whether the run resumed an interrupted one.
@@ -60,7 +62,7 @@ class TrainResult:
         >>> from keras_unet.training.run_dir import RunDir
         >>> result = TrainResult(TrainConfig(epochs=2), RunDir(Path("runs/a"), resume=False),
         ...                      None, {"loss": [0.9, 0.4], "val_loss": [0.8, 0.5]}, None,
-        ...                      None, "float32", "default", False)
+        ...                      None, None, "float32", "default", False)
         >>> result.final, str(result.run.logs)
         ({'loss': 0.4, 'val_loss': 0.5}, 'runs/a/logs')
     """
@@ -71,6 +73,7 @@ class TrainResult:
     history: dict[str, list[float]]
     best: dict[str, Any] | None
     export: Path | None
+    validation: Path | None
     policy: str
     strategy: str
     resumed: bool
@@ -89,10 +92,11 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
     ``logs/`` for TensorBoard (loss, IoU, Dice, learning rate, ``tiles_per_second``; validation
     image panels under ``logs/images``), ``backup/`` while running (so a killed run started again
     with the same config resumes at its last finished epoch), ``checkpoints/best.keras`` and
-    ``checkpoints/last.keras`` (written atomically), and ``export/<version>/`` (a float32
-    SavedModel for TF-Serving, :func:`keras_unet.serving.export_for_serving`). With several
-    workers only the chief writes there; the others keep their backup under
-    ``workers/<task>/``.
+    ``checkpoints/last.keras`` (written atomically), ``export/<version>/`` (a float32
+    SavedModel for TF-Serving, :func:`keras_unet.serving.export_for_serving`) and
+    ``validation/`` (the held-out images and their masks, for ``unet predict`` and ``unet
+    evaluate``). With several workers only the chief writes there; the others keep their
+    backup under ``workers/<task>/``.
 
     Args:
         config: a :class:`TrainConfig`, a mapping of its fields, or None for the defaults.
@@ -135,15 +139,20 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
         raise ValueError("multi-worker training needs --run-dir: every worker must name the "
                          "same run.")
     policy = choose_policy(config.mixed_precision)
-    train_samples, val_samples = split_samples(_load_samples(config), config.val_fraction,
-                                               config.seed)
+    samples = _load_samples(config)
+    train_samples, val_samples = split_samples(samples, config.val_fraction, config.seed)
     train_data, val_data = _datasets(config, train_samples, val_samples, cluster, replicas)
     run = _prepare_run(config, cluster, overwrite, strategy)
     config = config.replace(run_dir=str(run.path if cluster.is_chief else config.run_dir))
     if run.replaced is not None:
         say(f"unet train: moved the earlier run to {run.replaced}")
+    validation = None
+    if cluster.is_chief and val_samples:
+        validation = run.validation
+        unet_data.save_samples(val_samples, validation)
+    monitor = MONITOR if val_samples else None
     say(f"unet train: {'resuming' if run.resume else 'starting'} run {run.path}: "
-        f"{len(train_samples)} training / {len(val_samples)} validation images, "
+        f"{_split_text(train_samples, val_samples, len(samples))}, "
         f"{strategy_name(strategy)} strategy with {replicas} replica(s) "
         f"({config.batch_size // replicas} tiles each), {policy} precision")
 
@@ -156,7 +165,7 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
             _compile(model, config)
         guard = NaNGuard(hint=f"lower learning_rate (it is {config.learning_rate:g}), or "
                               "try mixed_precision off.")
-        callbacks = _callbacks(config, run, cluster, guard, val_data)
+        callbacks = _callbacks(config, run, cluster, guard, val_data, monitor)
         history = model.fit(train_data, epochs=config.epochs,
                             steps_per_epoch=config.steps_per_epoch, validation_data=val_data,
                             callbacks=callbacks, verbose=verbose, shuffle=False)
@@ -166,35 +175,87 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
         raise FloatingPointError(guard.message)
     best = export = None
     if cluster.is_chief:
-        best = AtomicCheckpoints(run.checkpoints, MONITOR, "min").best_state()
+        best = AtomicCheckpoints(run.checkpoints, monitor, "min").best_state()
         export = _export(config, run, model, _channels(train_samples))
-    return TrainResult(config, run, model, history.history, best, export, policy,
+    return TrainResult(config, run, model, history.history, best, export, validation, policy,
                        strategy_name(strategy), run.resume)
 
 
 def split_samples(samples: list, val_fraction: float, seed: int = 0) -> tuple[list, list]:
-    """Splits samples at random into training and validation sets (at least one in each).
+    """Splits labelled images into training and validation sets.
+
+    Two or more images: whole images are held out, chosen at random (at least one on each
+    side). A single image: the last ``val_fraction`` of it along its longer side is held out
+    as a band, and training sees only the rest, so no training tile (its output or its
+    context, which is mirrored from the training part at the cut) ever overlaps the band.
+    ``val_fraction`` 0 holds out nothing.
 
     Args:
         samples: the labelled images.
-        val_fraction: fraction held out for validation, rounded to whole images.
+        val_fraction: fraction held out, rounded to whole images (or, for one image, rows).
         seed: seed of the shuffle.
 
     Raises:
-        ValueError: for fewer than two samples.
+        ValueError: for no samples, or one image too small to cut.
 
     Example:
         >>> train_set, val_set = split_samples(list(range(10)), 0.2)
         >>> len(train_set), len(val_set), sorted(train_set + val_set) == list(range(10))
         (8, 2, True)
+        >>> from keras_unet.data import Sample
+        >>> one = Sample(np.zeros((100, 80)), np.zeros((100, 80), "int32"), "a.png")
+        >>> [(part.path, part.image.shape) for parts in split_samples([one], 0.2) for part in parts]
+        [('a.png:rows0-79', (80, 80)), ('a.png:rows80-99', (20, 80))]
     """
-    if len(samples) < 2:
-        raise ValueError(f"need at least 2 images to hold out a validation image, got "
-                         f"{len(samples)}.")
+    if not samples:
+        raise ValueError("no labelled images to train on.")
+    if val_fraction == 0:
+        return list(samples), []
+    if len(samples) == 1:
+        return hold_out_band(samples[0], val_fraction)
     order = np.random.default_rng(seed).permutation(len(samples))
     count = min(max(1, round(val_fraction * len(samples))), len(samples) - 1)
     held_out = sorted(order[:count])
     return [samples[i] for i in sorted(order[count:])], [samples[i] for i in held_out]
+
+
+def hold_out_band(sample: unet_data.Sample, val_fraction: float) -> tuple[list, list]:
+    """One image as a training part and a held-out band (the last rows, or columns if wider).
+
+    Example:
+        >>> from keras_unet.data import Sample
+        >>> wide = Sample(np.zeros((10, 40)), np.zeros((10, 40), "int32"), "synthetic:0")
+        >>> [part.path for parts in hold_out_band(wide, 0.25) for part in parts]
+        ['synthetic:0:cols0-29', 'synthetic:0:cols30-39']
+    """
+    axis = 0 if sample.labels.shape[0] >= sample.labels.shape[1] else 1
+    length = sample.labels.shape[axis]
+    if length < 2:
+        raise ValueError(f"{sample.path}: a single image of {sample.labels.shape} cannot be cut "
+                         "into a training part and a validation band; add a second image or "
+                         "use val_fraction 0.")
+    count = min(max(1, round(val_fraction * length)), length - 1)
+    cut = length - count
+    name = ("rows", "cols")[axis]
+
+    def part(start: int, stop: int) -> unet_data.Sample:
+        index = (slice(None),) * axis + (slice(start, stop),)
+        return unet_data.Sample(np.ascontiguousarray(sample.image[index]),
+                                np.ascontiguousarray(sample.labels[index]),
+                                f"{sample.path}:{name}{start}-{stop - 1}")
+
+    return [part(0, cut)], [part(cut, length)]
+
+
+def _split_text(train_samples: list, val_samples: list, images: int) -> str:
+    """The status line's account of the split, naming the band when one image was cut."""
+    if not val_samples:
+        return f"{len(train_samples)} training images, none held out (val_fraction 0)"
+    if images == 1:
+        band = val_samples[0].path.rsplit(":", 1)[1].replace("rows", "rows ")
+        return (f"one labelled image, its {band.replace('cols', 'columns ')} held out for "
+                "validation (no training tile touches them)")
+    return f"{len(train_samples)} training / {len(val_samples)} validation images"
 
 
 def _silent(*args, **kwargs) -> None:
@@ -265,8 +326,8 @@ def _compile(model: keras.Model, config: TrainConfig) -> None:
 
 
 def _datasets(config: TrainConfig, train_samples: list, val_samples: list, cluster: Cluster,
-              replicas: int) -> tuple[tf.data.Dataset, tf.data.Dataset]:
-    """Training tiles (endless, augmented) and the fixed validation tiles.
+              replicas: int) -> tuple[tf.data.Dataset, tf.data.Dataset | None]:
+    """Training tiles (endless, augmented) and the fixed validation tiles (None without).
 
     With several workers each one draws its own training tiles (a seed per worker, no
     sharding, so no worker computes tiles it throws away) and evaluates its share of the
@@ -278,14 +339,16 @@ def _datasets(config: TrainConfig, train_samples: list, val_samples: list, clust
     train_data = unet_data.make_dataset(
         train_samples, augment=config.elastic, shuffle=True, repeat=True,
         seed=config.seed if cluster.num_tasks == 1 else worker_seed, **common)
-    val_data = unet_data.make_dataset(val_samples, augment=False, shuffle=False, repeat=False,
-                                      **common)
     train_options = tf.data.Options()
     train_options.experimental_distribute.auto_shard_policy = (
         tf.data.experimental.AutoShardPolicy.OFF)
     val_options = tf.data.Options()
     val_options.experimental_distribute.auto_shard_policy = (
         tf.data.experimental.AutoShardPolicy.DATA)
+    if not val_samples:
+        return train_data.with_options(train_options), None
+    val_data = unet_data.make_dataset(val_samples, augment=False, shuffle=False, repeat=False,
+                                      **common)
     return (train_data.with_options(train_options),
             _full_batches(val_data, config.batch_size, replicas).with_options(val_options))
 
@@ -311,18 +374,19 @@ def _full_batches(val_data: tf.data.Dataset, batch_size: int, replicas: int) -> 
 
 
 def _callbacks(config: TrainConfig, run: RunDir, cluster: Cluster, guard: NaNGuard,
-               val_data: tf.data.Dataset) -> list[keras.callbacks.Callback]:
+               val_data: tf.data.Dataset | None,
+               monitor: str | None) -> list[keras.callbacks.Callback]:
     callbacks = [guard, Throughput(config.batch_size),
                  keras.callbacks.BackupAndRestore(str(run.backup), double_checkpoint=True)]
     if not cluster.is_chief:
         return callbacks
-    images, labels, weights = (np.asarray(part)[:PANEL_TILES]
-                               for part in next(iter(val_data.take(1))))
+    callbacks.append(AtomicCheckpoints(run.checkpoints, monitor, "min"))
+    if val_data is not None:
+        images, labels, weights = (np.asarray(part)[:PANEL_TILES]
+                                   for part in next(iter(val_data.take(1))))
+        callbacks.append(ValidationPanel(run.logs / "images", images, labels, weights))
     return callbacks + [
-        AtomicCheckpoints(run.checkpoints, MONITOR, "min"),
-        ValidationPanel(run.logs / "images", images, labels, weights),
-        keras.callbacks.TensorBoard(str(run.logs), write_graph=False, profile_batch=0),
-    ]
+        keras.callbacks.TensorBoard(str(run.logs), write_graph=False, profile_batch=0)]
 
 
 def _export(config: TrainConfig, run: RunDir, model: keras.Model, channels: int) -> Path:

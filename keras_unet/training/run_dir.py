@@ -2,7 +2,8 @@
 
 A run directory holds ``config.yaml`` (the resolved config), ``backup/`` (Keras's
 ``BackupAndRestore`` state, present while a run is unfinished), ``checkpoints/``, ``logs/``
-(TensorBoard) and ``export/``. Starting a run in a directory that already holds one:
+(TensorBoard), ``export/`` and ``validation/`` (the held-out images and masks). Starting a run
+in a directory that already holds one:
 
 - the same config with a backup: the run was interrupted; it resumes there;
 - a different config, or the same one finished: refused with :class:`FileExistsError`, unless
@@ -65,6 +66,11 @@ class RunDir:
     def export(self) -> Path:
         """Folder of the model exported for serving."""
         return self.path / "export"
+
+    @property
+    def validation(self) -> Path:
+        """The held-out validation samples, as ``images/`` + ``masks/`` for predict/evaluate."""
+        return self.path / "validation"
 
 
 def prepare_run_dir(config: TrainConfig, *, overwrite: bool = False,
