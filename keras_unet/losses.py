@@ -1,9 +1,11 @@
 """Losses for U-Net segmentation: the paper's weighted cross-entropy, Dice, and their sum.
 
-Every loss takes sparse integer labels ``(B, H, W)`` or ``(B, H, W, 1)`` and class scores
-``(B, H', W', K)``. Labels (and pixel weight maps) larger than the prediction, as a valid-padding
-model produces, are centre-cropped to it. All of them compute in float32 whatever the
-mixed-precision policy.
+Every loss takes sparse integer labels ``(B, H, W)`` or ``(B, H, W, 1)`` and scores of ``K >= 2``
+exclusive classes ``(B, H', W', K)`` (softmax probabilities, or logits with ``from_logits``).
+Labels and pixel weight maps larger than the prediction, as a valid-padding model produces, are
+centre-cropped to it. The functions compute in the dtype of the prediction; the loss classes, like
+Keras's, in their ``dtype`` (float32 by default, whatever the mixed-precision policy), give one
+value per image and reduce those with their Keras ``reduction``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,19 @@ from keras import ops
 from keras_unet.layers import crop_to_match
 
 
+def _scores(y_pred):
+    """The prediction as a float tensor, checked to hold at least two classes."""
+    y_pred = ops.convert_to_tensor(y_pred)
+    if not keras.backend.is_float_dtype(y_pred.dtype):
+        y_pred = ops.cast(y_pred, "float32")
+    if y_pred.shape[-1] is not None and y_pred.shape[-1] < 2:
+        raise ValueError(
+            f"the losses need scores of K >= 2 exclusive classes, got shape {y_pred.shape}: "
+            "a two-class softmax is the sigmoid's equivalent; build the model with num_classes=2."
+        )
+    return y_pred
+
+
 def _sparse_labels(y_true, y_pred):
     """Crops labels to the prediction and drops a trailing channel axis of size 1."""
     y_true = crop_to_match(y_true, y_pred)
@@ -24,96 +39,166 @@ def _sparse_labels(y_true, y_pred):
     return ops.cast(y_true, "int32")
 
 
-def _crop_pixel_weights(sample_weight, y_pred):
-    """Crops a per-pixel weight map to the prediction; per-sample weights broadcast over pixels."""
-    if sample_weight is None:
-        return None
-    sample_weight = ops.convert_to_tensor(sample_weight)
-    if len(sample_weight.shape) == 1:
-        sample_weight = ops.reshape(sample_weight, (-1, 1, 1))
-    elif len(sample_weight.shape) >= 3:
-        sample_weight = crop_to_match(sample_weight, y_pred)
-        if len(sample_weight.shape) == 4:
-            sample_weight = ops.squeeze(sample_weight, axis=-1)
-    return sample_weight
+def weighted_crossentropy(y_true, y_pred, class_weights=None, from_logits=False,
+                          pixel_weights=None):
+    """Pixel-wise soft-max cross-entropy, optionally weighted per class and per pixel.
 
-
-def weighted_crossentropy(y_true, y_pred, class_weights=None, from_logits=False):
-    """Pixel-wise soft-max cross-entropy, optionally weighted per class.
-
-    ``loss(x) = class_weights[l(x)] * -log p_{l(x)}(x)`` for each pixel ``x`` with label ``l(x)``.
-    The paper's weight map multiplies this per pixel through ``sample_weight`` (see
-    :class:`WeightedCrossentropy`).
+    ``loss(x) = w(x) * class_weights[l(x)] * -log p_{l(x)}(x)`` for each pixel ``x`` with label
+    ``l(x)`` and weight map ``w`` (the paper's, see :func:`keras_unet.weight_map`).
 
     Args:
         y_true: integer labels ``(B, H, W)`` or ``(B, H, W, 1)``, at least as large as ``y_pred``.
         y_pred: probabilities (or logits) ``(B, H', W', K)``.
         class_weights: optional sequence of ``K`` per-class factors.
         from_logits: whether ``y_pred`` holds logits.
+        pixel_weights: optional weight map ``(B, H, W)`` or ``(B, H, W, 1)``, centre-cropped.
 
     Returns:
-        float32 per-pixel losses ``(B, H', W')``.
+        per-pixel losses ``(B, H', W')``.
 
     Example:
         >>> import numpy as np
         >>> p = np.array([[[[0.9, 0.1], [0.2, 0.8]]]], "float32")  # (1, 1, 2, 2)
         >>> np.round(weighted_crossentropy(np.array([[[0, 1]]]), p).numpy(), 4).tolist()
         [[[0.1054, 0.2231]]]
+        >>> w = np.array([[[1.0, 2.0]]], "float32")
+        >>> np.round(weighted_crossentropy(np.array([[[0, 1]]]), p, pixel_weights=w), 4).tolist()
+        [[[0.1054, 0.4463]]]
     """
-    y_pred = ops.cast(y_pred, "float32")
+    y_pred = _scores(y_pred)
     labels = _sparse_labels(y_true, y_pred)
     losses = keras.losses.sparse_categorical_crossentropy(labels, y_pred, from_logits=from_logits)
     if class_weights is not None:
-        losses = losses * ops.take(ops.convert_to_tensor(class_weights, "float32"), labels)
+        losses = losses * ops.take(ops.convert_to_tensor(class_weights, losses.dtype), labels)
+    if pixel_weights is not None:
+        pixel_weights = crop_to_match(pixel_weights, y_pred)
+        if len(pixel_weights.shape) == 4:
+            pixel_weights = ops.squeeze(pixel_weights, axis=-1)
+        losses = losses * ops.cast(pixel_weights, losses.dtype)
     return losses
 
 
-def soft_dice(y_true, y_pred, class_ids=None, from_logits=False):
-    """Soft Dice loss per image: ``1 - 2|X∩Y| / (|X|+|Y|)`` averaged over ``class_ids``.
+def soft_dice(y_true, y_pred, class_ids=None, from_logits=False, smooth=1.0):
+    """Smoothed soft Dice loss per image, ``1 - (2|X∩Y| + s) / (|X| + |Y| + s)``, class-averaged.
 
-    Builds on ``keras.losses.dice`` over the spatial axes of one-hot labels and probabilities.
+    The smoothing ``s`` in numerator and denominator (Milletari et al. 2016 style, ``s = 1``) makes
+    a class absent from an image score 0 only if none of it is predicted, so false positives on
+    tiles without cells get a gradient; with ``s`` only in the denominator the loss would be a
+    constant 1 there. Chosen over a batch-wide Dice to keep one value per image, as the Keras
+    reductions and per-image weights expect.
 
     Args:
         y_true: integer labels ``(B, H, W)`` or ``(B, H, W, 1)``.
         y_pred: probabilities (or logits) ``(B, H', W', K)``.
         class_ids: classes to average over (default: all).
         from_logits: whether ``y_pred`` holds logits (softmax is applied).
+        smooth: the smoothing ``s`` (> 0).
 
     Returns:
-        float32 losses ``(B,)``.
+        losses ``(B,)``.
 
     Example:
         >>> import numpy as np
         >>> p = np.array([[[[1.0, 0.0], [0.0, 1.0]]]], "float32")
         >>> soft_dice(np.array([[[0, 1]]]), p).numpy().round(4).tolist()
         [0.0]
+        >>> empty = np.zeros((1, 1, 2), "int32")      # no foreground: 1 - 1 / (0.5 + 0.5 + 1)
+        >>> soft_dice(empty, np.full((1, 1, 2, 2), 0.5, "float32"), [1]).numpy().round(4).tolist()
+        [0.5]
     """
-    y_pred = ops.cast(y_pred, "float32")
+    y_pred = _scores(y_pred)
     if from_logits:
         y_pred = ops.softmax(y_pred, axis=-1)
-    num_classes = y_pred.shape[-1]
-    labels = ops.one_hot(_sparse_labels(y_true, y_pred), num_classes, dtype="float32")
-    per_class = keras.losses.dice(labels, y_pred, axis=(1, 2))
+    labels = ops.one_hot(_sparse_labels(y_true, y_pred), y_pred.shape[-1], dtype=y_pred.dtype)
+    intersection = ops.sum(labels * y_pred, axis=(1, 2))
+    total = ops.sum(labels, axis=(1, 2)) + ops.sum(y_pred, axis=(1, 2))
+    per_class = 1.0 - (2.0 * intersection + smooth) / (total + smooth)
     if class_ids is not None:
         per_class = ops.take(per_class, ops.convert_to_tensor(class_ids, "int32"), axis=-1)
     return ops.mean(per_class, axis=-1)
 
 
+def crossentropy_dice(y_true, y_pred, crossentropy_weight=1.0, dice_weight=1.0,
+                      class_weights=None, dice_class_ids=None, from_logits=False,
+                      dice_smooth=1.0, pixel_weights=None):
+    """Per image: ``crossentropy_weight * mean weighted cross-entropy + dice_weight * Dice``.
+
+    The cross-entropy term is :func:`weighted_crossentropy` averaged over the image's pixels (the
+    weight map weights it); the Dice term is :func:`soft_dice`, which no weight map touches.
+
+    Args:
+        y_true, y_pred, class_weights, from_logits, pixel_weights: as :func:`weighted_crossentropy`.
+        crossentropy_weight, dice_weight: factors of the two terms.
+        dice_class_ids, dice_smooth: ``class_ids`` and ``smooth`` of :func:`soft_dice`.
+
+    Returns:
+        losses ``(B,)``.
+
+    Example:
+        >>> import numpy as np
+        >>> p = np.full((1, 1, 2, 2), 0.5, "float32")
+        >>> crossentropy_dice(np.array([[[0, 1]]]), p).numpy().round(4).tolist()  # ln 2 + 1/3
+        [1.0265]
+    """
+    crossentropy = weighted_crossentropy(y_true, y_pred, class_weights, from_logits, pixel_weights)
+    dice = soft_dice(y_true, y_pred, dice_class_ids, from_logits, dice_smooth)
+    return crossentropy_weight * ops.mean(crossentropy, axis=(1, 2)) + dice_weight * dice
+
+
+def _labels_and_map(y_true):
+    """``(labels, weight map or None)`` from what ``_SegmentationLoss.__call__`` gives ``call``."""
+    return y_true if isinstance(y_true, tuple) else (y_true, None)
+
+
+class _SegmentationLoss(keras.losses.Loss):
+    """A per-image loss of labels, scores and an optional pixel weight map, as a Keras loss.
+
+    ``get_config`` is Keras's (name, reduction) plus ``dtype`` and the keyword arguments the
+    subclass hands to ``__init__`` (its own constructor arguments), so ``from_config`` rebuilds it.
+    """
+
+    def __init__(self, name: str, reduction: str | None, dtype, **arguments):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self._arguments = arguments
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        # Why an override: Keras's Loss.__call__ multiplies sample_weight onto what call() returns,
+        # after call(), with no way to crop it (keras/src/losses/loss.py, reduce_weighted_values).
+        # The paper's weight map arrives as sample_weight at the label's (input) size, larger than
+        # a valid-padding output, and must weight pixels inside the cross-entropy, not the
+        # per-image values or the Dice term. So a map (rank >= 3) travels into call() with the
+        # labels, which crops it like them; per-image weights stay Keras's sample_weight, and the
+        # reduction and dtype handling remain entirely Keras's.
+        if sample_weight is not None:
+            sample_weight = ops.convert_to_tensor(sample_weight)
+            if len(sample_weight.shape) >= 3:
+                y_true, sample_weight = (y_true, sample_weight), None
+            else:
+                sample_weight = ops.reshape(sample_weight, (-1,))
+        return super().__call__(y_true, y_pred, sample_weight)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "dtype": self.dtype, **self._arguments}
+
+
 @keras.saving.register_keras_serializable(package="keras_unet")
-class WeightedCrossentropy(keras.losses.Loss):
+class WeightedCrossentropy(_SegmentationLoss):
     """The paper's pixel-weighted soft-max cross-entropy, ``E = sum_x w(x) log p_l(x)(x)``.
 
     The weight map ``w(x)`` (see :func:`keras_unet.weight_map`) arrives as Keras
     ``sample_weight`` of shape ``(B, H, W)``: yield ``(image, label, weight)`` from the dataset, or
-    pass it to ``model.fit(sample_weight=...)``. With the default reduction the value is the mean
-    over all pixels of ``w(x) * class_weights[l(x)] * -log p_l(x)(x)``. Labels and weight maps
-    larger than the prediction (valid padding) are centre-cropped to it.
+    pass it to ``model.fit(sample_weight=...)``; per-image weights ``(B,)`` work too. Each image's
+    value is the mean over its pixels of ``w(x) * class_weights[l(x)] * -log p_l(x)(x)``, so the
+    default reduction is the mean over all pixels of the batch. Labels and weight maps larger than
+    the prediction (valid padding) are centre-cropped to it.
 
     Args:
         class_weights: optional sequence of ``K`` per-class factors.
         from_logits: whether the model outputs logits.
-        reduction: a Keras reduction (default ``"sum_over_batch_size"``, a mean over pixels).
+        reduction: Keras reduction of the per-image values (``"sum_over_batch_size"``: mean;
+            ``"sum"``; ``"mean_with_sample_weight"``; ``None`` or ``"none"``: the ``(B,)`` values).
         name: loss name.
+        dtype: dtype the loss computes in (default: ``keras.backend.floatx()``, float32).
 
     Example:
         >>> import numpy as np
@@ -129,80 +214,73 @@ class WeightedCrossentropy(keras.losses.Loss):
         self,
         class_weights: Sequence[float] | None = None,
         from_logits: bool = False,
-        reduction: str = "sum_over_batch_size",
+        reduction: str | None = "sum_over_batch_size",
         name: str = "weighted_crossentropy",
+        dtype: str | None = None,
     ):
-        super().__init__(name=name, reduction=reduction, dtype="float32")
-        self.class_weights = None if class_weights is None else [float(w) for w in class_weights]
-        self.from_logits = from_logits
-
-    def __call__(self, y_true, y_pred, sample_weight=None):
-        return super().__call__(y_true, y_pred, _crop_pixel_weights(sample_weight, y_pred))
+        super().__init__(
+            name, reduction, dtype,
+            class_weights=None if class_weights is None else [float(w) for w in class_weights],
+            from_logits=bool(from_logits),
+        )
 
     def call(self, y_true, y_pred):
-        return weighted_crossentropy(y_true, y_pred, self.class_weights, self.from_logits)
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "class_weights": self.class_weights,
-            "from_logits": self.from_logits,
-        }
+        labels, pixel_weights = _labels_and_map(y_true)
+        losses = weighted_crossentropy(labels, y_pred, pixel_weights=pixel_weights,
+                                       **self._arguments)
+        return ops.mean(losses, axis=(1, 2))
 
 
 @keras.saving.register_keras_serializable(package="keras_unet")
-class DiceLoss(keras.losses.Loss):
-    """Soft Dice loss over sparse labels, averaged over classes and images.
+class DiceLoss(_SegmentationLoss):
+    """Smoothed soft Dice loss over sparse labels (:func:`soft_dice`), one value per image.
 
     Dice is a region-overlap criterion: per-pixel weight maps do not apply to it and are ignored;
-    per-sample weights ``(B,)`` are honoured. Combine it with the weighted cross-entropy through
+    per-image weights ``(B,)`` are honoured. Combine it with the weighted cross-entropy through
     :class:`CrossentropyDiceLoss` to keep the paper's border emphasis.
 
     Args:
         class_ids: classes to average over (default: all; ``[1]`` for foreground only).
         from_logits: whether the model outputs logits.
-        reduction: a Keras reduction over images.
+        smooth: the smoothing ``s`` of numerator and denominator (see :func:`soft_dice`).
+        reduction: Keras reduction of the per-image values (see :class:`WeightedCrossentropy`).
         name: loss name.
+        dtype: dtype the loss computes in (default: ``keras.backend.floatx()``, float32).
 
     Example:
         >>> import numpy as np
         >>> p = np.array([[[[0.5, 0.5], [0.5, 0.5]]]], "float32")
-        >>> round(float(DiceLoss()(np.array([[[0, 1]]]), p)), 4)
-        0.5
+        >>> round(float(DiceLoss()(np.array([[[0, 1]]]), p)), 4)  # 1 - (2 * 0.5 + 1) / (2 + 1)
+        0.3333
     """
 
     def __init__(
         self,
         class_ids: Sequence[int] | None = None,
         from_logits: bool = False,
-        reduction: str = "sum_over_batch_size",
+        smooth: float = 1.0,
+        reduction: str | None = "sum_over_batch_size",
         name: str = "dice_loss",
+        dtype: str | None = None,
     ):
-        super().__init__(name=name, reduction=reduction, dtype="float32")
-        self.class_ids = None if class_ids is None else [int(c) for c in class_ids]
-        self.from_logits = from_logits
-
-    def __call__(self, y_true, y_pred, sample_weight=None):
-        if sample_weight is not None and len(ops.shape(sample_weight)) > 1:
-            sample_weight = None  # a pixel weight map: not meaningful for a region overlap
-        return super().__call__(y_true, y_pred, sample_weight)
+        super().__init__(
+            name, reduction, dtype,
+            class_ids=None if class_ids is None else [int(c) for c in class_ids],
+            from_logits=bool(from_logits),
+            smooth=float(smooth),
+        )
 
     def call(self, y_true, y_pred):
-        return soft_dice(y_true, y_pred, self.class_ids, self.from_logits)
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "class_ids": self.class_ids,
-            "from_logits": self.from_logits,
-        }
+        labels, _ = _labels_and_map(y_true)
+        return soft_dice(labels, y_pred, **self._arguments)
 
 
 @keras.saving.register_keras_serializable(package="keras_unet")
-class CrossentropyDiceLoss(keras.losses.Loss):
-    """``crossentropy_weight * WeightedCrossentropy + dice_weight * DiceLoss``.
+class CrossentropyDiceLoss(_SegmentationLoss):
+    """``crossentropy_weight * WeightedCrossentropy + dice_weight * DiceLoss``, per image.
 
-    The pixel weight map (``sample_weight`` ``(B, H, W)``) weights the cross-entropy term.
+    See :func:`crossentropy_dice`: the pixel weight map (``sample_weight`` ``(B, H, W)``) weights
+    the cross-entropy term only; per-image weights ``(B,)`` weight the sum.
 
     Args:
         crossentropy_weight: factor of the weighted cross-entropy term.
@@ -210,13 +288,16 @@ class CrossentropyDiceLoss(keras.losses.Loss):
         class_weights: per-class factors of the cross-entropy term.
         dice_class_ids: classes the Dice term averages over (default: all).
         from_logits: whether the model outputs logits.
+        dice_smooth: the smoothing of the Dice term (see :func:`soft_dice`).
+        reduction: Keras reduction of the per-image values (see :class:`WeightedCrossentropy`).
         name: loss name.
+        dtype: dtype the loss computes in (default: ``keras.backend.floatx()``, float32).
 
     Example:
         >>> import numpy as np
         >>> p = np.array([[[[0.5, 0.5], [0.5, 0.5]]]], "float32")
-        >>> round(float(CrossentropyDiceLoss()(np.array([[[0, 1]]]), p)), 4)  # ln 2 + 0.5
-        1.1931
+        >>> round(float(CrossentropyDiceLoss()(np.array([[[0, 1]]]), p)), 4)  # ln 2 + 1/3
+        1.0265
     """
 
     def __init__(
@@ -226,24 +307,21 @@ class CrossentropyDiceLoss(keras.losses.Loss):
         class_weights: Sequence[float] | None = None,
         dice_class_ids: Sequence[int] | None = None,
         from_logits: bool = False,
+        dice_smooth: float = 1.0,
+        reduction: str | None = "sum_over_batch_size",
         name: str = "crossentropy_dice_loss",
+        dtype: str | None = None,
     ):
-        super().__init__(name=name, dtype="float32")
-        self.crossentropy_weight = float(crossentropy_weight)
-        self.dice_weight = float(dice_weight)
-        self.crossentropy = WeightedCrossentropy(class_weights, from_logits)
-        self.dice = DiceLoss(dice_class_ids, from_logits)
+        super().__init__(
+            name, reduction, dtype,
+            crossentropy_weight=float(crossentropy_weight),
+            dice_weight=float(dice_weight),
+            class_weights=None if class_weights is None else [float(w) for w in class_weights],
+            dice_class_ids=None if dice_class_ids is None else [int(c) for c in dice_class_ids],
+            from_logits=bool(from_logits),
+            dice_smooth=float(dice_smooth),
+        )
 
-    def __call__(self, y_true, y_pred, sample_weight=None):
-        return (self.crossentropy_weight * self.crossentropy(y_true, y_pred, sample_weight)
-                + self.dice_weight * self.dice(y_true, y_pred, sample_weight))
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "crossentropy_weight": self.crossentropy_weight,
-            "dice_weight": self.dice_weight,
-            "class_weights": self.crossentropy.class_weights,
-            "dice_class_ids": self.dice.class_ids,
-            "from_logits": self.crossentropy.from_logits,
-        }
+    def call(self, y_true, y_pred):
+        labels, pixel_weights = _labels_and_map(y_true)
+        return crossentropy_dice(labels, y_pred, pixel_weights=pixel_weights, **self._arguments)

@@ -25,7 +25,7 @@ class IoU(keras.metrics.IoU):
     last reset; classes absent from both labels and predictions are left out of the mean.
 
     Args:
-        num_classes: number of classes of the model output.
+        num_classes: number of classes of the model output (>= 2).
         target_class_ids: classes to average (``[1]`` gives the foreground IoU of a 2-class model).
         name: metric name.
         ignore_class: optional label value to leave out.
@@ -48,6 +48,12 @@ class IoU(keras.metrics.IoU):
         ignore_class: int | None = None,
         dtype: str = "int64",
     ):
+        if not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(
+                f"num_classes must be an integer >= 2, got {num_classes!r}: the metrics take the "
+                "argmax of K >= 2 exclusive class scores; a one-channel sigmoid is a two-class "
+                "softmax, use num_classes=2."
+            )
         if target_class_ids is None:
             target_class_ids = list(range(num_classes))
         super().__init__(

@@ -15,7 +15,7 @@ from keras_unet import geometry
 from keras_unet.layers import CropToMatch
 
 UPSAMPLINGS = ("transpose", "bilinear")
-FINAL_ACTIVATIONS = ("softmax", "sigmoid", None)
+FINAL_ACTIVATIONS = ("softmax", None)
 
 
 def conv_block(x, filters: int, *, padding: str, batch_norm: bool, name: str):
@@ -90,14 +90,14 @@ def build_unet(
     Args:
         input_shape: ``(height, width, channels)``; height and width may be ``None``. A fixed size
             must be one the network can take (see :func:`keras_unet.output_size`).
-        num_classes: number of output channels (>= 2 with ``softmax``).
+        num_classes: number of exclusive classes (>= 2: background and foreground classes).
         filters: channels of the first level (64); level ``i`` has ``filters * 2**i``.
         depth: number of pooling steps (4).
         padding: ``"valid"`` (paper, output smaller than input) or ``"same"`` (output = input).
         batch_norm: add batch normalisation after every 3x3 convolution (not in the paper).
         dropout: dropout rate at the end of the contracting path (0.5); 0 disables it.
         upsampling: ``"transpose"`` (paper's up-convolution) or ``"bilinear"`` (resize + 2x2 conv).
-        final_activation: ``"softmax"``, ``"sigmoid"`` or ``None`` for logits.
+        final_activation: ``"softmax"``, or ``None`` for logits (train with ``from_logits=True``).
         name: model name.
 
     Returns:
@@ -159,18 +159,17 @@ def _validate(input_shape, num_classes, filters, depth, padding, dropout, upsamp
         raise ValueError(f"upsampling must be one of {UPSAMPLINGS}, got {upsampling!r}.")
     if final_activation not in FINAL_ACTIVATIONS:
         raise ValueError(
-            f"final_activation must be one of {FINAL_ACTIVATIONS}, got {final_activation!r}."
+            f"final_activation must be one of {FINAL_ACTIVATIONS}, got {final_activation!r}: the "
+            "losses and metrics take exclusive classes (softmax probabilities or logits)."
         )
     if not isinstance(depth, int) or depth < 1:
         raise ValueError(f"depth must be an integer >= 1, got {depth!r}.")
     if not isinstance(filters, int) or filters < 1:
         raise ValueError(f"filters must be a positive integer, got {filters!r}.")
-    if not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}.")
-    if final_activation == "softmax" and num_classes < 2:
+    if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(
-            f"num_classes={num_classes} with final_activation='softmax' would always output 1; "
-            "use num_classes >= 2 (background + foreground) or final_activation='sigmoid'."
+            f"num_classes must be an integer >= 2 (background + foreground), got {num_classes!r}: "
+            "a two-class softmax is the sigmoid's equivalent; use num_classes=2."
         )
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")

@@ -1,10 +1,13 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from keras_unet.losses import CrossentropyDiceLoss, DiceLoss, WeightedCrossentropy
+from keras_unet.losses import (CrossentropyDiceLoss, DiceLoss, WeightedCrossentropy,
+                               crossentropy_dice, soft_dice, weighted_crossentropy)
 
 RNG = np.random.default_rng(42)
+LOSS_CLASSES = [WeightedCrossentropy, DiceLoss, CrossentropyDiceLoss]
 
 
 def _probabilities(shape):
@@ -19,11 +22,32 @@ def _centre(array, size):
 
 
 def _reference_weighted_ce(labels, probabilities, weights, class_weights=None):
+    """Per-image mean of the weighted cross-entropy, (B,)."""
     picked = np.take_along_axis(probabilities, labels[..., None], axis=-1)[..., 0]
     loss = -np.log(picked) * weights
     if class_weights is not None:
         loss = loss * np.asarray(class_weights)[labels]
-    return loss.mean()
+    return loss.mean((1, 2))
+
+
+def _reference_dice(labels, probabilities, class_ids=None, smooth=1.0):
+    """Per-image smoothed soft Dice loss averaged over classes, (B,)."""
+    one_hot = np.eye(probabilities.shape[-1])[labels]
+    intersection = (one_hot * probabilities).sum((1, 2))
+    total = one_hot.sum((1, 2)) + probabilities.sum((1, 2))
+    per_class = 1 - (2 * intersection + smooth) / (total + smooth)
+    if class_ids is not None:
+        per_class = per_class[:, class_ids]
+    return per_class.mean(-1)
+
+
+def _reference(loss_class, labels, probabilities, weights):
+    if loss_class is WeightedCrossentropy:
+        return _reference_weighted_ce(labels, probabilities, weights)
+    if loss_class is DiceLoss:
+        return _reference_dice(labels, probabilities)
+    return (_reference_weighted_ce(labels, probabilities, weights)
+            + _reference_dice(labels, probabilities))
 
 
 def test_weighted_crossentropy_equals_numpy_mean_with_weight_map():
@@ -32,17 +56,31 @@ def test_weighted_crossentropy_equals_numpy_mean_with_weight_map():
     weights = RNG.uniform(0.5, 12.0, (3, 8, 8)).astype("float32")
     value = WeightedCrossentropy()(labels, probabilities, sample_weight=weights)
     np.testing.assert_allclose(float(value),
-                               _reference_weighted_ce(labels, probabilities, weights), rtol=1e-5)
+                               _reference_weighted_ce(labels, probabilities, weights).mean(),
+                               rtol=1e-5)
 
 
-def test_labels_and_weights_larger_than_prediction_are_centre_cropped():
+@pytest.mark.parametrize("weight_axis", [False, True])
+def test_labels_and_weights_larger_than_prediction_are_centre_cropped(weight_axis):
     _, probabilities = _probabilities((2, 6, 6, 3))
     labels = RNG.integers(0, 3, (2, 10, 10, 1))
     weights = RNG.uniform(0.5, 5.0, (2, 10, 10)).astype("float32")
-    value = WeightedCrossentropy()(labels, probabilities, sample_weight=weights)
+    given = weights[..., None] if weight_axis else weights
+    value = WeightedCrossentropy()(labels, probabilities, sample_weight=given)
     expected = _reference_weighted_ce(_centre(labels[..., 0], 6), probabilities,
                                       _centre(weights, 6))
-    np.testing.assert_allclose(float(value), expected, rtol=1e-5)
+    np.testing.assert_allclose(float(value), expected.mean(), rtol=1e-5)
+
+
+def test_pure_function_crops_the_weight_map_too():
+    _, probabilities = _probabilities((2, 4, 4, 2))
+    labels = RNG.integers(0, 2, (2, 8, 8))
+    weights = RNG.uniform(0.5, 5.0, (2, 8, 8)).astype("float32")
+    per_pixel = weighted_crossentropy(labels, probabilities, pixel_weights=weights)
+    assert tuple(per_pixel.shape) == (2, 4, 4)
+    np.testing.assert_allclose(
+        np.asarray(per_pixel).mean((1, 2)),
+        _reference_weighted_ce(_centre(labels, 4), probabilities, _centre(weights, 4)), rtol=1e-5)
 
 
 def test_class_weights_and_logits():
@@ -51,7 +89,7 @@ def test_class_weights_and_logits():
     weights = np.ones((2, 5, 5), "float32")
     loss = WeightedCrossentropy(class_weights=[0.2, 1.0, 3.0], from_logits=True)
     expected = _reference_weighted_ce(labels, probabilities, weights, [0.2, 1.0, 3.0])
-    np.testing.assert_allclose(float(loss(labels, logits)), expected, rtol=1e-5)
+    np.testing.assert_allclose(float(loss(labels, logits)), expected.mean(), rtol=1e-5)
 
 
 def test_per_sample_weights_still_work():
@@ -61,36 +99,25 @@ def test_per_sample_weights_still_work():
     expected = _reference_weighted_ce(labels, probabilities,
                                       np.broadcast_to(per_sample[:, None, None], (2, 4, 4)))
     value = WeightedCrossentropy()(labels, probabilities, sample_weight=per_sample)
-    np.testing.assert_allclose(float(value), expected, rtol=1e-5)
+    np.testing.assert_allclose(float(value), expected.mean(), rtol=1e-5)
 
 
 def test_loss_is_float32_for_bfloat16_predictions():
-    import tensorflow as tf
-
     _, probabilities = _probabilities((1, 4, 4, 2))
     labels = RNG.integers(0, 2, (1, 4, 4))
     value = WeightedCrossentropy()(labels, tf.constant(probabilities, tf.bfloat16))
     assert value.dtype == "float32"
 
 
-def _reference_dice(labels, probabilities, class_ids=None):
-    one_hot = np.eye(probabilities.shape[-1])[labels]
-    intersection = (one_hot * probabilities).sum((1, 2))
-    per_class = 1 - 2 * intersection / (one_hot.sum((1, 2)) + probabilities.sum((1, 2)) + 1e-7)
-    if class_ids is not None:
-        per_class = per_class[:, class_ids]
-    return per_class.mean()
-
-
 @pytest.mark.parametrize("class_ids", [None, [1]])
-def test_dice_loss_equals_numpy(class_ids):
+def test_dice_loss_equals_numpy_and_ignores_the_weight_map(class_ids):
     _, probabilities = _probabilities((3, 7, 7, 2))
     labels = RNG.integers(0, 2, (3, 9, 9))
-    value = DiceLoss(class_ids=class_ids)(labels, probabilities,
-                                          sample_weight=np.ones((3, 9, 9), "float32"))
-    np.testing.assert_allclose(float(value),
-                               _reference_dice(_centre(labels, 7), probabilities, class_ids),
-                               rtol=1e-5)
+    weight_map = RNG.uniform(0.5, 10.0, (3, 9, 9)).astype("float32")
+    value = DiceLoss(class_ids=class_ids)(labels, probabilities, sample_weight=weight_map)
+    expected = _reference_dice(_centre(labels, 7), probabilities, class_ids)
+    np.testing.assert_allclose(float(value), expected.mean(), rtol=1e-5)
+    np.testing.assert_allclose(soft_dice(labels, probabilities, class_ids), expected, rtol=1e-5)
 
 
 def test_combined_loss_is_weighted_sum():
@@ -100,18 +127,111 @@ def test_combined_loss_is_weighted_sum():
     loss = CrossentropyDiceLoss(crossentropy_weight=0.7, dice_weight=2.0)
     expected = (0.7 * _reference_weighted_ce(labels, probabilities, weights)
                 + 2.0 * _reference_dice(labels, probabilities))
-    np.testing.assert_allclose(float(loss(labels, probabilities, weights)), expected, rtol=1e-5)
+    np.testing.assert_allclose(float(loss(labels, probabilities, weights)), expected.mean(),
+                               rtol=1e-5)
+    np.testing.assert_allclose(
+        crossentropy_dice(labels, probabilities, 0.7, 2.0, pixel_weights=weights), expected,
+        rtol=1e-5)
 
 
-@pytest.mark.parametrize(
-    "loss",
-    [
-        WeightedCrossentropy(class_weights=[1.0, 2.0], from_logits=True),
-        DiceLoss(class_ids=[1]),
-        CrossentropyDiceLoss(0.5, 1.5, class_weights=[1.0, 3.0], dice_class_ids=[1]),
-    ],
-)
-def test_config_round_trip(loss):
-    restored = keras.losses.deserialize(keras.losses.serialize(loss))
-    assert type(restored) is type(loss)
-    assert restored.get_config() == loss.get_config()
+# Tiles without cells (issue 13.6): the Dice term must see false positives there.
+
+def _empty_tile_logits(false_positives: bool):
+    logits = np.zeros((1, 8, 8, 2), "float32")
+    logits[..., 0], logits[..., 1] = 5.0, -5.0  # confidently background
+    if false_positives:
+        logits[0, 2:5, 2:5] = [-1.0, 1.0]  # not saturated, so the softmax passes gradients
+    return tf.constant(logits)
+
+
+@pytest.mark.parametrize("loss", [
+    DiceLoss(class_ids=[1], from_logits=True),
+    DiceLoss(from_logits=True),
+    CrossentropyDiceLoss(crossentropy_weight=0.0, dice_class_ids=[1], from_logits=True),
+], ids=["dice-foreground", "dice-all", "combined-dice-term"])
+def test_dice_penalises_false_positives_on_a_tile_without_cells(loss):
+    labels = np.zeros((1, 8, 8), "int32")
+    logits = _empty_tile_logits(false_positives=True)
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
+        with_false_positives = loss(labels, logits)
+    gradient = tape.gradient(with_false_positives, logits).numpy()
+    correct = loss(labels, _empty_tile_logits(false_positives=False))
+    assert float(with_false_positives) > float(correct) + 0.1
+    # Lowering the foreground score of a false-positive pixel lowers the loss.
+    assert (gradient[0, 2:5, 2:5, 1] > 1e-4).all()
+
+
+@pytest.mark.parametrize("loss_class", [DiceLoss, CrossentropyDiceLoss])
+@pytest.mark.parametrize("empty", [True, False])
+def test_perfect_prediction_has_zero_dice_loss(loss_class, empty):
+    labels = np.zeros((2, 6, 6), "int32") if empty else RNG.integers(0, 2, (2, 6, 6))
+    perfect = np.eye(2, dtype="float32")[labels]
+    assert float(loss_class()(labels, perfect)) == pytest.approx(0.0, abs=1e-6)
+
+
+# The Keras loss contract: reduction, dtype, configuration (issue 14.4).
+
+@pytest.mark.parametrize("loss_class", LOSS_CLASSES)
+def test_reductions_are_over_per_image_values(loss_class):
+    _, probabilities = _probabilities((3, 6, 6, 2))
+    labels = RNG.integers(0, 2, (3, 10, 10))
+    weights = RNG.uniform(1, 10, (3, 10, 10)).astype("float32")
+    per_image = _reference(loss_class, _centre(labels, 6), probabilities, _centre(weights, 6))
+    for reduction in (None, "none"):
+        values = loss_class(reduction=reduction)(labels, probabilities, weights)
+        assert tuple(values.shape) == (3,)
+        np.testing.assert_allclose(values, per_image, rtol=1e-5)
+    total = loss_class(reduction="sum")(labels, probabilities, weights)
+    np.testing.assert_allclose(float(total), per_image.sum(), rtol=1e-5)
+    mean = loss_class(reduction="sum_over_batch_size")(labels, probabilities, weights)
+    np.testing.assert_allclose(float(mean), per_image.mean(), rtol=1e-5)
+    image_weights = np.array([1.0, 0.0, 3.0], "float32")
+    weighted = loss_class(reduction="mean_with_sample_weight")(labels, probabilities,
+                                                                image_weights)
+    unmapped = _reference(loss_class, _centre(labels, 6), probabilities, np.ones((3, 6, 6)))
+    np.testing.assert_allclose(float(weighted), (unmapped * image_weights).sum() / 4, rtol=1e-5)
+
+
+@pytest.mark.parametrize("loss_class", LOSS_CLASSES)
+def test_dtype_is_honoured(loss_class):
+    _, probabilities = _probabilities((2, 5, 5, 2))
+    probabilities = probabilities.astype("float64")
+    probabilities /= probabilities.sum(-1, keepdims=True)  # sums to 1 in float64 too
+    labels = RNG.integers(0, 2, (2, 5, 5))
+    weights = RNG.uniform(1, 10, (2, 5, 5))
+    assert loss_class()(labels, probabilities, weights).dtype == "float32"
+    value = loss_class(dtype="float64")(labels, probabilities, weights)
+    assert value.dtype == "float64"
+    # Computed in float64, not merely cast to it: far below float32's 1e-7 rounding.
+    expected = _reference(loss_class, labels, probabilities, weights).mean()
+    np.testing.assert_allclose(float(value), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("loss", [
+    WeightedCrossentropy(class_weights=[1.0, 2.0], from_logits=True, reduction="sum",
+                         dtype="float64"),
+    DiceLoss(class_ids=[1], from_logits=True, smooth=0.5, reduction=None, name="dice_fg"),
+    CrossentropyDiceLoss(0.5, 1.5, class_weights=[1.0, 3.0], dice_class_ids=[1],
+                         from_logits=True, dice_smooth=2.0, reduction="sum", dtype="float64"),
+], ids=["crossentropy", "dice", "combined"])
+def test_config_round_trip_gives_the_same_loss(loss):
+    logits, _ = _probabilities((2, 6, 6, 2))
+    labels = RNG.integers(0, 2, (2, 8, 8))
+    weights = RNG.uniform(1, 10, (2, 8, 8)).astype("float32")
+    config = loss.get_config()
+    assert {"name", "reduction", "dtype"} <= set(config)
+    for restored in (type(loss).from_config(config),
+                     keras.losses.deserialize(keras.losses.serialize(loss))):
+        assert type(restored) is type(loss)
+        assert restored.get_config() == config
+        np.testing.assert_array_equal(restored(labels, logits, weights),
+                                      loss(labels, logits, weights))
+
+
+# One output channel (issue 13.6): refused, never silently mis-measured.
+
+@pytest.mark.parametrize("loss_class", LOSS_CLASSES)
+def test_one_channel_predictions_are_refused(loss_class):
+    with pytest.raises(ValueError, match="K >= 2 exclusive classes.*num_classes=2"):
+        loss_class()(np.zeros((1, 4, 4), "int32"), np.full((1, 4, 4, 1), 0.5, "float32"))

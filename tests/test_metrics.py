@@ -63,3 +63,9 @@ def test_metrics_accept_channel_axis_labels_and_serialise():
     labels = probabilities.argmax(-1)[..., None]
     restored.update_state(labels, probabilities)
     assert float(restored.result()) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("metric_class", [IoU, Dice])
+def test_one_class_is_refused_not_mismeasured(metric_class):
+    with pytest.raises(ValueError, match="num_classes must be an integer >= 2, got 1"):
+        metric_class(1)

@@ -4,6 +4,7 @@ import pytest
 
 from keras_unet import build_unet
 from keras_unet.layers import CropToMatch
+from keras_unet.losses import WeightedCrossentropy
 
 CONV_TYPES = (keras.layers.Conv2D, keras.layers.Conv2DTranspose)
 
@@ -88,10 +89,12 @@ def test_outputs_are_float32_under_mixed_precision(policy):
         (((572, 572, 0), 2), {}, "channels must be a positive integer, got 0"),
         (((388, 388, 1), 2), {}, "input_shape height: input size 388 does not fit"),
         (((572, 100, 1), 2), {}, "input_shape width: input size 100"),
-        (((None, None, 1), 1), {}, "num_classes=1 with final_activation='softmax'"),
+        (((None, None, 1), 1), {}, "num_classes must be an integer >= 2 .*use num_classes=2"),
+        (((None, None, 1), 0), {}, "num_classes must be an integer >= 2"),
         (((None, None, 1), 2), {"padding": "full"}, "padding must be one of .*'full'"),
         (((None, None, 1), 2), {"upsampling": "nearest"}, "upsampling must be one of"),
         (((None, None, 1), 2), {"final_activation": "relu"}, "final_activation must be"),
+        (((None, None, 1), 2), {"final_activation": "sigmoid"}, "exclusive classes"),
         (((None, None, 1), 2), {"dropout": 1.5}, r"dropout must be in \[0, 1\)"),
         (((100, 100, 1), 2), {"padding": "same"}, "not divisible by 2\\*\\*depth = 16"),
     ],
@@ -101,6 +104,12 @@ def test_bad_arguments_raise_at_build_time(args, kwargs, message):
         build_unet(*args, **kwargs)
 
 
-def test_single_sigmoid_output_is_allowed():
-    model = build_unet((None, None, 1), 1, filters=4, depth=2, final_activation="sigmoid")
-    assert model.output_shape == (None, None, None, 1)
+def test_logits_output_trains_with_from_logits_losses():
+    model = build_unet((None, None, 1), 2, filters=4, depth=2, final_activation=None)
+    logits = np.asarray(model(np.random.default_rng(2).random((1, 44, 44, 1), "float32")))
+    assert not np.allclose(logits.sum(-1), 1.0)
+    labels = np.zeros((1, 44, 44), "int32")
+    loss = WeightedCrossentropy(from_logits=True)(labels, logits)
+    probabilities = keras.ops.softmax(logits)
+    np.testing.assert_allclose(float(loss), float(WeightedCrossentropy()(labels, probabilities)),
+                               rtol=1e-5)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from keras_unet import build_unet
-from keras_unet.losses import CrossentropyDiceLoss, WeightedCrossentropy
+from keras_unet.losses import CrossentropyDiceLoss, DiceLoss, WeightedCrossentropy
 from keras_unet.metrics import Dice, IoU
 
 
@@ -34,7 +34,9 @@ def test_two_step_fit_on_random_data_learns_something():
 
 
 @pytest.mark.parametrize("loss", [WeightedCrossentropy(class_weights=[1.0, 2.0]),
-                                  CrossentropyDiceLoss(dice_class_ids=[1])])
+                                  DiceLoss(class_ids=[1], smooth=2.0, reduction="sum"),
+                                  CrossentropyDiceLoss(dice_class_ids=[1], dtype="float64")],
+                         ids=["crossentropy", "dice", "combined"])
 def test_keras_file_round_trip_with_safe_mode(tmp_path, loss):
     images, labels, weights = _data()
     model = _compiled_model(loss)
@@ -46,6 +48,11 @@ def test_keras_file_round_trip_with_safe_mode(tmp_path, loss):
                                   restored.predict(images, verbose=0))
     assert type(restored.loss) is type(loss)
     assert restored.loss.get_config() == loss.get_config()
+    # The same loss on the same batch, weight maps at the input size (centre-cropped).
+    evaluated = [m.evaluate(images, labels, sample_weight=weights, batch_size=2, verbose=0,
+                            return_dict=True)["loss"] for m in (model, restored)]
+    np.testing.assert_allclose(evaluated[1], evaluated[0], rtol=1e-6)
+    assert evaluated[0] > 0
     # The optimizer state and compiled metrics came back too: training continues.
     assert restored.optimizer.iterations.numpy() == model.optimizer.iterations.numpy()
     restored.fit(images, labels, sample_weight=weights, batch_size=2, epochs=1, verbose=0)
