@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterator
 
 import keras
 import numpy as np
-import scipy.ndimage
 import tensorflow as tf
 
 from keras_unet import geometry
@@ -528,51 +527,23 @@ def _predict_array(model, normalized: np.ndarray, tile_size, batch_size) -> np.n
 
 
 def mask_from_probabilities(probabilities: np.ndarray) -> np.ndarray:
-    """8-bit class mask: argmax spread over 0..255 (0/255 for two classes), for image files.
+    """8-bit class mask for image files: the argmax class spread over 0..255.
 
-    One output channel (sigmoid) is thresholded at 0.5. Read the class back with
-    ``mask // (255 // (K - 1))``.
+    Two classes give 0/255 (background, cell). Three (background, cell interior, border ring:
+    :func:`keras_unet.weight_maps.class_labels`) give the class index mask 0/127/254, in which
+    a cell is its 127 interior plus its 254 ring; the cells themselves, one label each, are
+    :func:`keras_unet.instances.instance_labels`. One output channel (sigmoid) is thresholded
+    at 0.5. Read the class back with ``mask // (255 // (K - 1))``.
 
     Example:
         >>> p = np.array([[[0.9, 0.1], [0.2, 0.8]]], "float32")
         >>> mask_from_probabilities(p).tolist()
         [[0, 255]]
+        >>> mask_from_probabilities(np.eye(3)[[[0, 1, 2]]]).tolist()  # background, cell, border
+        [[0, 127, 254]]
     """
     probabilities = np.asarray(probabilities)
     if probabilities.shape[-1] == 1:
         return np.where(probabilities[..., 0] > 0.5, 255, 0).astype(np.uint8)
     classes = np.argmax(probabilities, axis=-1).astype(np.uint8)
     return classes * np.uint8(255 // (probabilities.shape[-1] - 1))
-
-
-def labels_from_probabilities(probabilities: np.ndarray, *, connectivity: int = 1) -> np.ndarray:
-    """Instance labels from class probabilities: argmax, then connected components of class 1.
-
-    Class 1 is the cell class of a 2-class model (and of the 3-class variant, whose class 2 marks
-    the borders between touching cells and so keeps them apart); one sigmoid channel is
-    thresholded at 0.5. Components are 4-connected by default (``connectivity=1``) so that cells
-    touching only at a corner stay separate; ``connectivity=2`` joins them.
-
-    Returns:
-        int32 (H, W) labels: 0 background, 1..N objects.
-
-    Example:
-        >>> p = np.zeros((3, 5, 2), "float32"); p[..., 0] = 1
-        >>> p[:, 0, :] = p[:, 3:, :] = [0, 1]
-        >>> labels_from_probabilities(p).tolist()
-        [[1, 0, 0, 2, 2], [1, 0, 0, 2, 2], [1, 0, 0, 2, 2]]
-    """
-    probabilities = np.asarray(probabilities)
-    if probabilities.ndim != 3:
-        raise ValueError(f"probabilities must be (height, width, classes), got shape "
-                         f"{probabilities.shape}.")
-    if connectivity not in (1, 2):
-        raise ValueError(f"connectivity must be 1 (4-neighbours) or 2 (8-neighbours), got "
-                         f"{connectivity!r}.")
-    if probabilities.shape[-1] == 1:
-        foreground = probabilities[..., 0] > 0.5
-    else:
-        foreground = np.argmax(probabilities, axis=-1) == 1
-    structure = scipy.ndimage.generate_binary_structure(2, connectivity)
-    labels, _ = scipy.ndimage.label(foreground, structure=structure)
-    return labels.astype(np.int32)

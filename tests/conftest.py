@@ -15,3 +15,14 @@ def _clean_keras_state():
     yield
     keras.mixed_precision.set_global_policy("float32")
     keras.backend.clear_session()
+
+
+@pytest.fixture(scope="session")
+def model_file(tmp_path_factory):
+    """A tiny untrained 2-class U-Net saved as ``.keras``, for the command-line tests."""
+    from keras_unet import build_unet
+
+    keras.utils.set_random_seed(1)
+    path = tmp_path_factory.mktemp("model") / "unet.keras"
+    build_unet((None, None, 1), 2, filters=4, depth=2).save(path)
+    return path

@@ -1,6 +1,5 @@
-"""`unet predict` and `unet evaluate`: outputs, and clear refusals of bad input."""
+"""`unet predict`: outputs, and clear refusals of bad input (`unet evaluate`: test_cli_evaluate)."""
 
-import json
 
 import keras
 import numpy as np
@@ -12,14 +11,6 @@ from keras_unet import build_unet, predict_tiled
 from keras_unet.cli import main
 from keras_unet.cli import predict as predict_cli
 from keras_unet.inference import mask_from_probabilities
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    keras.utils.set_random_seed(1)
-    path = tmp_path_factory.mktemp("model") / "unet.keras"
-    build_unet((None, None, 1), 2, filters=4, depth=2).save(path)
-    return path
 
 
 def _grey(shape, seed=0, dtype="uint8"):
@@ -90,7 +81,7 @@ def _save_plain_conv_model(path):
 
 
 @pytest.mark.parametrize("make_model, match", [
-    (lambda p: p.write_text("hello"), "is not a loadable Keras model"),
+    (lambda p: p.write_text("hello"), "is not a Keras model: a .keras file is a zip archive"),
     (lambda p: None, "does not exist"),
     (_save_plain_conv_model, "no MaxPooling2D"),
 ])
@@ -161,30 +152,3 @@ def test_predict_with_a_savedmodel(tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     expected = mask_from_probabilities(model(image[None, ..., None].astype("float32"))[0])
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "x.png")), expected)
-
-
-def test_evaluate_prints_and_saves_a_report(tmp_path, model_file, capsys):
-    data = pytest.importorskip("keras_unet.data")
-    (tmp_path / "ds" / "images").mkdir(parents=True)
-    (tmp_path / "ds" / "masks").mkdir()
-    for i in range(2):
-        mask = np.zeros((44, 52), "uint8")
-        mask[5 + i:20, 8:30] = 255
-        Image.fromarray(mask).save(tmp_path / "ds" / "masks" / f"{i}.png")
-        Image.fromarray((mask // 2 + 20).astype("uint8")).save(tmp_path / "ds" / "images" /
-                                                                f"{i}.png")
-    assert len(data.load_samples(tmp_path / "ds")) == 2
-    report = tmp_path / "report"
-    args = ["evaluate", "--model", str(model_file), "--data", str(tmp_path / "ds"), "--report",
-            str(report)]
-    assert main(args) == 0
-    out = capsys.readouterr().out
-    assert "warping_error" in out and "\nmean" in out
-    saved = json.loads((report / "evaluation.json").read_text())
-    assert len(saved["images"]) == 2 and "seg" in saved["mean"]
-    assert main(args) == 2 and "--overwrite" in capsys.readouterr().err
-
-
-def test_evaluate_rejects_missing_data(tmp_path, model_file, capsys):
-    code = main(["evaluate", "--model", str(model_file), "--data", str(tmp_path / "nothing")])
-    assert code == 2 and "nothing" in capsys.readouterr().err

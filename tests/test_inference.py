@@ -3,12 +3,10 @@
 import keras
 import numpy as np
 import pytest
-import scipy.ndimage
-import skimage.measure
 
 from keras_unet import build_unet, geometry, predict_tiled
-from keras_unet.inference import (compiled_forward, labels_from_probabilities,
-                                  mask_from_probabilities, model_geometry, plan_tiles)
+from keras_unet.inference import (compiled_forward, mask_from_probabilities, model_geometry,
+                                  plan_tiles)
 
 
 def _image(shape, dtype, seed=0):
@@ -191,22 +189,14 @@ def test_bad_tiling_arguments_are_rejected(models, kwargs, match):
         predict_tiled(models[(2, 1)], np.zeros((20, 30), "uint8"), **kwargs)
 
 
-def test_labels_from_probabilities_matches_skimage():
-    rng = np.random.default_rng(3)
-    probabilities = rng.dirichlet([1, 1], size=(40, 50)).astype("float32")
-    probabilities = scipy.ndimage.uniform_filter(probabilities, (5, 5, 1))
-    labels = labels_from_probabilities(probabilities)
-    expected = skimage.measure.label(probabilities[..., 1] > probabilities[..., 0], connectivity=1)
-    assert labels.dtype == np.int32 and labels.max() > 3
-    np.testing.assert_array_equal(labels, expected)
-    eight = labels_from_probabilities(probabilities, connectivity=2)
-    assert eight.max() == skimage.measure.label(expected > 0, connectivity=2).max()
-
-
-def test_labels_and_masks_of_sigmoid_and_three_classes():
+def test_masks_of_sigmoid_two_and_three_classes():
     sigmoid = np.array([[[0.2], [0.7], [0.4], [0.9]]], "float32")
-    np.testing.assert_array_equal(labels_from_probabilities(sigmoid), [[0, 1, 0, 2]])
     np.testing.assert_array_equal(mask_from_probabilities(sigmoid), [[0, 255, 0, 255]])
-    three = np.eye(3, dtype="float32")[[[0, 1, 2, 1]]]
-    np.testing.assert_array_equal(labels_from_probabilities(three), [[0, 1, 0, 2]])
-    np.testing.assert_array_equal(mask_from_probabilities(three), [[0, 127, 254, 127]])
+    two = np.array([[[0.6, 0.4], [0.3, 0.7]]], "float32")
+    np.testing.assert_array_equal(mask_from_probabilities(two), [[0, 255]])
+    rng = np.random.default_rng(4)
+    three = rng.dirichlet([1, 1, 1], size=(6, 7)).astype("float32")
+    mask = mask_from_probabilities(three)
+    assert mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 127, 254}
+    np.testing.assert_array_equal(mask // (255 // 2), np.argmax(three, -1))  # the class index
+

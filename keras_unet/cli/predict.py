@@ -1,13 +1,17 @@
 """``unet predict``: segment images with a trained model.
 
     unet predict --model unet.keras --input images/ --output masks/ [--tta]
-                 [--probabilities] [--overlays] [--overwrite]
+                 [--probabilities] [--instances] [--overlays] [--overwrite]
 
 Masks keep the input's name (PNG input gives an 8-bit PNG, TIFF input a TIFF; other formats
-give PNG) and hold the class mask, 0/255 for two classes. ``--probabilities`` adds
-``<name>_probabilities.tif`` (float32, one channel per class) and ``--overlays`` adds
-``<name>_overlay.png``, the image with the outlines of the predicted cells. TIFFs of
-``STREAM_PIXELS`` pixels or more are predicted band by band without loading them whole.
+give PNG) and hold the class mask, 0/255 for two classes (0/127/254 for background, cell and
+border with three). ``--probabilities`` adds ``<name>_probabilities.tif`` (float32, one
+channel per class), ``--instances`` adds ``<name>_instances.tif``, one label per cell (uint16,
+uint32 beyond 65,535 cells, as napari, Fiji and CellProfiler read label images), and
+``--overlays`` adds ``<name>_overlay.png``, the image with the outlines of those cells. Cells
+come from ``keras_unet.instances.instance_labels`` (``--instance-method``, ``--min-size``).
+TIFFs of ``STREAM_PIXELS`` pixels or more are predicted band by band without loading them
+whole, with masks and probabilities only.
 Every output path is checked before the model is loaded: nothing is overwritten without
 ``--overwrite``, and outputs may never replace inputs. An image that cannot be read or
 predicted is reported and skipped; the exit code is then 1.
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +34,10 @@ IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 TIFF_SUFFIXES = (".tif", ".tiff")
 STREAM_PIXELS = 2**25
 """TIFFs with at least this many pixels (e.g. 4096x8192) are predicted by streaming."""
+INSTANCE_METHODS = ("auto", "components", "watershed")
+INSTANCE_MIN_SIZE = 10
+"""``keras_unet.instances.METHODS`` and ``MIN_SIZE`` (the tests check that they agree), restated
+so that ``unet --help`` does not wait for SciPy and scikit-image."""
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -49,8 +58,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--output", required=True, type=Path, help="folder for the masks")
     parser.add_argument("--probabilities", action="store_true",
                         help="also write <name>_probabilities.tif (float32 per class)")
+    parser.add_argument("--instances", action="store_true",
+                        help="also write <name>_instances.tif, one label per cell (uint16/32)")
     parser.add_argument("--overlays", action="store_true",
                         help="also write <name>_overlay.png with the cell outlines")
+    parser.add_argument("--instance-method", choices=INSTANCE_METHODS, default="auto",
+                        help="how cells are found for --instances and --overlays: 'auto' is\n"
+                             "'watershed' from the cell interiors for 3-class models, connected\n"
+                             "'components' for 2-class ones (default: %(default)s)")
+    parser.add_argument("--min-size", type=int, default=INSTANCE_MIN_SIZE,
+                        help="drop cells under this many pixels (default: %(default)s)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.set_defaults(run=run)
     return parser
@@ -71,7 +88,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help="average the 8 flips/rotations of every image (8x slower)")
     parser.add_argument("--tile-size", type=int, default=None,
                         help="model input tile size (.keras models; default: chosen per image)")
-    parser.add_argument("--batch-size", type=int, default=4, help="tiles per model call")
+    parser.add_argument("--batch-size", type=int, default=4,
+                        help="tiles per model call (default: %(default)s)")
 
 
 @dataclasses.dataclass
@@ -126,14 +144,19 @@ def load_predictor(path: Path, *, tta: bool = False, tile_size: int | None = Non
         return _load_saved_model(path, tta)
     import keras
 
-    import keras_unet  # noqa: F401  (registers the custom layers and losses)
+    import keras_unet.layers  # noqa: F401  (registers the layers a saved U-Net names)
     from keras_unet.inference import model_geometry, predict_tiled
 
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"--model {str(path)!r} is not a Keras model: a .keras file is a zip "
+                         "archive and this file is not one; expected a .keras file or a "
+                         "SavedModel folder.")
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as error:  # Keras raises many types for a file that is not a model
-        raise ValueError(f"--model {str(path)!r} is not a loadable Keras model "
-                         f"({type(error).__name__}: {str(error).splitlines()[0][:200]}).") from None
+        reason = " ".join(str(error).split()) or "no message"
+        raise ValueError(f"--model {str(path)!r} is not a loadable Keras model: "
+                         f"{type(error).__name__}: {reason}") from None
     try:
         geom = model_geometry(model)
     except ValueError as error:
@@ -218,8 +241,10 @@ def list_images(path: Path) -> list[Path]:
     return images
 
 
-def output_paths(image: Path, folder: Path, *, probabilities: bool, overlays: bool) -> dict:
-    """Where the outputs of one image go: ``mask`` and optionally ``probabilities``, ``overlay``.
+def output_paths(image: Path, folder: Path, *, probabilities: bool, overlays: bool,
+                 instances: bool = False) -> dict:
+    """Where the outputs of one image go: ``mask``, optionally ``probabilities``, ``instances``
+    and ``overlay``.
 
     Example:
         >>> sorted(output_paths(Path("in/a.jpg"), Path("out"), probabilities=True,
@@ -230,6 +255,8 @@ def output_paths(image: Path, folder: Path, *, probabilities: bool, overlays: bo
     paths = {"mask": folder / f"{image.stem}{suffix}"}
     if probabilities:
         paths["probabilities"] = folder / f"{image.stem}_probabilities.tif"
+    if instances:
+        paths["instances"] = folder / f"{image.stem}_instances.tif"
     if overlays:
         paths["overlay"] = folder / f"{image.stem}_overlay.png"
     return paths
@@ -287,6 +314,31 @@ def overlay(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return rgb
 
 
+def write_instances(path: Path, labels: np.ndarray) -> None:
+    """Writes instance labels as a TIFF label image: uint16, or uint32 beyond 65,535 objects.
+
+    Raises:
+        ValueError: for labels that are not 0..N integers of a (H, W) image.
+
+    Example:
+        >>> import tempfile, tifffile
+        >>> path = Path(tempfile.mkdtemp()) / "a_instances.tif"
+        >>> write_instances(path, np.array([[0, 1], [2, 2]]))
+        >>> tifffile.imread(path).dtype
+        dtype('uint16')
+    """
+    import tifffile
+
+    labels = np.asarray(labels)
+    largest = np.iinfo(np.uint32).max
+    if (labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer)
+            or labels.min(initial=0) < 0 or labels.max(initial=0) > largest):
+        raise ValueError(f"instance labels must be a (H, W) image of integers 0..{largest}, "
+                         f"got shape {labels.shape} and dtype {labels.dtype}.")
+    dtype = np.uint16 if labels.max(initial=0) <= np.iinfo(np.uint16).max else np.uint32
+    tifffile.imwrite(path, labels.astype(dtype), photometric="minisblack")
+
+
 def run(args: argparse.Namespace) -> int:
     """Runs ``unet predict``; returns 1 if some images failed, else 0.
 
@@ -304,9 +356,11 @@ def run(args: argparse.Namespace) -> int:
         /tmp/.../a.png -> /tmp/.../out/a.png
         0
     """
+    if args.min_size < 0:
+        raise ValueError(f"--min-size must be >= 0 (pixels), got {args.min_size}.")
     images = list_images(args.input)
     plans = [output_paths(image, args.output, probabilities=args.probabilities,
-                          overlays=args.overlays) for image in images]
+                          overlays=args.overlays, instances=args.instances) for image in images]
     check_outputs(images, args.output, plans, args.overwrite)
     predictor = load_predictor(args.model, tta=args.tta, tile_size=args.tile_size,
                                batch_size=args.batch_size)
@@ -331,7 +385,8 @@ def _predict_one(predictor: Predictor, image_path: Path, plan: dict,
     from PIL import Image
 
     from keras_unet.data.readers import read_image
-    from keras_unet.inference import labels_from_probabilities, mask_from_probabilities
+    from keras_unet.inference import mask_from_probabilities
+    from keras_unet.instances import instance_labels
 
     image = read_image(image_path)  # an uncompressed TIFF is only mapped, not read yet
     if (image_path.suffix.lower() in TIFF_SUFFIXES and predictor.keras_model is not None
@@ -341,11 +396,17 @@ def _predict_one(predictor: Predictor, image_path: Path, plan: dict,
         predict_tiff(predictor.keras_model, image_path, plan["mask"], tile_size=args.tile_size,
                      batch_size=args.batch_size, tta=args.tta,
                      probabilities_path=plan.get("probabilities"), overwrite=args.overwrite)
+        if "instances" in plan:
+            print(f"unet predict: no instances for {str(image_path)!r}: too large to label.",
+                  file=sys.stderr)
         if "overlay" in plan:
             print(f"unet predict: no overlay for {str(image_path)!r}: too large to draw.",
                   file=sys.stderr)
         return
     probabilities = predictor.predict(image)
+    if "instances" in plan or "overlay" in plan:  # before writing, so a failure leaves nothing
+        labels = instance_labels(probabilities, method=args.instance_method,
+                                 min_size=args.min_size)
     mask = mask_from_probabilities(probabilities)
     if plan["mask"].suffix == ".tif":
         tifffile.imwrite(plan["mask"], mask)
@@ -353,6 +414,7 @@ def _predict_one(predictor: Predictor, image_path: Path, plan: dict,
         Image.fromarray(mask).save(plan["mask"])
     if "probabilities" in plan:
         tifffile.imwrite(plan["probabilities"], probabilities, photometric="minisblack")
+    if "instances" in plan:
+        write_instances(plan["instances"], labels)
     if "overlay" in plan:
-        Image.fromarray(overlay(image, labels_from_probabilities(probabilities))).save(
-            plan["overlay"])
+        Image.fromarray(overlay(image, labels)).save(plan["overlay"])

@@ -1,0 +1,175 @@
+"""Cell instances from class probabilities: one label per cell, for counting and SEG.
+
+A U-Net gives per-pixel class probabilities; counts, per-cell measurements and the instance
+scores of the field (SEG of the Cell Tracking Challenge, the ISBI 2012 Rand and warping errors)
+need one label per cell. :func:`instance_labels` makes them for the class layouts of
+:func:`keras_unet.weight_maps.class_labels`:
+
+* 2 classes (background, cell): connected components of the cell class, optionally split where
+  touching cells were predicted as one blob, by a watershed of the distance transform;
+* 3 classes (background, cell, border): the cell interiors, which the border ring between and
+  around cells keeps apart, are the seeds of a watershed that grows each over its ring, so
+  every object gets its full extent back (taking only class 1 would lose the ring).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.ndimage
+import skimage.measure
+import skimage.morphology
+import skimage.segmentation
+
+from keras_unet.class_layout import CLASS_NAMES, NUM_CLASSES
+
+CELL = CLASS_NAMES[3].index("cell")
+"""Class index of the cells (their interiors in the 3-class layout) in both layouts."""
+
+METHODS = ("auto", "components", "watershed")
+"""How :func:`instance_labels` finds objects."""
+
+MIN_SIZE = 10
+"""Default smallest object in pixels: below the smallest cells of the package's data (12 px in
+:mod:`keras_unet.data.synthetic`, hundreds in the paper's), above the specks of a noisy map."""
+
+SPLIT_H = 2.0
+"""Default ``h`` of the 2-class watershed, in pixels of distance to the background. Of h = 1..5,
+on six 256 px synthetic images whose cells were grown by 1 px until they touch, 2 gave the best
+SEG (0.79; components: 0.03), and on the separate cells it added 1.4 % objects (SEG 0.997)."""
+
+TIE_BREAK = 1e-3
+"""Compactness of the 3-class watershed: where the interior probabilities tie (a hard ring),
+a ring pixel goes to the nearest seed pixel instead of the first seed to reach it."""
+
+
+def instance_labels(probabilities, *, method: str = "auto", min_size: int = MIN_SIZE,
+                    h: float = SPLIT_H, connectivity: int = 1) -> np.ndarray:
+    """Instance labels from class probabilities ``(H, W, K)``, K = 2 or 3 as in ``weight_maps``.
+
+    The foreground is every pixel whose argmax is not background (cells and, for K = 3,
+    borders). ``method``:
+
+    * ``"components"``: connected components of the foreground. For K = 3 cells whose rings
+      touch stay merged; this is the baseline.
+    * ``"watershed"``: K = 2: each component is split at the saddles of its Euclidean distance
+      transform: every h-maximum (a dome that rises at least ``h`` px above the saddle to a
+      higher one) seeds an object, grown by ``skimage.segmentation.watershed`` over
+      ``-distance``. K = 3: the 8-connected components of the cell class (interiors of
+      different cells can never be 8-neighbours in the layout) seed a watershed over the
+      foreground that floods in order of falling cell probability, ties going to the nearest
+      seed. Foreground pieces that no seed reaches (a cell at most 2 px wide is all ring) become
+      objects of their own, subject to ``min_size`` like all others.
+    * ``"auto"``: ``"watershed"`` for K = 3 (the ring is there to be used), ``"components"``
+      for K = 2 (distance splitting also cuts elongated or waisted cells, so it is opt-in).
+
+    Objects under ``min_size`` pixels are then removed and the rest numbered 1..N.
+
+    Args:
+        probabilities: ``(H, W, K)`` class probabilities (softmax outputs; logits work too,
+            as only their argmax and the order of the cell channel count).
+        method: ``"auto"``, ``"components"`` or ``"watershed"``.
+        min_size: smallest object kept, in pixels (0 keeps all).
+        h: K = 2 watershed only: how far (px) a distance maximum must rise above the saddle to
+            its neighbour to seed its own object; larger splits less.
+        connectivity: 1 (4-neighbours, so cells touching at a corner stay apart) or 2
+            (8-neighbours), for the foreground components and the watershed flooding.
+
+    Returns:
+        int32 ``(H, W)`` labels: 0 background, 1..N objects.
+
+    Raises:
+        ValueError: for probabilities that are not ``(H, W, 2)`` or ``(H, W, 3)`` finite real
+            numbers, or a bad argument, naming it and what it must be.
+
+    Example:
+        >>> from keras_unet.weight_maps import class_labels
+        >>> truth = np.zeros((5, 8), "int32"); truth[:, :3] = 1; truth[:, 3:7] = 2
+        >>> perfect = np.eye(3)[class_labels(truth, 3)]  # rings between and around the cells
+        >>> instance_labels(perfect, min_size=0).tolist()
+        [[1, 1, 1, 2, 2, 2, 2, 0], [1, 1, 1, 2, 2, 2, 2, 0], [1, 1, 1, 2, 2, 2, 2, 0],
+         [1, 1, 1, 2, 2, 2, 2, 0], [1, 1, 1, 2, 2, 2, 2, 0]]
+        >>> yy, xx = np.mgrid[:20, :34]  # two overlapping discs, one blob in a 2-class map
+        >>> blob = ((yy - 10)**2 + (xx - 10)**2 < 64) | ((yy - 10)**2 + (xx - 23)**2 < 64)
+        >>> two_class = np.eye(2)[blob.astype(int)]
+        >>> [int(instance_labels(two_class, method=m).max()) for m in ("components", "watershed")]
+        [1, 2]
+    """
+    probabilities = _check_probabilities(probabilities)
+    if not isinstance(method, str) or method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got "
+                         f"{method!r}.")
+    if isinstance(min_size, bool) or not isinstance(min_size, (int, np.integer)) or min_size < 0:
+        raise ValueError(f"min_size must be an integer >= 0 (pixels), got {min_size!r}.")
+    if (isinstance(h, bool) or not isinstance(h, (int, float, np.integer, np.floating))
+            or not math.isfinite(h) or h <= 0):
+        raise ValueError(f"h must be a finite number > 0 (pixels of distance), got {h!r}.")
+    if isinstance(connectivity, bool) or connectivity not in (1, 2):
+        raise ValueError(f"connectivity must be 1 (4-neighbours) or 2 (8-neighbours), got "
+                         f"{connectivity!r}.")
+    num_classes = probabilities.shape[-1]
+    if method == "auto":
+        method = "watershed" if num_classes == 3 else "components"
+    classes = np.argmax(probabilities, axis=-1)
+    foreground = classes != 0
+    if method == "components":
+        labels = skimage.measure.label(foreground, connectivity=connectivity)
+    elif num_classes == 3:
+        labels = _grow_interiors(probabilities[..., CELL], classes == CELL, foreground,
+                                 connectivity)
+    else:
+        labels = _split_by_distance(foreground, float(h), connectivity)
+    return _remove_small(labels, int(min_size))
+
+
+def _check_probabilities(probabilities) -> np.ndarray:
+    probabilities = np.asarray(probabilities)
+    if probabilities.ndim != 3 or 0 in probabilities.shape[:2]:
+        raise ValueError(f"probabilities must be a (height, width, classes) array, got shape "
+                         f"{probabilities.shape}.")
+    channels = probabilities.shape[-1]
+    if channels == 1:
+        raise ValueError("probabilities has 1 channel: 1-channel sigmoid outputs are not "
+                         "supported; pass (H, W, 2) probabilities [1 - p, p].")
+    if channels not in NUM_CLASSES:
+        layouts = " or ".join(f"{k} ({', '.join(CLASS_NAMES[k])})" for k in NUM_CLASSES)
+        raise ValueError(f"probabilities has {channels} channels; expected {layouts}.")
+    if not (np.issubdtype(probabilities.dtype, np.floating)
+            or np.issubdtype(probabilities.dtype, np.integer)):
+        raise ValueError(f"probabilities must be real numbers, got dtype {probabilities.dtype}.")
+    if not np.isfinite(probabilities).all():
+        raise ValueError("probabilities contain NaN or infinite values.")
+    return probabilities
+
+
+def _split_by_distance(foreground: np.ndarray, h: float, connectivity: int) -> np.ndarray:
+    """Watershed of ``-distance`` seeded by the h-maxima of the distance transform.
+
+    The markers are the cores of the h-domes, ``distance > R(distance - h)`` with ``R`` the
+    reconstruction by dilation: one connected core per dome, so a flat or rippled ridge
+    (equal maxima a few pixels apart) seeds one object, not one per maximum. Every component
+    has a core around its highest pixel, so all of the foreground is reached.
+    """
+    distance = scipy.ndimage.distance_transform_edt(foreground)
+    domes = distance - skimage.morphology.reconstruction(distance - h, distance)
+    markers = skimage.measure.label((domes > 0) & foreground, connectivity=connectivity)
+    return skimage.segmentation.watershed(-distance, markers, mask=foreground,
+                                          connectivity=connectivity)
+
+
+def _grow_interiors(cell_probability: np.ndarray, interior: np.ndarray, foreground: np.ndarray,
+                    connectivity: int) -> np.ndarray:
+    """Seeded watershed of the 3-class layout; unseeded foreground pieces become objects."""
+    seeds = skimage.measure.label(interior, connectivity=2)
+    labels = skimage.segmentation.watershed(-cell_probability, seeds, mask=foreground,
+                                            connectivity=connectivity, compactness=TIE_BREAK)
+    rest = foreground & (labels == 0)
+    pieces = skimage.measure.label(rest, connectivity=connectivity)
+    return np.where(rest, pieces + labels.max(), labels)
+
+
+def _remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
+    small = np.bincount(labels.ravel()) < min_size  # the background stays 0 either way
+    labels = np.where(small[labels], 0, labels)
+    return skimage.segmentation.relabel_sequential(labels)[0].astype(np.int32)
