@@ -1,12 +1,18 @@
 """``unet evaluate``: score a trained model on labelled images.
 
-    unet evaluate --model unet.keras --data path/to/dataset [--report evaluation] [--tta]
+    unet evaluate --model unet.keras --data path/to/dataset [--report runs/evaluation] [--tta]
 
 Loads the samples with :func:`keras_unet.data.load_samples` (images/ + masks/, an ISBI 2012 tif
-pair or a Cell Tracking Challenge folder), predicts them, turns the probabilities into cells
-(argmax + connected components) and prints pixel IoU and Dice per class, the ISBI 2012 Rand and
-warping errors and the Cell Tracking Challenge SEG score, per image and on average. The table is
-also saved as ``evaluation.csv`` and ``evaluation.json`` in the ``--report`` folder.
+pair or a Cell Tracking Challenge folder), predicts them, turns the probabilities into cells and
+prints, per image and for the whole dataset: the object counts, F1 and AP (the Data Science
+Bowl's, as StarDist computes it) at IoU 0.5 and 0.75, AP averaged over IoU 0.5:0.95, panoptic
+quality at 0.5, the Cell Tracking Challenge's SEG, the ISBI 2012 Rand error (of the cells, and
+the challenge's ranking form: the best over thresholds 0, 0.1, ..., 1 of the cell probability),
+the foreground-restricted variation of information, the warping error and pixel IoU and Dice.
+Below the images, the ``mean`` row averages every column over the images and the ``dataset`` row
+pools them as the challenges do: object counts summed over the images before taking ratios, SEG
+over all reference objects, one probability threshold for the whole set. The table is also saved
+as ``evaluation.csv`` and ``evaluation.json`` in the ``--report`` folder.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from pathlib import Path
 from keras_unet.cli import help_text
 from keras_unet.cli.predict import add_model_arguments, load_predictor
 
+DEFAULT_REPORT = Path("runs") / "evaluation"
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Registers ``unet evaluate``.
@@ -26,17 +34,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         >>> parser = argparse.ArgumentParser()
         >>> args = add_parser(parser.add_subparsers()).parse_args(["--model", "m", "--data", "d"])
         >>> args.report
-        PosixPath('evaluation')
+        PosixPath('runs/evaluation')
     """
     parser = subparsers.add_parser(
-        "evaluate", help="score a model on labelled images (IoU, Dice, Rand, warping, SEG)",
+        "evaluate", help="score a model on labelled images (F1, AP, PQ, SEG, Rand, VI, warping, "
+                         "IoU)",
         description=help_text(__doc__)[0], formatter_class=argparse.RawTextHelpFormatter,
     )
     add_model_arguments(parser)
     parser.add_argument("--data", required=True, type=Path, help="labelled dataset to score on")
-    parser.add_argument("--report", type=Path, default=Path("evaluation"),
+    parser.add_argument("--report", type=Path, default=DEFAULT_REPORT,
                         help="folder for evaluation.csv and evaluation.json "
-                             "(default: ./evaluation)")
+                             "(default: %(default)s)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing report")
     parser.set_defaults(run=run)
     return parser
@@ -64,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
         <BLANKLINE>
         ...
         mean ...
+        dataset ...
+        mean row: ...
         wrote /tmp/.../report/evaluation.csv
         wrote /tmp/.../report/evaluation.json
         0
@@ -75,14 +86,12 @@ def run(args: argparse.Namespace) -> int:
             raise FileExistsError(f"{str(args.report / name)!r} exists; pass --overwrite to "
                                   "replace it.")
     from keras_unet.data import load_samples
-    from keras_unet.evaluation import evaluate_samples
-    from keras_unet.inference import labels_from_probabilities
+    from keras_unet.evaluation import evaluate_probabilities
 
     samples = load_samples(args.data)
     predictor = load_predictor(args.model, tta=args.tta, tile_size=args.tile_size,
                                batch_size=args.batch_size)
-    report = evaluate_samples(lambda image: labels_from_probabilities(predictor.predict(image)),
-                              samples)
+    report = evaluate_probabilities(predictor.predict, samples)
     print(report.table())
     for path in report.save(args.report, overwrite=args.overwrite):
         print(f"wrote {os.fspath(path)}")

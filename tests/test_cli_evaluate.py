@@ -1,0 +1,88 @@
+"""`unet evaluate`: the table per image and for the dataset, the files it writes, its refusals."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_unet.cli import main
+from keras_unet.evaluation import METRICS, POOLING, PROBABILITY_METRICS
+
+COLUMNS = [*METRICS, *PROBABILITY_METRICS]
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    """Two labelled images: one cell, and two cells."""
+    folder = tmp_path / "ds"
+    (folder / "images").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    for index in range(2):
+        mask = np.zeros((36, 44), "uint8")
+        mask[4:16, 5:20] = 255
+        if index:
+            mask[20:32, 24:40] = 255
+        Image.fromarray(mask).save(folder / "masks" / f"{index}.png")
+        Image.fromarray((mask // 2 + 30).astype("uint8")).save(folder / "images" / f"{index}.png")
+    return folder
+
+
+def _evaluate(model_file, dataset, report, *extra):
+    return main(["evaluate", "--model", str(model_file), "--data", str(dataset), "--report",
+                 str(report), *extra])
+
+
+def test_evaluate_prints_the_table_per_image_and_for_the_dataset(tmp_path, model_file, dataset,
+                                                                 capsys):
+    report = tmp_path / "report"
+    assert _evaluate(model_file, dataset, report) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == COLUMNS
+    rows = {line.split()[0]: line.split()[1:] for line in lines[1:5]}
+    assert list(rows) == [str(dataset / "images" / "0.png"), str(dataset / "images" / "1.png"),
+                          "mean", "dataset"]
+    assert all(len(cells) == len(COLUMNS) for cells in rows.values())
+    assert [cells[0] for cells in rows.values()] == ["1", "2", "1.5000", "3"]  # n_true
+    legend = lines[5:lines.index(next(line for line in lines if line.startswith("wrote")))]
+    assert " ".join(legend) == POOLING
+    assert lines[-2:] == [f"wrote {report / name}" for name in ("evaluation.csv",
+                                                                 "evaluation.json")]
+
+    with open(report / "evaluation.csv") as file:
+        saved = list(csv.DictReader(file))
+    assert [row["image"] for row in saved][2:] == ["mean", "dataset"]
+    assert list(saved[0]) == ["image", *COLUMNS]
+    document = json.loads((report / "evaluation.json").read_text())
+    assert len(document["images"]) == 2 and document["pooling"] == POOLING
+    assert list(document["dataset"]) == COLUMNS and document["dataset"]["n_true"] == 3
+    for row, printed in zip(document["images"] + [document["dataset"]],
+                            [rows[name] for name in list(rows) if name != "mean"]):
+        for name, cell in zip(COLUMNS, printed):
+            value = row[name]
+            assert cell == ("nan" if value is None else
+                            str(value) if isinstance(value, int) else f"{value:.4f}"), name
+        assert 0 <= row["rand_error_isbi"] <= 1 and row["rand_threshold"] in [
+            round(0.1 * i, 1) for i in range(11)]
+
+
+def test_evaluate_refuses_to_overwrite_a_report(tmp_path, model_file, dataset, capsys):
+    report = tmp_path / "report"
+    assert _evaluate(model_file, dataset, report) == 0
+    first = (report / "evaluation.json").read_text()
+    capsys.readouterr()
+    assert _evaluate(model_file, dataset, report) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("unet evaluate: error: ") and "--overwrite" in error
+    assert len(error.strip().splitlines()) == 1
+    assert _evaluate(model_file, dataset, report, "--overwrite") == 0
+    assert json.loads((report / "evaluation.json").read_text()) == json.loads(first)
+
+
+def test_evaluate_rejects_missing_data_and_models(tmp_path, model_file, dataset, capsys):
+    assert _evaluate(model_file, tmp_path / "nothing", tmp_path / "report") == 2
+    assert "--data" in capsys.readouterr().err
+    assert _evaluate(tmp_path / "none.keras", dataset, tmp_path / "report") == 2
+    assert "--model" in capsys.readouterr().err
+    assert not (tmp_path / "report").exists()
