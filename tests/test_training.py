@@ -74,7 +74,7 @@ def test_bfloat16_run_writes_checkpoints_config_and_tensorboard(tmp_path):
         [config.learning_rate / 2, 0.0], rel=1e-6, abs=1e-9)
     assert all(v > 0 for _, v in train_logs["epoch_tiles_per_second"])
     val_logs = _tensors(run / "logs" / "validation")
-    for name in ("loss", "iou", "dice"):
+    for name in ("loss", "iou", "dice", "object_f1"):  # object F1 from ObjectF1
         np.testing.assert_allclose([v for _, v in val_logs[f"epoch_{name}"]],
                                    result.history[f"val_{name}"], rtol=1e-6)
 

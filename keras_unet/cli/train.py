@@ -114,13 +114,14 @@ def run(args: argparse.Namespace) -> int:
     if final:
         print(f"Last epoch:      validation IoU {final.get('val_iou', nan):.3f}, "
               f"Dice {final.get('val_dice', nan):.3f}, "
+              f"object F1 {final.get('val_object_f1', nan):.3f}, "
               f"{final.get('tiles_per_second', nan):.1f} tiles/s")
     if result.best and result.best["value"] is not None:
         logs = result.best["logs"]
         print(f"Best epoch:      {result.best['epoch']} of {result.config.epochs} (lowest "
               f"validation loss, {result.best['value']:.3f}): validation IoU "
-              f"{logs.get('val_iou', nan):.3f}, Dice {logs.get('val_dice', nan):.3f} "
-              "(best.keras, exported)")
+              f"{logs.get('val_iou', nan):.3f}, Dice {logs.get('val_dice', nan):.3f}, object F1 "
+              f"{logs.get('val_object_f1', nan):.3f} (best.keras, exported)")
     elif result.best:
         print(f"Best epoch:      the last, {result.best['epoch']} (no validation images; "
               "best.keras = last.keras, exported)")

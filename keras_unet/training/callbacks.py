@@ -189,6 +189,49 @@ class ValidationPanel(keras.callbacks.Callback):
             self._writer = None
 
 
+class ObjectF1(keras.callbacks.Callback):
+    """Adds ``val_object_f1``, object F1 at IoU 0.5 on whole validation images, to epoch logs.
+
+    Each epoch the model predicts every validation image with
+    :func:`keras_unet.predict_tiled`, :func:`keras_unet.instances.instance_labels` turns the
+    probabilities into cells, and :func:`keras_unet.evaluation.matching_dataset` counts the
+    matches over all images; put it before ``keras.callbacks.TensorBoard`` so that the value
+    is logged there too (as ``epoch_object_f1`` of the validation run).
+
+    Args:
+        samples: the validation samples (images with instance labels).
+
+    Example:
+        >>> import keras_unet
+        >>> from keras_unet.data import synthetic_cells
+        >>> callback = ObjectF1(synthetic_cells(1, size=48))
+        >>> callback.set_model(keras_unet.build_unet((None, None, 1), 2, filters=2, depth=2))
+        >>> logs = {}
+        >>> callback.on_epoch_end(0, logs)
+        >>> 0.0 <= logs["val_object_f1"] <= 1.0
+        True
+    """
+
+    def __init__(self, samples):
+        super().__init__()
+        self.samples = list(samples)
+
+    def on_epoch_end(self, epoch, logs=None):
+        from keras_unet.evaluation import matching_dataset
+        from keras_unet.inference import predict_tiled
+        from keras_unet.instances import instance_labels
+
+        if logs is None:
+            return
+        probabilities = [predict_tiled(self.model, sample.image) for sample in self.samples]
+        if not all(np.isfinite(p).all() for p in probabilities):  # diverged: NaNGuard reports
+            logs["val_object_f1"] = float("nan")
+            return
+        scores = matching_dataset([sample.labels for sample in self.samples],
+                                  [instance_labels(p) for p in probabilities], 0.5)
+        logs["val_object_f1"] = float(scores.f1)
+
+
 def save_model_atomically(model: keras.Model, path: str | os.PathLike) -> Path:
     """Saves a ``.keras`` file so that ``path`` always holds a complete model.
 

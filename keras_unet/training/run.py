@@ -23,7 +23,7 @@ from keras_unet.losses import CrossentropyDiceLoss, DiceLoss, WeightedCrossentro
 from keras_unet.metrics import Dice, IoU
 from keras_unet.model import build_unet
 from keras_unet.serving import export_for_serving
-from keras_unet.training.callbacks import (AtomicCheckpoints, NaNGuard, Throughput,
+from keras_unet.training.callbacks import (AtomicCheckpoints, NaNGuard, ObjectF1, Throughput,
                                            ValidationPanel)
 from keras_unet.training.config import TrainConfig
 from keras_unet.training.distribution import (Cluster, choose_policy, choose_strategy,
@@ -89,7 +89,8 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
     """Trains a U-Net as ``config`` says and exports the best model for serving.
 
     Writes to the run directory (see :mod:`keras_unet.training.run_dir`): ``config.yaml``,
-    ``logs/`` for TensorBoard (loss, IoU, Dice, learning rate, ``tiles_per_second``; validation
+    ``logs/`` for TensorBoard (loss, IoU, Dice, learning rate, ``tiles_per_second``, object F1
+    at IoU 0.5 on the whole validation images as ``val_object_f1``; validation
     image panels under ``logs/images``), ``backup/`` while running (so a killed run started again
     with the same config resumes at its last finished epoch), ``checkpoints/best.keras`` and
     ``checkpoints/last.keras`` (written atomically), ``export/<version>/`` (a float32
@@ -121,8 +122,8 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
         ...                 "epochs": 1, "steps_per_epoch": 1, "batch_size": 2,
         ...                 "tile_size": 92, "depth": 2, "filters": 2, "val_fraction": 0.34,
         ...                 "mixed_precision": "off"}, verbose=0)
-        >>> sorted(result.history), result.policy
-        (['dice', 'iou', 'loss', 'tiles_per_second', 'val_dice', 'val_iou', 'val_loss'], 'float32')
+        >>> sorted(result.history)[4:], result.policy
+        (['val_dice', 'val_iou', 'val_loss', 'val_object_f1'], 'float32')
         >>> sorted(p.name for p in result.run.checkpoints.iterdir())
         ['best.json', 'best.keras', 'last.keras']
     """
@@ -165,7 +166,7 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
             _compile(model, config)
         guard = NaNGuard(hint=f"lower learning_rate (it is {config.learning_rate:g}), or "
                               "try mixed_precision off.")
-        callbacks = _callbacks(config, run, cluster, guard, val_data, monitor)
+        callbacks = _callbacks(config, run, cluster, guard, val_data, val_samples, monitor)
         history = model.fit(train_data, epochs=config.epochs,
                             steps_per_epoch=config.steps_per_epoch, validation_data=val_data,
                             callbacks=callbacks, verbose=verbose, shuffle=False)
@@ -374,7 +375,7 @@ def _full_batches(val_data: tf.data.Dataset, batch_size: int, replicas: int) -> 
 
 
 def _callbacks(config: TrainConfig, run: RunDir, cluster: Cluster, guard: NaNGuard,
-               val_data: tf.data.Dataset | None,
+               val_data: tf.data.Dataset | None, val_samples: list,
                monitor: str | None) -> list[keras.callbacks.Callback]:
     callbacks = [guard, Throughput(config.batch_size),
                  keras.callbacks.BackupAndRestore(str(run.backup), double_checkpoint=True)]
@@ -384,7 +385,8 @@ def _callbacks(config: TrainConfig, run: RunDir, cluster: Cluster, guard: NaNGua
     if val_data is not None:
         images, labels, weights = (np.asarray(part)[:PANEL_TILES]
                                    for part in next(iter(val_data.take(1))))
-        callbacks.append(ValidationPanel(run.logs / "images", images, labels, weights))
+        callbacks += [ValidationPanel(run.logs / "images", images, labels, weights),
+                      ObjectF1(val_samples)]
     return callbacks + [
         keras.callbacks.TensorBoard(str(run.logs), write_graph=False, profile_batch=0)]
 
