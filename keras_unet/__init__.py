@@ -28,7 +28,7 @@ KERAS_MODULES = ("layers", "losses", "metrics")
 
 __getattr__, __dir__, __all__ = lazy_loader.attach(
     __name__,
-    submodules=["evaluation", "losses", "metrics"],
+    submodules=["evaluation", "instances", "losses", "metrics"],
     submod_attrs={
         "geometry": ["border", "output_size", "valid_input_size"],
         "inference": ["predict_tiled"],
