@@ -15,10 +15,10 @@ Per pair of label images (0 background, 1..N objects):
   (:func:`matching_dataset` pools it over many images),
 
 plus :func:`evaluate_model`, which predicts a list of samples and tabulates all of them, per
-image and for the dataset. The older measures take the prediction first and the ground truth
-second; the ones added with object matching (:func:`matching`, :func:`matching_dataset`,
-:func:`seg_dataset`, :func:`rand_error_thresholds`, :func:`variation_of_information_error`) take
-the ground truth first, as StarDist, scikit-image and Keras do. Instance label images are what
+image and for the dataset. Every measure takes the ground truth first and the prediction
+second, as StarDist, scikit-image and Keras do (before version 0.2 the pixel, Rand, warping and
+SEG measures took the prediction first; pass both by keyword to be independent of the order).
+Instance label images are what
 :func:`keras_unet.instances.instance_labels` and :func:`keras_unet.data.load_samples` produce.
 """
 
@@ -71,8 +71,8 @@ def _check_labels(names: tuple[str, str], first, second,
     return first.astype(np.int64), second.astype(np.int64)
 
 
-def _check_pair(prediction, ground_truth) -> tuple[np.ndarray, np.ndarray]:
-    return _check_labels(("prediction", "ground_truth"), prediction, ground_truth)
+def _check_pair(ground_truth, prediction) -> tuple[np.ndarray, np.ndarray]:
+    return _check_labels(("ground_truth", "prediction"), ground_truth, prediction)
 
 
 def _check_thresholds(thresholds, interval: str) -> tuple[tuple[float, ...], bool]:
@@ -88,8 +88,8 @@ def _check_thresholds(thresholds, interval: str) -> tuple[tuple[float, ...], boo
     return tuple(values.ravel().tolist()), values.ndim == 0
 
 
-def _class_counts(prediction, ground_truth, num_classes: int):
-    prediction, ground_truth = _check_pair(prediction, ground_truth)
+def _class_counts(ground_truth, prediction, num_classes: int):
+    ground_truth, prediction = _check_pair(ground_truth, prediction)
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}.")
     if num_classes == 2:  # instance labels: any object is the foreground class
@@ -107,27 +107,27 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
         return np.where(denominator > 0, numerator / np.maximum(denominator, 1), np.nan)
 
 
-def pixel_iou(prediction, ground_truth, num_classes: int = 2) -> np.ndarray:
+def pixel_iou(ground_truth, prediction, num_classes: int = 2) -> np.ndarray:
     """Intersection over union of every class, ``|P ∩ G| / |P ∪ G|`` (NaN for absent classes).
 
     With ``num_classes=2`` the inputs may be instance labels: every non-zero label is class 1.
 
     Example:
-        >>> pixel_iou(np.array([[0, 1, 1, 1]]), np.array([[0, 0, 2, 2]])).tolist()
+        >>> pixel_iou(np.array([[0, 0, 2, 2]]), np.array([[0, 1, 1, 1]])).tolist()
         [0.5, 0.6666666666666666]
     """
-    intersection, predicted, true = _class_counts(prediction, ground_truth, num_classes)
+    intersection, predicted, true = _class_counts(ground_truth, prediction, num_classes)
     return _ratio(intersection, predicted + true - intersection)
 
 
-def pixel_dice(prediction, ground_truth, num_classes: int = 2) -> np.ndarray:
+def pixel_dice(ground_truth, prediction, num_classes: int = 2) -> np.ndarray:
     """Dice coefficient of every class, ``2 |P ∩ G| / (|P| + |G|)`` (NaN for absent classes).
 
     Example:
-        >>> pixel_dice(np.array([[0, 1, 1, 1]]), np.array([[0, 0, 2, 2]])).tolist()
+        >>> pixel_dice(np.array([[0, 0, 2, 2]]), np.array([[0, 1, 1, 1]])).tolist()
         [0.6666666666666666, 0.8]
     """
-    intersection, predicted, true = _class_counts(prediction, ground_truth, num_classes)
+    intersection, predicted, true = _class_counts(ground_truth, prediction, num_classes)
     return _ratio(2 * intersection, predicted + true)
 
 
@@ -139,7 +139,7 @@ def _split_unassigned(prediction: np.ndarray, ground_truth: np.ndarray) -> np.nd
     return prediction
 
 
-def rand_error(prediction, ground_truth) -> float:
+def rand_error(ground_truth, prediction) -> float:
     """Adapted Rand error of the ISBI 2012 challenge: 1 - F-score of the foreground-restricted Rand.
 
     Pairs of pixels are counted only inside the ground truth's objects (its background, 0, is
@@ -154,12 +154,12 @@ def rand_error(prediction, ground_truth) -> float:
 
     Example:
         >>> truth = np.array([[1, 1, 2, 2]])
-        >>> rand_error(truth, truth), round(rand_error(np.array([[1, 1, 1, 1]]), truth), 3)
+        >>> rand_error(truth, truth), round(rand_error(truth, np.array([[1, 1, 1, 1]])), 3)
         (0.0, 0.5)
-        >>> round(rand_error(np.array([[1, 1, 0, 0]]), truth), 3)  # cell 2 missed: 2 singletons
+        >>> round(rand_error(truth, np.array([[1, 1, 0, 0]])), 3)  # cell 2 missed: 2 singletons
         0.333
     """
-    prediction, ground_truth = _check_pair(prediction, ground_truth)
+    ground_truth, prediction = _check_pair(ground_truth, prediction)
     prediction = _split_unassigned(prediction, ground_truth)
     with np.errstate(invalid="ignore", divide="ignore"):  # precision/recall of one-pixel objects
         error, _, _ = skimage.metrics.adapted_rand_error(ground_truth, prediction)
@@ -186,8 +186,8 @@ def _check_cell_probability(cell_probability, shape: tuple[int, ...]) -> np.ndar
 def _rand_curve(ground_truth: np.ndarray, cell_probability: np.ndarray,
                 thresholds: Sequence[float]) -> np.ndarray:
     """:func:`rand_error` of the 4-connected components of ``cell_probability > t``, every t."""
-    return np.array([rand_error(scipy.ndimage.label(cell_probability > threshold)[0],
-                                ground_truth) for threshold in thresholds])
+    return np.array([rand_error(ground_truth, scipy.ndimage.label(cell_probability > threshold)[0])
+                     for threshold in thresholds])
 
 
 def _best(errors: np.ndarray, thresholds: Sequence[float]) -> tuple[float, float]:
@@ -355,7 +355,7 @@ def warp(source, target, *, connectivity: int = 4) -> np.ndarray:
     return warped
 
 
-def warping_error(prediction, ground_truth, *, connectivity: int = 4) -> float:
+def warping_error(ground_truth, prediction, *, connectivity: int = 4) -> float:
     """The ISBI 2012 warping error (Jain et al., CVPR 2010): topological disagreement per pixel.
 
     The ground truth's foreground (non-zero labels, touching objects cut apart) is warped towards
@@ -368,10 +368,10 @@ def warping_error(prediction, ground_truth, *, connectivity: int = 4) -> float:
     Example:
         >>> truth = np.zeros((6, 9), int); truth[1:5, 1:8] = 1
         >>> split = truth.copy(); split[:, 4] = 0  # one cell cut in two
-        >>> warping_error(truth, truth), round(warping_error(split, truth), 4)
+        >>> warping_error(truth, truth), round(warping_error(truth, split), 4)
         (0.0, 0.0185)
     """
-    prediction, ground_truth = _check_pair(prediction, ground_truth)
+    ground_truth, prediction = _check_pair(ground_truth, prediction)
     target = _foreground(prediction)
     warped = warp(_foreground(ground_truth), target, connectivity=connectivity)
     return float(np.count_nonzero(warped != target) / target.size)
@@ -581,7 +581,7 @@ def _seg_from_overlap(overlap: np.ndarray) -> np.ndarray:
     return np.where(covering, _iou(overlap), 0.0).max(1, initial=0.0)
 
 
-def seg_score(prediction, ground_truth) -> float:
+def seg_score(ground_truth, prediction) -> float:
     """SEG of the Cell Tracking Challenge: mean Jaccard index of the reference objects.
 
     A reference object R matches the predicted object S that covers more than half of it,
@@ -593,10 +593,10 @@ def seg_score(prediction, ground_truth) -> float:
 
     Example:
         >>> truth = np.array([[1, 1, 1, 1, 0, 2, 2]])
-        >>> seg_score(np.array([[3, 3, 3, 0, 0, 5, 0]]), truth)  # (3/4 + 0) / 2
+        >>> seg_score(truth, np.array([[3, 3, 3, 0, 0, 5, 0]]))  # (3/4 + 0) / 2
         0.375
     """
-    prediction, ground_truth = _check_pair(prediction, ground_truth)
+    ground_truth, prediction = _check_pair(ground_truth, prediction)
     scores = _seg_from_overlap(_overlap(ground_truth, prediction))
     return float(scores.mean()) if scores.size else math.nan
 
@@ -674,20 +674,20 @@ class _ImageScores(NamedTuple):
     rand_curve: np.ndarray | None
 
 
-def _score(prediction, ground_truth, cell_probability=None) -> _ImageScores:
-    prediction, ground_truth = _check_pair(prediction, ground_truth)
+def _score(ground_truth, prediction, cell_probability=None) -> _ImageScores:
+    ground_truth, prediction = _check_pair(ground_truth, prediction)
     overlap = _overlap(ground_truth, prediction)
     tp, iou_sum = _match(_iou(overlap), DEFAULT_THRESHOLDS)
     seg = _seg_from_overlap(overlap)
-    iou = pixel_iou(prediction, ground_truth)
-    dice = pixel_dice(prediction, ground_truth)
+    iou = pixel_iou(ground_truth, prediction)
+    dice = pixel_dice(ground_truth, prediction)
     row = {
         **_matching_columns(_statistics(DEFAULT_THRESHOLDS, overlap.shape[0] - 1,
                                         overlap.shape[1] - 1, tp, iou_sum)),
         "seg": float(seg.mean()) if seg.size else math.nan,
-        "rand_error": rand_error(prediction, ground_truth),
+        "rand_error": rand_error(ground_truth, prediction),
         "vi_error": variation_of_information_error(ground_truth, prediction),
-        "warping_error": warping_error(prediction, ground_truth),
+        "warping_error": warping_error(ground_truth, prediction),
         "iou_foreground": float(iou[1]), "iou_background": float(iou[0]),
         "dice_foreground": float(dice[1]), "dice_background": float(dice[0]),
     }
@@ -699,7 +699,7 @@ def _score(prediction, ground_truth, cell_probability=None) -> _ImageScores:
     return _ImageScores(row, tp, iou_sum, seg, curve)
 
 
-def evaluate_labels(prediction, ground_truth, *, cell_probability=None) -> dict[str, float]:
+def evaluate_labels(ground_truth, prediction, *, cell_probability=None) -> dict[str, float]:
     """All measures for one pair of instance label images, keyed as in :data:`METRICS`.
 
     Args:
@@ -715,7 +715,7 @@ def evaluate_labels(prediction, ground_truth, *, cell_probability=None) -> dict[
         >>> row["n_true"], row["f1_50"], row["ap_50_95"], row["pq_50"], row["vi_error"]
         (2, 1.0, 1.0, 1.0, 0.0)
     """
-    return _score(prediction, ground_truth, cell_probability).row
+    return _score(ground_truth, prediction, cell_probability).row
 
 
 def _mean(values) -> float:
@@ -864,7 +864,7 @@ def _evaluate(samples: Sequence, predict: Callable) -> EvaluationReport:
         if cell_probability is not None and cell_probability.shape != truth.shape:
             raise ValueError(f"probabilities of {sample.path!r} are {cell_probability.shape} "
                              f"pixels, but its labels have shape {truth.shape}.")
-        scores.append(_score(labels, truth, cell_probability))
+        scores.append(_score(truth, labels, cell_probability))
         rows.append({"image": str(sample.path), **scores[-1].row})
     return EvaluationReport(rows, _pooled_row(rows, scores))
 

@@ -29,12 +29,12 @@ def _random_labels(seed, shape=(12, 15), objects=4):
 @pytest.mark.parametrize("seed", range(3))
 def test_pixel_iou_and_dice_per_class(seed):
     prediction, truth = _random_labels(seed), _random_labels(seed + 10)
-    iou, dice = pixel_iou(prediction, truth), pixel_dice(prediction, truth)
+    iou, dice = pixel_iou(truth, prediction), pixel_dice(truth, prediction)
     for cls, (p, t) in enumerate([(prediction == 0, truth == 0), (prediction > 0, truth > 0)]):
         both = np.sum(p & t)
         assert iou[cls] == pytest.approx(both / np.sum(p | t))
         assert dice[cls] == pytest.approx(2 * both / (p.sum() + t.sum()))
-    three = pixel_iou(prediction % 3, truth % 3, num_classes=3)
+    three = pixel_iou(truth % 3, prediction % 3, num_classes=3)
     assert three[2] == pytest.approx(np.sum((prediction % 3 == 2) & (truth % 3 == 2))
                                      / np.sum((prediction % 3 == 2) | (truth % 3 == 2)))
 
@@ -42,12 +42,12 @@ def test_pixel_iou_and_dice_per_class(seed):
 def test_pixel_metrics_hand_numbers_and_absent_classes():
     prediction = np.array([[0, 1, 1, 0]])
     truth = np.array([[0, 1, 0, 0]])
-    assert pixel_iou(prediction, truth).tolist() == [2 / 3, 1 / 2]
-    assert pixel_dice(prediction, truth).tolist() == [0.8, 2 / 3]
+    assert pixel_iou(truth, prediction).tolist() == [2 / 3, 1 / 2]
+    assert pixel_dice(truth, prediction).tolist() == [0.8, 2 / 3]
     empty = pixel_iou(np.zeros((2, 2), int), np.zeros((2, 2), int))
     assert empty[0] == 1.0 and math.isnan(empty[1])
     with pytest.raises(ValueError, match="num_classes=3"):
-        pixel_iou(np.array([[3]]), np.array([[0]]), num_classes=3)
+        pixel_iou(np.array([[0]]), np.array([[3]]), num_classes=3)
 
 
 def _rand_error_by_pairs(prediction, truth):
@@ -70,7 +70,7 @@ def _rand_error_by_pairs(prediction, truth):
 @pytest.mark.parametrize("seed", range(3))
 def test_rand_error_equals_pair_counting(seed):
     prediction, truth = _random_labels(seed, (5, 6), 3), _random_labels(seed + 5, (5, 6), 3)
-    assert rand_error(prediction, truth) == pytest.approx(_rand_error_by_pairs(prediction, truth))
+    assert rand_error(truth, prediction) == pytest.approx(_rand_error_by_pairs(prediction, truth))
     assert rand_error(truth, truth) == 0.0
 
 
@@ -78,10 +78,10 @@ def test_rand_error_takes_prediction_first():
     truth = np.array([[1, 1, 2, 2]])
     merged = np.array([[1, 1, 1, 1]])
     # pairs joined in the prediction: 12, of which 4 right; in the truth: 4: F = 8 / 16
-    assert rand_error(merged, truth) == pytest.approx(0.5)
     assert rand_error(truth, merged) == pytest.approx(0.5)
+    assert rand_error(merged, truth) == pytest.approx(0.5)
     split = np.array([[1, 2, 3, 4]])
-    assert rand_error(split, truth) == pytest.approx(1.0)
+    assert rand_error(truth, split) == pytest.approx(1.0)
 
 
 def test_rand_error_predicted_background_is_not_one_segment():
@@ -94,9 +94,9 @@ def test_rand_error_predicted_background_is_not_one_segment():
     holed[4:6, 14:16] = 0
     holed[24:26, 34:36] = 0
     # 12 of 1024 cell pixels lost to three holes: a small error, as the pair count says
-    assert rand_error(holed, truth) == pytest.approx(_rand_error_by_pairs(holed, truth))
-    assert rand_error(holed, truth) < 0.02
-    assert rand_error(np.zeros_like(truth), truth) == 1.0
+    assert rand_error(truth, holed) == pytest.approx(_rand_error_by_pairs(holed, truth))
+    assert rand_error(truth, holed) < 0.02
+    assert rand_error(truth, np.zeros_like(truth)) == 1.0
 
 
 def test_simple_points_agree_with_global_topology():
@@ -135,10 +135,10 @@ def test_warping_error_is_zero_for_identical_and_shifted_boundaries():
     for shift in (1, 2):
         moved = np.roll(truth, shift, axis=0)
         assert np.sum((moved > 0) != (truth > 0)) > 20
-        assert warping_error(moved, truth) == 0.0
+        assert warping_error(truth, moved) == 0.0
     grown = truth.copy()
     grown[2:18, 1:8] = 1  # cell 1 grows by up to 2 px towards the border: still one cell
-    assert warping_error(grown, truth) == 0.0
+    assert warping_error(truth, grown) == 0.0
 
 
 def test_warping_error_counts_merges_splits_and_missing_cells():
@@ -147,22 +147,22 @@ def test_warping_error_counts_merges_splits_and_missing_cells():
     merged = (truth > 0).astype(int)
     merged[3:17, 9:11] = 1  # the gap is filled: the two cells merge into one
     # the reference warps over the gap up to a seam of 14 px, each of which would join the cells
-    assert warping_error(merged, truth) == pytest.approx(14 / pixels)
+    assert warping_error(truth, merged) == pytest.approx(14 / pixels)
     split = truth.copy()
     split[9, 2:9] = 0  # cell 1 is cut in two by a line: all but its last pixel warp away
-    assert warping_error(split, truth) == pytest.approx(1 / pixels)
+    assert warping_error(truth, split) == pytest.approx(1 / pixels)
     missing = truth.copy()
     missing[truth == 2] = 0
-    assert warping_error(missing, truth) == pytest.approx(1 / pixels)
+    assert warping_error(truth, missing) == pytest.approx(1 / pixels)
     hole = truth.copy()
     hole[8:11, 4:7] = 0  # a hole appears in cell 1: no pixel of it can open without a hole
-    assert warping_error(hole, truth) == pytest.approx(9 / pixels)
+    assert warping_error(truth, hole) == pytest.approx(9 / pixels)
 
 
 def test_touching_instances_count_as_separate_cells():
     truth = _two_cells(gap_width=0)  # labels 1 and 2 touch
     merged = (truth > 0).astype(int)
-    assert warping_error(merged, truth) > 0
+    assert warping_error(truth, merged) > 0
     assert warping_error(truth, truth) == 0.0
 
 
@@ -193,8 +193,8 @@ def test_seg_score_hand_numbers():
     truth = np.array([[1, 1, 1, 1, 0, 2, 2, 0, 3, 3]])
     prediction = np.array([[5, 5, 5, 7, 7, 9, 0, 0, 4, 4]])
     # object 1: 3/4 covered by 5, union 4 -> 0.75; object 2: exactly half -> 0; object 3: 1.0
-    assert seg_score(prediction, truth) == pytest.approx((0.75 + 0 + 1) / 3)
-    assert math.isnan(seg_score(prediction, np.zeros_like(truth)))
+    assert seg_score(truth, prediction) == pytest.approx((0.75 + 0 + 1) / 3)
+    assert math.isnan(seg_score(np.zeros_like(truth), prediction))
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -202,7 +202,7 @@ def test_seg_score_equals_definition(seed):
     rng = np.random.default_rng(seed)
     truth = scipy.ndimage.label(rng.random((30, 30)) > 0.4)[0]
     prediction = scipy.ndimage.label(scipy.ndimage.binary_opening(truth > 0))[0]
-    assert seg_score(prediction, truth) == pytest.approx(_seg_by_definition(prediction, truth))
+    assert seg_score(truth, prediction) == pytest.approx(_seg_by_definition(prediction, truth))
 
 
 @pytest.mark.parametrize("metric", [pixel_iou, rand_error, warping_error, seg_score,
@@ -522,7 +522,7 @@ def test_seg_dataset_pools_over_reference_objects():
     missed = np.zeros((30, 30), np.int32)
     missed[5:15, 5:15] = 1
     truths, predictions = [missed, _nine_cells()], [np.zeros_like(missed), _nine_cells()]
-    assert [seg_score(p, t) for t, p in zip(truths, predictions)] == [0.0, 1.0]
+    assert [seg_score(t, p) for t, p in zip(truths, predictions)] == [0.0, 1.0]
     assert seg_dataset(truths, predictions) == pytest.approx(0.9)  # 9 of 10 objects, not 0.5
     empty = np.zeros((4, 4), np.int32)
     assert seg_dataset([empty, missed], [empty, missed]) == 1.0  # an empty image adds nothing
@@ -543,7 +543,7 @@ def test_rand_error_thresholds_takes_the_best_threshold():
     probability[1:7, 6] = 0.45  # a weak membrane between the cells: they join below 0.45
     error, threshold = rand_error_thresholds(truth, probability)
     assert (error, threshold) == (0.0, 0.5)  # the lowest of the tied thresholds 0.5..0.8
-    merged = rand_error(scipy.ndimage.label(probability > 0.4)[0], truth)
+    merged = rand_error(truth, scipy.ndimage.label(probability > 0.4)[0])
     assert merged > 0.3 and rand_error_thresholds(truth, probability, (0.1, 0.4)) == (
         pytest.approx(merged), 0.1)
     assert rand_error_thresholds(truth, probability, [0.95]) == (1.0, 0.95)  # no cell left
@@ -627,18 +627,18 @@ def _samples(pairs):
 
 def test_evaluate_labels_has_every_column():
     truth, prediction = _mixed()
-    row = evaluate_labels(prediction, truth)
+    row = evaluate_labels(truth, prediction)
     assert list(row) == list(METRICS)
     results = matching(truth, prediction)
     assert (row["n_true"], row["n_pred"]) == (4, 5)
     assert row["f1_50"] == results[0].f1 and row["ap_75"] == results[5].accuracy
     assert row["ap_50_95"] == pytest.approx(np.mean([m.accuracy for m in results]))
     assert row["pq_50"] == results[0].panoptic_quality and row["f1_75"] == results[5].f1
-    assert row["seg"] == seg_score(prediction, truth)
+    assert row["seg"] == seg_score(truth, prediction)
     assert row["vi_error"] == variation_of_information_error(truth, prediction)
-    assert row["rand_error"] == rand_error(prediction, truth)
+    assert row["rand_error"] == rand_error(truth, prediction)
     probability = (prediction > 0) * 0.8
-    with_map = evaluate_labels(prediction, truth, cell_probability=probability)
+    with_map = evaluate_labels(truth, prediction, cell_probability=probability)
     assert list(with_map) == [*METRICS, *PROBABILITY_METRICS]
     assert (with_map["rand_error_isbi"], with_map["rand_threshold"]) == rand_error_thresholds(
         truth, probability)
@@ -677,7 +677,7 @@ def test_report_isbi_rand_uses_one_threshold_for_the_dataset():
         to_labels=lambda p: scipy.ndimage.label(p[..., 1] > 0.5)[0])
     assert [(row["rand_error_isbi"], row["rand_threshold"]) for row in report.rows] == [
         (0.0, 0.3), (0.0, 0.8)]
-    curves = np.array([[rand_error(scipy.ndimage.label(m > t)[0], truth) for t in ISBI_THRESHOLDS]
+    curves = np.array([[rand_error(truth, scipy.ndimage.label(m > t)[0]) for t in ISBI_THRESHOLDS]
                        for m in maps.values()])
     best = int(np.argmin(curves.mean(0)))
     assert report.dataset["rand_error_isbi"] == pytest.approx(curves.mean(0)[best])
