@@ -1,0 +1,140 @@
+"""ISBI 2012 membranes: `unet train` on slices 0-14, scored on 15-19, against a classic baseline.
+
+Cells (mask 255) are the foreground, membranes the background. For each contender the script
+reports, on the five held-out slices (means over slices):
+
+* the foreground-restricted rand error of the argmax labels (``keras_unet.evaluation.rand_error``
+  of the 4-connected components of the cell class: ``instance_labels(p, method="components",
+  min_size=0)``),
+* the ISBI ranking form: the challenge's rand error at the best of its thresholds 0, 0.1, ..., 1
+  of the cell probability, per slice (``keras_unet.evaluation.rand_error_thresholds``),
+* the foreground-restricted variation of information (split + merge, bits) of the argmax labels
+  (``keras_unet.evaluation.variation_of_information_error``),
+* object F1 at IoU 0.5 (``keras_unet.evaluation.matching``, counts summed over slices),
+* the training wall time (the whole ``unet train`` command: start-up, tf.function/XLA compile,
+  validation, checkpoints, export).
+
+    python benchmarks/isbi_benchmark.py cli                     # `unet train` defaults
+    python benchmarks/isbi_benchmark.py config                  # training/isbi2012.yaml
+    python benchmarks/isbi_benchmark.py baseline                # smoothing + Otsu + components
+    python benchmarks/isbi_benchmark.py evaluate /tmp/runs/isbi_cli   # score a finished run
+
+Training runs ``unet train --data <symlinks to slices 0-14> --run-dir <run dir>`` in a
+subprocess, exactly as a user would; the run directory (default under /tmp) keeps the model
+and ``benchmark.json`` with the wall time, so ``evaluate`` can score it again. The data is read
+from ``../shared/data/isbi2012`` (relative to the repository); without it the script says so
+and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+from instances_benchmark import (REPO, SPLITS, baseline_labels, fit_baseline,  # noqa: E402
+                                 load_split, machine)
+
+CONFIG = REPO / "training" / "isbi2012.yaml"
+
+
+def scores(truths, probabilities=None, labels=None) -> dict[str, float]:
+    """The ISBI metrics of probability maps (or of labels alone, for the baseline)."""
+    from keras_unet import evaluation
+    from keras_unet.instances import instance_labels
+    if labels is None:  # argmax, 4-connected components of the cell class, nothing removed
+        labels = [instance_labels(p, method="components", min_size=0) for p in probabilities]
+    out = {"rand_argmax": float(np.mean([evaluation.rand_error(t, p)
+                                         for p, t in zip(labels, truths)]))}
+    if probabilities is not None:
+        best = [evaluation.rand_error_thresholds(t, p[..., 1])
+                for p, t in zip(probabilities, truths)]
+        out["rand_ranking"] = float(np.mean([error for error, _ in best]))
+        out["thresholds"] = [threshold for _, threshold in best]
+    out["vi"] = float(np.mean([evaluation.variation_of_information_error(t, p)
+                               for p, t in zip(labels, truths)]))
+    out["f1@0.5"] = evaluation.matching_dataset(truths, labels, thresholds=0.5).f1
+    return out
+
+
+def train_run(run_dir: Path, config: Path | None, data: Path) -> float:
+    """Runs `unet train` as a user would; returns its wall time and records it in the run dir."""
+    command = ["unet", "train", "--data", str(data), "--run-dir", str(run_dir)]
+    if config is not None:
+        command[2:2] = ["--config", str(config)]
+    print("$", " ".join(command), flush=True)
+    load_before = os.getloadavg()
+    start = time.perf_counter()
+    subprocess.run(command, check=True)
+    seconds = time.perf_counter() - start
+    (run_dir / "benchmark.json").write_text(json.dumps(
+        {"command": command, "seconds": seconds, "load_before": load_before,
+         "load_after": os.getloadavg()}))
+    return seconds
+
+
+def evaluate_run(run_dir: Path, test) -> dict[str, float]:
+    import keras
+    from keras_unet import predict_tiled
+    model = keras.models.load_model(run_dir / "checkpoints" / "best.keras", compile=False)
+    probabilities = [predict_tiled(model, s.image) for s in test]
+    out = scores([s.labels for s in test], probabilities=probabilities)
+    info = run_dir / "benchmark.json"
+    if info.exists():
+        record = json.loads(info.read_text())
+        out["seconds"] = record["seconds"]
+        out["load"] = record.get("load_after")
+    return out
+
+
+def print_row(name: str, result: dict) -> None:
+    ranking = result.get("rand_ranking")
+    cells = [f"{result['rand_argmax']:.4f}", f"{ranking:.4f}" if ranking is not None else "-",
+             f"{result['vi']:.3f}", f"{result['f1@0.5']:.3f}",
+             f"{result['seconds']:.0f}" if result.get("seconds") else "-"]
+    print("| contender | rand error (argmax) | rand error (ISBI, best threshold) | VI | "
+          "object F1 @0.5 | train wall s |\n|---|---|---|---|---|---|")
+    print(f"| {name} | " + " | ".join(cells) + " |")
+    if result.get("load"):
+        print(f"load average after training: {' '.join(f'{x:.2f}' for x in result['load'])}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("what", choices=("cli", "config", "baseline", "evaluate"))
+    parser.add_argument("run_dir", nargs="?", type=Path, default=None,
+                        help="run directory (default /tmp/isbi_runs/<what>)")
+    parser.add_argument("--config", type=Path, default=CONFIG, help="for `config`")
+    args = parser.parse_args()
+    split = load_split("isbi")
+    if split is None:
+        print(f"skipped: {REPO.parent / 'shared' / 'data' / SPLITS['isbi'][0]} does not exist")
+        return
+    train, test, data = split
+    print(f"ISBI 2012: {len(train)} training slices, {len(test)} held-out slices; {machine()}",
+          flush=True)
+    if args.what == "baseline":
+        sigma, bright = fit_baseline(train)
+        start = time.perf_counter()
+        labels = [baseline_labels(s.image, sigma, bright) for s in test]
+        result = scores([s.labels for s in test], labels=labels)
+        print(f"baseline: {time.perf_counter() - start:.1f} s for {len(test)} slices")
+        print_row(f"Gaussian sigma {sigma} + Otsu + components", result)
+        return
+    run_dir = args.run_dir or Path("/tmp/isbi_runs") / args.what
+    if args.what in ("cli", "config"):
+        train_run(run_dir, args.config if args.what == "config" else None, data)
+    result = evaluate_run(run_dir, test)
+    print_row(f"{args.what} ({run_dir})", result)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
