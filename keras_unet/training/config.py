@@ -87,8 +87,8 @@ class TrainConfig:
     run_dir: str | None = None
     epochs: int = 15
     steps_per_epoch: int = 40
-    batch_size: int = 8
-    tile_size: int = 124
+    batch_size: int = 4
+    tile_size: int = 188
     filters: int = 16
     depth: int = 3
     padding: str = "valid"
