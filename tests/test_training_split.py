@@ -55,6 +55,7 @@ def test_train_on_one_annotated_image_end_to_end(tmp_path, capsys):
     [image] = (result.validation / "images").iterdir()
     assert image.name == "synthetic_0_rows120-159.png"  # synthetic:0 of seed 1
     assert result.best["monitor"] == "val_loss"
+    assert 0.0 <= result.best["logs"]["val_object_f1"] <= 1.0  # logged before the checkpoint
 
 
 def test_train_without_validation_keeps_the_last_epoch_as_best(tmp_path):

@@ -381,12 +381,13 @@ def _callbacks(config: TrainConfig, run: RunDir, cluster: Cluster, guard: NaNGua
                  keras.callbacks.BackupAndRestore(str(run.backup), double_checkpoint=True)]
     if not cluster.is_chief:
         return callbacks
+    if val_samples:  # first: the checkpoints' best.json and TensorBoard log what it adds
+        callbacks.append(ObjectF1(val_samples))
     callbacks.append(AtomicCheckpoints(run.checkpoints, monitor, "min"))
     if val_data is not None:
         images, labels, weights = (np.asarray(part)[:PANEL_TILES]
                                    for part in next(iter(val_data.take(1))))
-        callbacks += [ValidationPanel(run.logs / "images", images, labels, weights),
-                      ObjectF1(val_samples)]
+        callbacks.append(ValidationPanel(run.logs / "images", images, labels, weights))
     return callbacks + [
         keras.callbacks.TensorBoard(str(run.logs), write_graph=False, profile_batch=0)]
 
