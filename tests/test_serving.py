@@ -12,6 +12,7 @@ import io
 import json
 import os
 import pathlib
+import zipfile
 
 import keras
 import numpy as np
@@ -435,7 +436,8 @@ def test_cli_exports_a_keras_file(tmp_path, tiny_model, capsys):
 
 
 @pytest.mark.parametrize("case, match", [
-    ("not_a_model", "is not a loadable Keras model"),
+    ("not_a_model", "is not a Keras model: a .keras file is a zip archive and this file is not"),
+    ("zip_not_a_model", "is not a loadable Keras model: "),
     ("base_is_file", "is a file"),
     ("version_exists", "version 1 already exists"),
 ])
@@ -446,6 +448,9 @@ def test_cli_refuses_bad_input_and_keeps_existing_versions(tmp_path, tiny_model,
     args = ["export", "--model", str(model), "--out", str(base)]
     if case == "not_a_model":
         model.write_text("not a model")
+    elif case == "zip_not_a_model":
+        with zipfile.ZipFile(model, "w") as archive:
+            archive.writestr("notes.txt", "not a model")
     else:
         tiny_model.save(model)
     if case == "base_is_file":
