@@ -9,6 +9,7 @@ from PIL import Image
 from keras_unet import build_unet, instances, predict_tiled
 from keras_unet.cli import main
 from keras_unet.cli import predict as predict_cli
+from keras_unet.data.writers import write_instances
 from keras_unet.instances import instance_labels
 
 
@@ -69,12 +70,12 @@ def test_instances_are_those_of_instance_labels(tmp_path, images, model_files):
 
 def test_more_than_65535_objects_are_written_as_uint32(tmp_path):
     labels = np.arange(70_000, dtype=np.int32).reshape(280, 250)
-    predict_cli.write_instances(tmp_path / "many.tif", labels)
+    write_instances(tmp_path / "many.tif", labels)
     back = tifffile.imread(tmp_path / "many.tif")
     assert back.dtype == np.uint32 and back.max() == 69_999
     np.testing.assert_array_equal(back, labels)
     with pytest.raises(ValueError, match="integers"):
-        predict_cli.write_instances(tmp_path / "bad.tif", -labels)
+        write_instances(tmp_path / "bad.tif", -labels)
 
 
 def test_existing_instance_files_are_refused_before_the_model_loads(tmp_path, images, capsys):

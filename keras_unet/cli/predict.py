@@ -314,31 +314,6 @@ def overlay(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return rgb
 
 
-def write_instances(path: Path, labels: np.ndarray) -> None:
-    """Writes instance labels as a TIFF label image: uint16, or uint32 beyond 65,535 objects.
-
-    Raises:
-        ValueError: for labels that are not 0..N integers of a (H, W) image.
-
-    Example:
-        >>> import tempfile, tifffile
-        >>> path = Path(tempfile.mkdtemp()) / "a_instances.tif"
-        >>> write_instances(path, np.array([[0, 1], [2, 2]]))
-        >>> tifffile.imread(path).dtype
-        dtype('uint16')
-    """
-    import tifffile
-
-    labels = np.asarray(labels)
-    largest = np.iinfo(np.uint32).max
-    if (labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer)
-            or labels.min(initial=0) < 0 or labels.max(initial=0) > largest):
-        raise ValueError(f"instance labels must be a (H, W) image of integers 0..{largest}, "
-                         f"got shape {labels.shape} and dtype {labels.dtype}.")
-    dtype = np.uint16 if labels.max(initial=0) <= np.iinfo(np.uint16).max else np.uint32
-    tifffile.imwrite(path, labels.astype(dtype), photometric="minisblack")
-
-
 def run(args: argparse.Namespace) -> int:
     """Runs ``unet predict``; returns 1 if some images failed, else 0.
 
@@ -385,6 +360,7 @@ def _predict_one(predictor: Predictor, image_path: Path, plan: dict,
     from PIL import Image
 
     from keras_unet.data.readers import read_image
+    from keras_unet.data.writers import write_instances
     from keras_unet.inference import mask_from_probabilities
     from keras_unet.instances import instance_labels
 

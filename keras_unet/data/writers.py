@@ -65,8 +65,29 @@ def save_samples(samples: Sequence[Sample], folder: str | os.PathLike) -> list[P
         else:
             path = folder / "images" / f"{name}.tif"
             tifffile.imwrite(path, image, photometric="minisblack" if image.ndim == 2 else None)
-        labels = np.asarray(sample.labels)
-        dtype = np.uint16 if labels.max(initial=0) <= np.iinfo(np.uint16).max else np.uint32
-        tifffile.imwrite(folder / "masks" / f"{name}.tif", labels.astype(dtype))
+        write_instances(folder / "masks" / f"{name}.tif", sample.labels)
         written.append(path)
     return written
+
+
+def write_instances(path: Path, labels: np.ndarray) -> None:
+    """Writes instance labels as a TIFF label image: uint16, or uint32 beyond 65,535 objects.
+
+    Raises:
+        ValueError: for labels that are not 0..N integers of a (H, W) image.
+
+    Example:
+        >>> import tempfile, tifffile
+        >>> path = Path(tempfile.mkdtemp()) / "a_instances.tif"
+        >>> write_instances(path, np.array([[0, 1], [2, 2]]))
+        >>> tifffile.imread(path).dtype
+        dtype('uint16')
+    """
+    labels = np.asarray(labels)
+    largest = np.iinfo(np.uint32).max
+    if (labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer)
+            or labels.min(initial=0) < 0 or labels.max(initial=0) > largest):
+        raise ValueError(f"instance labels must be a (H, W) image of integers 0..{largest}, "
+                         f"got shape {labels.shape} and dtype {labels.dtype}.")
+    dtype = np.uint16 if labels.max(initial=0) <= np.iinfo(np.uint16).max else np.uint32
+    tifffile.imwrite(path, labels.astype(dtype), photometric="minisblack")
