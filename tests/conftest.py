@@ -14,7 +14,7 @@ def _clean_keras_state():
     keras.mixed_precision.set_global_policy("float32")
     yield
     keras.mixed_precision.set_global_policy("float32")
-    keras.backend.clear_session()
+    keras.backend.clear_session(free_memory=False)  # its gc.collect() took seconds per test
 
 
 @pytest.fixture(scope="session")
