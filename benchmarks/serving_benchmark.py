@@ -36,7 +36,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_unet import build_unet  # noqa: E402
-from keras_unet.inference import compiled_forward, model_geometry, valid_tile_size  # noqa: E402
+from keras_unet.geometry import valid_tile_size  # noqa: E402
+from keras_unet.network import compiled_forward, model_geometry  # noqa: E402
 from keras_unet.normalization import normalize_image  # noqa: E402
 from keras_unet.serving import export_for_serving  # noqa: E402
 

@@ -26,6 +26,8 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from keras_unet.mirror import mirror
+
 GRID = 3
 """Control points of the elastic deformation grid per axis (the paper's 3x3)."""
 
@@ -162,19 +164,6 @@ def displacement_field(displacement, height, width) -> tf.Tensor:
     return tf.einsum("byjc,xj->byxc", along_rows, _spline_matrix(cols, width))
 
 
-def _mirror(coordinate: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
-    """Folds any float coordinate into ``[0, size - 1]`` by mirroring about the edge pixels.
-
-    The mirrored image (``d c b | a b c d | c b a``) is symmetric about every edge pixel, so
-    interpolating it at ``x`` equals interpolating the image at the folded ``x``: one fold per
-    coordinate instead of one per neighbour, and float arithmetic instead of integer division.
-    """
-    last = tf.cast(size, tf.float32) - 1.0
-    period = tf.maximum(2.0 * last, 1.0)
-    coordinate = coordinate - period * tf.floor(coordinate / period)
-    return tf.clip_by_value(last - tf.abs(last - coordinate), 0.0, last)  # clip: float rounding
-
-
 def sample_mirrored(values, rows, cols, *, offsets, heights, widths,
                     interpolation: str = "bilinear"):
     """Reads pixels of images stored flat at fractional coordinates, with mirrored borders.
@@ -211,7 +200,7 @@ def sample_mirrored(values, rows, cols, *, offsets, heights, widths,
     rows = tf.convert_to_tensor(rows, tf.float32)
     cols = tf.convert_to_tensor(cols, tf.float32)
 
-    rows, cols = _mirror(rows, heights), _mirror(cols, widths)
+    rows, cols = mirror(rows, heights), mirror(cols, widths)
     if interpolation == "nearest":
         row = tf.cast(tf.floor(rows + 0.5), tf.int32)
         col = tf.cast(tf.floor(cols + 0.5), tf.int32)
@@ -282,8 +271,13 @@ def _check_batch(images, labels, weights, name: str):
     return images, labels, weights
 
 
+@tf.function(jit_compile=True, reduce_retracing=True)
 def _warp(images, labels, weights, rows, cols, interpolation: str):
-    """Images with ``interpolation``, labels and weights nearest-neighbour, at the same map."""
+    """Images with ``interpolation``, labels and weights nearest-neighbour, at the same map.
+
+    XLA-compiled (one cached trace per input signature) so that every caller gets the fused
+    gather: a script calling eagerly, a ``Dataset.map``, a plain or an XLA ``tf.function``.
+    """
     (images,) = _warp_batch([images], rows, cols, interpolation)
     nearest = _warp_batch([labels] if weights is None else [labels, weights], rows, cols,
                           "nearest")

@@ -164,3 +164,33 @@ def border(depth: int = 4, padding: str = "valid") -> int:
         return 0
     size = smallest_valid_input(depth)
     return (size - output_size(size, depth)) // 2
+
+
+def tile_step(tile: int, depth: int = 4, padding: str = "valid") -> int:
+    """Output pixels a valid-padding tile contributes: its output rounded down to ``2**depth``.
+
+    Seamless tiles advance by a multiple of ``2**depth`` so that every max-pool of a tile sees
+    the 2x2 windows of the whole image. For "same" padding this is the tile itself.
+
+    Example:
+        >>> tile_step(572)  # 388 px out, tiles advance by 384 to stay on the grid
+        384
+    """
+    out = output_size(tile, depth, padding)
+    return out - out % 2**depth if padding == "valid" else out
+
+
+def valid_tile_size(min_output: int, depth: int = 4, padding: str = "valid") -> int:
+    """Smallest input tile whose :func:`tile_step` covers ``min_output`` px.
+
+    Example:
+        >>> tile = valid_tile_size(388)
+        >>> tile, tile_step(tile)
+        (588, 400)
+        >>> valid_tile_size(100, 2, "same")
+        100
+    """
+    size = valid_input_size(min_output, depth, padding)
+    while tile_step(size, depth, padding) < min_output:
+        size += 2**depth
+    return size

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import keras
 
 from keras_unet import geometry
+from keras_unet.class_layout import default_class_names, parse_class_names
 from keras_unet.layers import CropToMatch
 
 UPSAMPLINGS = ("transpose", "bilinear")
@@ -62,6 +63,58 @@ def up_block(x, skip, filters: int, *, padding: str, batch_norm: bool, upsamplin
     return conv_block(x, filters, padding=padding, batch_norm=batch_norm, name=name)
 
 
+@keras.saving.register_keras_serializable(package="keras_unet")
+class UNet(keras.Model):
+    """The U-Net as a functional model that records the arguments it was built from.
+
+    As keras-hub's models do, :meth:`get_config` returns the construction arguments and
+    :meth:`from_config` rebuilds the network from them, so a saved ``.keras`` file says what it
+    is (depth, padding, filters, classes, ...) instead of leaving it to be read from its layers.
+    Build it with :func:`build_unet`, which checks the arguments first.
+
+    Example:
+        >>> model = UNet((None, None, 1), 2, filters=4, depth=2, class_names=("bg", "fg"))
+        >>> model.get_config()["depth"], model.class_names
+        (2, ('bg', 'fg'))
+    """
+
+    def __init__(self, input_shape: Sequence[int | None], num_classes: int, *,
+                 filters: int = 64, depth: int = 4, padding: str = "valid",
+                 batch_norm: bool = False, dropout: float = 0.5, upsampling: str = "transpose",
+                 final_activation: str | None = "softmax",
+                 class_names: Sequence[str] | None = None, name: str = "unet", **kwargs):
+        height, width, channels = _validate(
+            input_shape, num_classes, filters, depth, padding, dropout, upsampling,
+            final_activation
+        )
+        class_names = (parse_class_names(class_names, num_classes)
+                       or default_class_names(num_classes))
+        inputs = keras.Input((height, width, channels), name="image")
+        outputs = _unet_graph(inputs, num_classes, filters, depth, padding, batch_norm, dropout,
+                              upsampling, final_activation)
+        super().__init__(inputs, outputs, name=name, **kwargs)
+        self.arguments = {
+            "input_shape": (height, width, channels), "num_classes": num_classes,
+            "filters": filters, "depth": depth, "padding": padding, "batch_norm": batch_norm,
+            "dropout": dropout, "upsampling": upsampling, "final_activation": final_activation,
+            "class_names": class_names,
+        }
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """What each output channel means."""
+        return self.arguments["class_names"]
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "trainable": self.trainable,
+                **{key: list(value) if isinstance(value, tuple) else value
+                   for key, value in self.arguments.items()}}
+
+    @classmethod
+    def from_config(cls, config: dict) -> UNet:
+        return cls(**config)
+
+
 def build_unet(
     input_shape: Sequence[int | None],
     num_classes: int,
@@ -73,8 +126,9 @@ def build_unet(
     dropout: float = 0.5,
     upsampling: str = "transpose",
     final_activation: str | None = "softmax",
+    class_names: Sequence[str] | None = None,
     name: str = "unet",
-) -> keras.Model:
+) -> UNet:
     """Builds the U-Net; the defaults are the network of the paper.
 
     ``build_unet((572, 572, 1), 2)`` is Fig. 1 of Ronneberger et al. (2015): 23 convolutions
@@ -82,10 +136,9 @@ def build_unet(
     up-convolutions halving them, concatenation with the centre-cropped skip, a final 1x1 conv),
     He-normal initialisation, and dropout at the end of the contracting path (after the deepest
     encoder level and the bottleneck, as in the authors' Caffe model). A 572x572 tile gives a
-    388x388 output.
-
-    The final 1x1 convolution and its activation compute in float32, so the outputs are float32
-    under any mixed-precision policy.
+    388x388 output. The final 1x1 convolution and its activation compute in float32, so the
+    outputs are float32 under any mixed-precision policy. The model records these arguments
+    (:class:`UNet`), so inference and serving read its geometry from it.
 
     Args:
         input_shape: ``(height, width, channels)``; height and width may be ``None``. A fixed size
@@ -98,29 +151,35 @@ def build_unet(
         dropout: dropout rate at the end of the contracting path (0.5); 0 disables it.
         upsampling: ``"transpose"`` (paper's up-convolution) or ``"bilinear"`` (resize + 2x2 conv).
         final_activation: ``"softmax"``, or ``None`` for logits (train with ``from_logits=True``).
+        class_names: one name per class; by default
+            :func:`keras_unet.class_layout.default_class_names`.
         name: model name.
 
     Returns:
-        A functional ``keras.Model`` mapping ``(B, H, W, C)`` images to ``(B, H', W', num_classes)``
-        float32 class probabilities (or logits).
+        A :class:`UNet` (a functional ``keras.Model``) mapping ``(B, H, W, C)`` images to
+        ``(B, H', W', num_classes)`` float32 class probabilities (or logits).
 
     Raises:
         ValueError: for a bad argument, naming what was given and what is allowed.
 
     Example:
         >>> model = build_unet((572, 572, 1), 2)
-        >>> model.output_shape
-        (None, 388, 388, 2)
+        >>> model.output_shape, model.class_names
+        ((None, 388, 388, 2), ('background', 'cell'))
         >>> conv_types = (keras.layers.Conv2D, keras.layers.Conv2DTranspose)
         >>> sum(isinstance(l, conv_types) for l in model.layers)  # 3x3, up-convs and the 1x1
         23
         >>> build_unet((None, None, 3), 3, filters=8, depth=2, padding="same").output_shape
         (None, None, None, 3)
     """
-    height, width, channels = _validate(
-        input_shape, num_classes, filters, depth, padding, dropout, upsampling, final_activation
-    )
-    inputs = keras.Input((height, width, channels), name="image")
+    return UNet(input_shape, num_classes, filters=filters, depth=depth, padding=padding,
+                batch_norm=batch_norm, dropout=dropout, upsampling=upsampling,
+                final_activation=final_activation, class_names=class_names, name=name)
+
+
+def _unet_graph(inputs, num_classes: int, filters: int, depth: int, padding: str,
+                batch_norm: bool, dropout: float, upsampling: str, final_activation: str | None):
+    """The layers of Fig. 1 from ``inputs`` to the class scores."""
     x = inputs
     skips = []
     for level in range(depth):
@@ -136,11 +195,10 @@ def build_unet(
     for level in reversed(range(depth)):
         x = up_block(x, skips[level], filters * 2**level, padding=padding, batch_norm=batch_norm,
                      upsampling=upsampling, name=f"dec{level + 1}")
-    outputs = keras.layers.Conv2D(
+    return keras.layers.Conv2D(
         num_classes, 1, activation=final_activation, kernel_initializer="he_normal",
         dtype="float32", name="final_conv",
     )(x)
-    return keras.Model(inputs, outputs, name=name)
 
 
 def _validate(input_shape, num_classes, filters, depth, padding, dropout, upsampling,

@@ -16,50 +16,15 @@ import keras
 import numpy as np
 import tifffile
 
-from keras_unet.inference import (check_image, mask_from_probabilities, model_geometry,
-                                  plan_tiles, predict_normalized)
+from keras_unet.data.tiff import read_tiff
+from keras_unet.inference import check_image, mask_from_probabilities, model_geometry
+from keras_unet.network import TileNetwork
 from keras_unet.normalization import image_moments, normalize_image
+from keras_unet.tiling import iter_window_rows
+from keras_unet.tiling_plan import tilings
 
 
-def read_tiff(path: str | os.PathLike) -> np.ndarray:
-    """A TIFF's first image as (H, W) or (H, W, C), memory-mapped when the file allows it.
-
-    Channel-first (planar) files are returned as a channels-last view.
-
-    Raises:
-        FileNotFoundError: if the file does not exist.
-        ValueError: if it is not a readable TIFF or has more than one image plane per channel.
-
-    Example:
-        >>> import tempfile
-        >>> path = os.path.join(tempfile.mkdtemp(), "a.tif")
-        >>> tifffile.imwrite(path, np.zeros((4, 6), "uint16"))
-        >>> read_tiff(path).shape
-        (4, 6)
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"input TIFF {str(path)!r} does not exist.")
-    try:
-        with tifffile.TiffFile(path) as tif:
-            axes = tif.series[0].axes
-        try:
-            image = tifffile.memmap(path, mode="r")
-        except ValueError:  # compressed or tiled: not mappable
-            image = tifffile.imread(path)
-    except (tifffile.TiffFileError, OSError, IndexError) as error:
-        raise ValueError(f"{str(path)!r} is not a readable TIFF ({error}).") from None
-    if axes in ("YX", "YXS", "YXC"):
-        return image
-    if axes in ("CYX", "SYX") and image.ndim == 3:
-        return np.moveaxis(image, 0, -1)
-    raise ValueError(
-        f"{str(path)!r} has axes {axes!r} with shape {image.shape}; expected one 2D image "
-        "(YX) with optional channels (YXS, CYX)."
-    )
-
-
-def predict_tiff(model: keras.Model, input_path: str | os.PathLike,
+def predict_tiff(model: keras.Model | TileNetwork, input_path: str | os.PathLike,
                  output_path: str | os.PathLike, *, tile_size=None, batch_size: int = 4,
                  tta: bool = False, probabilities_path: str | os.PathLike | None = None,
                  overwrite: bool = False) -> Path:
@@ -74,7 +39,8 @@ def predict_tiff(model: keras.Model, input_path: str | os.PathLike,
     differs slightly from ``predict_tiled(tta=True)``.
 
     Args:
-        model: a U-Net from :func:`keras_unet.build_unet`.
+        model: a U-Net from :func:`keras_unet.build_unet`, or a network as for
+            :func:`keras_unet.predict_tiled`.
         input_path: 2D TIFF, grey or with channels, of any integer or float dtype.
         output_path: mask TIFF to create.
         tile_size, batch_size: as for :func:`keras_unet.predict_tiled`.
@@ -117,7 +83,7 @@ def predict_tiff(model: keras.Model, input_path: str | os.PathLike,
     image = read_tiff(input_path)
     check_image(image[:1], geom.channels, name=str(input_path))
     height, width = image.shape[:2]
-    rows, cols, _ = plan_tiles((height, width), geom, tile_size, batch_size)
+    rows, cols, _ = tilings(geom, tile_size, batch_size)
     if tta and rows.tile != cols.tile and None not in geom.input_size:
         raise ValueError(f"tta needs square tiles for a model of fixed input size "
                          f"{geom.input_size}.")
@@ -137,14 +103,13 @@ def predict_tiff(model: keras.Model, input_path: str | os.PathLike,
         band = np.asarray(image[row_index]).reshape(len(row_index), width, -1)[:, col_index]
         return normalize_image(band, mean, std).numpy()
 
-    def write_rows(start: int, block: np.ndarray) -> None:
-        arrays["mask"][start:start + len(block)] = mask_from_probabilities(block)
-        if "probabilities" in arrays:
-            arrays["probabilities"][start:start + len(block)] = block
-
     try:
-        predict_normalized(model, read_rows, (height, width), write_rows, tile_size=tile_size,
-                           batch_size=batch_size, tile_tta=tta)
+        for start, block in iter_window_rows(model, read_rows, (height, width),
+                                             (0, 0, height, width), tile_size=tile_size,
+                                             batch_size=batch_size, tta=tta):
+            arrays["mask"][start:start + len(block)] = mask_from_probabilities(block)
+            if "probabilities" in arrays:
+                arrays["probabilities"][start:start + len(block)] = block
         for array in arrays.values():
             array.flush()
     except BaseException:

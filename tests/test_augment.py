@@ -180,3 +180,13 @@ def test_random_gray_values_components():
     assert not np.allclose(gamma, x, atol=1e-3)
     with pytest.raises(ValueError, match="contrast"):
         augment.random_gray_values(images, contrast=1.5)
+
+
+def test_public_warps_called_eagerly_go_through_the_xla_compiled_gather():
+    images = tf.random.stateless_uniform((2, 16, 16, 1), seed=[3, 4])
+    labels = tf.cast(images[..., 0] > 0.5, tf.int32)
+    before = augment._warp.experimental_get_tracing_count()
+    augment.elastic_deform(images, labels, augment.random_displacement(2, sigma=2.0, seed=1))
+    augment.random_flip_rotate(images[:, :15, :15], labels[:, :15, :15], seed=2)
+    assert augment._warp.experimental_get_tracing_count() > before
+    assert augment._warp._jit_compile

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from keras_unet import build_unet, geometry, predict_tiled
-from keras_unet.inference import (compiled_forward, mask_from_probabilities, model_geometry,
-                                  plan_tiles)
+from keras_unet.inference import mask_from_probabilities, model_geometry
+from keras_unet.network import compiled_forward
+from keras_unet.tiling_plan import plan_tiles
 
 
 def _image(shape, dtype, seed=0):

@@ -1,8 +1,13 @@
+import pathlib
+
 import keras
 import numpy as np
 import pytest
 
-from keras_unet import build_unet
+from keras_unet import build_unet, predict_tiled
+from keras_unet.class_layout import default_class_names
+from keras_unet.inference import ModelGeometry, model_geometry
+from keras_unet.model import UNet
 from keras_unet.layers import CropToMatch
 from keras_unet.losses import WeightedCrossentropy
 
@@ -113,3 +118,41 @@ def test_logits_output_trains_with_from_logits_losses():
     probabilities = keras.ops.softmax(logits)
     np.testing.assert_allclose(float(loss), float(WeightedCrossentropy()(labels, probabilities)),
                                rtol=1e-5)
+
+
+# The model records its construction arguments -----------------------------------------------
+
+LEGACY = pathlib.Path(__file__).parent / "data" / "legacy_unet.keras"
+
+
+def test_saved_model_rebuilds_from_its_recorded_arguments(tmp_path):
+    model = build_unet((None, None, 2), 3, filters=4, depth=2, padding="same", batch_norm=True,
+                       dropout=0.0, upsampling="bilinear", class_names=("bg", "nucleus", "rim"))
+    model.compile(optimizer="adam", loss=WeightedCrossentropy())
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
+    assert isinstance(loaded, UNet)
+    assert loaded.get_config() == model.get_config()
+    assert loaded.class_names == ("bg", "nucleus", "rim")
+    assert model_geometry(loaded) == ModelGeometry(2, "same", 2, 3, (None, None), 4,
+                                                   ("bg", "nucleus", "rim"))
+    image = np.random.default_rng(0).random((1, 32, 48, 2), "float32")
+    np.testing.assert_allclose(loaded(image), model(image), atol=1e-6)
+
+
+def test_class_names_default_to_the_class_layout_and_are_checked():
+    assert build_unet((None, None, 1), 2, filters=2, depth=1).class_names == default_class_names(2)
+    assert build_unet((None, None, 1), 3, filters=2, depth=1).class_names == default_class_names(3)
+    assert build_unet((None, None, 1), 5, filters=2, depth=1).class_names == default_class_names(5)
+    with pytest.raises(ValueError, match="gives 2 names .* 3 classes"):
+        build_unet((None, None, 1), 3, filters=2, depth=1, class_names=["a", "b"])
+
+
+def test_geometry_of_a_model_saved_before_arguments_were_recorded():
+    legacy = keras.models.load_model(LEGACY, safe_mode=True)
+    assert not isinstance(legacy, UNet)
+    assert model_geometry(legacy) == ModelGeometry(2, "valid", 1, 2, (None, None), 2)
+    image = np.random.default_rng(1).integers(0, 255, (37, 53), dtype="uint8")
+    probabilities = predict_tiled(legacy, image, tile_size=48)
+    assert probabilities.shape == (37, 53, 2)
+    np.testing.assert_allclose(probabilities, predict_tiled(legacy, image), atol=1e-4)

@@ -29,14 +29,14 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from keras_unet import build_unet, predict_tiled
 from keras_unet.cli import main
-from keras_unet.inference import mask_from_probabilities, model_geometry, plan_axis, \
-    reflect_indices
-from keras_unet.serving import export_for_serving
+from keras_unet.inference import mask_from_probabilities, model_geometry
+from keras_unet.inference import ModelGeometry
+from keras_unet.serving import export_for_serving, read_export_metadata
 from keras_unet.serving import export as export_module
 from keras_unet.serving.codecs import encode_mask_png
-from keras_unet.serving.graph import AxisPlan, class_labels, plan_axis_in_graph, \
-    reflect_indices_in_graph, serving_tiling
+from keras_unet.serving.graph import class_labels, serving_tiling
 from keras_unet.serving.signatures import serving_functions
+from keras_unet.tiling_plan import concrete_plan, plan_axis, tilings
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SERVING = ROOT / "serving"
@@ -76,30 +76,24 @@ def _png(array):
     ("valid", 64, False, 2), ("valid", 108, False, 3), ("valid", 64, True, 2),
     ("same", 32, False, 2), ("same", 48, False, 3),
 ])
-def test_in_graph_plan_is_plan_axis_for_every_size(padding, tile, fixed, depth):
+def test_the_traced_plan_is_the_eager_plan_for_every_size(padding, tile, fixed, depth):
+    """The served graph traces the plan that predict_tiled runs eagerly; in a graph, sizes are
+    tensors, so every branch must still pick what the eager plan picks."""
     size_in = tile if fixed else None  # a fixed input size is the tile; a free one may shrink
     model = build_unet((size_in, size_in, 1), 2, filters=4, depth=depth, padding=padding)
-    geom = model_geometry(model)
     tiling = serving_tiling(model, tile).rows
-    shrink = padding == "valid" and not fixed
-    assert tiling.shrink == shrink
-    plan = tf.function(lambda size: {field.name: getattr(plan_axis_in_graph(size, tiling),
-                                                         field.name)
-                                     for field in dataclasses.fields(AxisPlan)})
+    assert tiling.shrink == (padding == "valid" and not fixed)
+    eager_tiling = tilings(model_geometry(model), None if tiling.shrink else tile,
+                           max_tile=tile)[0]
+    def fields(plan):
+        return {field.name: getattr(plan, field.name) for field in dataclasses.fields(plan)}
+
+    traced = tf.function(lambda size: fields(plan_axis(size, tiling)))
     for size in range(1, 4 * tile):
-        got = {key: value.numpy() for key, value in plan(tf.constant(size)).items()}
-        ref = plan_axis(size, geom, None if shrink else tile, tile)
-        origin = ref.before if padding == "valid" else ref.origin  # same: before == origin
-        assert (got["tile"], got["step"], got["count"], got["before"]) == \
-            (ref.tile, ref.step, ref.count, origin), size
-        np.testing.assert_array_equal(got["weights"], ref.weights)
-
-
-def test_reflect_indices_match_numpy():
-    for size in range(1, 9):
-        for before in range(0, 30, 7):
-            got = reflect_indices_in_graph(tf.range(-before, 40 - before), size).numpy()
-            np.testing.assert_array_equal(got, reflect_indices(0, 40, size, before))
+        got = {key: np.asarray(value) for key, value in traced(tf.constant(size)).items()}
+        ref = fields(concrete_plan(plan_axis(size, eager_tiling)))
+        for key in ref:
+            np.testing.assert_array_equal(got[key], ref[key], err_msg=f"{key} at {size}")
 
 
 @pytest.mark.parametrize("padding", ["valid", "same"])
@@ -471,3 +465,14 @@ def test_unet_predict_reads_the_export(exports, tmp_path):
                  "--output", str(tmp_path / "out")]) == 0
     expected = mask_from_probabilities(predict_tiled(model, image, tile_size=VALID_TILE))
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "x.png")), expected)
+
+
+def test_the_export_says_what_it_is(exports):
+    model, _, path = exports["valid"]
+    record = read_export_metadata(path)
+    assert record["geometry"] == model_geometry(model).to_json()
+    assert ModelGeometry.from_json(record["geometry"]) == model_geometry(model)
+    assert record["geometry"]["class_names"] == ["background", "cell"]
+    assert record["normalization"] == "in_graph" and record["tile_size"] == [VALID_TILE] * 2
+    assert set(record["signatures"]) == {"serving_default", "encoded"}
+    assert read_export_metadata(path.parent) is None  # a folder without a record: foreign

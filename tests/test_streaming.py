@@ -6,8 +6,10 @@ import pytest
 import tifffile
 
 from keras_unet import build_unet, geometry, predict_tiled
-from keras_unet.inference import mask_from_probabilities, valid_tile_size
-from keras_unet.streaming import predict_tiff, read_tiff
+from keras_unet.data.tiff import read_tiff
+from keras_unet.geometry import valid_tile_size
+from keras_unet.inference import mask_from_probabilities
+from keras_unet.streaming import predict_tiff
 
 
 def _image(shape, dtype=np.uint8, seed=0):

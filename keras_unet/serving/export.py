@@ -8,6 +8,7 @@ sees half a model. An existing version is never replaced.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -16,14 +17,63 @@ from pathlib import Path
 
 import keras
 
-from keras_unet.serving.graph import serving_tiling
+from keras_unet.network import model_geometry
+from keras_unet.serving.graph import ServingTiling, serving_tiling
 from keras_unet.serving.signatures import serving_functions
 from keras_unet.serving.warmup import WARMUP_SIZE, warmup_logs, write_warmup
 
 DEFAULT_MAX_IMAGE_PIXELS = 64 * 2**20
-"""Largest image (height * width) a request may send: 64 Mpx, i.e. 8192 x 8192 (measured: 2 GB
-of working memory above the loaded model for a 2-class, 16-filter U-Net, about 30 bytes per
-pixel plus one batch of tiles); larger ones get InvalidArgument, not an out-of-memory crash."""
+"""Largest image (height * width) a request may send: 64 Mpx, i.e. 8192 x 8192; larger ones get
+InvalidArgument, not an out-of-memory crash (the memory it takes: benchmarks/README.md)."""
+
+
+METADATA_FILE = "assets.extra/keras_unet.json"
+"""Where an export says what it is: geometry, class names, in-graph normalisation, tiling."""
+
+
+def export_metadata(model: keras.Model, tiling: ServingTiling, max_image_pixels: int,
+                    signatures: list[str]) -> dict:
+    """The JSON record :func:`export_for_serving` writes to :data:`METADATA_FILE`.
+
+    Example:
+        >>> from keras_unet import build_unet
+        >>> model = build_unet((None, None, 1), 2, filters=4, depth=2)
+        >>> record = export_metadata(model, serving_tiling(model, 64), 10**6, ["serving_default"])
+        >>> record["geometry"]["class_names"], record["normalization"], record["tile_size"]
+        (['background', 'cell'], 'in_graph', [64, 64])
+    """
+    return {
+        "format": "keras_unet.saved_model",
+        "format_version": 1,
+        "geometry": model_geometry(model).to_json(),
+        "normalization": "in_graph",  # images are sent as raw pixels, see keras_unet.normalization
+        "tile_size": [tiling.rows.tile, tiling.cols.tile],
+        "max_image_pixels": max_image_pixels,
+        "signatures": signatures,
+    }
+
+
+def read_export_metadata(saved_model: str | os.PathLike) -> dict | None:
+    """The :data:`METADATA_FILE` record of a SavedModel folder, or None for a foreign export.
+
+    Raises:
+        ValueError: if the file exists but is not a keras_unet record.
+
+    Example:
+        >>> import tempfile
+        >>> read_export_metadata(tempfile.mkdtemp()) is None
+        True
+    """
+    path = Path(saved_model) / METADATA_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{str(path)!r} is not readable JSON ({error}).") from None
+    if not isinstance(record, dict) or record.get("format") != "keras_unet.saved_model":
+        raise ValueError(f"{str(path)!r} is not a keras_unet export record.")
+    return record
 
 
 def existing_versions(export_base: Path) -> list[int]:
@@ -85,7 +135,9 @@ def export_for_serving(model: keras.Model, export_base, *, version: int | None =
     mirror padding and overlap-tiling run inside it (:mod:`keras_unet.serving.graph`), so its
     result equals :func:`keras_unet.predict_tiled` with the same ``tile_size``. Signatures
     ``serving_default`` (float32 pixels) and ``encoded`` (PNG/JPEG bytes) are described in
-    :mod:`keras_unet.serving.signatures`; only standard TensorFlow ops are used.
+    :mod:`keras_unet.serving.signatures`; only standard TensorFlow ops are used. The export
+    records what it is (geometry, class names, in-graph normalisation) in
+    :data:`METADATA_FILE`, read back by :func:`read_export_metadata`.
 
     Args:
         model: a U-Net from :func:`keras_unet.build_unet` (trained).
@@ -135,6 +187,9 @@ def export_for_serving(model: keras.Model, export_base, *, version: int | None =
         for name, (function, input_signature) in functions.items():
             archive.add_endpoint(name, function, input_signature=input_signature)
         archive.write_out(str(temporary), verbose=False)
+        (temporary / METADATA_FILE).parent.mkdir(exist_ok=True)
+        (temporary / METADATA_FILE).write_text(json.dumps(
+            export_metadata(model, tiling, max_image_pixels, list(functions)), indent=2))
         if warmup:
             size = min(WARMUP_SIZE, math.isqrt(max_image_pixels))  # must pass the limit
             write_warmup(temporary, warmup_logs(export_base.resolve().name, list(functions),

@@ -1,0 +1,188 @@
+"""What the tiling engine needs to know about a network, and how it runs one on tiles.
+
+A network is a Keras U-Net (its geometry read from the arguments :class:`keras_unet.model.UNet`
+records, or, for models saved before it did, from its layers) or any object with a
+``geometry: ModelGeometry`` attribute and a ``predict_tiles(tiles) -> probabilities`` method,
+such as an ONNX Runtime session wrapper.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import weakref
+from collections.abc import Iterator
+from typing import Protocol, runtime_checkable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_unet import geometry
+from keras_unet.layers import CropToMatch
+from keras_unet.class_layout import default_class_names
+from keras_unet.model import UNet
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelGeometry:
+    """What tiling needs to know about a U-Net.
+
+    Attributes:
+        depth: number of 2x2 max-pooling steps.
+        padding: ``"valid"`` (output smaller than input by ``2 * border``) or ``"same"``.
+        channels: image channels the model takes.
+        num_classes: channels of the output (class probabilities).
+        input_size: fixed ``(height, width)`` of the model's input; ``None`` entries are free.
+        filters: channels of the first level (to estimate memory per tile).
+        class_names: what each output channel means (default:
+            :func:`keras_unet.class_layout.default_class_names`).
+
+    Example:
+        >>> geom = ModelGeometry(4, "valid", 1, 2, (None, None), 64)
+        >>> geom.border, geom.class_names  # the paper's 92 px
+        (92, ('background', 'cell'))
+    """
+
+    depth: int
+    padding: str
+    channels: int
+    num_classes: int
+    input_size: tuple[int | None, int | None]
+    filters: int
+    class_names: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.class_names is None:
+            object.__setattr__(self, "class_names", default_class_names(self.num_classes))
+        object.__setattr__(self, "class_names", tuple(self.class_names))
+        object.__setattr__(self, "input_size", tuple(self.input_size))
+
+    @property
+    def border(self) -> int:
+        """Pixels of context lost on each side (0 for "same" padding)."""
+        return geometry.border(self.depth, self.padding)
+
+    def to_json(self) -> dict:
+        """The geometry as a JSON-ready dict (what an exported SavedModel records)."""
+        return {field.name: (list(value) if isinstance(value, tuple) else value)
+                for field in dataclasses.fields(self)
+                for value in [getattr(self, field.name)]}
+
+    @classmethod
+    def from_json(cls, data: dict) -> ModelGeometry:
+        """The inverse of :meth:`to_json`."""
+        return cls(**{field.name: data[field.name] for field in dataclasses.fields(cls)})
+
+
+@runtime_checkable
+class TileNetwork(Protocol):
+    """A network other than a Keras model: its geometry and a call on normalised tiles.
+
+    ``predict_tiles`` takes float32 (N, h, w, C) normalised tiles and returns float32
+    (N, h', w', K) probabilities, h' and w' as :mod:`keras_unet.geometry` gives them.
+    """
+
+    geometry: ModelGeometry
+
+    def predict_tiles(self, tiles: np.ndarray) -> np.ndarray: ...
+
+
+def model_geometry(model: keras.Model | TileNetwork) -> ModelGeometry:
+    """The geometry of a U-Net: recorded by :func:`keras_unet.build_unet`, else read.
+
+    A :class:`keras_unet.model.UNet` carries its construction arguments; a plain functional
+    model (saved before models recorded their arguments) is inspected: the depth is its number
+    of ``MaxPooling2D`` layers, valid padding means ``CropToMatch`` layers, and the result is
+    checked against its ``compute_output_shape``. A :class:`TileNetwork` gives its own.
+
+    Raises:
+        ValueError: if the model is not a U-Net that can be tiled.
+
+    Example:
+        >>> from keras_unet import build_unet
+        >>> model_geometry(build_unet((None, None, 3), 2, filters=4, depth=2))
+        ModelGeometry(depth=2, padding='valid', channels=3, num_classes=2,
+                      input_size=(None, None), filters=4, class_names=('background', 'cell'))
+    """
+    if isinstance(model, UNet):
+        arguments = model.arguments
+        height, width, channels = arguments["input_shape"]
+        return ModelGeometry(arguments["depth"], arguments["padding"], channels,
+                             arguments["num_classes"], (height, width), arguments["filters"],
+                             arguments["class_names"])
+    if not isinstance(model, keras.Model):
+        if isinstance(model, TileNetwork) and isinstance(model.geometry, ModelGeometry):
+            return model.geometry
+        raise ValueError(f"model must be a keras.Model or have a `geometry: ModelGeometry` and "
+                         f"a `predict_tiles` method, got {type(model).__name__}.")
+    return _inspected_geometry(model)
+
+
+def _inspected_geometry(model: keras.Model) -> ModelGeometry:
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ValueError(
+            f"model {model.name!r} has {len(model.inputs)} inputs and {len(model.outputs)} "
+            "outputs; tiled prediction needs one image input and one probability output."
+        )
+    layers = list(_walk(model))
+    depth = sum(isinstance(layer, keras.layers.MaxPooling2D) for layer in layers)
+    if depth == 0:
+        raise ValueError(
+            f"model {model.name!r} has no MaxPooling2D layer, so it is not a U-Net whose depth "
+            "tiling can read; build it with keras_unet.build_unet."
+        )
+    padding = "valid" if any(isinstance(layer, CropToMatch) for layer in layers) else "same"
+    convs = [layer for layer in layers if isinstance(layer, keras.layers.Conv2D)]
+    _, height, width, channels = model.input_shape
+    probe = geometry.valid_tile_size(64, depth, padding)
+    probe_shape = (1, height or probe, width or probe, channels)
+    out_shape = tuple(model.compute_output_shape(probe_shape))
+    expected = tuple(geometry.output_size(size, depth, padding) for size in probe_shape[1:3])
+    if out_shape[1:3] != expected:
+        raise ValueError(
+            f"model {model.name!r} maps a {probe_shape[1]}x{probe_shape[2]} input to "
+            f"{out_shape[1]}x{out_shape[2]}, but a depth-{depth} {padding}-padding U-Net gives "
+            f"{expected[0]}x{expected[1]}; it is not a U-Net that can be tiled."
+        )
+    return ModelGeometry(depth, padding, int(channels), int(out_shape[-1]), (height, width),
+                         int(convs[0].filters) if convs else 1)
+
+
+def _walk(layer) -> Iterator[keras.layers.Layer]:
+    for sub in getattr(layer, "layers", ()):
+        yield sub
+        yield from _walk(sub)
+
+
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def compiled_forward(model: keras.Model, geom: ModelGeometry) -> tf.types.experimental.Function:
+    """The model's inference call as one ``tf.function`` per model, traced once for all tiles.
+
+    The input signature leaves batch, height and width free (unless the model fixes them), so
+    batches of any size and rotated tiles reuse the same graph.
+    """
+    forward = _COMPILED.get(model)
+    if forward is None:
+        ref = weakref.ref(model)
+        spec = tf.TensorSpec((None, *geom.input_size, geom.channels), tf.float32)
+        forward = tf.function(lambda tiles: ref()(tiles, training=False), input_signature=[spec])
+        _COMPILED[model] = forward
+    return forward
+
+
+def tile_predictor(network: keras.Model | TileNetwork):
+    """``(geometry, predict_tiles)`` of a network: float32 NHWC tiles in, probabilities out.
+
+    Example:
+        >>> from keras_unet import build_unet
+        >>> geom, predict_tiles = tile_predictor(build_unet((None, None, 1), 2, filters=4, depth=2))
+        >>> predict_tiles(np.zeros((3, 44, 60, 1), "float32")).shape
+        (3, 4, 20, 2)
+    """
+    geom = model_geometry(network)
+    if isinstance(network, keras.Model):
+        forward = compiled_forward(network, geom)
+        return geom, lambda tiles: np.asarray(forward(tiles), np.float32)
+    return geom, lambda tiles: np.asarray(network.predict_tiles(tiles), np.float32)

@@ -1,0 +1,153 @@
+"""The band engine: overlap-tile prediction of any window of an image, one band of tiles at a time.
+
+Pixels come from a reader at global image indices, mirrored at the image's own edges, so a
+window of a large image (a TIFF, a zarr block) is predicted exactly as the same window of the
+whole image: valid-padding tiles are placed on the pooling grid of the whole image. Only one
+band of tile rows is held at a time; finished output rows are yielded as they come.
+Planning is :mod:`keras_unet.tiling_plan`, stitching :mod:`keras_unet.stitching`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import keras
+import numpy as np
+
+from keras_unet.mirror import mirror
+from keras_unet.network import TileNetwork, tile_predictor
+from keras_unet.stitching import overlap_add, stitch_columns, weight_sum, weighted_outputs
+from keras_unet.test_time_augmentation import averaged_tiles
+from keras_unet.tiling_plan import AxisPlan, concrete_plan, plan_axis, tilings
+
+Reader = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""``read(rows, cols) -> (len(rows), len(cols), C)`` float32 normalised pixels."""
+
+
+def iter_window_rows(network: keras.Model | TileNetwork, read: Reader,
+                     image_shape: tuple[int, int], window: tuple[int, int, int, int], *,
+                     tile_size=None, batch_size: int = 4,
+                     tta: bool = False) -> Iterator[tuple[int, np.ndarray]]:
+    """Yields ``(first_row, probabilities)`` row blocks of a window, top to bottom.
+
+    Arguments as for :func:`predict_window`; the blocks are float32 ``(rows, width, K)``.
+
+    Example:
+        >>> from keras_unet import build_unet
+        >>> model = build_unet((None, None, 1), 2, filters=4, depth=2)
+        >>> image = np.zeros((30, 40, 1), "float32")
+        >>> blocks = iter_window_rows(model, lambda r, c: image[r][:, c], (30, 40), (0, 0, 30, 40),
+        ...                           tile_size=48)
+        >>> [(start, block.shape) for start, block in blocks]
+        [(0, (8, 40, 2)), (8, (8, 40, 2)), (16, (8, 40, 2)), (24, (6, 40, 2))]
+    """
+    geom, predict_tiles = tile_predictor(network)
+    height, width = _check_window(image_shape, window)
+    top, left = window[0], window[1]
+    row_tiling, col_tiling, batch = tilings(geom, tile_size, batch_size)
+    if tta:
+        if row_tiling.tile != col_tiling.tile and None not in geom.input_size:
+            raise ValueError(f"tta needs square tiles for a model of fixed input size "
+                             f"{geom.input_size}.")
+        predict_tiles = averaged_tiles(predict_tiles)
+    # Start the plan on the pooling grid of the whole image; drop the extra rows and columns.
+    skip_rows, skip_cols = top % row_tiling.grid, left % col_tiling.grid
+    rows = concrete_plan(plan_axis(height + skip_rows, row_tiling))
+    cols = concrete_plan(plan_axis(width + skip_cols, col_tiling))
+    col_index = _padded_indices(cols, left - skip_cols, image_shape[1])
+    first_col = cols.origin + skip_cols
+    col_sum = weight_sum(cols).numpy()[first_col:first_col + width, None]
+    row_sum = weight_sum(rows).numpy()
+    first_row, stop_row = rows.origin + skip_rows, rows.origin + skip_rows + height
+    previous = np.zeros((rows.keep, cols.accumulated, geom.num_classes), np.float32)
+    for ky in range(rows.count):
+        start = ky * rows.step
+        row_index = _padded_indices(rows, top - skip_rows, image_shape[0])[start:start + rows.tile]
+        band = _band_outputs(predict_tiles, read(row_index, col_index), rows, cols, batch)
+        # The rows this band finishes: its head plus the tail of the band before it.
+        pair = overlap_add(np.stack([previous, band]).reshape(1, 2, rows.keep, -1), rows.step)
+        pair = pair.numpy().reshape(rows.step + rows.keep, -1, geom.num_classes)[rows.step:]
+        done = rows.keep if ky == rows.count - 1 else rows.step  # rows no later tile adds to
+        lo, hi = max(start, first_row), min(start + done, stop_row)
+        if hi > lo:
+            block = pair[lo - start:hi - start, first_col:first_col + width]
+            yield lo - first_row, block / (row_sum[lo:hi, None, None] * col_sum)
+        previous = band
+
+
+def _padded_indices(plan: AxisPlan, start: int, size: int) -> np.ndarray:
+    """Image indices of the whole mirror-padded axis the tiles of ``plan`` read."""
+    return mirror(np.arange(plan.padded) - plan.before + start, size).numpy()
+
+
+def _band_outputs(predict_tiles, band: np.ndarray, rows: AxisPlan, cols: AxisPlan,
+                  batch: int) -> np.ndarray:
+    """Weighted, column-stitched outputs (keep_h, Lw, K) of one band of tiles."""
+    tiles = [band[:, kx * cols.step:kx * cols.step + cols.tile] for kx in range(cols.count)]
+    outputs = np.concatenate([predict_tiles(np.stack(tiles[first:first + batch]))
+                              for first in range(0, cols.count, batch)])
+    weighted = weighted_outputs(outputs, rows, cols)
+    return stitch_columns(weighted[None], cols).numpy()[0]
+
+
+def predict_window(network: keras.Model | TileNetwork, read: Reader,
+                   image_shape: tuple[int, int], window: tuple[int, int, int, int], *,
+                   tile_size=None, batch_size: int = 4, tta: bool = False) -> np.ndarray:
+    """Class probabilities of the output window ``(top, left, height, width)`` of an image.
+
+    ``read(rows, cols)`` returns the normalised float32 pixels ``(len(rows), len(cols), C)`` at
+    *global* image indices (already mirrored at the image's edges, never at the window's).
+    For a valid-padding model the result equals the same window of
+    :func:`keras_unet.predict_tiled` on the whole image, whatever the window and tile size.
+
+    Args:
+        network: a U-Net from :func:`keras_unet.build_unet`, or any object with a
+            ``geometry: ModelGeometry`` and ``predict_tiles(tiles) -> probabilities``.
+        read: the pixel reader.
+        image_shape: ``(H, W)`` of the whole image.
+        window: ``(top, left, height, width)`` inside it.
+        tile_size, batch_size: see :func:`keras_unet.tiling_plan.tilings`.
+        tta: average each tile over the 8 flips/rotations.
+
+    Returns:
+        float32 array ``(height, width, K)``.
+
+    Raises:
+        ValueError: for a window outside the image or a tile the model cannot take.
+
+    Example:
+        >>> from keras_unet import build_unet, predict_tiled
+        >>> from keras_unet.normalization import normalize_image
+        >>> model = build_unet((None, None, 1), 2, filters=4, depth=2)
+        >>> image = np.random.default_rng(0).normal(size=(50, 60, 1)).astype("float32")
+        >>> pixels = normalize_image(image).numpy()
+        >>> part = predict_window(model, lambda r, c: pixels[r][:, c], (50, 60), (13, 7, 20, 30))
+        >>> bool(np.abs(part - predict_tiled(model, image)[13:33, 7:37]).max() < 1e-4)
+        True
+    """
+    result = None
+    for start, block in iter_window_rows(network, read, image_shape, window,
+                                         tile_size=tile_size, batch_size=batch_size, tta=tta):
+        if result is None:
+            result = np.empty((window[2], window[3], block.shape[-1]), np.float32)
+        result[start:start + len(block)] = block
+    return result
+
+
+def _check_window(image_shape, window) -> tuple[int, int]:
+    def integers(value, count):
+        return (isinstance(value, (tuple, list)) and len(value) == count
+                and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                        for v in value))
+
+    if not integers(image_shape, 2) or min(image_shape) < 1:
+        raise ValueError(f"image_shape must be (height, width) of positive integers, got "
+                         f"{image_shape!r}.")
+    if not integers(window, 4):
+        raise ValueError(f"window must be (top, left, height, width) integers, got {window!r}.")
+    top, left, height, width = window
+    if (top < 0 or left < 0 or height < 1 or width < 1 or top + height > image_shape[0]
+            or left + width > image_shape[1]):
+        raise ValueError(f"window {tuple(window)!r} is not a non-empty part of an image of shape "
+                         f"{tuple(image_shape)!r}.")
+    return int(height), int(width)
