@@ -1,10 +1,18 @@
-"""``unet export``: write a trained model as a TF-Serving version.
+"""``unet export``: write a trained model for TF-Serving, ONNX runtimes or the BioImage Model Zoo.
 
     unet export --model unet.keras --out models/unet [--version N] [--tile-size T]
                 [--max-image-pixels P] [--no-warmup]
+    unet export --format onnx --model unet.keras --out unet.onnx [--opset 17] [--overwrite]
+    unet export --format bioimageio --model unet.keras --out zoo/ [--name NAME]
+                [--author NAME ...] [--license SPDX] [--description TEXT]
+                [--training-config config.yaml] [--sample-image FILE] [--overwrite]
 
-Writes ``models/unet/<N>/`` (next free number by default) atomically; an existing version is
-never overwritten. Point TF-Serving at ``models/unet`` (see ``serving/README.md``).
+savedmodel (the default) writes models/unet/<N>/ (next free number by default), tiling inside
+the graph; an existing version is never overwritten. Point TF-Serving at models/unet (see
+serving/README.md). onnx writes the bare network (the consumer tiles; keras_unet.predict_tiled
+does with keras_unet.serving.OnnxNetwork). bioimageio writes zoo/<NAME>.zip, validated by
+bioimageio.spec, for deepImageJ (Fiji), ilastik, napari and QuPath. Every file is written
+under a temporary name and renamed when complete.
 """
 
 from __future__ import annotations
@@ -13,6 +21,14 @@ import argparse
 from pathlib import Path
 
 from keras_unet.cli import help_text
+
+FORMATS = ("savedmodel", "onnx", "bioimageio")
+SAVEDMODEL_OPTIONS = {"version": "--version", "tile_size": "--tile-size",
+                      "max_image_pixels": "--max-image-pixels"}
+ONNX_OPTIONS = {"opset": "--opset"}
+PACKAGE_OPTIONS = {"name": "--name", "authors": "--author", "license": "--license",
+                   "description": "--description", "training_config": "--training-config",
+                   "sample_image": "--sample-image"}
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -23,30 +39,63 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         >>> sub = add_parser(parser.add_subparsers())
         >>> sub.parse_args(["--model", "m.keras", "--out", "base", "--version", "3"]).version
         3
+        >>> sub.parse_args(["--model", "m.keras", "--out", "m.onnx", "--format", "onnx"]).format
+        'onnx'
     """
     parser = subparsers.add_parser(
-        "export", help="write a SavedModel version for TF-Serving",
-        description=help_text(__doc__)[0], formatter_class=argparse.RawTextHelpFormatter,
+        "export", help="write a SavedModel for TF-Serving, an ONNX file or a bioimage.io package",
+        description=help_text(__doc__)[0], epilog=help_text(__doc__)[1],
+        formatter_class=argparse.RawTextHelpFormatter,
     )
     parser.add_argument("--model", required=True, type=Path, help="the trained .keras file")
     parser.add_argument("--out", required=True, type=Path,
-                        help="export base folder that TF-Serving watches (versions go inside)")
-    parser.add_argument("--version", type=int, default=None,
+                        help="savedmodel: export base folder that TF-Serving watches (versions "
+                             "go inside);\nonnx: the .onnx file; bioimageio: the folder for "
+                             "the package zip")
+    parser.add_argument("--format", choices=FORMATS, default="savedmodel",
+                        help="what to write (default: %(default)s)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="onnx, bioimageio: replace an existing file or package of that "
+                             "name (a SavedModel version is never replaced)")
+    served = parser.add_argument_group("savedmodel")
+    served.add_argument("--version", type=int, default=None,
                         help="version number (default: one more than the largest present)")
-    parser.add_argument("--tile-size", type=int, default=None,
+    served.add_argument("--tile-size", type=int, default=None,
                         help="model input tile used inside the graph (default: 512 px output)")
-    parser.add_argument("--max-image-pixels", type=int, default=None,
+    served.add_argument("--max-image-pixels", type=int, default=None,
                         help="largest height*width a request may send (default: "
                              "keras_unet.serving.DEFAULT_MAX_IMAGE_PIXELS, 64 Mpx)")
-    parser.add_argument("--no-warmup", dest="warmup", action="store_false",
+    served.add_argument("--no-warmup", dest="warmup", action="store_false",
                         help="do not write assets.extra/tf_serving_warmup_requests (default: "
                              "written)")
+    portable = parser.add_argument_group("onnx and bioimageio")
+    portable.add_argument("--opset", type=int, default=None,
+                          help="ONNX opset (default: keras_unet.serving.onnx_export."
+                               "DEFAULT_OPSET, 17)")
+    package = parser.add_argument_group("bioimageio")
+    package.add_argument("--name", default=None,
+                         help="model name: letters, digits, spaces and _+-() (default: "
+                              "'keras_unet U-Net')")
+    package.add_argument("--author", dest="authors", action="append", default=None,
+                         help="an author's name; repeat for several (default: 'keras_unet "
+                              "user')")
+    package.add_argument("--license", default=None,
+                         help="SPDX licence identifier (default: CC-BY-4.0)")
+    package.add_argument("--description", default=None,
+                         help="one paragraph (default: written from the model's geometry and "
+                              "classes)")
+    package.add_argument("--training-config", type=Path, default=None,
+                         help="the training config.yaml to include (default: RUN_DIR/"
+                              "config.yaml when\n--model is RUN_DIR/checkpoints/*.keras)")
+    package.add_argument("--sample-image", type=Path, default=None,
+                         help="image for the test tensors and the cover (default: synthetic "
+                              "cells)")
     parser.set_defaults(run=run)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    """Runs ``unet export``: checks the paths first, then loads, exports and prints the path.
+    """Runs ``unet export``: checks every option first, then loads, exports and prints the path.
 
     Example:
         >>> parser = argparse.ArgumentParser()
@@ -56,16 +105,120 @@ def run(args: argparse.Namespace) -> int:
         ...
         FileNotFoundError: --model 'no-such-model.keras' does not exist.
     """
+    _refuse_options_of_other_formats(args)
+    if args.format == "savedmodel":
+        return _export_savedmodel(args)
+    if args.format == "onnx":
+        return _export_onnx(args)
+    return _export_bioimageio(args)
+
+
+def _refuse_options_of_other_formats(args: argparse.Namespace) -> None:
+    given = {**({} if args.format == "savedmodel" else SAVEDMODEL_OPTIONS),
+             **({} if args.format != "savedmodel" else ONNX_OPTIONS),
+             **({} if args.format == "bioimageio" else PACKAGE_OPTIONS)}
+    for attribute, option in given.items():
+        if getattr(args, attribute) is not None:
+            raise ValueError(f"{option} does not apply to --format {args.format}.")
+    if args.format != "savedmodel" and not args.warmup:
+        raise ValueError(f"--no-warmup does not apply to --format {args.format}.")
+    if args.format == "savedmodel" and args.overwrite:
+        raise ValueError("--overwrite does not apply to --format savedmodel: versions are never "
+                         "overwritten (TF-Serving may be serving them); omit --version to write "
+                         "the next one.")
+
+
+def _check_model_path(path: Path) -> None:
+    if not path.exists():
+        raise FileNotFoundError(f"--model {str(path)!r} does not exist.")
+    if path.is_dir():
+        raise ValueError(f"--model {str(path)!r} is a folder; export takes a .keras file.")
+
+
+def _load(path: Path):
     from keras_unet.cli.predict import load_predictor
+
+    return load_predictor(path).keras_model
+
+
+def _export_savedmodel(args: argparse.Namespace) -> int:
     from keras_unet.serving.export import (DEFAULT_MAX_IMAGE_PIXELS, check_export_target,
                                            export_for_serving)
 
     pixels = DEFAULT_MAX_IMAGE_PIXELS if args.max_image_pixels is None else args.max_image_pixels
     check_export_target(args.out, args.version, pixels)  # before the slow model load
-    if args.model.is_dir():
-        raise ValueError(f"--model {str(args.model)!r} is a folder; export takes a .keras file.")
-    model = load_predictor(args.model).keras_model
-    path = export_for_serving(model, args.out, version=args.version, tile_size=args.tile_size,
-                              max_image_pixels=pixels, warmup=args.warmup)
+    _check_model_path(args.model)
+    path = export_for_serving(_load(args.model), args.out, version=args.version,
+                              tile_size=args.tile_size, max_image_pixels=pixels,
+                              warmup=args.warmup)
     print(path)
     return 0
+
+
+def _export_onnx(args: argparse.Namespace) -> int:
+    from keras_unet.serving.atomic_file import refuse_existing
+    from keras_unet.serving.onnx_export import DEFAULT_OPSET, check_opset, export_onnx
+
+    if args.out.suffix != ".onnx":
+        raise ValueError(f"--out {str(args.out)!r} must end in .onnx for --format onnx.")
+    refuse_existing(args.out, overwrite=args.overwrite, option="--out")
+    opset = DEFAULT_OPSET if args.opset is None else args.opset
+    check_opset(opset)
+    _check_model_path(args.model)
+    print(export_onnx(_load(args.model), args.out, opset=opset, overwrite=args.overwrite))
+    return 0
+
+
+def _export_bioimageio(args: argparse.Namespace) -> int:
+    from keras_unet.serving.bioimageio import (DEFAULT_AUTHORS, DEFAULT_LICENSE, DEFAULT_NAME,
+                                               PackageInfo, check_package_target,
+                                               export_bioimageio)
+    from keras_unet.serving.onnx_export import DEFAULT_OPSET, check_opset
+
+    info = PackageInfo(name=args.name or DEFAULT_NAME,
+                       authors=tuple(args.authors or DEFAULT_AUTHORS),
+                       license=args.license or DEFAULT_LICENSE, description=args.description,
+                       training_config=_training_config(args.model, args.training_config))
+    info.checked()
+    opset = DEFAULT_OPSET if args.opset is None else args.opset
+    check_opset(opset)
+    check_package_target(args.out, info.name, overwrite=args.overwrite)
+    sample = _sample_image(args.sample_image)
+    _check_model_path(args.model)
+    print(export_bioimageio(_load(args.model), args.out, info, sample_image=sample,
+                            opset=opset, overwrite=args.overwrite))
+    return 0
+
+
+def _training_config(model: Path, given: Path | None) -> dict | None:
+    """The given config file, else the run's ``config.yaml`` beside ``checkpoints/``."""
+    import yaml
+
+    from keras_unet.training.run_dir import CONFIG_FILE
+
+    option = "--training-config"
+    if given is None:
+        found = model.resolve().parent.parent / CONFIG_FILE
+        if model.resolve().parent.name != "checkpoints" or not found.is_file():
+            return None
+        given, option = found, f"the run's {CONFIG_FILE}"
+    if not given.is_file():
+        raise FileNotFoundError(f"--training-config {str(given)!r} does not exist.")
+    try:
+        config = yaml.safe_load(given.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ValueError(f"{option} {str(given)!r} is not YAML: "
+                         f"{' '.join(str(error).split())}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{option} {str(given)!r} holds no mapping of settings.")
+    return config
+
+
+def _sample_image(path: Path | None):
+    if path is None:
+        return None
+    if not path.is_file():
+        raise FileNotFoundError(f"--sample-image {str(path)!r} does not exist.")
+    from keras_unet.data.readers import read_image
+
+    return read_image(path)

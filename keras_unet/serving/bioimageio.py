@@ -1,0 +1,416 @@
+"""A bioimage.io model package (format 0.5) of a U-Net, built and validated with bioimageio.spec.
+
+The zip holds ``rdf.yaml``, the weights in the two formats bioimage.io's runners execute
+(ONNX, and a TensorFlow SavedModel bundle of the bare float32 network), test input and output
+tensors (``.npy``) computed here, a cover (image | prediction), a README and the training
+config. The rdf describes what consumers (deepImageJ, ilastik, napari, QuPath, bioimageio.core)
+need to tile the unpadded network themselves: the input sizes ``min + n * step`` of
+:mod:`keras_unet.geometry`, the output size as the input size less the border the network
+crops, per-sample zero-mean unit-variance preprocessing as :mod:`keras_unet.normalization`
+does it, and the class names as output channel names. Keras v3 weights are left out: loading
+them needs keras_unet's custom layers, which the zoo's runners do not have.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import typing
+import zipfile
+from pathlib import Path
+
+import keras
+import numpy as np
+import pydantic
+import tensorflow as tf
+import tifffile
+import yaml
+from bioimageio.spec import load_model_description, save_bioimageio_package
+from bioimageio.spec.model import v0_5
+from PIL import Image
+
+from keras_unet import geometry
+from keras_unet.data.synthetic import MIN_SIZE, synthetic_cells
+from keras_unet.inference import ModelGeometry, model_geometry
+from keras_unet.normalization import MIN_STD, normalize_image
+from keras_unet.serving.atomic_file import written_atomically
+from keras_unet.serving.bare_network import (final_activation, float32_network,
+                                             write_bare_saved_model)
+from keras_unet.serving.onnx_export import DEFAULT_OPSET, check_opset, onnx_model, output_name
+
+PAPER_DOI = "10.1007/978-3-319-24574-4_28"
+PAPER = ("Ronneberger, O., Fischer, P., Brox, T. (2015). U-Net: Convolutional Networks for "
+         "Biomedical Image Segmentation. MICCAI 2015, LNCS 9351, 234-241.")
+DEFAULT_NAME = "keras_unet U-Net"
+DEFAULT_AUTHORS = ("keras_unet user",)
+DEFAULT_LICENSE = "CC-BY-4.0"
+INPUT_ID = "raw"
+TEST_OUTPUT_PIXELS = 128
+"""Output side of the test tensors (at least; the input is the next valid size)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PackageInfo:
+    """What the rdf says about the model beyond its geometry: who, under which licence, why.
+
+    Attributes:
+        name: the model's name (letters, digits, ``_+- ()``; 5 to 128 characters).
+        authors: names of the people who trained the model.
+        license: an SPDX licence identifier, such as ``CC-BY-4.0`` or ``MIT``.
+        description: one paragraph; by default generated from the geometry and classes.
+        training_config: the training configuration (``config.yaml`` of a ``unet train`` run).
+
+    Example:
+        >>> PackageInfo(license="MIT").checked().license
+        'MIT'
+    """
+
+    name: str = DEFAULT_NAME
+    authors: tuple[str, ...] = DEFAULT_AUTHORS
+    license: str = DEFAULT_LICENSE
+    description: str | None = None
+    training_config: dict | None = None
+
+    def checked(self) -> PackageInfo:
+        """Itself, after checking the name, authors and licence against the spec's own rules.
+
+        Raises:
+            ValueError: naming the option (``--name``, ``--author``, ``--license``) and the rule.
+
+        Example:
+            >>> PackageInfo(name="my/unet").checked()
+            Traceback (most recent call last):
+            ...
+            ValueError: --name 'my/unet': Value error, 'my/unet' is not restricted to ...
+        """
+        name_field = v0_5.ModelDescr.model_fields["name"]
+        name_type = typing.Annotated[(name_field.annotation, *name_field.metadata)]
+        _check("--name", self.name, name_type)
+        _check("--license", self.license, v0_5.LicenseId)
+        if not self.authors:
+            raise ValueError("--author: give at least one author name.")
+        for author in self.authors:
+            _check("--author", author, v0_5.Author, wrap=lambda value: {"name": value})
+        if self.description is not None:
+            _check("--description", self.description, typing.Annotated[
+                str, pydantic.StringConstraints(min_length=1, max_length=1024)])
+        return self
+
+
+def _check(option: str, value, annotation, wrap=lambda value: value) -> None:
+    try:
+        pydantic.TypeAdapter(annotation).validate_python(wrap(value))
+    except pydantic.ValidationError as error:
+        message = error.errors()[0]["msg"]
+        if len(message) > 160:
+            message = message[:160] + "... (see https://spdx.org/licenses/)"
+        raise ValueError(f"{option} {value!r}: {message}") from None
+
+
+def check_package_target(out: Path, name: str, *, overwrite: bool = False) -> Path:
+    """The zip path ``out/<name>.zip``; refuses a folder that already holds a package.
+
+    A package is an ``rdf.yaml`` or ``bioimageio.yaml``, or a zip holding one; with
+    ``overwrite`` only the package of the same name is replaced (others are left alone).
+
+    Raises:
+        NotADirectoryError: if ``out`` is a file.
+        FileExistsError: if ``out`` holds a package and ``overwrite`` is false.
+
+    Example:
+        >>> import tempfile
+        >>> out = Path(tempfile.mkdtemp())
+        >>> check_package_target(out, "my U-Net").name
+        'my_U-Net.zip'
+        >>> _ = (out / "rdf.yaml").write_text("type: model")
+        >>> check_package_target(out, "my U-Net")
+        Traceback (most recent call last):
+        ...
+        FileExistsError: --out '...' already holds a bioimage.io package (rdf.yaml); pass --overwrite to replace my_U-Net.zip.
+    """  # noqa: E501
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {str(out)!r} is a file; bioimage.io packages go in a "
+                                 "folder.")
+    target = out / (name.replace(" ", "_") + ".zip")
+    found = _packages_in(out)
+    if found and not overwrite:
+        raise FileExistsError(f"--out {str(out)!r} already holds a bioimage.io package "
+                              f"({', '.join(found)}); pass --overwrite to replace {target.name}.")
+    return target
+
+
+def _packages_in(folder: Path) -> list[str]:
+    if not folder.is_dir():
+        return []
+    found = [p.name for p in folder.iterdir() if p.name in ("rdf.yaml", "bioimageio.yaml")]
+    for path in sorted(folder.glob("*.zip")):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                if {"rdf.yaml", "bioimageio.yaml"} & set(archive.namelist()):
+                    found.append(path.name)
+        except zipfile.BadZipFile:
+            continue
+    return found
+
+
+def export_bioimageio(model: keras.Model, out, info: PackageInfo = PackageInfo(), *,
+                      sample_image: np.ndarray | None = None, opset: int = DEFAULT_OPSET,
+                      overwrite: bool = False) -> Path:
+    """Writes ``out/<name>.zip``, a bioimage.io model package validated by bioimageio.spec.
+
+    Args:
+        model: a U-Net from :func:`keras_unet.build_unet` (trained).
+        out: the folder to write the zip to (created if missing).
+        info: name, authors, licence, description and training config (:class:`PackageInfo`).
+        sample_image: (H, W) or (H, W, C) image for the test tensors and the cover; by default
+            a synthetic cell image. Cropped to the next valid size above 128 px of output.
+        opset: ONNX opset of the ONNX weights.
+        overwrite: replace a package of the same name.
+
+    Returns:
+        The path of the zip.
+
+    Raises:
+        ValueError: if the model is not a U-Net of this package, for a bad option, or if
+            bioimageio.spec finds an error in the description (nothing is written then).
+        FileExistsError: if ``out`` already holds a package and ``overwrite`` is false.
+
+    Example:
+        >>> from keras_unet import build_unet
+        >>> model = build_unet((None, None, 1), 2, filters=4, depth=2)
+        >>> path = export_bioimageio(model, tempfile.mkdtemp(), PackageInfo(name="tiny U-Net"))
+        >>> path.name, "rdf.yaml" in zipfile.ZipFile(path).namelist()
+        ('tiny_U-Net.zip', True)
+    """
+    info = info.checked()
+    check_opset(opset)
+    out = Path(out)
+    target = check_package_target(out, info.name, overwrite=overwrite)
+    geom = model_geometry(model)
+    image = _test_image(geom, sample_image)
+    with tempfile.TemporaryDirectory(prefix="keras-unet-bioimageio-") as staging:
+        staging = Path(staging)
+        description = _describe(model, geom, info, image, opset, staging)
+        out.mkdir(parents=True, exist_ok=True)
+        with written_atomically(target, overwrite=overwrite, option="--out") as temporary:
+            save_bioimageio_package(description, output_path=temporary)
+            validate_package(temporary)
+    return target
+
+
+def validate_package(path: Path) -> list[str]:
+    """Validates a package with bioimageio.spec (with file checks); returns the warnings.
+
+    Raises:
+        ValueError: listing the errors, if the package does not pass.
+
+    Example:
+        >>> validate_package(Path("no-such-package.zip"))
+        Traceback (most recent call last):
+        ...
+        ValueError: bioimage.io package 'no-such-package.zip' is invalid: ...
+    """
+    description = load_model_description(path, perform_io_checks=True) if Path(
+        path).is_file() else None
+    if description is None or description.validation_summary.status == "failed":
+        errors = ("file not found" if description is None else "; ".join(
+            f"{'.'.join(map(str, e.loc))}: {e.msg}"
+            for e in description.validation_summary.errors))
+        raise ValueError(f"bioimage.io package {str(path)!r} is invalid: {errors}")
+    return [f"{'.'.join(map(str, w.loc))}: {w.msg}"
+            for w in description.validation_summary.warnings]
+
+
+def _test_image(geom: ModelGeometry, sample_image: np.ndarray | None) -> np.ndarray:
+    """A raw (H, W, C) float32 image of a valid input size: the sample's centre, or cells."""
+    height, width = (fixed or geometry.valid_input_size(TEST_OUTPUT_PIXELS, geom.depth,
+                                                        geom.padding)
+                     for fixed in geom.input_size)
+    if sample_image is None:
+        cells = synthetic_cells(1, size=max(height, width, MIN_SIZE))[0].image
+        sample_image = np.repeat(cells[..., None], geom.channels, axis=-1)
+    image = np.asarray(sample_image)
+    image = image[..., None] if image.ndim == 2 else image
+    if image.ndim != 3 or image.shape[-1] != geom.channels:
+        raise ValueError(f"--sample-image has shape {image.shape}; the model takes "
+                         f"{geom.channels}-channel (H, W[, C]) images.")
+    if image.shape[0] < height or image.shape[1] < width:
+        raise ValueError(f"--sample-image is {image.shape[0]}x{image.shape[1]} px; the test "
+                         f"tensors need at least {height}x{width}.")
+    top, left = (image.shape[0] - height) // 2, (image.shape[1] - width) // 2
+    return image[top:top + height, left:left + width].astype(np.float32)
+
+
+def _size_rule(geom: ModelGeometry, fixed: int | None) -> int | v0_5.ParameterizedSize:
+    """The input sizes the network takes: fixed, or ``min + n * step`` from the geometry."""
+    if fixed is not None:
+        return fixed
+    smallest = geometry.valid_input_size(1, geom.depth, geom.padding)
+    following = geometry.valid_input_size(
+        geometry.output_size(smallest, geom.depth, geom.padding) + 1, geom.depth, geom.padding)
+    return v0_5.ParameterizedSize(min=smallest, step=following - smallest)
+
+
+def _describe(model: keras.Model, geom: ModelGeometry, info: PackageInfo, image: np.ndarray,
+              opset: int, staging: Path) -> v0_5.ModelDescr:
+    """Writes every file of the package into ``staging`` and returns the description."""
+    network = float32_network(model)
+    scores = network(normalize_image(image[None]), training=False)
+    activation = final_activation(model)
+    probabilities = np.asarray(tf.nn.softmax(scores, -1) if activation is None else scores,
+                               np.float32)
+    np.save(staging / "test_input.npy", image[None])
+    np.save(staging / "test_output.npy", probabilities)
+    tifffile.imwrite(staging / "sample_input.tif", image[..., 0] if geom.channels == 1 else image,
+                     photometric="minisblack")
+    tifffile.imwrite(staging / "sample_output.tif", probabilities[0], photometric="minisblack")
+    _write_cover(image, probabilities[0], geom.border, staging / "cover.png")
+    tensor_name = output_name(model)
+    (staging / "model.onnx").write_bytes(onnx_model(model, opset).SerializeToString())
+    write_bare_saved_model(model, staging / "saved_model", tensor_name)
+    _zip_folder(staging / "saved_model", staging / "tf_saved_model_bundle.zip")
+    (staging / "training_config.yaml").write_text(
+        yaml.safe_dump(info.training_config or {}, sort_keys=False))
+    (staging / "README.md").write_text(_readme(geom, info, activation))
+    weights = v0_5.WeightsDescr(
+        tensorflow_saved_model_bundle=v0_5.TensorflowSavedModelBundleWeightsDescr(
+            source=staging / "tf_saved_model_bundle.zip",
+            tensorflow_version=v0_5.Version(tf.__version__),
+            comment="The bare float32 network (endpoint 'serve'), exported with Keras "
+                    f"{keras.__version__} from the trained .keras model."),
+        onnx=v0_5.OnnxWeightsDescr(
+            source=staging / "model.onnx", opset_version=opset,
+            parent="tensorflow_saved_model_bundle",
+            comment="Converted with tf2onnx from the same float32 network."),
+    )
+    try:
+        return v0_5.ModelDescr(
+            name=info.name,
+            description=info.description or _description(geom, activation),
+            authors=[v0_5.Author(name=author) for author in info.authors],
+            cite=[v0_5.CiteEntry(text=PAPER, doi=v0_5.Doi(PAPER_DOI))],
+            license=v0_5.LicenseId(info.license),
+            documentation=v0_5.FileDescr(source=staging / "README.md"),
+            covers=[v0_5.FileDescr(source=staging / "cover.png")],
+            attachments=[v0_5.FileDescr(source=staging / "training_config.yaml")],
+            tags=["unet", "segmentation", "2d", "keras_unet", "tensorflow", "onnx"],
+            inputs=[_input_tensor(geom, staging)],
+            outputs=[_output_tensor(geom, tensor_name, activation, staging)],
+            weights=weights,
+            config={"keras_unet": {"geometry": geom.to_json(),
+                                   "training": info.training_config or {}}},
+        )
+    except pydantic.ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                             for e in error.errors())
+        raise ValueError(f"the bioimage.io description is invalid: {problems}") from None
+
+
+def _input_tensor(geom: ModelGeometry, staging: Path) -> v0_5.InputTensorDescr:
+    height, width = (_size_rule(geom, fixed) for fixed in geom.input_size)
+    # normalize_image standardises over height, width and channels of each image
+    axes = ["y", "x"] if geom.channels == 1 else ["y", "x", "channel"]
+    return v0_5.InputTensorDescr(
+        id=v0_5.TensorId(INPUT_ID),
+        description="raw image; the rdf's preprocessing standardises it per image",
+        axes=[v0_5.BatchAxis(),
+              v0_5.SpaceInputAxis(id=v0_5.AxisId("y"), size=height),
+              v0_5.SpaceInputAxis(id=v0_5.AxisId("x"), size=width),
+              v0_5.ChannelAxis(channel_names=[v0_5.Identifier(f"channel{i}")
+                                              for i in range(geom.channels)])],
+        test_tensor=v0_5.FileDescr(source=staging / "test_input.npy"),
+        sample_tensor=v0_5.FileDescr(source=staging / "sample_input.tif"),
+        data=v0_5.IntervalOrRatioDataDescr(type="float32"),
+        preprocessing=[v0_5.ZeroMeanUnitVarianceDescr(kwargs=v0_5.ZeroMeanUnitVarianceKwargs(
+            axes=[v0_5.AxisId(axis) for axis in axes], eps=MIN_STD))],
+    )
+
+
+def _output_tensor(geom: ModelGeometry, name: str, activation: str | None,
+                   staging: Path) -> v0_5.OutputTensorDescr:
+    def cropped(axis: str) -> v0_5.SizeReference:  # the network crops its border itself
+        return v0_5.SizeReference(tensor_id=v0_5.TensorId(INPUT_ID), axis_id=v0_5.AxisId(axis),
+                                  offset=-2 * geom.border)
+
+    return v0_5.OutputTensorDescr(
+        id=v0_5.TensorId(name),
+        description="class probabilities of the centre of the input (border cropped)",
+        axes=[v0_5.BatchAxis(),
+              v0_5.SpaceOutputAxis(id=v0_5.AxisId("y"), size=cropped("y")),
+              v0_5.SpaceOutputAxis(id=v0_5.AxisId("x"), size=cropped("x")),
+              v0_5.ChannelAxis(channel_names=[v0_5.Identifier(class_name)
+                                              for class_name in geom.class_names])],
+        test_tensor=v0_5.FileDescr(source=staging / "test_output.npy"),
+        sample_tensor=v0_5.FileDescr(source=staging / "sample_output.tif"),
+        data=v0_5.IntervalOrRatioDataDescr(type="float32", range=(0.0, 1.0)),
+        postprocessing=[] if activation == "softmax" else [
+            v0_5.SoftmaxDescr(kwargs=v0_5.SoftmaxKwargs(axis=v0_5.AxisId("channel")))],
+    )
+
+
+def _classes(geom: ModelGeometry) -> str:
+    return ", ".join(f"{index} {name}" for index, name in enumerate(geom.class_names))
+
+
+def _description(geom: ModelGeometry, activation: str | None) -> str:
+    return (f"U-Net (Ronneberger et al. 2015) for 2D segmentation, trained with keras_unet: "
+            f"depth {geom.depth}, {geom.filters} filters, {geom.padding} padding (the output is "
+            f"{2 * geom.border} px smaller than the input), {geom.channels}-channel input. "
+            f"Output channels (classes): {_classes(geom)}"
+            f"{'' if activation == 'softmax' else ' (softmax applied as postprocessing)'}.")
+
+
+def _readme(geom: ModelGeometry, info: PackageInfo, activation: str | None) -> str:
+    size = _size_rule(geom, geom.input_size[0])
+    sizes = (f"{size.min} + n * {size.step} px" if isinstance(size, v0_5.ParameterizedSize)
+             else f"{size} px")
+    return f"""# {info.name}
+
+{_description(geom, activation)}
+
+Exported by keras_unet. Cite Ronneberger, Fischer and Brox (2015), doi:{PAPER_DOI}.
+
+## Input and output
+
+* Input `{INPUT_ID}`: `b,y,x,c` float32, height and width {sizes}; standardised per image to
+  zero mean and unit variance over y, x{'' if geom.channels == 1 else ' and channels'}
+  (epsilon {MIN_STD}), as keras_unet does in training.
+* Output: `b,y,x,c` float32 class probabilities of the input's centre: {2 * geom.border} px
+  smaller per axis ({geom.border} px of context lost on each side). Tile with that overlap.
+* Classes: {_classes(geom)}.
+
+## Weights
+
+* `tensorflow_saved_model_bundle`: the bare float32 network, TensorFlow {tf.__version__}.
+* `onnx`: the same network converted with tf2onnx.
+
+Keras v3 weights are not included: they need keras_unet's custom layers to load.
+
+## Training
+
+The training configuration is attached as `training_config.yaml` (empty if unknown).
+
+## Validation
+
+The test tensors were computed by keras_unet from the packaged image; bioimageio.core's
+`bioimageio test` reproduces them with each weight format. Validate the model on labelled
+images of your own with `unet evaluate` (object F1, AP, SEG, Rand error) before relying on it.
+"""
+
+
+def _write_cover(image: np.ndarray, probabilities: np.ndarray, border: int, path: Path) -> None:
+    """image | prediction, side by side over the output area, 2:1 as the zoo asks."""
+    height, width = probabilities.shape[:2]
+    crop = image[border:border + height, border:border + width].mean(axis=-1)
+    low, high = np.percentile(crop, (1, 99))
+    shown = np.clip((crop - low) / max(high - low, 1e-6), 0, 1)
+    foreground = 1.0 - probabilities[..., 0]
+    panel = np.concatenate([shown, foreground], axis=1)
+    Image.fromarray((panel * 255).astype(np.uint8)).save(path)
+
+
+def _zip_folder(folder: Path, archive: Path) -> None:
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for path in sorted(folder.rglob("*")):
+            bundle.write(path, path.relative_to(folder))

@@ -1,0 +1,125 @@
+"""``unet export --format onnx|bioimageio``: end to end from a .keras file, and every refusal.
+
+Refusals happen before the model is loaded, exit 2 with one line, and leave the output as it was.
+"""
+
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+import yaml
+
+from keras_unet import build_unet
+from keras_unet.cli import main
+from keras_unet.serving.onnx_network import OnnxNetwork
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A run folder as ``unet train`` leaves it: config.yaml and checkpoints/best.keras."""
+    folder = tmp_path_factory.mktemp("run")
+    (folder / "checkpoints").mkdir()
+    model = build_unet((None, None, 1), 2, filters=4, depth=2)
+    model.save(folder / "checkpoints" / "best.keras")
+    (folder / "config.yaml").write_text(yaml.safe_dump({"depth": 2, "filters": 4}))
+    return folder, model
+
+
+def test_onnx_export_writes_the_file_and_prints_its_path(run_dir, tmp_path, capsys):
+    folder, model = run_dir
+    out = tmp_path / "models" / "unet.onnx"
+    assert main(["export", "--format", "onnx", "--model", str(folder / "checkpoints" /
+                                                             "best.keras"),
+                 "--out", str(out), "--opset", "12"]) == 0  # the lowest
+    assert capsys.readouterr().out.strip() == str(out)
+    tiles = np.random.default_rng(0).normal(size=(1, 60, 60, 1)).astype("float32")
+    np.testing.assert_allclose(OnnxNetwork.from_file(out).predict_tiles(tiles),
+                               model(tiles).numpy(), atol=1e-4)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["unet.onnx"]
+
+
+def test_bioimageio_export_passes_the_options_and_the_runs_config(run_dir, tmp_path, capsys,
+                                                                  monkeypatch):
+    """The CLI's part only: the package itself is tested in test_bioimageio.py."""
+    from keras_unet.serving import bioimageio
+
+    folder, model = run_dir
+    calls = []
+
+    def export(keras_model, out, info, **options):
+        calls.append((keras_model, out, info, options))
+        return out / "written.zip"
+
+    monkeypatch.setattr(bioimageio, "export_bioimageio", export)
+    assert main(["export", "--format", "bioimageio", "--model",
+                 str(folder / "checkpoints" / "best.keras"), "--out", str(tmp_path / "zoo"),
+                 "--name", "cells U-Net (demo)", "--author", "A. Tester", "--author", "B. Tester",
+                 "--license", "CC0-1.0", "--opset", "15", "--overwrite"]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "zoo" / "written.zip")
+    (keras_model, out, info, options), = calls
+    assert keras_model.get_weights()[0].tobytes() == model.get_weights()[0].tobytes()
+    assert out == tmp_path / "zoo"
+    assert (info.name, info.authors, info.license) == (
+        "cells U-Net (demo)", ("A. Tester", "B. Tester"), "CC0-1.0")
+    assert info.training_config == {"depth": 2, "filters": 4}  # found beside checkpoints/
+    assert options == {"sample_image": None, "opset": 15, "overwrite": True}
+
+
+def _package_folder(tmp_path):
+    folder = tmp_path / "zoo"
+    folder.mkdir()
+    with zipfile.ZipFile(folder / "old.zip", "w") as archive:
+        archive.writestr("rdf.yaml", "type: model\n")
+    return folder
+
+
+REFUSALS = [  # (options after --model, what the one-line error says)
+    (["--format", "onnx", "--out", "{tmp}/unet.zip"], "must end in .onnx"),
+    (["--format", "onnx", "--out", "{tmp}/exists.onnx"], "already exists; pass --overwrite"),
+    (["--format", "onnx", "--out", "{tmp}/u.onnx", "--opset", "99"], "--opset 99 cannot be"),
+    (["--format", "onnx", "--out", "{tmp}/u.onnx", "--version", "2"],
+     "--version does not apply to --format onnx"),
+    (["--format", "onnx", "--out", "{tmp}/u.onnx", "--name", "abcde"],
+     "--name does not apply to --format onnx"),
+    (["--out", "{tmp}/base", "--opset", "13"], "--opset does not apply to --format savedmodel"),
+    (["--out", "{tmp}/base", "--overwrite"], "--overwrite does not apply to --format savedmodel"),
+    (["--format", "bioimageio", "--out", "{tmp}/zoo"], "already holds a bioimage.io package"),
+    (["--format", "bioimageio", "--out", "{tmp}/new", "--name", "bad/name"], "--name 'bad/name'"),
+    (["--format", "bioimageio", "--out", "{tmp}/new", "--license", "MITT"], "--license 'MITT'"),
+    (["--format", "bioimageio", "--out", "{tmp}/new", "--training-config", "{tmp}/none.yaml"],
+     "--training-config '"),
+    (["--format", "bioimageio", "--out", "{tmp}/new", "--sample-image", "{tmp}/none.png"],
+     "--sample-image '"),
+    (["--format", "bioimageio", "--out", "{tmp}/new", "--no-warmup"],
+     "--no-warmup does not apply"),
+]
+
+
+def test_bad_input_is_refused_in_one_line_before_loading(tmp_path, capsys):
+    """One test for all refusals (each is instant; a test each would cost a Keras reset)."""
+    model = tmp_path / "not-loaded.keras"
+    model.write_text("never read: every refusal comes first")
+    _package_folder(tmp_path)
+    (tmp_path / "exists.onnx").write_bytes(b"old")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    for extra, match in REFUSALS:
+        args = ["export", "--model", str(model)] + [a.format(tmp=tmp_path) for a in extra]
+        assert main(args) == 2, extra
+        err = capsys.readouterr().err
+        assert err.startswith("unet export: error:") and match in err, (extra, err)
+        assert len(err.splitlines()) == 1, err
+        assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before, extra
+    assert (tmp_path / "exists.onnx").read_bytes() == b"old"
+
+
+@pytest.mark.parametrize("export_format, out", [("onnx", "dense.onnx"), ("bioimageio", "zoo")])
+def test_a_model_that_is_not_a_unet_is_refused_and_nothing_written(tmp_path, capsys,
+                                                                    export_format, out):
+    dense = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Dense(2)])
+    dense.save(tmp_path / "dense.keras")
+    assert main(["export", "--format", export_format, "--model", str(tmp_path / "dense.keras"),
+                 "--out", str(tmp_path / out)]) == 2
+    err = capsys.readouterr().err
+    assert "no MaxPooling2D layer" in err and len(err.splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dense.keras"]
