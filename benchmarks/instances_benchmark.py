@@ -82,7 +82,7 @@ def load_split(name: str):
     root = SHARED / folder
     if not root.is_dir():
         return None
-    samples = {Path(s.path).stem: s for s in load_samples(root)}
+    samples = {Path(s.path).stem: s for s in load_samples(root, "instances")}
     return ([samples[i] for i in train_ids], [samples[i] for i in test_ids],
             symlink_folder(root, train_ids))
 
@@ -158,6 +158,8 @@ def ours_config(name: str, data: Path | None, run_dir: Path, args) -> dict:
             config[key] = getattr(args, key)
     if name == "synthetic":
         config["synthetic_images"] = SYNTHETIC_TRAIN
+    else:
+        config["labels"] = "instances"  # instance-id masks must say so
     return config
 
 

@@ -15,7 +15,10 @@ Per pair of label images (0 background, 1..N objects):
   (:func:`matching_dataset` pools it over many images),
 
 plus :func:`evaluate_model`, which predicts a list of samples and tabulates all of them, per
-image and for the dataset. Every measure takes the ground truth first and the prediction
+image and for the dataset, and :func:`evaluate_classes`, the per-class IoU and Dice of semantic
+class masks. Unlabelled pixels of the ground truth (-1, partial annotations) are left out of
+every measure: the pixel measures skip them, and the object measures see neither the truth nor
+the prediction there. Every measure takes the ground truth first and the prediction
 second, as StarDist, scikit-image and Keras do (before version 0.2 the pixel, Rand, warping and
 SEG measures took the prediction first; pass both by keyword to be independent of the order).
 Instance label images are what
@@ -39,6 +42,7 @@ import scipy.ndimage
 import scipy.optimize
 import skimage.metrics
 
+from keras_unet.class_layout import UNLABELLED, default_class_names
 from keras_unet.inference import predict_tiled
 from keras_unet.instances import instance_labels
 
@@ -89,6 +93,10 @@ def _check_thresholds(thresholds, interval: str) -> tuple[tuple[float, ...], boo
 
 
 def _class_counts(ground_truth, prediction, num_classes: int):
+    ground_truth, prediction = np.asarray(ground_truth), np.asarray(prediction)
+    if ground_truth.shape == prediction.shape and (ground_truth == UNLABELLED).any():
+        labelled = ground_truth != UNLABELLED  # partial annotations: score labelled pixels
+        ground_truth, prediction = ground_truth[labelled][None], prediction[labelled][None]
     ground_truth, prediction = _check_pair(ground_truth, prediction)
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}.")
@@ -111,6 +119,7 @@ def pixel_iou(ground_truth, prediction, num_classes: int = 2) -> np.ndarray:
     """Intersection over union of every class, ``|P ∩ G| / |P ∪ G|`` (NaN for absent classes).
 
     With ``num_classes=2`` the inputs may be instance labels: every non-zero label is class 1.
+    Unlabelled ground-truth pixels (-1) are left out.
 
     Example:
         >>> pixel_iou(np.array([[0, 0, 2, 2]]), np.array([[0, 1, 1, 1]])).tolist()
@@ -765,6 +774,7 @@ class EvaluationReport:
         dataset: the measures of the dataset, pooled over its images as :data:`POOLING` says
             (:func:`evaluate_samples` fills it in); when not given, the mean over the images.
             :attr:`mean` is the plain mean over the images.
+        pooling: how the dataset row pools the images, printed below the table.
 
     Example:
         >>> rows = [{"image": name, **dict.fromkeys(METRICS, value)}
@@ -775,6 +785,7 @@ class EvaluationReport:
 
     rows: list[dict]
     dataset: dict | None = None
+    pooling: str = POOLING
 
     def __post_init__(self) -> None:
         if self.dataset is None:
@@ -812,7 +823,7 @@ class EvaluationReport:
         for name, row in zip(names, self.rows + [self.mean, self.dataset]):
             cells = [_format(row[n]).rjust(w) for n, w in zip(self.columns, widths)]
             lines.append(" ".join([name.ljust(width)] + cells))
-        return "\n".join(lines + textwrap.wrap(POOLING, 100))
+        return "\n".join(lines + textwrap.wrap(self.pooling, 100))
 
     def save(self, folder: str | os.PathLike, *, overwrite: bool = False) -> tuple[str, str]:
         """Writes ``evaluation.csv`` (rows, mean, dataset) and ``evaluation.json`` into ``folder``.
@@ -840,7 +851,7 @@ class EvaluationReport:
             writer.writerows(self.rows + [{"image": "mean", **self.mean},
                                           {"image": "dataset", **self.dataset}])
         document = {"images": self.rows, "dataset": self.dataset, "mean": self.mean,
-                    "pooling": POOLING}
+                    "pooling": self.pooling}
         document = {key: [{k: _json_value(v) for k, v in row.items()} for row in value]
                     if isinstance(value, list) else
                     {k: _json_value(v) for k, v in value.items()} if isinstance(value, dict)
@@ -864,6 +875,11 @@ def _evaluate(samples: Sequence, predict: Callable) -> EvaluationReport:
         if cell_probability is not None and cell_probability.shape != truth.shape:
             raise ValueError(f"probabilities of {sample.path!r} are {cell_probability.shape} "
                              f"pixels, but its labels have shape {truth.shape}.")
+        unlabelled = truth == UNLABELLED
+        if unlabelled.any():  # partial annotations: objects only where the truth is known
+            truth, labels = np.where(unlabelled, 0, truth), np.where(unlabelled, 0, labels)
+            if cell_probability is not None:
+                cell_probability = np.where(unlabelled, 0.0, cell_probability)
         scores.append(_score(truth, labels, cell_probability))
         rows.append({"image": str(sample.path), **scores[-1].row})
     return EvaluationReport(rows, _pooled_row(rows, scores))
@@ -951,3 +967,65 @@ def evaluate_model(model, samples: Sequence, *, tile_size=None, batch_size: int 
     return evaluate_probabilities(
         lambda image: predict_tiled(model, image, tile_size=tile_size, batch_size=batch_size,
                                     tta=tta), samples)
+
+
+CLASS_POOLING = ("mean row: every column averaged over the images, NaN (a class absent from "
+                 "both truth and prediction) left out. dataset row: IoU and Dice from the pixel "
+                 "counts summed over the images. mean_iou, mean_dice: the mean over the classes "
+                 "other than background (class 0); unlabelled pixels are left out.")
+"""How the summary rows of :func:`evaluate_classes` pool the images."""
+
+
+def _class_columns(intersection: np.ndarray, predicted: np.ndarray, true: np.ndarray,
+                   names: Sequence[str]) -> dict:
+    iou = _ratio(intersection, predicted + true - intersection)
+    dice = _ratio(2 * intersection, predicted + true)
+    row = {f"iou_{name}": float(value) for name, value in zip(names, iou)}
+    row.update({f"dice_{name}": float(value) for name, value in zip(names, dice)})
+    row["mean_iou"], row["mean_dice"] = _mean(iou[1:].tolist()), _mean(dice[1:].tolist())
+    return row
+
+
+def evaluate_classes(predict_probabilities: Callable[[np.ndarray], np.ndarray],
+                     samples: Sequence, class_names: Sequence[str] | None = None
+                     ) -> EvaluationReport:
+    """Per-class pixel IoU and Dice of semantic class masks, per image and for the dataset.
+
+    The prediction is the argmax class; columns are ``iou_<name>`` and ``dice_<name>`` of
+    every class, then ``mean_iou`` and ``mean_dice`` over the classes but background. The
+    dataset row pools the pixel counts of all images (:data:`CLASS_POOLING`).
+
+    Args:
+        predict_probabilities: maps an image to (H, W, K) probabilities.
+        samples: samples whose labels are class indices 0..K-1 (-1 unlabelled).
+        class_names: K names (default: :func:`keras_unet.class_layout.default_class_names`).
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> truth = np.array([[0, 1, 2, 2, -1]])
+        >>> sample = SimpleNamespace(image=np.array([[0, 1, 2, 1, 0]]), labels=truth, path="a")
+        >>> report = evaluate_classes(lambda image: np.eye(3)[image], [sample], "bg a b".split())
+        >>> report.rows[0]["iou_b"], report.rows[0]["dice_b"], report.dataset["mean_iou"]
+        (0.5, 0.6666666666666666, 0.5)
+    """
+    if not samples:
+        raise ValueError("no samples to evaluate.")
+    rows, totals = [], None
+    for sample in samples:
+        probabilities = np.asarray(predict_probabilities(sample.image))
+        truth = np.asarray(sample.labels)
+        if probabilities.shape[:2] != truth.shape or probabilities.ndim != 3:
+            raise ValueError(f"probabilities of {sample.path!r} have shape "
+                             f"{probabilities.shape}, but its labels have shape {truth.shape}.")
+        num_classes = probabilities.shape[-1]
+        names = tuple(class_names or default_class_names(num_classes, "semantic"))
+        if len(names) != num_classes:
+            raise ValueError(f"class_names gives {len(names)} names but the model has "
+                             f"{num_classes} classes.")
+        if truth.max(initial=0) >= num_classes:
+            raise ValueError(f"{sample.path}: holds class id {truth.max()} but the model has "
+                             f"{num_classes} classes.")
+        counts = np.stack(_class_counts(truth, probabilities.argmax(-1), num_classes))
+        totals = counts if totals is None else totals + counts
+        rows.append({"image": str(sample.path), **_class_columns(*counts, names)})
+    return EvaluationReport(rows, _class_columns(*totals, names), CLASS_POOLING)

@@ -6,6 +6,11 @@ Labels and pixel weight maps larger than the prediction, as a valid-padding mode
 centre-cropped to it. The functions compute in the dtype of the prediction; the loss classes, like
 Keras's, in their ``dtype`` (float32 by default, whatever the mixed-precision policy), give one
 value per image and reduce those with their Keras ``reduction``.
+
+Unlabelled pixels (partial annotations) never reach a loss: negative labels
+(:data:`keras_unet.class_layout.UNLABELLED`, what :func:`keras_unet.data.make_dataset` gives
+them) and, optionally, an ``ignore_class`` value contribute exactly 0 whatever is predicted there,
+and the Dice terms leave them out of both the prediction and the truth.
 """
 
 from __future__ import annotations
@@ -31,20 +36,26 @@ def _scores(y_pred):
     return y_pred
 
 
-def _sparse_labels(y_true, y_pred):
-    """Crops labels to the prediction and drops a trailing channel axis of size 1."""
+def _sparse_labels(y_true, y_pred, ignore_class=None):
+    """``(labels, labelled)``: labels cropped to the prediction (a trailing channel axis of size 1
+    dropped) with unlabelled pixels set to class 0, and the bool mask of the labelled ones."""
     y_true = crop_to_match(y_true, y_pred)
     if len(y_true.shape) == 4:
         y_true = ops.squeeze(y_true, axis=-1)
-    return ops.cast(y_true, "int32")
+    labels = ops.cast(y_true, "int32")
+    labelled = ops.greater_equal(labels, 0)
+    if ignore_class is not None:
+        labelled = ops.logical_and(labelled, ops.not_equal(labels, int(ignore_class)))
+    return ops.where(labelled, labels, 0), labelled
 
 
 def weighted_crossentropy(y_true, y_pred, class_weights=None, from_logits=False,
-                          pixel_weights=None):
+                          pixel_weights=None, ignore_class=None):
     """Pixel-wise soft-max cross-entropy, optionally weighted per class and per pixel.
 
     ``loss(x) = w(x) * class_weights[l(x)] * -log p_{l(x)}(x)`` for each pixel ``x`` with label
-    ``l(x)`` and weight map ``w`` (the paper's, see :func:`keras_unet.weight_map`).
+    ``l(x)`` and weight map ``w`` (the paper's, see :func:`keras_unet.weight_map`); 0 at
+    unlabelled pixels (a negative label or ``ignore_class``).
 
     Args:
         y_true: integer labels ``(B, H, W)`` or ``(B, H, W, 1)``, at least as large as ``y_pred``.
@@ -52,6 +63,7 @@ def weighted_crossentropy(y_true, y_pred, class_weights=None, from_logits=False,
         class_weights: optional sequence of ``K`` per-class factors.
         from_logits: whether ``y_pred`` holds logits.
         pixel_weights: optional weight map ``(B, H, W)`` or ``(B, H, W, 1)``, centre-cropped.
+        ignore_class: optional label value of unlabelled pixels (negative labels always are).
 
     Returns:
         per-pixel losses ``(B, H', W')``.
@@ -64,10 +76,13 @@ def weighted_crossentropy(y_true, y_pred, class_weights=None, from_logits=False,
         >>> w = np.array([[[1.0, 2.0]]], "float32")
         >>> np.round(weighted_crossentropy(np.array([[[0, 1]]]), p, pixel_weights=w), 4).tolist()
         [[[0.1054, 0.4463]]]
+        >>> weighted_crossentropy(np.array([[[-1, 7]]]), p, ignore_class=7).numpy().tolist()
+        [[[0.0, 0.0]]]
     """
     y_pred = _scores(y_pred)
-    labels = _sparse_labels(y_true, y_pred)
+    labels, labelled = _sparse_labels(y_true, y_pred, ignore_class)
     losses = keras.losses.sparse_categorical_crossentropy(labels, y_pred, from_logits=from_logits)
+    losses = ops.where(labelled, losses, ops.zeros_like(losses))
     if class_weights is not None:
         losses = losses * ops.take(ops.convert_to_tensor(class_weights, losses.dtype), labels)
     if pixel_weights is not None:
@@ -78,7 +93,8 @@ def weighted_crossentropy(y_true, y_pred, class_weights=None, from_logits=False,
     return losses
 
 
-def soft_dice(y_true, y_pred, class_ids=None, from_logits=False, smooth=1.0):
+def soft_dice(y_true, y_pred, class_ids=None, from_logits=False, smooth=1.0,
+              ignore_class=None):
     """Smoothed soft Dice loss per image, ``1 - (2|X∩Y| + s) / (|X| + |Y| + s)``, class-averaged.
 
     The smoothing ``s`` in numerator and denominator (Milletari et al. 2016 style, ``s = 1``) makes
@@ -93,6 +109,8 @@ def soft_dice(y_true, y_pred, class_ids=None, from_logits=False, smooth=1.0):
         class_ids: classes to average over (default: all).
         from_logits: whether ``y_pred`` holds logits (softmax is applied).
         smooth: the smoothing ``s`` (> 0).
+        ignore_class: optional label value of unlabelled pixels (negative labels always are);
+            they count in neither ``X`` nor ``Y``.
 
     Returns:
         losses ``(B,)``.
@@ -109,7 +127,10 @@ def soft_dice(y_true, y_pred, class_ids=None, from_logits=False, smooth=1.0):
     y_pred = _scores(y_pred)
     if from_logits:
         y_pred = ops.softmax(y_pred, axis=-1)
-    labels = ops.one_hot(_sparse_labels(y_true, y_pred), y_pred.shape[-1], dtype=y_pred.dtype)
+    labels, labelled = _sparse_labels(y_true, y_pred, ignore_class)
+    labelled = ops.expand_dims(ops.cast(labelled, y_pred.dtype), -1)
+    labels = ops.one_hot(labels, y_pred.shape[-1], dtype=y_pred.dtype) * labelled
+    y_pred = y_pred * labelled
     intersection = ops.sum(labels * y_pred, axis=(1, 2))
     total = ops.sum(labels, axis=(1, 2)) + ops.sum(y_pred, axis=(1, 2))
     per_class = 1.0 - (2.0 * intersection + smooth) / (total + smooth)
@@ -120,14 +141,15 @@ def soft_dice(y_true, y_pred, class_ids=None, from_logits=False, smooth=1.0):
 
 def crossentropy_dice(y_true, y_pred, crossentropy_weight=1.0, dice_weight=1.0,
                       class_weights=None, dice_class_ids=None, from_logits=False,
-                      dice_smooth=1.0, pixel_weights=None):
+                      dice_smooth=1.0, pixel_weights=None, ignore_class=None):
     """Per image: ``crossentropy_weight * mean weighted cross-entropy + dice_weight * Dice``.
 
     The cross-entropy term is :func:`weighted_crossentropy` averaged over the image's pixels (the
     weight map weights it); the Dice term is :func:`soft_dice`, which no weight map touches.
 
     Args:
-        y_true, y_pred, class_weights, from_logits, pixel_weights: as :func:`weighted_crossentropy`.
+        y_true, y_pred, class_weights, from_logits, pixel_weights, ignore_class: as
+            :func:`weighted_crossentropy`.
         crossentropy_weight, dice_weight: factors of the two terms.
         dice_class_ids, dice_smooth: ``class_ids`` and ``smooth`` of :func:`soft_dice`.
 
@@ -140,8 +162,9 @@ def crossentropy_dice(y_true, y_pred, crossentropy_weight=1.0, dice_weight=1.0,
         >>> crossentropy_dice(np.array([[[0, 1]]]), p).numpy().round(4).tolist()  # ln 2 + 1/3
         [1.0265]
     """
-    crossentropy = weighted_crossentropy(y_true, y_pred, class_weights, from_logits, pixel_weights)
-    dice = soft_dice(y_true, y_pred, dice_class_ids, from_logits, dice_smooth)
+    crossentropy = weighted_crossentropy(y_true, y_pred, class_weights, from_logits, pixel_weights,
+                                         ignore_class)
+    dice = soft_dice(y_true, y_pred, dice_class_ids, from_logits, dice_smooth, ignore_class)
     return crossentropy_weight * ops.mean(crossentropy, axis=(1, 2)) + dice_weight * dice
 
 
@@ -199,6 +222,7 @@ class WeightedCrossentropy(_SegmentationLoss):
             ``"sum"``; ``"mean_with_sample_weight"``; ``None`` or ``"none"``: the ``(B,)`` values).
         name: loss name.
         dtype: dtype the loss computes in (default: ``keras.backend.floatx()``, float32).
+        ignore_class: optional label value of unlabelled pixels (negative labels always are).
 
     Example:
         >>> import numpy as np
@@ -217,11 +241,13 @@ class WeightedCrossentropy(_SegmentationLoss):
         reduction: str | None = "sum_over_batch_size",
         name: str = "weighted_crossentropy",
         dtype: str | None = None,
+        ignore_class: int | None = None,
     ):
         super().__init__(
             name, reduction, dtype,
             class_weights=None if class_weights is None else [float(w) for w in class_weights],
             from_logits=bool(from_logits),
+            ignore_class=None if ignore_class is None else int(ignore_class),
         )
 
     def call(self, y_true, y_pred):
@@ -246,6 +272,7 @@ class DiceLoss(_SegmentationLoss):
         reduction: Keras reduction of the per-image values (see :class:`WeightedCrossentropy`).
         name: loss name.
         dtype: dtype the loss computes in (default: ``keras.backend.floatx()``, float32).
+        ignore_class: optional label value of unlabelled pixels (negative labels always are).
 
     Example:
         >>> import numpy as np
@@ -262,12 +289,14 @@ class DiceLoss(_SegmentationLoss):
         reduction: str | None = "sum_over_batch_size",
         name: str = "dice_loss",
         dtype: str | None = None,
+        ignore_class: int | None = None,
     ):
         super().__init__(
             name, reduction, dtype,
             class_ids=None if class_ids is None else [int(c) for c in class_ids],
             from_logits=bool(from_logits),
             smooth=float(smooth),
+            ignore_class=None if ignore_class is None else int(ignore_class),
         )
 
     def call(self, y_true, y_pred):
@@ -292,6 +321,7 @@ class CrossentropyDiceLoss(_SegmentationLoss):
         reduction: Keras reduction of the per-image values (see :class:`WeightedCrossentropy`).
         name: loss name.
         dtype: dtype the loss computes in (default: ``keras.backend.floatx()``, float32).
+        ignore_class: optional label value of unlabelled pixels (negative labels always are).
 
     Example:
         >>> import numpy as np
@@ -311,6 +341,7 @@ class CrossentropyDiceLoss(_SegmentationLoss):
         reduction: str | None = "sum_over_batch_size",
         name: str = "crossentropy_dice_loss",
         dtype: str | None = None,
+        ignore_class: int | None = None,
     ):
         super().__init__(
             name, reduction, dtype,
@@ -320,6 +351,7 @@ class CrossentropyDiceLoss(_SegmentationLoss):
             dice_class_ids=None if dice_class_ids is None else [int(c) for c in dice_class_ids],
             from_logits=bool(from_logits),
             dice_smooth=float(dice_smooth),
+            ignore_class=None if ignore_class is None else int(ignore_class),
         )
 
     def call(self, y_true, y_pred):

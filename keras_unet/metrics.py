@@ -4,7 +4,8 @@ Both extend ``keras.metrics.IoU``: they take class probabilities or logits (argm
 sparse labels, accumulate across batches, centre-crop labels that are larger than the prediction
 (valid padding) and treat ``sample_weight`` as a mask: pixels of weight 0 are left out, every
 other pixel counts once. That way the paper's weight maps, which ``model.fit`` also hands to the
-metrics, do not distort them.
+metrics, do not distort them. Unlabelled pixels (negative labels,
+:data:`keras_unet.class_layout.UNLABELLED`, or ``ignore_class``) are left out too.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ class IoU(keras.metrics.IoU):
         >>> _ = metric.update_state(np.array([[[0, 1, 0]]]), p)
         >>> round(float(metric.result()), 4)  # class 0: 1/2, class 1: 1/2
         0.5
+        >>> _ = metric.update_state(np.array([[[-1, -1, -1]]]), p)  # unlabelled: no change
+        >>> round(float(metric.result()), 4)
+        0.5
     """
 
     def __init__(
@@ -68,15 +72,22 @@ class IoU(keras.metrics.IoU):
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_true = crop_to_match(y_true, y_pred)
+        if len(y_true.shape) == 4:
+            y_true = ops.squeeze(y_true, axis=-1)
+        y_true = ops.cast(y_true, "int32")
+        labelled = ops.greater_equal(y_true, 0)
         if sample_weight is not None:
             sample_weight = ops.convert_to_tensor(sample_weight)
             if len(sample_weight.shape) >= 3:
                 sample_weight = crop_to_match(sample_weight, y_pred)
+                if len(sample_weight.shape) == 4:
+                    sample_weight = ops.squeeze(sample_weight, axis=-1)
             else:  # per-sample weights: broadcast over the image
                 sample_weight = ops.reshape(sample_weight, (-1, 1, 1))
                 sample_weight = ops.broadcast_to(sample_weight, ops.shape(y_pred)[:3])
-            sample_weight = ops.cast(ops.greater(sample_weight, 0), self.dtype)
-        return super().update_state(y_true, y_pred, sample_weight)
+            labelled = ops.logical_and(labelled, ops.greater(sample_weight, 0))
+        return super().update_state(ops.where(labelled, y_true, 0), y_pred,
+                                    ops.cast(labelled, self.dtype))
 
     def get_config(self):
         return {

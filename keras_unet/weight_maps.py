@@ -6,7 +6,12 @@ Ronneberger et al. (2015), eq. 2::
 
 ``w_c`` balances the class frequencies; ``d1`` and ``d2`` are the distances of a background
 pixel to the nearest and the second-nearest cell, so the second term is large in the thin gaps
-between touching cells, which the network must learn to keep open.
+between touching cells, which the network must learn to keep open. The border term is for
+instance labels only; semantic class masks get ``w_c`` alone (:func:`class_weight_map`).
+
+Unlabelled pixels (:data:`keras_unet.class_layout.UNLABELLED`, partial annotations) get weight
+0, are left out of the class frequencies, and are neither cell nor background: they receive no
+border term and no distance is measured to them, only to the labelled cells.
 
 The obvious implementation runs one distance transform of the whole image per cell and sorts
 them. Here the border term is only evaluated where it can matter: it is below ``eps`` once
@@ -27,7 +32,7 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.ndimage
 
-from keras_unet.class_layout import NUM_CLASSES
+from keras_unet.class_layout import NUM_CLASSES, UNLABELLED
 
 
 def _check_instance_labels(instance_labels) -> np.ndarray:
@@ -37,9 +42,15 @@ def _check_instance_labels(instance_labels) -> np.ndarray:
                          f"{labels.shape}.")
     if not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == bool):
         raise ValueError(f"instance_labels must hold integer ids, got dtype {labels.dtype}.")
-    if labels.size and labels.min() < 0:
-        raise ValueError("instance_labels has negative ids; expected 0 (background) and up.")
+    if labels.size and labels.min() < UNLABELLED:
+        raise ValueError(f"instance_labels has negative ids; expected 0 (background) and up, "
+                         f"or {UNLABELLED} for unlabelled pixels.")
     return labels
+
+
+def _labelled_cells(labels: np.ndarray) -> np.ndarray:
+    """Instance labels with unlabelled pixels as background, for distances to the known cells."""
+    return np.where(labels == UNLABELLED, 0, labels) if labels.dtype != bool else labels
 
 
 def class_labels(instance_labels, num_classes: int = 2) -> np.ndarray:
@@ -48,10 +59,11 @@ def class_labels(instance_labels, num_classes: int = 2) -> np.ndarray:
     With ``num_classes=3`` cell pixels that have a 4-neighbour with another label (another
     cell or the background) form class 2, "border", as the 3-class U-Nets of later work
     (e.g. Caicedo et al. 2019, StarDist and Cellpose baselines) use to keep touching cells
-    apart. The image edge is not a border.
+    apart. The image edge is not a border, nor is an unlabelled neighbour (unlabelled pixels
+    stay :data:`~keras_unet.class_layout.UNLABELLED`).
 
     Args:
-        instance_labels: ``(H, W)`` integer labels, 0 background.
+        instance_labels: ``(H, W)`` integer labels, 0 background, -1 unlabelled.
         num_classes: 2 or 3.
 
     Returns:
@@ -67,10 +79,14 @@ def class_labels(instance_labels, num_classes: int = 2) -> np.ndarray:
         raise ValueError(f"num_classes must be 2 (background, cell) or 3 (background, cell, "
                          f"border), got {num_classes!r}.")
     classes = (labels > 0).astype(np.int32)
+    classes[labels == UNLABELLED] = UNLABELLED
     if num_classes == 3:
         edge = np.zeros(labels.shape, bool)
+        labelled = labels != UNLABELLED
         for axis in (0, 1):
-            differs = np.diff(labels, axis=axis) != 0
+            both = np.moveaxis(labelled, axis, 0)
+            both = (both[:-1] & both[1:]).swapaxes(0, axis)
+            differs = (np.diff(labels, axis=axis) != 0) & both
             np.moveaxis(edge, axis, 0)[:-1] |= differs.swapaxes(0, axis)
             np.moveaxis(edge, axis, 0)[1:] |= differs.swapaxes(0, axis)
         classes[edge & (labels > 0)] = 2
@@ -81,29 +97,36 @@ def class_weight_map(classes: np.ndarray, class_weights="balanced",
                      num_classes: int = 2) -> np.ndarray:
     """``w_c(x)``: a weight per class, spread over the pixels of ``classes``, as float64.
 
-    ``"balanced"`` gives class k the weight ``N / (K * N_k)`` (N pixels, N_k of class k, K the
-    classes present), so every present class carries the same total weight and the mean
-    weight is 1; ``None`` gives 1 everywhere; a sequence gives one factor per class.
+    ``"balanced"`` gives class k the weight ``N / (K * N_k)`` (N labelled pixels, N_k of class
+    k, K the classes present), so every present class carries the same total weight and the
+    mean weight is 1; ``None`` gives 1 everywhere; a sequence gives one factor per class.
+    Unlabelled pixels (:data:`~keras_unet.class_layout.UNLABELLED`) get 0 and are not counted.
+    This alone is the weight map of semantic class masks (the border term is for instances).
 
     Example:
         >>> class_weight_map(np.array([[0, 0, 0, 1]])).tolist()
         [[0.6666666666666666, 0.6666666666666666, 0.6666666666666666, 2.0]]
+        >>> class_weight_map(np.array([[0, -1, 2, 2]]), num_classes=3).tolist()
+        [[1.5, 0.0, 0.75, 0.75]]
     """
+    classes = np.asarray(classes)
+    labelled = classes != UNLABELLED
     if class_weights is None:
         factors = np.ones(num_classes)
     elif isinstance(class_weights, str):
         if class_weights != "balanced":
             raise ValueError(f"class_weights must be 'balanced', None or a sequence of "
                              f"{num_classes} factors, got {class_weights!r}.")
-        counts = np.bincount(classes.ravel(), minlength=num_classes).astype(np.float64)
+        counts = np.bincount(classes[labelled], minlength=num_classes).astype(np.float64)
         present = counts > 0
-        factors = np.where(present, classes.size / (present.sum() * np.maximum(counts, 1)), 0.0)
+        factors = np.where(present, labelled.sum() / (max(present.sum(), 1)
+                                                      * np.maximum(counts, 1)), 0.0)
     else:
         factors = np.asarray(class_weights, dtype=np.float64)
         if factors.shape != (num_classes,) or not np.isfinite(factors).all() or (factors < 0).any():
             raise ValueError(f"class_weights must be {num_classes} finite non-negative factors "
                              f"(one per class), got {class_weights!r}.")
-    return factors[classes]
+    return np.where(labelled, factors[np.where(labelled, classes, 0)], 0.0)
 
 
 def border_cutoff(w0: float, sigma: float, background_weight: float = 1.0) -> float:
@@ -173,7 +196,7 @@ def nearest_two_distances(instance_labels, max_sum: float) -> tuple[np.ndarray, 
         >>> d1[0, 1:-1].tolist(), d2[0, 1:-1].tolist()  # d2 <= 3 only in the middle: step 1
         ([1.0, 2.0, 3.0, 3.0, 2.0, 1.0], [6.0, 5.0, 4.0, 4.0, 5.0, 6.0])
     """
-    labels = _check_instance_labels(instance_labels)
+    labels = _labelled_cells(_check_instance_labels(instance_labels))
     if labels.size and labels.max() > labels.size:  # sparse ids: renumber for find_objects
         labels = np.unique(labels, return_inverse=True)[1].reshape(labels.shape)
     far = np.iinfo(np.int32).max
@@ -214,10 +237,12 @@ def weight_map(instance_labels, w0: float = 10.0, sigma: float = 5.0,
     ``w_c`` comes from :func:`class_weight_map` over :func:`class_labels` (``"balanced"``:
     ``N / (K N_k)``, mean 1; ``None``: 1; or one factor per class). The border term is added
     on background pixels only, and only when the image has at least two cells; it is exact up
-    to float32 rounding (see :func:`border_cutoff` for where it is cut off).
+    to float32 rounding (see :func:`border_cutoff` for where it is cut off). Unlabelled pixels
+    (-1) weigh 0; distances are measured to the labelled cells only.
 
     Args:
-        instance_labels: ``(H, W)`` integer labels, 0 background, one id per cell.
+        instance_labels: ``(H, W)`` integer labels, 0 background, one id per cell, -1
+            unlabelled.
         w0: border weight (the paper: 10).
         sigma: border width in pixels (the paper: about 5).
         class_weights: ``"balanced"``, ``None`` or a sequence of ``num_classes`` factors.
@@ -239,7 +264,7 @@ def weight_map(instance_labels, w0: float = 10.0, sigma: float = 5.0,
     classes = class_labels(labels, num_classes)
     weights = class_weight_map(classes, class_weights, num_classes)
     background = classes == 0
-    cells = labels[~background]
+    cells = labels[classes > 0]
     cutoff = border_cutoff(w0, sigma, float(weights[background].min())) if background.any() else 0
     if cutoff > 0 and cells.size and (cells != cells[0]).any():  # at least two cells
         nearest, second = nearest_two_distances(labels, max_sum=cutoff)

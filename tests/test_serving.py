@@ -145,7 +145,7 @@ def test_encoded_signature_decodes_predicts_and_encodes(exports, kind):
     np.testing.assert_array_equal(mask, mask_from_probabilities(outputs["probabilities"][0]))
 
 
-@pytest.mark.parametrize("classes", [1, 3])
+@pytest.mark.parametrize("classes", [1, 3, 5])  # 5: semantic, the class indices themselves
 def test_labels_and_png_masks_match_the_cli_masks(classes):
     rng = np.random.default_rng(classes)
     probabilities = rng.random((2, 6, 7, classes)).astype("float32")

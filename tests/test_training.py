@@ -87,7 +87,7 @@ def test_bfloat16_run_writes_checkpoints_config_and_tensorboard(tmp_path):
         repeat=False)))
     expected = validation_panel(images.numpy(), labels.numpy(),
                                 result.model(images, training=False).numpy(), weights.numpy())
-    assert (int(width), int(height), len(pngs)) == (4 * 260 + 3 * 4, 16 + 260, 2)  # 52 px x 5
+    assert (int(width), int(height), len(pngs)) == (4 * 260 + 3 * 4, 16 + 16 + 260, 2)  # 52 px x 5
     pictures = np.stack([tf.io.decode_png(png).numpy() for png in pngs]) / 255.0
     np.testing.assert_allclose(pictures, expected, atol=1.5 / 255)
 

@@ -7,29 +7,36 @@ import numpy as np
 import pytest
 
 import keras_unet
-from keras_unet.training.callbacks import (PANEL_GAP, PANEL_TITLE, AtomicCheckpoints, NaNGuard,
-                                           Throughput, save_model_atomically, validation_panel)
+from keras_unet.class_layout import class_colour
+from keras_unet.training.callbacks import (PANEL_GAP, PANEL_LEGEND, PANEL_TITLE,
+                                           AtomicCheckpoints, NaNGuard, Throughput,
+                                           save_model_atomically, validation_panel)
 
 
 def _tiny_model():
     return keras_unet.build_unet((None, None, 1), 2, filters=2, depth=2)
 
 
-def test_validation_panel_shows_cropped_input_truth_foreground_and_scaled_weights():
+def test_validation_panel_shows_cropped_input_class_colours_and_scaled_weights():
     rng = np.random.default_rng(0)
     images = rng.normal(size=(2, 10, 10, 1))
-    labels = rng.integers(0, 3, size=(2, 4, 4))
+    labels = rng.integers(-1, 3, size=(2, 4, 4))  # -1: unlabelled
     probabilities = rng.dirichlet(np.ones(3), size=(2, 4, 4))
     weights = rng.uniform(1, 10, size=(2, 4, 4))
-    panel = validation_panel(images, labels, probabilities, weights)
+    panel = validation_panel(images, labels, probabilities, weights, ("bg", "cell", "ring"))
     scale, side = 64, 4 * 64  # 4-pixel tiles are shown at 256 px
-    assert panel.shape == (2, PANEL_TITLE + side, 4 * side + 3 * PANEL_GAP, 1)
+    strips = PANEL_TITLE + PANEL_LEGEND
+    assert panel.shape == (2, strips + side, 4 * side + 3 * PANEL_GAP, 3)
     assert panel.dtype == np.float32
-    body = panel[:, PANEL_TITLE:, :, 0]
+    body = panel[:, strips:]
     crop = images[:, 3:7, 3:7, 0]
     low, high = crop.min(axis=(1, 2))[:, None, None], crop.max(axis=(1, 2))[:, None, None]
-    expected = [(crop - low) / (high - low), labels / 2, 1 - probabilities[..., 0],
-                weights / weights.max(axis=(1, 2))[:, None, None]]
+    colours = np.array([class_colour(k) for k in range(3)]) / 255.0
+    grey = lambda picture: np.repeat(picture[..., None], 3, -1)  # noqa: E731
+    expected = [grey((crop - low) / (high - low)),
+                np.where((labels < 0)[..., None], 0.5, colours[np.maximum(labels, 0)]),
+                colours[probabilities.argmax(-1)] * probabilities.max(-1)[..., None],
+                grey(weights / weights.max(axis=(1, 2))[:, None, None])]
     for index, picture in enumerate(expected):
         start = index * (side + PANEL_GAP)
         shown = body[:, :, start:start + side]
@@ -39,6 +46,9 @@ def test_validation_panel_shows_cropped_input_truth_foreground_and_scaled_weight
         if index < 3:
             assert np.all(body[:, :, start + side:start + side + PANEL_GAP] == 1.0)
         assert panel[:, :PANEL_TITLE, start:start + side].max() > 0.5  # the column's title
+    legend = panel[0, PANEL_TITLE:strips]
+    for colour in colours[1:]:  # a square of each class's colour
+        assert np.isclose(legend, colour, atol=1 / 255).all(-1).sum() >= 64
     assert panel.min() >= 0 and panel.max() <= 1
 
 

@@ -46,8 +46,8 @@ def _one_image_dataset(folder):
 
 def test_train_on_one_annotated_image_end_to_end(tmp_path, capsys):
     data = _one_image_dataset(tmp_path / "one")
-    result = train({"data": str(data), "run_dir": str(tmp_path / "run"), "epochs": 1,
-                    "steps_per_epoch": 2, "batch_size": 2, "tile_size": 92, "depth": 2,
+    result = train({"data": str(data), "labels": "instances", "run_dir": str(tmp_path / "run"),
+                    "epochs": 1, "steps_per_epoch": 2, "batch_size": 2, "tile_size": 92, "depth": 2,
                     "filters": 2, "val_fraction": 0.25, "mixed_precision": "off"}, verbose=2)
     status = capsys.readouterr().out
     assert "one labelled image, its rows 120-159 held out for validation" in status

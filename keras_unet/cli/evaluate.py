@@ -13,6 +13,11 @@ Below the images, the ``mean`` row averages every column over the images and the
 pools them as the challenges do: object counts summed over the images before taking ratios, SEG
 over all reference objects, one probability threshold for the whole set. The table is also saved
 as ``evaluation.csv`` and ``evaluation.json`` in the ``--report`` folder.
+
+With ``--labels semantic`` the masks hold class indices and the table holds the IoU and Dice of
+every class (named as the model names them, or by ``--class-names``) and their mean over the
+classes other than background. ``--ignore-label N`` leaves pixels of mask value N out of every
+measure (partial annotations).
 """
 
 from __future__ import annotations
@@ -43,6 +48,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     add_model_arguments(parser)
     parser.add_argument("--data", required=True, type=Path, help="labelled dataset to score on")
+    parser.add_argument("--labels", choices=("instances", "semantic"), default=None,
+                        help="masks hold cells (binary or instance ids) or class indices\n"
+                             "(default: binary masks are cells, other masks need this)")
+    parser.add_argument("--ignore-label", type=int, default=None,
+                        help="mask value of unlabelled pixels, left out of every measure")
+    parser.add_argument("--class-names", default=None,
+                        help="comma-separated class names for the table (default: the model's)")
     parser.add_argument("--report", type=Path, default=DEFAULT_REPORT,
                         help="folder for evaluation.csv and evaluation.json "
                              "(default: %(default)s)")
@@ -85,13 +97,26 @@ def run(args: argparse.Namespace) -> int:
         if (args.report / name).exists() and not args.overwrite:
             raise FileExistsError(f"{str(args.report / name)!r} exists; pass --overwrite to "
                                   "replace it.")
+    from keras_unet.class_layout import parse_class_names
     from keras_unet.data import load_samples
-    from keras_unet.evaluation import evaluate_probabilities
+    from keras_unet.evaluation import evaluate_classes, evaluate_probabilities
+    from keras_unet.inference import model_geometry
 
-    samples = load_samples(args.data)
     predictor = load_predictor(args.model, tta=args.tta, tile_size=args.tile_size,
                                batch_size=args.batch_size)
-    report = evaluate_probabilities(predictor.predict, samples)
+    geom = None if predictor.keras_model is None else model_geometry(predictor.keras_model)
+    names = geom and geom.class_names
+    if args.class_names is not None:
+        if geom is None:
+            raise ValueError("--class-names needs a .keras model to count its classes.")
+        names = parse_class_names(args.class_names, geom.num_classes, "--class-names")
+    samples = load_samples(args.data, args.labels, ignore_label=args.ignore_label,
+                           num_classes=geom.num_classes if geom and args.labels == "semantic"
+                           else None)
+    if args.labels == "semantic":
+        report = evaluate_classes(predictor.predict, samples, names)
+    else:
+        report = evaluate_probabilities(predictor.predict, samples)
     print(report.table())
     for path in report.save(args.report, overwrite=args.overwrite):
         print(f"wrote {os.fspath(path)}")

@@ -2,6 +2,8 @@
 
     unet train                                   # the CPU demo on synthetic cells
     unet train --config training/paper.yaml --data isbi2012/ --run-dir runs/isbi
+    unet train --data tissue/ --labels semantic --num-classes 4 --ignore-label 255
+    unet train --data more_cells/ --init runs/isbi/checkpoints/best.keras --patience 3
 
 Options given on the command line override the ``--config`` file, which overrides the defaults
 (``training/cpu_demo.yaml``). Run the same command again after an interruption to resume.
@@ -27,6 +29,15 @@ OPTIONS = (
     ("--filters", int, None, "channels of the first level"),
     ("--depth", int, None, "number of pooling steps"),
     ("--padding", str, ("valid", "same"), "valid (paper) or same"),
+    ("--labels", str, ("instances", "semantic"),
+     "masks hold cells (binary or instance ids) or class indices 0..K-1 (default: binary masks "
+     "are instances, other masks need this)"),
+    ("--num-classes", int, None, "classes: 2 or 3 (with border) for instances, K for semantic"),
+    ("--ignore-label", int, None, "mask value of unlabelled pixels (no loss, no score)"),
+    ("--class-names", str, None, "comma-separated class names, recorded in the model"),
+    ("--init", str, None, "start from this trained .keras model (fine-tuning)"),
+    ("--patience", int, None, "stop after this many epochs without a better validation loss, "
+     "keeping the best (default: off)"),
     ("--optimizer", str, ("sgd", "adam"), "sgd (paper, momentum 0.99) or adam"),
     ("--learning-rate", float, None, "learning rate for the global batch"),
     ("--mixed-precision", str, ("auto", "off", "float16", "bfloat16"), "compute precision"),
@@ -59,6 +70,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         default = defaults[flag[2:].replace("-", "_")]
         shown = text if default is None else f"{text} (default: {default})"
         parser.add_argument(flag, type=kind, choices=choices, default=None, help=shown)
+    parser.add_argument("--freeze-encoder", action="store_true", default=None,
+                        help="with --init: train only the expanding path for the first third "
+                             "of the epochs (at least one)")
     parser.add_argument("--overwrite", action="store_true",
                         help="move an earlier, different run in --run-dir aside and start anew")
     parser.set_defaults(run=run)
@@ -74,7 +88,7 @@ def overrides(args: argparse.Namespace) -> dict:
         >>> overrides(args)
         {'learning_rate': 0.1}
     """
-    names = [flag[2:].replace("-", "_") for flag, *_ in OPTIONS]
+    names = [flag[2:].replace("-", "_") for flag, *_ in OPTIONS] + ["freeze_encoder"]
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
@@ -113,15 +127,14 @@ def run(args: argparse.Namespace) -> int:
     nan = float("nan")
     if final:
         print(f"Last epoch:      validation IoU {final.get('val_iou', nan):.3f}, "
-              f"Dice {final.get('val_dice', nan):.3f}, "
-              f"object F1 {final.get('val_object_f1', nan):.3f}, "
+              f"Dice {final.get('val_dice', nan):.3f}, {_object_f1(final)}"
               f"{final.get('tiles_per_second', nan):.1f} tiles/s")
     if result.best and result.best["value"] is not None:
         logs = result.best["logs"]
         print(f"Best epoch:      {result.best['epoch']} of {result.config.epochs} (lowest "
               f"validation loss, {result.best['value']:.3f}): validation IoU "
-              f"{logs.get('val_iou', nan):.3f}, Dice {logs.get('val_dice', nan):.3f}, object F1 "
-              f"{logs.get('val_object_f1', nan):.3f} (best.keras, exported)")
+              f"{logs.get('val_iou', nan):.3f}, Dice {logs.get('val_dice', nan):.3f}, "
+              f"{_object_f1(logs)}(best.keras, exported)")
     elif result.best:
         print(f"Best epoch:      the last, {result.best['epoch']} (no validation images; "
               "best.keras = last.keras, exported)")
@@ -135,5 +148,30 @@ def run(args: argparse.Namespace) -> int:
           f"{shlex.quote(str(result.run.path / 'predictions'))} --overlays")
     print(f"Evaluate:        unet evaluate --model {best_model} --data "
           f"{shlex.quote(str(result.validation))} --report "
-          f"{shlex.quote(str(result.run.path / 'evaluation'))}")
+          f"{shlex.quote(str(result.run.path / 'evaluation'))}{_label_options(result.config)}")
     return 0
+
+
+def _label_options(config: TrainConfig) -> str:
+    """The ``unet evaluate`` options that read the validation masks as training read them.
+
+    Example:
+        >>> _label_options(TrainConfig(data="d", labels="semantic", num_classes=4, ignore_label=9))
+        ' --labels semantic --ignore-label 9'
+        >>> _label_options(TrainConfig())
+        ' --labels instances'
+    """
+    options = f" --labels {config.label_mode}"
+    if config.ignore_label is not None:
+        options += f" --ignore-label {config.ignore_label}"
+    return options
+
+
+def _object_f1(logs: dict) -> str:
+    """``"object F1 0.912, "`` for runs on cells; nothing for semantic classes, which have none.
+
+    Example:
+        >>> _object_f1({"val_object_f1": 0.9}), _object_f1({})
+        ('object F1 0.900, ', '')
+    """
+    return f"object F1 {logs['val_object_f1']:.3f}, " if "val_object_f1" in logs else ""

@@ -3,9 +3,13 @@ augmentation, and weight maps computed once per image.
 
 Preparation (once, in :func:`make_dataset`): every image is normalised over the whole image with
 :func:`keras_unet.normalization.normalize_image` (inference normalises whole images the same
-way), its class labels and weight map are computed from the instance labels
-(:func:`keras_unet.weight_maps.class_labels`, :func:`keras_unet.weight_maps.weight_map`), and
-all of it is kept in flat pixel buffers.
+way), its class labels and weight map are computed (instances:
+:func:`keras_unet.weight_maps.class_labels` and the paper's
+:func:`keras_unet.weight_maps.weight_map`; semantic class masks: the labels as they are and the
+class-balanced :func:`keras_unet.weight_maps.class_weight_map`), and all of it is kept in flat
+pixel buffers. Unlabelled pixels keep the label
+:data:`keras_unet.class_layout.UNLABELLED` and weight 0; tiles whose output window holds no
+labelled pixel are never drawn.
 
 Per batch (in a ``map`` over as many batches at once as there are cores, XLA-compiled; tf.data's
 autotuner is off, see :func:`fixed_parallelism`): each tile is read straight out of its whole
@@ -31,8 +35,8 @@ from keras_unet.augment import (dihedral_grid, displacement_field, random_displa
                                 random_gray_values, sample_mirrored)
 from keras_unet.data.samples import Sample
 from keras_unet.normalization import normalize_image
-from keras_unet.class_layout import NUM_CLASSES
-from keras_unet.weight_maps import class_labels, weight_map
+from keras_unet.class_layout import LABEL_MODES, NUM_CLASSES, UNLABELLED
+from keras_unet.weight_maps import class_labels, class_weight_map, weight_map
 
 MAX_PIXELS = 2**31 - 1
 """Pixels all images together may have (int32 indices into the flat buffers)."""
@@ -63,8 +67,8 @@ class PixelBuffers(NamedTuple):
 
     Attributes:
         images: float32 ``(N, C)``, each image normalised over itself.
-        labels: int32 ``(N,)`` class labels.
-        weights: float32 ``(N,)`` the paper's weight map.
+        labels: int32 ``(N,)`` class labels (:data:`~keras_unet.class_layout.UNLABELLED`: none).
+        weights: float32 ``(N,)`` the weight map (0 on unlabelled pixels).
         offsets, heights, widths: int32 ``(S,)``: where sample ``s`` starts in the buffers and
             its size.
 
@@ -83,12 +87,15 @@ class PixelBuffers(NamedTuple):
     widths: tf.Tensor
 
 
-def prepare_buffers(samples: Sequence[Sample], num_classes: int = 2) -> PixelBuffers:
+def prepare_buffers(samples: Sequence[Sample], num_classes: int = 2,
+                    labels: str = "instances") -> PixelBuffers:
     """Normalises every image and computes its class labels and weight map, once.
 
     Args:
         samples: checked samples (see :func:`make_dataset`).
-        num_classes: 2 (background, cell) or 3 (plus the border class).
+        num_classes: instances: 2 (background, cell) or 3 (plus the border class); semantic:
+            the K classes of the masks.
+        labels: the samples' label mode, ``"instances"`` or ``"semantic"``.
 
     Example:
         >>> from keras_unet.data import synthetic_cells
@@ -96,20 +103,25 @@ def prepare_buffers(samples: Sequence[Sample], num_classes: int = 2) -> PixelBuf
         >>> buffers.images.shape, buffers.offsets.numpy().tolist()
         (TensorShape([2048, 1]), [0, 1024])
     """
-    images, labels, weights = [], [], []
+    images, classes, weights = [], [], []
     for sample in samples:
         image = sample.image if sample.image.ndim == 3 else sample.image[..., None]
         images.append(normalize_image(image).numpy().reshape(-1, image.shape[-1]))
         try:
-            labels.append(class_labels(sample.labels, num_classes).ravel())
-            weights.append(weight_map(sample.labels, num_classes=num_classes).ravel())
+            if labels == "semantic":
+                classes.append(np.asarray(sample.labels, np.int32).ravel())
+                weights.append(class_weight_map(classes[-1], num_classes=num_classes)
+                               .astype(np.float32))
+            else:
+                classes.append(class_labels(sample.labels, num_classes).ravel())
+                weights.append(weight_map(sample.labels, num_classes=num_classes).ravel())
         except ValueError as error:
             raise ValueError(f"{sample.path}: {error}") from error
     sizes = np.array([sample.labels.shape for sample in samples], np.int32).reshape(-1, 2)
     pixels = sizes[:, 0].astype(np.int64) * sizes[:, 1]
     return PixelBuffers(
         images=tf.constant(np.concatenate(images)),
-        labels=tf.constant(np.concatenate(labels)),
+        labels=tf.constant(np.concatenate(classes)),
         weights=tf.constant(np.concatenate(weights)),
         offsets=tf.constant(np.concatenate([[0], np.cumsum(pixels)[:-1]]).astype(np.int32)),
         heights=tf.constant(sizes[:, 0]),
@@ -148,10 +160,21 @@ def grid_windows(size: int, window: int) -> np.ndarray:
 class TilePlan:
     """Output windows of one epoch: the grid covering every image, and where random ones may go.
 
+    Images with unlabelled pixels (partial annotations) keep only the grid windows that hold a
+    labelled pixel, and their random windows are drawn around a random labelled pixel (at a
+    random place in the window), so no window is ever entirely unlabelled. (Windows are chosen
+    before augmentation: the elastic deformation may move a window whose few labelled pixels lie
+    at its edge off them; such a tile then weighs 0 in the loss and the metrics.)
+
     Attributes:
         sample, top, left: int32 ``(T,)``: the grid windows (image index and window corner).
         low, high: int32 ``(S, 2)``: per image, the first and last allowed window start
             (rows, columns) of :func:`window_range`.
+        window: the output window's side.
+        partial: bool ``(S,)``: images with unlabelled pixels.
+        pixels: int32 ``(P,)``: row-major positions of the labelled pixels of partial images.
+        pixel_offsets, pixel_counts, widths: int32 ``(S,)``: where each image's positions
+            start in ``pixels``, how many it has, and its width.
 
     Example:
         >>> plan = TilePlan.for_sizes([(100, 30)], 36)  # 3 windows down, 1 across
@@ -164,27 +187,57 @@ class TilePlan:
     left: np.ndarray
     low: np.ndarray
     high: np.ndarray
+    window: int
+    partial: np.ndarray
+    pixels: np.ndarray
+    pixel_offsets: np.ndarray
+    pixel_counts: np.ndarray
+    widths: np.ndarray
 
     @classmethod
-    def for_sizes(cls, sizes: Sequence[tuple[int, int]], window: int) -> TilePlan:
+    def for_sizes(cls, sizes: Sequence[tuple[int, int]], window: int,
+                  labelled: Sequence[np.ndarray | None] | None = None) -> TilePlan:
         """The plan for images of ``(height, width)`` sizes and a ``window`` x ``window`` output.
+
+        Args:
+            sizes: ``(height, width)`` of every image.
+            window: the output window's side.
+            labelled: per image, a bool ``(H, W)`` mask of its labelled pixels, or ``None``
+                (all labelled); each needs at least one labelled pixel.
 
         Example:
             >>> plan = TilePlan.for_sizes([(100, 30)], 36)
             >>> plan.top.tolist(), plan.left.tolist(), plan.low.tolist(), plan.high.tolist()
             ([0, 32, 64], [-3, -3, -3], [[0, -6]], [[64, 0]])
+            >>> mask = np.zeros((100, 30), bool); mask[90:] = True  # only the bottom labelled
+            >>> TilePlan.for_sizes([(100, 30)], 36, [mask]).top.tolist()
+            [64]
         """
-        sample, top, left = [], [], []
-        for index, (height, width) in enumerate(sizes):
+        labelled = list(labelled) if labelled is not None else [None] * len(sizes)
+        sample, top, left, pixels = [], [], [], []
+        for index, ((height, width), mask) in enumerate(zip(sizes, labelled)):
             rows, cols = np.meshgrid(grid_windows(height, window), grid_windows(width, window),
                                      indexing="ij")
+            rows, cols = rows.ravel(), cols.ravel()
+            if mask is not None:
+                keep = _labelled_counts(mask, rows, cols, window) > 0
+                rows, cols = rows[keep], cols[keep]
+                pixels.append(np.flatnonzero(mask))
+            else:
+                pixels.append(np.zeros(0, np.int64))
             sample.append(np.full(rows.size, index))
-            top.append(rows.ravel())
-            left.append(cols.ravel())
+            top.append(rows)
+            left.append(cols)
         ranges = np.array([[window_range(h, window), window_range(w, window)]
                            for h, w in sizes])  # (S, axis, low/high)
+        counts = np.array([len(p) for p in pixels], np.int64)
         return cls(*(np.concatenate(x).astype(np.int32) for x in (sample, top, left)),
-                   low=ranges[..., 0].astype(np.int32), high=ranges[..., 1].astype(np.int32))
+                   low=ranges[..., 0].astype(np.int32), high=ranges[..., 1].astype(np.int32),
+                   window=int(window), partial=np.array([m is not None for m in labelled], bool),
+                   pixels=np.concatenate(pixels).astype(np.int32),
+                   pixel_offsets=np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int32),
+                   pixel_counts=counts.astype(np.int32),
+                   widths=np.array([w for _, w in sizes], np.int32))
 
     def __len__(self) -> int:
         return len(self.sample)
@@ -205,7 +258,36 @@ class TilePlan:
         draw = tf.random.stateless_uniform([len(self), 2], tf.random.experimental.stateless_fold_in(
             seed, 1))
         start = low + tf.minimum(tf.cast(draw * span, tf.int32), tf.cast(span, tf.int32) - 1)
+        if self.partial.any():
+            start = tf.where(tf.gather(self.partial, sample)[:, None],
+                             self._around_labelled_pixels(sample, low, seed), start)
         return sample, start[:, 0], start[:, 1]
+
+    def _around_labelled_pixels(self, sample: tf.Tensor, low: tf.Tensor,
+                                seed: tf.Tensor) -> tf.Tensor:
+        """Window starts ``(T, 2)`` that put a random labelled pixel at a random window place."""
+        draw = tf.random.stateless_uniform([len(self), 3], tf.random.experimental.stateless_fold_in(
+            seed, 2))
+        counts = tf.gather(self.pixel_counts, sample)
+        pick = tf.minimum(tf.cast(draw[:, 0] * tf.cast(counts, tf.float32), tf.int32),
+                          tf.maximum(counts - 1, 0))
+        index = tf.clip_by_value(tf.gather(self.pixel_offsets, sample) + pick, 0,
+                                 max(len(self.pixels) - 1, 0))
+        position = tf.gather(self.pixels, index)
+        width = tf.gather(self.widths, sample)
+        pixel = tf.stack([position // width, position % width], axis=1)
+        place = tf.minimum(tf.cast(draw[:, 1:] * self.window, tf.int32), self.window - 1)
+        return tf.clip_by_value(pixel - place, low, tf.gather(self.high, sample))
+
+
+def _labelled_counts(mask: np.ndarray, top: np.ndarray, left: np.ndarray,
+                     window: int) -> np.ndarray:
+    """Labelled pixels of ``mask`` inside each window (the part of it on the image)."""
+    table = np.pad(np.cumsum(np.cumsum(mask, axis=0, dtype=np.int64), axis=1), ((1, 0), (1, 0)))
+    height, width = mask.shape
+    y0, x0 = np.clip(top, 0, height), np.clip(left, 0, width)
+    y1, x1 = np.clip(top + window, 0, height), np.clip(left + window, 0, width)
+    return table[y1, x1] - table[y0, x1] - table[y1, x0] + table[y0, x0]
 
 
 def _check_samples(samples) -> int:
@@ -245,7 +327,19 @@ def _check_samples(samples) -> int:
     return channels
 
 
-def _check_arguments(tile_size, batch_size, num_classes, depth, padding, seed) -> int:
+def _check_labels(samples: Sequence[Sample], labels: str, num_classes: int) -> None:
+    """Every sample has a labelled pixel; semantic ids lie in 0..num_classes-1."""
+    for sample in samples:
+        values = np.asarray(sample.labels)
+        if not (values != UNLABELLED).any():
+            raise ValueError(f"{sample.path}: every pixel is unlabelled (ignore_label); leave "
+                             "the image out or annotate part of it.")
+        if labels == "semantic" and values.max() >= num_classes:
+            raise ValueError(f"{sample.path}: holds class id {values.max()} but num_classes is "
+                             f"{num_classes} (ids 0..{num_classes - 1}).")
+
+
+def _check_arguments(tile_size, batch_size, num_classes, depth, padding, seed, labels) -> int:
     """Checks the scalar arguments; returns the output size of a tile."""
     geometry.border(depth, padding)  # depth and padding errors name themselves
     try:
@@ -254,25 +348,32 @@ def _check_arguments(tile_size, batch_size, num_classes, depth, padding, seed) -
         raise ValueError(f"tile_size={tile_size!r} does not fit the network: {error}") from error
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
-    if num_classes not in NUM_CLASSES or isinstance(num_classes, bool):
+    if labels not in LABEL_MODES:
+        raise ValueError(f"labels must be one of {', '.join(LABEL_MODES)}, got {labels!r}.")
+    if labels == "instances" and (num_classes not in NUM_CLASSES or isinstance(num_classes, bool)):
         raise ValueError(f"num_classes must be 2 (background, cell) or 3 (background, cell, "
-                         f"border), got {num_classes!r}.")
+                         f"border) for instance labels, got {num_classes!r}.")
+    if labels == "semantic" and (not isinstance(num_classes, int) or isinstance(num_classes, bool)
+                                 or num_classes < 2):
+        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}.")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
         raise ValueError(f"seed must be None or an int, got {seed!r}.")
     return out
 
 
 def make_dataset(samples: Sequence[Sample], *, tile_size: int, batch_size: int,
-                 num_classes: int = 2, augment: bool = True, depth: int = 4,
-                 padding: str = "valid", shuffle: bool = True, seed: int | None = None,
-                 repeat: bool = True) -> tf.data.Dataset:
+                 num_classes: int = 2, labels: str = "instances", augment: bool = True,
+                 depth: int = 4, padding: str = "valid", shuffle: bool = True,
+                 seed: int | None = None, repeat: bool = True) -> tf.data.Dataset:
     """Batches of ``(image, label, weight)`` tiles that ``model.fit`` consumes directly.
 
     Each element is ``image`` float32 ``(B, tile_size, tile_size, C)``, ``label`` int32
     ``(B, out, out)`` and ``weight`` float32 ``(B, out, out)`` with
     ``out = keras_unet.output_size(tile_size, depth, padding)``: the labels and weight map
-    (:func:`keras_unet.weight_map`) of the window the network predicts, the image with the
-    context around it that an unpadded network needs. With
+    (instances: the paper's :func:`keras_unet.weight_map`; semantic: class-balanced ``w_c``) of
+    the window the network predicts, the image with the context around it that an unpadded
+    network needs. Unlabelled pixels have label -1 and weight 0, and no window is entirely
+    unlabelled (see :class:`TilePlan`). With
     :class:`keras_unet.losses.WeightedCrossentropy` the weight arrives as ``sample_weight``.
 
     An epoch has as many tiles as it takes to cover every image with output windows,
@@ -292,7 +393,9 @@ def make_dataset(samples: Sequence[Sample], *, tile_size: int, batch_size: int,
         samples: labelled images, e.g. from :func:`keras_unet.data.load_samples`.
         tile_size: input tile side, one the network takes (see :func:`keras_unet.output_size`).
         batch_size: tiles per batch (>= 1).
-        num_classes: 2 (background, cell) or 3 (plus border), as the model's output.
+        num_classes: the model's classes: instances 2 (background, cell) or 3 (plus border);
+            semantic K >= 2, every mask id below it.
+        labels: the samples' label mode, ``"instances"`` or ``"semantic"``.
         augment: apply the paper's augmentation.
         depth: the model's number of poolings.
         padding: the model's convolution padding, ``"valid"`` or ``"same"``.
@@ -315,10 +418,13 @@ def make_dataset(samples: Sequence[Sample], *, tile_size: int, batch_size: int,
         >>> image.shape, label.shape, weight.shape
         (TensorShape([3, 44, 44, 1]), TensorShape([3, 4, 4]), TensorShape([3, 4, 4]))
     """
-    out = _check_arguments(tile_size, batch_size, num_classes, depth, padding, seed)
+    out = _check_arguments(tile_size, batch_size, num_classes, depth, padding, seed, labels)
     channels = _check_samples(samples)
-    buffers = prepare_buffers(samples, num_classes)
-    plan = TilePlan.for_sizes([sample.labels.shape for sample in samples], out)
+    _check_labels(samples, labels, num_classes)
+    buffers = prepare_buffers(samples, num_classes, labels)
+    labelled = [None if (sample.labels != UNLABELLED).all() else sample.labels != UNLABELLED
+                for sample in samples]
+    plan = TilePlan.for_sizes([sample.labels.shape for sample in samples], out, labelled)
     context = geometry.border(depth, padding)
     base = tf.constant([np.random.SeedSequence().entropy % 2**62 if seed is None else seed, 0],
                        tf.int64)

@@ -8,10 +8,15 @@ Three layouts are recognised:
 * the Cell Tracking Challenge layout, ``01/t000.tif`` with ``01_GT/SEG/man_seg000.tif`` (several
   sequences ``01``, ``02``, ...); only frames that have a SEG annotation become samples.
 
-Labels come back as int32 instance labels (0 background, one id per cell): binary masks (one
-non-zero value, e.g. 0/1 or 0/255) are split into cells by 4-connected components, label images
-that already hold several ids are kept as they are. Anything wrong with the files is reported as
-``ValueError`` (or ``FileNotFoundError``) naming the file(s), before any training starts.
+Labels come back as int32, read in one of two modes (:data:`keras_unet.class_layout.LABEL_MODES`).
+``"instances"``: 0 background, one id per cell; binary masks (one non-zero value, e.g. 0/1 or
+0/255) are split into cells by 4-connected components, label images that already hold several
+ids are kept as they are. ``"semantic"``: the mask's values are class indices 0..K-1, kept.
+Binary masks need no mode; a mask with several non-zero values is refused unless the mode is
+given (ids or classes cannot be told apart), except in the Cell Tracking Challenge layout, whose
+SEG annotations are instance ids by definition. Pixels holding ``ignore_label`` become
+:data:`keras_unet.class_layout.UNLABELLED` in either mode. Anything wrong with the files is
+reported as ``ValueError`` (or ``FileNotFoundError``) naming the file(s), before any training.
 """
 
 from __future__ import annotations
@@ -24,8 +29,9 @@ import numpy as np
 import scipy.ndimage
 import tifffile
 
+from keras_unet.class_layout import LABEL_MODES, UNLABELLED
 from keras_unet.data.samples import Sample
-from keras_unet.streaming import read_tiff
+from keras_unet.data.tiff import read_tiff
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -38,11 +44,18 @@ _CTC_FRAME = re.compile(r"^t(?P<frame>\d+)\.tiff?$", re.IGNORECASE)
 _CTC_SEG = re.compile(r"^man_seg_?(?P<frame>\d+)(?:_(?P<slice>\d+))?\.tiff?$", re.IGNORECASE)
 
 
-def load_samples(path: str | os.PathLike) -> list[Sample]:
+def load_samples(path: str | os.PathLike, labels: str | None = None, *,
+                 ignore_label: int | None = None,
+                 num_classes: int | None = None) -> list[Sample]:
     """Reads a labelled dataset, detecting its layout (see the module docstring).
 
     Args:
         path: the dataset folder, or an ISBI ``*-volume.tif`` / ``*-labels.tif`` file.
+        labels: ``"instances"``, ``"semantic"`` or ``None`` (binary masks are instances; a mask
+            with several non-zero values is an error asking for the mode).
+        ignore_label: mask value of unlabelled pixels (partial annotations), or ``None``.
+        num_classes: with ``labels="semantic"``, the classes K: a larger id, or a mask dtype
+            that cannot hold K - 1, is an error naming the file.
 
     Returns:
         One :class:`Sample` per labelled image (per page for ISBI stacks, per annotated frame or
@@ -51,8 +64,8 @@ def load_samples(path: str | os.PathLike) -> list[Sample]:
     Raises:
         FileNotFoundError: if ``path`` does not exist.
         ValueError: for an unrecognised layout, an empty folder, an image without a mask or the
-            reverse, an unreadable file, image and mask of different sizes, or a label image
-            that does not hold non-negative integers.
+            reverse, an unreadable file, image and mask of different sizes, a label image
+            that does not hold non-negative integers, or an ambiguous mask without ``labels``.
 
     Example:
         >>> import tempfile
@@ -65,8 +78,13 @@ def load_samples(path: str | os.PathLike) -> list[Sample]:
         >>> [sample] = load_samples(folder)
         >>> sample.labels.dtype, sample.labels[0].tolist()
         (dtype('int32'), [1, 1, 0, 0, 2, 2])
+        >>> mask[:, 4:] = 2; Image.fromarray(mask).save(folder / "masks" / "a.png")
+        >>> load_samples(folder, "semantic", ignore_label=255)[0].labels[0].tolist()
+        [-1, -1, 0, 0, 2, 2]
     """
     path = Path(path)
+    _check_label_options(labels, ignore_label, num_classes)
+    read = dict(mode=labels, ignore_label=ignore_label, num_classes=num_classes)
     if not path.exists():
         raise FileNotFoundError(f"dataset {str(path)!r} does not exist.")
     if path.is_dir() and not any(path.iterdir()):
@@ -78,43 +96,41 @@ def load_samples(path: str | os.PathLike) -> list[Sample]:
                              "or an ISBI '<name>-volume.tif' / '<name>-labels.tif' file.")
         isbi = _isbi_pairs(path.parent, only=match["name"])
     elif (path / "images").is_dir() or (path / "masks").is_dir():
-        return _read_image_folders(path)
+        return _read_image_folders(path, read)
     else:
         isbi = _isbi_pairs(path)
     if isbi is not None:
-        return [sample for volume, labels in isbi for sample in _read_isbi_pair(volume, labels)]
+        return [sample for volume, masks in isbi for sample in _read_isbi_pair(volume, masks, read)]
     ctc = _ctc_frames(path)
-    if ctc is not None:
-        return [_read_ctc_frame(*frame) for frame in ctc]
+    if ctc is not None:  # SEG annotations are instance ids by definition
+        read["mode"] = labels or "instances"
+        return [_read_ctc_frame(*frame, read) for frame in ctc]
     raise ValueError(f"dataset folder {str(path)!r} has no recognised layout; expected {LAYOUTS}.")
 
 
-def instance_labels(mask: np.ndarray, path: str) -> np.ndarray:
-    """A label image as int32 instances: binary masks split by connected components.
+def _check_label_options(labels, ignore_label, num_classes) -> None:
+    if labels is not None and labels not in LABEL_MODES:
+        raise ValueError(f"labels must be one of {', '.join(LABEL_MODES)} (or None for binary "
+                         f"masks), got {labels!r}.")
+    if ignore_label is not None and (isinstance(ignore_label, bool)
+                                     or not isinstance(ignore_label, (int, np.integer))
+                                     or ignore_label < 0):
+        raise ValueError(f"ignore_label must be a non-negative integer mask value, got "
+                         f"{ignore_label!r}.")
+    if num_classes is not None and (isinstance(num_classes, bool)
+                                    or not isinstance(num_classes, int) or num_classes < 2):
+        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}.")
+    if labels == "semantic" and ignore_label is not None and num_classes is not None \
+            and ignore_label < num_classes:
+        raise ValueError(f"ignore_label {ignore_label} is also a class id (0..{num_classes - 1}); "
+                         "choose a value outside the classes, e.g. 255.")
+    if labels == "instances" and ignore_label == 0:
+        raise ValueError("ignore_label 0 is the background of instance masks; choose another "
+                         "value, e.g. 255 for masks whose cells are ids below it.")
 
-    A mask with at most one non-zero value (0/1, 0/255, ...) is a binary cell mask and its
-    4-connected components become the cells 1..N; a mask with several non-zero values already
-    holds instance (or class) ids and is kept. A colour mask whose channels are all equal is
-    read as one channel. Whole-number floats are accepted.
 
-    Args:
-        mask: ``(H, W)`` (or ``(H, W, C)`` with equal channels) label image.
-        path: where the mask came from, for error messages.
-
-    Raises:
-        ValueError: for fractional, negative or non-numeric values, differing channels, or a
-            shape that is not a 2D image.
-
-    Example:
-        >>> instance_labels(np.array([[255, 0, 255]], "uint8"), "m.png").tolist()
-        [[1, 0, 2]]
-        >>> instance_labels(np.array([[3, 0, 7]], "uint16"), "m.png").tolist()
-        [[3, 0, 7]]
-        >>> instance_labels(np.array([[0.5, 0.0]]), "m.tif")
-        Traceback (most recent call last):
-        ...
-        ValueError: label image 'm.tif' is not integer: dtype float64 with fractional values ...
-    """
+def _integer_mask(mask: np.ndarray, path: str) -> np.ndarray:
+    """A label image checked to be 2D non-negative integers (equal colour channels collapsed)."""
     mask = np.asarray(mask)
     if mask.ndim == 3 and mask.shape[-1] in (1, 3, 4):
         colour = mask[..., :3] if mask.shape[-1] == 4 else mask
@@ -138,13 +154,129 @@ def instance_labels(mask: np.ndarray, path: str) -> np.ndarray:
                          "and positive ids.")
     if mask.size and mask.max() > np.iinfo(np.int32).max:
         raise ValueError(f"label image {path!r} has ids up to {mask.max()}, beyond int32.")
-    cells = mask[mask > 0]
+    return mask
+
+
+def instance_labels(mask: np.ndarray, path: str, *,
+                    ignore_label: int | None = None) -> np.ndarray:
+    """A label image as int32 instances: binary masks split by connected components.
+
+    A mask with at most one non-zero value (0/1, 0/255, ...) is a binary cell mask and its
+    4-connected components become the cells 1..N; a mask with several non-zero values already
+    holds instance ids and is kept. A colour mask whose channels are all equal is read as one
+    channel. Whole-number floats are accepted. Pixels equal to ``ignore_label`` are left out of
+    both decisions and become :data:`~keras_unet.class_layout.UNLABELLED`.
+
+    Args:
+        mask: ``(H, W)`` (or ``(H, W, C)`` with equal channels) label image.
+        path: where the mask came from, for error messages.
+        ignore_label: the mask value of unlabelled pixels, or ``None``.
+
+    Raises:
+        ValueError: for fractional, negative or non-numeric values, differing channels, or a
+            shape that is not a 2D image.
+
+    Example:
+        >>> instance_labels(np.array([[255, 0, 255]], "uint8"), "m.png").tolist()
+        [[1, 0, 2]]
+        >>> instance_labels(np.array([[3, 0, 7]], "uint16"), "m.png").tolist()
+        [[3, 0, 7]]
+        >>> instance_labels(np.array([[1, 1, 9, 0, 1]], "uint8"), "m.png", ignore_label=9).tolist()
+        [[1, 1, -1, 0, 2]]
+        >>> instance_labels(np.array([[0.5, 0.0]]), "m.tif")
+        Traceback (most recent call last):
+        ...
+        ValueError: label image 'm.tif' is not integer: dtype float64 with fractional values ...
+    """
+    mask = _integer_mask(mask, path)
+    unlabelled = _unlabelled(mask, ignore_label)
+    cells = mask[(mask > 0) & ~unlabelled]
     if cells.size == 0 or (cells == cells[0]).all():
-        return scipy.ndimage.label(mask > 0)[0].astype(np.int32)
-    return mask.astype(np.int32)
+        result = scipy.ndimage.label((mask > 0) & ~unlabelled)[0].astype(np.int32)
+    else:
+        result = mask.astype(np.int32)
+    result[unlabelled] = UNLABELLED
+    return result
 
 
-def _sample(image: np.ndarray, mask: np.ndarray, image_path: str, mask_path: str) -> Sample:
+def semantic_labels(mask: np.ndarray, path: str, *, num_classes: int | None = None,
+                    ignore_label: int | None = None) -> np.ndarray:
+    """A label image of class indices ``0..K-1`` as int32, checked against ``num_classes``.
+
+    Pixels equal to ``ignore_label`` become :data:`~keras_unet.class_layout.UNLABELLED`.
+
+    Raises:
+        ValueError: naming ``path``, for what :func:`instance_labels` refuses, a class id
+            ``>= num_classes``, or a mask dtype whose range cannot hold ``num_classes - 1``.
+
+    Example:
+        >>> semantic_labels(np.array([[0, 3, 255]], "uint8"), "m.png", num_classes=4,
+        ...                 ignore_label=255).tolist()
+        [[0, 3, -1]]
+        >>> semantic_labels(np.array([[0, 4]], "uint8"), "m.png", num_classes=4)
+        Traceback (most recent call last):
+        ...
+        ValueError: mask 'm.png' holds class id 4 but num_classes is 4 (ids 0..3); ...
+    """
+    raw = np.asarray(mask)
+    mask = _integer_mask(raw, path)
+    unlabelled = _unlabelled(mask, ignore_label)
+    if num_classes is not None:
+        kind = raw.dtype
+        if kind.kind == "b" or (np.issubdtype(kind, np.integer)
+                                and np.iinfo(kind).max < num_classes - 1):
+            top = 1 if kind.kind == "b" else np.iinfo(kind).max
+            raise ValueError(f"mask {path!r} is {kind}, which holds ids up to {top}, but "
+                             f"num_classes is {num_classes}; save it with a wider dtype "
+                             "(uint16 TIFF or 16-bit PNG).")
+        labelled = mask[~unlabelled]
+        if labelled.size and labelled.max() >= num_classes:
+            raise ValueError(f"mask {path!r} holds class id {labelled.max()} but num_classes is "
+                             f"{num_classes} (ids 0..{num_classes - 1}); raise num_classes or "
+                             "set ignore_label for that value.")
+    result = mask.astype(np.int32)
+    result[unlabelled] = UNLABELLED
+    return result
+
+
+def _unlabelled(mask: np.ndarray, ignore_label: int | None) -> np.ndarray:
+    if ignore_label is None:
+        return np.zeros(mask.shape, bool)
+    return mask == ignore_label
+
+
+def mask_labels(mask: np.ndarray, path: str, mode: str | None = None, *,
+                ignore_label: int | None = None, num_classes: int | None = None) -> np.ndarray:
+    """A mask read in label ``mode`` (None: binary masks as instances, others refused).
+
+    Raises:
+        ValueError: naming ``path``, for an ambiguous mask (several non-zero values) without a
+            mode, or for what :func:`instance_labels` / :func:`semantic_labels` refuse.
+
+    Example:
+        >>> mask_labels(np.array([[0, 1, 1]]), "m.png").tolist()
+        [[0, 1, 1]]
+        >>> mask_labels(np.array([[0, 1, 2]]), "m.png")
+        Traceback (most recent call last):
+        ...
+        ValueError: mask 'm.png' holds 2 different non-zero values (1, 2): ...
+    """
+    if mode == "semantic":
+        return semantic_labels(mask, path, num_classes=num_classes, ignore_label=ignore_label)
+    if mode is None:
+        checked = _integer_mask(mask, path)
+        values = np.unique(checked[~_unlabelled(checked, ignore_label)])
+        values = values[values != 0]
+        if values.size > 1:
+            shown = ", ".join(str(v) for v in values[:5]) + (", ..." if values.size > 5 else "")
+            raise ValueError(f"mask {path!r} holds {values.size} different non-zero values "
+                             f"({shown}): instance ids or class indices? Pass "
+                             "labels='instances' or 'semantic' (unet --labels).")
+    return instance_labels(mask, path, ignore_label=ignore_label)
+
+
+def _sample(image: np.ndarray, mask: np.ndarray, image_path: str, mask_path: str,
+            read: dict) -> Sample:
     image = np.asarray(image)
     if image.ndim not in (2, 3) or not (np.issubdtype(image.dtype, np.number)
                                         or image.dtype == bool):
@@ -154,7 +286,7 @@ def _sample(image: np.ndarray, mask: np.ndarray, image_path: str, mask_path: str
         raise ValueError(f"image {image_path!r} is complex-valued; expected real intensities.")
     if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
         raise ValueError(f"image {image_path!r} holds NaN or infinite values.")
-    labels = instance_labels(mask, mask_path)
+    labels = mask_labels(mask, mask_path, **read)
     if image.shape[:2] != labels.shape:
         raise ValueError(f"image {image_path!r} is {image.shape[0]}x{image.shape[1]} but its "
                          f"mask {mask_path!r} is {labels.shape[0]}x{labels.shape[1]}.")
@@ -164,7 +296,7 @@ def _sample(image: np.ndarray, mask: np.ndarray, image_path: str, mask_path: str
 def read_image(path: str | os.PathLike, *, labels: bool = False) -> np.ndarray:
     """One image file as (H, W) or (H, W, C): TIFF with tifffile, other formats with Pillow.
 
-    TIFFs stay memory-mapped where the file allows it (:func:`keras_unet.streaming.read_tiff`;
+    TIFFs stay memory-mapped where the file allows it (:func:`keras_unet.data.tiff.read_tiff`;
     channel-first files become channels-last). For an image, palette and alpha are dropped (RGB
     or grey); for ``labels=True`` a palette image keeps its indices, which are the labels.
 
@@ -241,7 +373,7 @@ def _listing(names: list[str], shown: int = 5) -> str:
     return text + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
-def _read_image_folders(root: Path) -> list[Sample]:
+def _read_image_folders(root: Path, read: dict) -> list[Sample]:
     folders = {name: root / name for name in ("images", "masks")}
     for name, folder in folders.items():
         if not folder.is_dir():
@@ -262,7 +394,7 @@ def _read_image_folders(root: Path) -> list[Sample]:
                             f"{_listing([masks[stem].name for stem in without_image])}")
         raise ValueError("; ".join(problems) + " (matched by file stem).")
     return [_sample(_read_file(images[stem], labels=False), _read_file(masks[stem], labels=True),
-                    str(images[stem]), str(masks[stem])) for stem in sorted(images)]
+                    str(images[stem]), str(masks[stem]), read) for stem in sorted(images)]
 
 
 def _isbi_files(folder: Path) -> dict[str, dict[str, Path]]:
@@ -297,12 +429,12 @@ def _isbi_pairs(folder: Path, only: str | None = None) -> list[tuple[Path, Path]
     return pairs
 
 
-def _read_isbi_pair(volume_path: Path, labels_path: Path) -> list[Sample]:
+def _read_isbi_pair(volume_path: Path, labels_path: Path, read: dict) -> list[Sample]:
     volume, labels = _read_pages(volume_path), _read_pages(labels_path)
     if len(volume) != len(labels):
         raise ValueError(f"{str(volume_path)!r} has {len(volume)} pages but {str(labels_path)!r} "
                          f"has {len(labels)}.")
-    return [_sample(image, mask, f"{volume_path}[{page}]", f"{labels_path}[{page}]")
+    return [_sample(image, mask, f"{volume_path}[{page}]", f"{labels_path}[{page}]", read)
             for page, (image, mask) in enumerate(zip(volume, labels))]
 
 
@@ -339,13 +471,13 @@ def _ctc_frames(root: Path) -> list[tuple[Path, Path, int | None]] | None:
     return frames
 
 
-def _read_ctc_frame(image_path: Path, annotation: Path, z: int | None) -> Sample:
+def _read_ctc_frame(image_path: Path, annotation: Path, z: int | None, read: dict) -> Sample:
     if z is None:
         return _sample(_read_file(image_path, labels=False), _read_file(annotation, labels=True),
-                       str(image_path), str(annotation))
+                       str(image_path), str(annotation), read)
     stack = _read_pages(image_path)
     if z >= len(stack):
         raise ValueError(f"annotation {str(annotation)!r} is for slice {z} but "
                          f"{str(image_path)!r} has {len(stack)} slices.")
     return _sample(stack[z], _read_file(annotation, labels=True), f"{image_path}[{z}]",
-                   str(annotation))
+                   str(annotation), read)

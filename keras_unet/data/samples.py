@@ -9,12 +9,15 @@ import numpy as np
 
 @dataclasses.dataclass(frozen=True)
 class Sample:
-    """A training or evaluation image with its instance labels.
+    """A training or evaluation image with its labels.
 
     Attributes:
         image: ``(H, W)`` or ``(H, W, C)`` array of any real dtype (uint8, uint16, float).
-        labels: ``(H, W)`` integer instance labels: 0 is background, each cell has its own
-            positive id (readers turn binary masks into instances by connected components).
+        labels: ``(H, W)`` integer labels in the dataset's label mode
+            (:data:`keras_unet.class_layout.LABEL_MODES`): instances (0 background, each cell
+            its own positive id; readers turn binary masks into instances by connected
+            components) or class indices 0..K-1; unlabelled pixels are
+            :data:`keras_unet.class_layout.UNLABELLED` in both.
         path: where the sample came from (a file path, or e.g. ``"synthetic:3"``), used in
             every error message about it.
 

@@ -73,15 +73,24 @@ def decode_image(data: tf.Tensor, channels: int) -> tf.Tensor:
 
 
 def encode_mask_png(labels: tf.Tensor, num_classes: int) -> tf.Tensor:
-    """PNG of each (H, W) class map in a batch: classes spread over 0..255 (0/255 for two).
+    """PNG of each (H, W) class map in a batch, the mask ``unet predict`` writes.
 
-    The same 8-bit mask as :func:`keras_unet.inference.mask_from_probabilities`, the file
-    ``unet predict`` writes; read the class back with ``mask // (255 // (K - 1))``.
+    Two or three classes (the cell layouts) are spread over 0..255 (0/255, 0/127/254), as
+    :func:`keras_unet.inference.mask_from_probabilities` does; read the class back with
+    ``mask // (255 // (K - 1))``. Four classes or more are the class indices themselves: an
+    8-bit grey PNG up to 256 classes, 16-bit beyond (TensorFlow writes no palette PNGs; ``unet
+    predict`` adds the palette to its files).
 
     Example:
         >>> png = encode_mask_png(tf.constant([[[0, 1]]]), 2)[0]
         >>> tf.io.decode_png(png)[..., 0].numpy().tolist()
         [[0, 255]]
+        >>> png = encode_mask_png(tf.constant([[[0, 3, 4]]]), 5)[0]
+        >>> tf.io.decode_png(png)[..., 0].numpy().tolist()
+        [[0, 3, 4]]
     """
-    mask = tf.cast(labels * (255 // max(num_classes - 1, 1)), tf.uint8)[..., None]
+    if num_classes > 3:
+        mask = tf.cast(labels, tf.uint8 if num_classes <= 256 else tf.uint16)[..., None]
+    else:
+        mask = tf.cast(labels * (255 // max(num_classes - 1, 1)), tf.uint8)[..., None]
     return tf.map_fn(tf.io.encode_png, mask, fn_output_signature=tf.string)

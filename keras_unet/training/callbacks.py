@@ -15,9 +15,13 @@ import os
 import time
 from pathlib import Path
 
+from collections.abc import Sequence
+
 import keras
 import numpy as np
 import tensorflow as tf
+
+from keras_unet.class_layout import class_colour, default_class_names
 
 PANEL_GAP = 4
 """Pixels of white between the columns of a validation panel."""
@@ -30,6 +34,9 @@ PANEL_TITLE = 16
 
 PANEL_COLUMNS = ("input", "ground truth", "prediction", "weight map")
 """The columns of a validation panel, left to right."""
+
+PANEL_LEGEND = 16
+"""Rows of the strip below the titles that shows each class's colour and name."""
 
 
 class Throughput(keras.callbacks.Callback):
@@ -74,25 +81,29 @@ class Throughput(keras.callbacks.Callback):
 
 
 def validation_panel(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
-                     weights: np.ndarray) -> np.ndarray:
+                     weights: np.ndarray, class_names: Sequence[str] | None = None) -> np.ndarray:
     """Pictures of input / ground truth / prediction / weight map side by side, one per tile.
 
     All four are shown over the output area of the network: the input tile is centre-cropped to
-    it (a valid-padding network predicts only the centre of its input). Each picture is scaled
-    to [0, 1]: the input by its own minimum and maximum, labels as ``class / (K - 1)``, the
-    prediction as the probability of not being background, the weight map by its maximum.
-    Small tiles are enlarged by a whole factor (nearest neighbour) to at least
-    :data:`PANEL_TILE_PIXELS`, and a strip of :data:`PANEL_TITLE` rows on top names the columns.
+    it (a valid-padding network predicts only the centre of its input). The input is grey,
+    scaled by its own minimum and maximum; the ground truth shows each class in its fixed colour
+    (:func:`keras_unet.class_layout.class_colour`, unlabelled pixels mid-grey); the prediction
+    shows the argmax class in its colour, as bright as its probability; the weight map is grey,
+    scaled by its maximum. Small tiles are enlarged by a whole factor (nearest neighbour) to at
+    least :data:`PANEL_TILE_PIXELS`; a strip of :data:`PANEL_TITLE` rows on top names the
+    columns and one of :data:`PANEL_LEGEND` rows below it the class colours.
 
     Args:
         images: ``(N, T, T, C)`` input tiles (the first channel is shown).
-        labels: ``(N, O, O)`` integer class labels.
+        labels: ``(N, O, O)`` integer class labels (-1: unlabelled).
         probabilities: ``(N, O, O, K)`` predicted class probabilities.
         weights: ``(N, O, O)`` pixel weights.
+        class_names: the K names for the legend (default:
+            :func:`keras_unet.class_layout.default_class_names`).
 
     Returns:
-        float32 ``(N, PANEL_TITLE + s * O, 4 * s * O + 3 * PANEL_GAP, 1)`` pictures for
-        ``tf.summary.image``, with ``s = ceil(PANEL_TILE_PIXELS / O)``.
+        float32 RGB ``(N, PANEL_TITLE + PANEL_LEGEND + s * O, 4 * s * O + 3 * PANEL_GAP, 3)``
+        pictures in [0, 1] for ``tf.summary.image``, with ``s = ceil(PANEL_TILE_PIXELS / O)``.
 
     Example:
         >>> images = np.zeros((1, 6, 6, 1)); images[0, 2, 2] = 1
@@ -100,43 +111,76 @@ def validation_panel(images: np.ndarray, labels: np.ndarray, probabilities: np.n
         >>> panel = validation_panel(images, np.ones((1, 2, 2), int), probabilities,
         ...                          np.full((1, 2, 2), 3.0))
         >>> panel.shape  # 2x2 tiles shown as 256x256
-        (1, 272, 1036, 1)
-        >>> row = panel[0, PANEL_TITLE, :, 0]  # the top row of the four pictures
-        >>> [row[column * (256 + PANEL_GAP) + offset].item() for column in range(4)
-        ...  for offset in (0, 128)]  # input 1 0, labels 1 1, prediction 0 0, weights 1 1
-        [1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0]
+        (1, 288, 1036, 3)
+        >>> row = panel[0, PANEL_TITLE + PANEL_LEGEND]  # the top row of the four pictures
+        >>> [row[column * (256 + PANEL_GAP)].round(3).tolist() for column in range(4)]
+        [[1.0, 1.0, 1.0], [0.902, 0.098, 0.294], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]
     """
     size = labels.shape[1]
+    classes = probabilities.shape[-1]
+    names = tuple(class_names) if class_names is not None else default_class_names(classes)
     top = (images.shape[1] - size) // 2
     left = (images.shape[2] - size) // 2
     picture = np.asarray(images[:, top:top + size, left:left + size, 0], np.float32)
     low = picture.min(axis=(1, 2), keepdims=True)
     high = picture.max(axis=(1, 2), keepdims=True)
     picture = (picture - low) / np.maximum(high - low, 1e-6)
-    classes = probabilities.shape[-1]
-    truth = np.asarray(labels, np.float32) / (classes - 1)
-    foreground = 1.0 - np.asarray(probabilities[..., 0], np.float32)
+    colours = _class_colours(max(classes, int(np.max(labels, initial=0)) + 1))
+    labels = np.asarray(labels)
+    truth = np.where((labels < 0)[..., None], UNLABELLED_GREY, colours[np.maximum(labels, 0)])
+    predicted = np.argmax(probabilities, axis=-1)
+    confidence = np.max(probabilities, axis=-1)[..., None].astype(np.float32)
+    prediction = colours[predicted] * confidence
     weights = np.asarray(weights, np.float32)
     weights = weights / np.maximum(weights.max(axis=(1, 2), keepdims=True), 1e-6)
     scale = math.ceil(PANEL_TILE_PIXELS / size)
-    gap = np.ones((labels.shape[0], size * scale, PANEL_GAP), np.float32)
+    gap = np.ones((labels.shape[0], size * scale, PANEL_GAP, 3), np.float32)
     row = [gap] * 7
     row[::2] = [np.repeat(np.repeat(part, scale, axis=1), scale, axis=2)
-                for part in (picture, truth, foreground, weights)]
+                for part in (_grey(picture), truth, prediction, _grey(weights))]
     row = np.concatenate(row, axis=2)
-    titles = _column_titles(row.shape[2], size * scale + PANEL_GAP)
-    return np.concatenate([np.broadcast_to(titles, (len(row), *titles.shape)), row],
-                          axis=1)[..., None]
+    strips = np.concatenate([_column_titles(row.shape[2], size * scale + PANEL_GAP),
+                             _legend(row.shape[2], names, colours)], axis=0)
+    return np.concatenate([np.broadcast_to(strips, (len(row), *strips.shape)), row],
+                          axis=1).astype(np.float32)
+
+
+UNLABELLED_GREY = np.float32(0.5)
+"""The shade of unlabelled ground-truth pixels in a validation panel."""
+
+
+def _class_colours(count: int) -> np.ndarray:
+    """``(count, 3)`` float32 colours in [0, 1] of classes 0..count-1."""
+    return np.array([class_colour(index) for index in range(count)], np.float32) / 255.0
+
+
+def _grey(picture: np.ndarray) -> np.ndarray:
+    return np.repeat(picture[..., None], 3, axis=-1)
 
 
 def _column_titles(width: int, column_width: int) -> np.ndarray:
-    """A ``(PANEL_TITLE, width)`` strip with the names of :data:`PANEL_COLUMNS`, white on black."""
+    """A ``(PANEL_TITLE, width, 3)`` strip with the names of :data:`PANEL_COLUMNS`."""
     from PIL import Image, ImageDraw
 
-    strip = Image.new("L", (width, PANEL_TITLE), 0)
+    strip = Image.new("RGB", (width, PANEL_TITLE), (0, 0, 0))
     draw = ImageDraw.Draw(strip)
     for index, name in enumerate(PANEL_COLUMNS):
-        draw.text((index * column_width + 2, 2), name, fill=255)
+        draw.text((index * column_width + 2, 2), name, fill=(255, 255, 255))
+    return np.asarray(strip, np.float32) / 255.0
+
+
+def _legend(width: int, names: Sequence[str], colours: np.ndarray) -> np.ndarray:
+    """A ``(PANEL_LEGEND, width, 3)`` strip: a square of each class's colour and its name."""
+    from PIL import Image, ImageDraw
+
+    strip = Image.new("RGB", (width, PANEL_LEGEND), (0, 0, 0))
+    draw = ImageDraw.Draw(strip)
+    x = 2
+    for index, name in enumerate(names):
+        colour = tuple(int(round(c * 255)) for c in colours[index])
+        draw.rectangle((x, 3, x + 9, 12), fill=colour, outline=(255, 255, 255))
+        draw.text((x + 13, 2), f"{index} {name}", fill=(255, 255, 255))
+        x += 13 + int(draw.textlength(f"{index} {name}")) + 12
     return np.asarray(strip, np.float32) / 255.0
 
 
@@ -151,6 +195,7 @@ class ValidationPanel(keras.callbacks.Callback):
         images: ``(N, T, T, C)`` validation tiles.
         labels: ``(N, O, O)`` their labels.
         weights: ``(N, O, O)`` their weight maps.
+        class_names: the names of the legend (default: the layout's defaults).
 
     Example:
         >>> import tempfile
@@ -165,8 +210,9 @@ class ValidationPanel(keras.callbacks.Callback):
     """
 
     def __init__(self, log_dir: str | os.PathLike, images: np.ndarray, labels: np.ndarray,
-                 weights: np.ndarray):
+                 weights: np.ndarray, class_names: Sequence[str] | None = None):
         super().__init__()
+        self.class_names = None if class_names is None else tuple(class_names)
         self.log_dir = str(log_dir)
         self.images = np.asarray(images, np.float32)
         self.labels = np.asarray(labels)
@@ -177,7 +223,8 @@ class ValidationPanel(keras.callbacks.Callback):
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(self.log_dir)
         probabilities = keras.ops.convert_to_numpy(self.model(self.images, training=False))
-        panel = validation_panel(self.images, self.labels, probabilities, self.weights)
+        panel = validation_panel(self.images, self.labels, probabilities, self.weights,
+                                 self.class_names)
         with self._writer.as_default():
             tf.summary.image("validation_panel", panel, step=epoch, max_outputs=len(panel),
                              description=" | ".join(PANEL_COLUMNS))
@@ -196,7 +243,8 @@ class ObjectF1(keras.callbacks.Callback):
     :func:`keras_unet.predict_tiled`, :func:`keras_unet.instances.instance_labels` turns the
     probabilities into cells, and :func:`keras_unet.evaluation.matching_dataset` counts the
     matches over all images; put it before ``keras.callbacks.TensorBoard`` so that the value
-    is logged there too (as ``epoch_object_f1`` of the validation run).
+    is logged there too (as ``epoch_object_f1`` of the validation run). Unlabelled pixels
+    (partial annotations) are cut out of both the truth and the predicted cells.
 
     Args:
         samples: the validation samples (images with instance labels).
@@ -227,8 +275,12 @@ class ObjectF1(keras.callbacks.Callback):
         if not all(np.isfinite(p).all() for p in probabilities):  # diverged: NaNGuard reports
             logs["val_object_f1"] = float("nan")
             return
-        scores = matching_dataset([sample.labels for sample in self.samples],
-                                  [instance_labels(p) for p in probabilities], 0.5)
+        unlabelled = [sample.labels < 0 for sample in self.samples]  # partial annotations
+        truths = [np.where(mask, 0, sample.labels)
+                  for mask, sample in zip(unlabelled, self.samples)]
+        found = [np.where(mask, 0, instance_labels(p))
+                 for mask, p in zip(unlabelled, probabilities)]
+        scores = matching_dataset(truths, found, 0.5)
         logs["val_object_f1"] = float(scores.f1)
 
 
@@ -352,6 +404,106 @@ class AtomicCheckpoints(keras.callbacks.Callback):
         """The best ``monitor`` value saved so far in this folder (None before the first)."""
         state = self.best_state()
         return None if state is None or state["value"] is None else float(state["value"])
+
+
+class PatienceOnBest(keras.callbacks.Callback):
+    """Early stopping: stops ``fit`` once ``patience`` epochs passed without a new best checkpoint.
+
+    Keras's ``EarlyStopping`` keeps its best value and wait count in memory, so a resumed run
+    would count afresh and restore only what that process saw. This one reads the best epoch
+    from :class:`AtomicCheckpoints`' ``best.json`` (put it after them in the callback list), the
+    record that survives an interruption, and ``best.keras`` holds the weights to restore.
+
+    Args:
+        checkpoints: the run's checkpoints callback.
+        patience: epochs without improvement of its monitor before stopping (>= 1).
+
+    Example:
+        >>> import tempfile
+        >>> import keras_unet
+        >>> checkpoints = AtomicCheckpoints(tempfile.mkdtemp(), monitor="val_loss", mode="min")
+        >>> stop = PatienceOnBest(checkpoints, patience=2)
+        >>> model = keras_unet.build_unet((None, None, 1), 2, filters=2, depth=2)
+        >>> for callback in (checkpoints, stop):
+        ...     callback.set_model(model)
+        >>> for epoch, value in enumerate([0.5, 0.4, 0.45, 0.41]):
+        ...     checkpoints.on_epoch_end(epoch, {"loss": 1.0, "val_loss": value})
+        ...     stop.on_epoch_end(epoch)
+        >>> model.stop_training, stop.stopped_epoch, checkpoints.best_state()["epoch"]
+        (True, 4, 2)
+    """
+
+    def __init__(self, checkpoints: AtomicCheckpoints, patience: int):
+        super().__init__()
+        if not isinstance(patience, int) or patience < 1:
+            raise ValueError(f"patience must be an integer >= 1, got {patience!r}.")
+        self.checkpoints = checkpoints
+        self.patience = patience
+        self.stopped_epoch: int | None = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        state = self.checkpoints.best_state()
+        best_epoch = 0 if state is None else int(state["epoch"])
+        if epoch + 1 - best_epoch >= self.patience:
+            self.model.stop_training = True
+            self.stopped_epoch = epoch + 1
+
+
+ENCODER_LAYERS = ("enc", "bottleneck")
+"""Name prefixes of the contracting path's and the bottleneck's layers in
+:func:`keras_unet.build_unet` (``enc1_conv1``, ..., ``bottleneck_conv2``)."""
+
+
+def encoder_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """The layers of the contracting path and the bottleneck of a :func:`keras_unet.build_unet`.
+
+    Example:
+        >>> import keras_unet
+        >>> model = keras_unet.build_unet((None, None, 1), 2, filters=2, depth=2)
+        >>> [layer.name for layer in encoder_layers(model) if layer.weights][-3:]
+        ['enc2_conv2', 'bottleneck_conv1', 'bottleneck_conv2']
+    """
+    return [layer for layer in model.layers if layer.name.startswith(ENCODER_LAYERS)]
+
+
+class FreezeEncoder(keras.callbacks.Callback):
+    """Trains only the expanding path for the first ``epochs`` epochs, then the whole network.
+
+    At the start of every epoch the encoder's layers (:func:`encoder_layers`) are made
+    trainable or not as the epoch asks, and the training step is re-traced when that changes,
+    so a resumed run is right whichever epoch it resumes at. The optimizer must already be built
+    for all the variables (``model.optimizer.build(model.trainable_variables)`` before
+    ``fit``), so that its state and a backup cover the encoder too.
+
+    Args:
+        epochs: epochs (counted from 0) during which the encoder is frozen.
+
+    Example:
+        >>> import keras_unet
+        >>> model = keras_unet.build_unet((None, None, 1), 2, filters=2, depth=2)
+        >>> freeze = FreezeEncoder(1)
+        >>> freeze.set_model(model)
+        >>> freeze.on_epoch_begin(0)
+        >>> len(model.trainable_weights), len(model.weights)  # the 6 encoder convs frozen
+        (14, 26)
+        >>> freeze.on_epoch_begin(1)
+        >>> len(model.trainable_weights)
+        26
+    """
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs = int(epochs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        frozen = epoch < self.epochs
+        layers = encoder_layers(self.model)
+        if all(layer.trainable != frozen for layer in layers):
+            return
+        for layer in layers:
+            layer.trainable = not frozen
+        if getattr(self.model, "optimizer", None) is not None and self.model.compiled:
+            self.model.make_train_function(force=True)
 
 
 class NaNGuard(keras.callbacks.TerminateOnNaN):

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from keras_unet import geometry
-from keras_unet.class_layout import NUM_CLASSES
+from keras_unet.class_layout import LABEL_MODES, NUM_CLASSES, parse_class_names
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine")
@@ -57,8 +57,23 @@ class TrainConfig:
         padding: ``"valid"`` (paper) or ``"same"``.
         dropout: dropout rate at the end of the contracting path (paper: 0.5).
         batch_norm: batch normalisation after every convolution (not in the paper).
-        num_classes: classes the network predicts: 2 (background, cell) or 3 (plus the
-            border between touching cells).
+        num_classes: classes the network predicts. Instance labels: 2 (background, cell) or 3
+            (plus the border between touching cells); semantic labels: K >= 2, the class ids
+            0..K-1 of the masks.
+        labels: how masks are read: ``"instances"`` (cells: binary masks or instance ids; the
+            paper's weight map), ``"semantic"`` (class indices; class-balanced weights), or
+            ``None``: binary masks as instances, a mask with several non-zero values an error.
+        ignore_label: mask value of unlabelled pixels (partial annotations): no loss, no score,
+            never a tile of its own; ``None``: every pixel is labelled.
+        class_names: comma-separated names of the classes (``"background,cytoplasm,nucleus"``),
+            recorded in the model and shown by ``unet predict`` and ``unet evaluate``; ``None``:
+            :func:`keras_unet.class_layout.default_class_names`.
+        init: a trained ``.keras`` model to start from (fine-tuning): same geometry, its final
+            1x1 convolution re-created when ``num_classes`` differs; ``None``: random weights.
+        freeze_encoder: with ``init``, train only the expanding path (the contracting path and
+            the bottleneck frozen) for the first third of the epochs (at least one), then all.
+        patience: stop when the validation loss has not improved for this many epochs and
+            keep the best epoch's weights; ``None``: run all epochs.
         optimizer: ``"sgd"`` (with ``momentum``) or ``"adam"``.
         learning_rate: learning rate for the global batch (the initial one with ``cosine``).
         learning_rate_schedule: ``"constant"`` or ``"cosine"`` (decays to 0 over the run).
@@ -95,6 +110,12 @@ class TrainConfig:
     dropout: float = 0.0
     batch_norm: bool = False
     num_classes: int = 2
+    labels: str | None = None
+    ignore_label: int | None = None
+    class_names: str | None = None
+    init: str | None = None
+    freeze_encoder: bool = False
+    patience: int | None = None
     optimizer: str = "adam"
     learning_rate: float = 0.001
     learning_rate_schedule: str = "cosine"
@@ -111,6 +132,26 @@ class TrainConfig:
             object.__setattr__(self, field.name,
                                _coerce(field.name, getattr(self, field.name), _hints()[field.name]))
         _check_ranges(self)
+
+    @property
+    def label_mode(self) -> str:
+        """``labels``, or ``"instances"`` when unset (binary masks are cells).
+
+        Example:
+            >>> TrainConfig().label_mode, TrainConfig(data="d", labels="semantic").label_mode
+            ('instances', 'semantic')
+        """
+        return self.labels or "instances"
+
+    @property
+    def frozen_epochs(self) -> int:
+        """Epochs the encoder stays frozen with ``freeze_encoder``: a third, at least one.
+
+        Example:
+            >>> TrainConfig(epochs=10, init="m.keras", freeze_encoder=True).frozen_epochs
+            3
+        """
+        return max(1, self.epochs // 3) if self.freeze_encoder else 0
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any], source: str = "config") -> TrainConfig:
@@ -246,9 +287,7 @@ def _check_ranges(config: TrainConfig) -> None:
     for name in at_least_one:
         if getattr(config, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}.")
-    if config.num_classes not in NUM_CLASSES:
-        raise ValueError(f"num_classes must be 2 (background, cell) or 3 (background, cell, "
-                         f"border), got {config.num_classes}.")
+    _check_labels(config)
     choices = {"padding": geometry.PADDINGS, "optimizer": OPTIMIZERS,
                "learning_rate_schedule": SCHEDULES, "loss": LOSSES,
                "mixed_precision": MIXED_PRECISIONS, "strategy": STRATEGIES}
@@ -265,7 +304,41 @@ def _check_ranges(config: TrainConfig) -> None:
             raise ValueError(f"{name} must be in [0, 1), got {getattr(config, name)}.")
     if not 0.0 <= config.val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {config.val_fraction}.")
+    if config.patience is not None and config.patience < 1:
+        raise ValueError(f"patience must be >= 1 (or unset: no early stopping), got "
+                         f"{config.patience}.")
+    if config.freeze_encoder and config.init is None:
+        raise ValueError("freeze_encoder needs init: a trained model whose contracting path to "
+                         "keep.")
+    if config.patience is not None and config.val_fraction == 0:
+        raise ValueError("patience needs validation images to watch; set val_fraction > 0.")
     try:
         geometry.output_size(config.tile_size, config.depth, config.padding)
     except ValueError as error:
         raise ValueError(f"tile_size: {error}") from None
+
+
+def _check_labels(config: TrainConfig) -> None:
+    """The label mode, the class count, the ignore value and the class names agree."""
+    if config.labels is not None and config.labels not in LABEL_MODES:
+        raise ValueError(f"labels must be one of {', '.join(LABEL_MODES)}; got {config.labels!r}.")
+    if config.labels == "semantic":
+        if config.num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2, got {config.num_classes}.")
+        if config.data is None:
+            raise ValueError("labels semantic needs data: the synthetic cells are instances.")
+    elif config.num_classes not in NUM_CLASSES:
+        raise ValueError(f"num_classes must be 2 (background, cell) or 3 (background, cell, "
+                         f"border) for instance labels, got {config.num_classes}; for "
+                         "masks of class indices set labels: semantic.")
+    if config.ignore_label is not None:
+        if config.ignore_label < 0:
+            raise ValueError(f"ignore_label must be a mask value >= 0, got {config.ignore_label}.")
+        if config.labels == "semantic" and config.ignore_label < config.num_classes:
+            raise ValueError(f"ignore_label {config.ignore_label} is also a class id "
+                             f"(0..{config.num_classes - 1}); use a value outside the classes, "
+                             "e.g. 255.")
+        if config.labels != "semantic" and config.ignore_label == 0:
+            raise ValueError("ignore_label 0 is the background of instance masks; use another "
+                             "value, e.g. 255 for masks whose cells are ids below it.")
+    parse_class_names(config.class_names, config.num_classes, "class_names")

@@ -19,15 +19,18 @@ import numpy as np
 import tensorflow as tf
 
 from keras_unet import data as unet_data
+from keras_unet.class_layout import default_class_names, parse_class_names
 from keras_unet.losses import CrossentropyDiceLoss, DiceLoss, WeightedCrossentropy
 from keras_unet.metrics import Dice, IoU
 from keras_unet.model import build_unet
 from keras_unet.serving import export_for_serving
-from keras_unet.training.callbacks import (AtomicCheckpoints, NaNGuard, ObjectF1, Throughput,
+from keras_unet.training.callbacks import (AtomicCheckpoints, FreezeEncoder, NaNGuard,
+                                           ObjectF1, PatienceOnBest, Throughput,
                                            ValidationPanel)
 from keras_unet.training.config import TrainConfig
 from keras_unet.training.distribution import (Cluster, choose_policy, choose_strategy,
                                               cluster_from_env, strategy_name)
+from keras_unet.training.finetune import load_init_model, transfer_weights
 from keras_unet.training.run_dir import RunDir, prepare_run_dir
 
 PANEL_TILES = 4
@@ -47,7 +50,8 @@ class TrainResult:
     Attributes:
         config: the resolved config (``run_dir`` filled in).
         run: the run directory and its parts.
-        model: the trained model (weights of the last epoch).
+        model: the trained model (weights of the last epoch; of the best one with
+            ``patience``).
         history: per-epoch logs of this process's ``fit`` (only the epochs it ran after a resume).
         best: ``{"monitor", "value", "epoch", "logs"}`` of ``best.keras`` (lowest validation
             loss), if one was saved.
@@ -136,13 +140,19 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
     if config.batch_size % replicas:
         raise ValueError(f"batch_size {config.batch_size} does not split evenly over {replicas} "
                          f"replicas; use a multiple of {replicas}.")
+    if cluster.num_tasks > 1 and config.patience is not None:
+        raise ValueError("patience (early stopping) works with one worker only; leave it unset "
+                         "for multi-worker training.")
     if cluster.num_tasks > 1 and config.run_dir is None:
         raise ValueError("multi-worker training needs --run-dir: every worker must name the "
                          "same run.")
     policy = choose_policy(config.mixed_precision)
+    trained = None if config.init is None else load_init_model(config.init)
     samples = _load_samples(config)
     train_samples, val_samples = split_samples(samples, config.val_fraction, config.seed)
     train_data, val_data = _datasets(config, train_samples, val_samples, cluster, replicas)
+    if trained is not None:  # checked before the run folder is touched
+        recreated = transfer_weights(trained, _build_model(config, _channels(train_samples)))
     run = _prepare_run(config, cluster, overwrite, strategy)
     config = config.replace(run_dir=str(run.path if cluster.is_chief else config.run_dir))
     if run.replaced is not None:
@@ -150,12 +160,18 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
     validation = None
     if cluster.is_chief and val_samples:
         validation = run.validation
-        unet_data.save_samples(val_samples, validation)
+        unet_data.save_samples(val_samples, validation, ignore_label=config.ignore_label)
     monitor = MONITOR if val_samples else None
     say(f"unet train: {'resuming' if run.resume else 'starting'} run {run.path}: "
         f"{_split_text(train_samples, val_samples, len(samples))}, "
         f"{strategy_name(strategy)} strategy with {replicas} replica(s) "
         f"({config.batch_size // replicas} tiles each), {policy} precision")
+    if trained is not None:
+        say(f"unet train: starting from {config.init}" + (
+            f" (its {trained.output_shape[-1]} classes -> {config.num_classes}: the final 1x1 "
+            "convolution is re-created)" if recreated else "") + (
+            f"; encoder frozen for epochs 1-{config.frozen_epochs}" if config.freeze_encoder
+            else ""))
 
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(policy)
@@ -163,7 +179,10 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
         keras.utils.set_random_seed(config.seed)
         with strategy.scope():
             model = _build_model(config, _channels(train_samples))
+            if trained is not None:
+                transfer_weights(trained, model)
             _compile(model, config)
+            model.optimizer.build(model.trainable_variables)  # all of them, frozen or not
         guard = NaNGuard(hint=f"lower learning_rate (it is {config.learning_rate:g}), or "
                               "try mixed_precision off.")
         callbacks = _callbacks(config, run, cluster, guard, val_data, val_samples, monitor)
@@ -175,6 +194,9 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
     if guard.message:
         raise FloatingPointError(guard.message)
     best = export = None
+    if config.patience is not None and (run.checkpoints / "best.keras").is_file():
+        best_model = keras.models.load_model(run.checkpoints / "best.keras", compile=False)
+        model.set_weights(best_model.get_weights())  # early stopping keeps the best epoch
     if cluster.is_chief:
         best = AtomicCheckpoints(run.checkpoints, monitor, "min").best_state()
         export = _export(config, run, model, _channels(train_samples))
@@ -274,7 +296,20 @@ def _as_config(config) -> TrainConfig:
 def _load_samples(config: TrainConfig) -> list:
     if config.data is None:
         return unet_data.synthetic_cells(config.synthetic_images, seed=config.seed)
-    return unet_data.load_samples(config.data)
+    return unet_data.load_samples(
+        config.data, config.labels, ignore_label=config.ignore_label,
+        num_classes=config.num_classes if config.labels == "semantic" else None)
+
+
+def class_names(config: TrainConfig) -> tuple[str, ...]:
+    """The names recorded in the model: ``config.class_names``, else the mode's defaults.
+
+    Example:
+        >>> class_names(TrainConfig(num_classes=3))
+        ('background', 'cell', 'border')
+    """
+    return (parse_class_names(config.class_names, config.num_classes, "class_names")
+            or default_class_names(config.num_classes, config.label_mode))
 
 
 def _channels(samples: list) -> int:
@@ -305,7 +340,7 @@ def _barrier(strategy: tf.distribute.Strategy) -> None:
 def _build_model(config: TrainConfig, channels: int) -> keras.Model:
     return build_unet((None, None, channels), config.num_classes, filters=config.filters,
                       depth=config.depth, padding=config.padding, batch_norm=config.batch_norm,
-                      dropout=config.dropout)
+                      dropout=config.dropout, class_names=class_names(config))
 
 
 def _compile(model: keras.Model, config: TrainConfig) -> None:
@@ -321,9 +356,17 @@ def _compile(model: keras.Model, config: TrainConfig) -> None:
     losses = {"weighted_crossentropy": WeightedCrossentropy(),
               "dice": DiceLoss(class_ids=foreground),
               "crossentropy_dice": CrossentropyDiceLoss(dice_class_ids=foreground)}
-    model.compile(optimizer=optimizer, loss=losses[config.loss],
-                  metrics=[IoU(config.num_classes, foreground, name="iou"),
-                           Dice(config.num_classes, foreground, name="dice")])
+    metrics = [IoU(config.num_classes, foreground, name="iou"),
+               Dice(config.num_classes, foreground, name="dice")]
+    if config.label_mode == "semantic":  # every class's own score beside the mean
+        metrics += [IoU(config.num_classes, [index], name=f"iou_{_metric_name(name)}")
+                    for index, name in enumerate(class_names(config))]
+    model.compile(optimizer=optimizer, loss=losses[config.loss], metrics=metrics)
+
+
+def _metric_name(class_name: str) -> str:
+    """A class name as part of a Keras metric (and TensorBoard tag) name."""
+    return "".join(c if c.isalnum() else "_" for c in class_name.lower())
 
 
 def _datasets(config: TrainConfig, train_samples: list, val_samples: list, cluster: Cluster,
@@ -335,7 +378,8 @@ def _datasets(config: TrainConfig, train_samples: list, val_samples: list, clust
     validation batches.
     """
     common = dict(tile_size=config.tile_size, batch_size=config.batch_size,
-                  num_classes=config.num_classes, depth=config.depth, padding=config.padding)
+                  num_classes=config.num_classes, labels=config.label_mode, depth=config.depth,
+                  padding=config.padding)
     worker_seed = int(np.random.SeedSequence([config.seed, cluster.rank]).generate_state(1)[0])
     train_data = unet_data.make_dataset(
         train_samples, augment=config.elastic, shuffle=True, repeat=True,
@@ -379,15 +423,21 @@ def _callbacks(config: TrainConfig, run: RunDir, cluster: Cluster, guard: NaNGua
                monitor: str | None) -> list[keras.callbacks.Callback]:
     callbacks = [guard, Throughput(config.batch_size),
                  keras.callbacks.BackupAndRestore(str(run.backup), double_checkpoint=True)]
+    if config.freeze_encoder:
+        callbacks.append(FreezeEncoder(config.frozen_epochs))
     if not cluster.is_chief:
         return callbacks
-    if val_samples:  # first: the checkpoints' best.json and TensorBoard log what it adds
+    if val_samples and config.label_mode == "instances":  # first: best.json logs what it adds
         callbacks.append(ObjectF1(val_samples))
-    callbacks.append(AtomicCheckpoints(run.checkpoints, monitor, "min"))
+    checkpoints = AtomicCheckpoints(run.checkpoints, monitor, "min")
+    callbacks.append(checkpoints)
+    if config.patience is not None and monitor is not None:
+        callbacks.append(PatienceOnBest(checkpoints, config.patience))
     if val_data is not None:
         images, labels, weights = (np.asarray(part)[:PANEL_TILES]
                                    for part in next(iter(val_data.take(1))))
-        callbacks.append(ValidationPanel(run.logs / "images", images, labels, weights))
+        callbacks.append(ValidationPanel(run.logs / "images", images, labels, weights,
+                                         class_names(config)))
     return callbacks + [
         keras.callbacks.TensorBoard(str(run.logs), write_graph=False, profile_batch=0)]
 

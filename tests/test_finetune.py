@@ -1,0 +1,92 @@
+"""Fine-tuning (``init``): starts at the trained model's score; refuses other geometries."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_unet import build_unet
+from keras_unet.data import load_samples, make_dataset, synthetic_cells
+from keras_unet.losses import WeightedCrossentropy
+from keras_unet.training import train
+from keras_unet.training.callbacks import FreezeEncoder, encoder_layers
+from keras_unet.training.finetune import transfer_weights
+
+TINY = {"synthetic_images": 3, "epochs": 1, "steps_per_epoch": 1, "batch_size": 2,
+        "tile_size": 92, "depth": 2, "filters": 4, "dropout": 0.0, "val_fraction": 0.34,
+        "mixed_precision": "off"}
+
+
+def _validation_loss(model, tiles) -> float:
+    model.compile(loss=WeightedCrossentropy())
+    return float(model.evaluate(tiles, verbose=0))
+
+
+def test_fine_tuning_starts_at_the_trained_models_validation_score(tmp_path):
+    keras.utils.set_random_seed(1)
+    trained = build_unet((None, None, 1), 2, filters=4, depth=2, dropout=0.0)
+    trained.compile(keras.optimizers.Adam(0.02), WeightedCrossentropy())
+    trained.fit(make_dataset(synthetic_cells(3), tile_size=92, batch_size=4, depth=2, seed=1,
+                             augment=False), epochs=1, steps_per_epoch=15, verbose=0)
+    trained.save(tmp_path / "cells.keras")
+    result = train({**TINY, "run_dir": str(tmp_path / "run"), "learning_rate": 1e-9,
+                    "init": str(tmp_path / "cells.keras")}, verbose=0)
+    tiles = make_dataset(load_samples(result.validation, "instances"), tile_size=92,
+                         batch_size=2, depth=2, augment=False, shuffle=False, repeat=False)
+    keras.utils.set_random_seed(TINY.get("seed", 0))  # what train() would have started from
+    random = build_unet((None, None, 1), 2, filters=4, depth=2, dropout=0.0)
+    started, trained_loss = result.history["val_loss"][0], _validation_loss(trained, tiles)
+    assert started == pytest.approx(trained_loss, rel=0.01)
+    assert _validation_loss(random, tiles) > 1.3 * trained_loss
+
+
+def test_another_class_count_recreates_only_the_final_convolution():
+    cells = build_unet((None, None, 1), 2, filters=4, depth=2)
+    tissue = build_unet((None, None, 1), 4, filters=4, depth=2)
+    fresh = tissue.get_layer("final_conv").get_weights()
+    assert transfer_weights(cells, tissue) is True
+    for layer in tissue.layers:
+        if layer.weights and layer.name != "final_conv":
+            source = cells.get_layer(layer.name).get_weights()
+            for copied, original in zip(layer.get_weights(), source):
+                np.testing.assert_array_equal(copied, original)
+    for kept, before in zip(tissue.get_layer("final_conv").get_weights(), fresh):
+        np.testing.assert_array_equal(kept, before)
+
+
+def test_bad_init_is_named_before_the_run_starts(tmp_path):
+    build_unet((None, None, 1), 2, filters=4, depth=3).save(tmp_path / "deep.keras")
+    (tmp_path / "notes.keras").write_text("not a model")
+    for init, message in (("deep.keras", "init model has depth 3 but the network to train has "
+                                         "depth 2"),
+                          ("notes.keras", "init '.*notes.keras' is not a keras_unet model"),
+                          ("none.keras", "init '.*none.keras' does not exist")):
+        with pytest.raises((ValueError, FileNotFoundError), match=message):
+            train({**TINY, "run_dir": str(tmp_path / "run"), "init": str(tmp_path / init)},
+                  verbose=0)
+        assert not (tmp_path / "run").exists()
+    with pytest.raises(ValueError, match="patience needs validation images"):
+        train({**TINY, "patience": 2, "val_fraction": 0.0})
+    with pytest.raises(ValueError, match="freeze_encoder needs init"):
+        train({**TINY, "freeze_encoder": True})
+
+
+def test_frozen_encoder_trains_only_the_expanding_path_in_its_epochs():
+    model = build_unet((None, None, 1), 2, filters=4, depth=2, dropout=0.0)
+    model.compile(keras.optimizers.Adam(0.01), WeightedCrossentropy())
+    model.optimizer.build(model.trainable_variables)
+    encoder = [layer for layer in encoder_layers(model) if layer.weights]
+    snapshots = []
+    record = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: snapshots.append(
+        ([w.copy() for layer in encoder for w in layer.get_weights()],
+         model.get_layer("final_conv").get_weights()[0].copy())))
+    rng = np.random.default_rng(0)
+    tiles = (rng.normal(size=(2, 44, 44, 1)).astype("float32"),
+             rng.integers(0, 2, (2, 4, 4)).astype("int32"))
+    start = [w.copy() for layer in encoder for w in layer.get_weights()]
+    final = model.get_layer("final_conv").get_weights()[0].copy()
+    model.fit(*tiles, epochs=2, batch_size=2, verbose=0,
+              callbacks=[FreezeEncoder(1), record])
+    (frozen, decoded), (unfrozen, _) = snapshots
+    assert all(np.array_equal(a, b) for a, b in zip(start, frozen))  # epoch 1: encoder kept
+    assert not np.array_equal(decoded, final)                          # ... decoder trained
+    assert not all(np.array_equal(a, b) for a, b in zip(frozen, unfrozen))  # epoch 2: all
