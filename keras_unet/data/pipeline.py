@@ -442,7 +442,8 @@ def make_dataset(samples: Sequence[Sample], *, tile_size: int, batch_size: int,
     @tf.autograph.experimental.do_not_convert
     def tiles(index, windows):
         seed = tf.random.experimental.stateless_fold_in(batch_seed, index)
-        image, label, weight = _read_tiles(buffers, *windows, seed, tile_size, out, augment)
+        image, label, weight = _read_tiles(buffers, *windows, seed, tile_size, out,
+                                           context, augment)
         return (tf.ensure_shape(image, (None, tile_size, tile_size, channels)),
                 tf.ensure_shape(label, (None, out, out)),
                 tf.ensure_shape(weight, (None, out, out)))
@@ -460,7 +461,7 @@ def make_dataset(samples: Sequence[Sample], *, tile_size: int, batch_size: int,
 
 @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
 def _read_tiles(buffers: PixelBuffers, sample, top, left, seed, tile: int, out: int,
-                augment: bool):
+                border: int, augment: bool):
     """Reads a batch of tiles whose top-left input pixels are ``(top, left)`` in their images.
 
     One XLA-compiled function for all datasets, so datasets over the same images share the
@@ -482,7 +483,7 @@ def _read_tiles(buffers: PixelBuffers, sample, top, left, seed, tile: int, out: 
                   widths=tf.gather(buffers.widths, sample))
     image = sample_mirrored(buffers.images, rows, cols, **layout,
                             interpolation="bilinear" if augment else "nearest")
-    crop = slice((tile - out) // 2, (tile - out) // 2 + out)
+    crop = slice(border, border + out)
     label, weight = sample_mirrored([buffers.labels, buffers.weights], rows[:, crop, crop],
                                     cols[:, crop, crop], **layout, interpolation="nearest")
     if augment:
