@@ -23,13 +23,14 @@ import lazy_loader
 
 __version__ = version("keras-unet-ronneberger")
 
-KERAS_MODULES = ("layers", "losses", "metrics")
+KERAS_MODULES = ("layers", "losses", "metrics", "model")
 """The modules whose classes a saved model may name; importing them registers the classes."""
 
 __getattr__, __dir__, __all__ = lazy_loader.attach(
     __name__,
     submodules=["evaluation", "instances", "losses", "metrics"],
     submod_attrs={
+        "blockwise": ["predict_array"],
         "geometry": ["border", "output_size", "valid_input_size"],
         "inference": ["predict_tiled"],
         "model": ["build_unet"],

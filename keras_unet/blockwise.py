@@ -1,0 +1,269 @@
+"""Block-wise prediction of 2D arrays of any size: NumPy, memory maps, zarr, dask.
+
+An unpadded U-Net predicts a block exactly from the block plus the network's border of context,
+so an image too large for memory is predicted one output block at a time: each block's input
+window is read from the array with that context (mirrored only at the image's edges) and
+passed through :func:`keras_unet.tiling.predict_window`, the engine of
+:func:`keras_unet.predict_tiled`, so the blocks together equal the whole-image prediction.
+Before that, one streaming pass over the array computes the image's own mean and standard
+deviation (:func:`keras_unet.normalization.image_moments`), the statistics the whole-image
+path standardises with. Memory is that of one block, whatever the image's area.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+
+from keras_unet.errors import InputError
+from keras_unet.inference import mask_from_probabilities, model_geometry
+from keras_unet.normalization import image_moments, normalize_image
+
+DEFAULT_BLOCK = 2048
+"""Output block side when neither ``block_size`` nor the output's chunks say otherwise."""
+
+MOMENT_PIXELS = 2**24
+"""Pixels per row chunk of the statistics pass (128 MiB as float64)."""
+
+Window = tuple[int, int, int, int]
+"""An output block: ``(top, left, height, width)`` in image pixels."""
+
+
+def block_windows(shape: tuple[int, int], block_size: int | tuple[int, int]) -> list[Window]:
+    """The output blocks ``(top, left, height, width)`` that tile an image, row by row.
+
+    Blocks at the right and bottom edges are cut to the image.
+
+    Raises:
+        ValueError: for a block size that is not a positive integer or pair of them.
+
+    Example:
+        >>> block_windows((5, 7), 4)
+        [(0, 0, 4, 4), (0, 4, 4, 3), (4, 0, 1, 4), (4, 4, 1, 3)]
+    """
+    block_rows, block_cols = block_pair(block_size)
+    height, width = shape
+    return [(top, left, min(block_rows, height - top), min(block_cols, width - left))
+            for top in range(0, height, block_rows) for left in range(0, width, block_cols)]
+
+
+def block_pair(block_size) -> tuple[int, int]:
+    """``block_size`` (an int or a ``(rows, cols)`` pair) as a checked pair of positive ints.
+
+    Example:
+        >>> block_pair(256), block_pair((128, 64))
+        ((256, 256), (128, 64))
+    """
+    pair = (block_size, block_size) if isinstance(block_size, (int, np.integer)) else block_size
+    try:
+        pair = tuple(pair)
+    except TypeError:
+        pair = ()
+    if len(pair) != 2 or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool)
+                                 and n > 0 for n in pair):
+        raise InputError(f"block_size must be a positive integer or a (rows, cols) pair of them, "
+                         f"got {block_size!r}.")
+    return int(pair[0]), int(pair[1])
+
+
+def check_array(array, channels: int, name: str = "array") -> tuple[int, int]:
+    """Checks an array-like image (H, W) or (H, W, C) without reading its pixels; returns (H, W).
+
+    Raises:
+        ValueError: for an array without ``shape`` and ``dtype``, of another rank, with a
+            channel count the model does not take, empty, or of a non-numeric dtype.
+
+    Example:
+        >>> check_array(np.zeros((6, 9), "uint8"), 1)
+        (6, 9)
+        >>> check_array(np.zeros((6, 9, 2)), 1, "big.zarr")
+        Traceback (most recent call last):
+        ...
+        keras_unet.errors.InputError: big.zarr has shape (6, 9, 2), but the model takes ...
+    """
+    shape, dtype = getattr(array, "shape", None), getattr(array, "dtype", None)
+    if shape is None or dtype is None:
+        raise InputError(f"{name} is a {type(array).__name__}; expected an array with shape, "
+                         "dtype and slicing (NumPy, memory map, zarr, dask).")
+    shape = tuple(int(n) for n in shape)
+    fits = len(shape) == 2 and channels == 1 or len(shape) == 3 and shape[-1] == channels
+    if not fits or 0 in shape:
+        raise InputError(f"{name} has shape {shape}, but the model takes (height, width, "
+                         f"{channels})" + (" or (height, width)" if channels == 1 else "")
+                         + " images.")
+    dtype = np.dtype(dtype)
+    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)
+            or dtype.kind == "b"):
+        raise InputError(f"{name} has dtype {dtype}; expected integer or float pixels.")
+    return shape[0], shape[1]
+
+
+def array_moments(array) -> tuple[float, float]:
+    """Mean and standard deviation of an array-like image, in one pass of row chunks.
+
+    The statistics :func:`keras_unet.normalization.normalize_image` standardises a whole image
+    with (computed by :func:`keras_unet.normalization.image_moments`), with row chunks of about
+    :data:`MOMENT_PIXELS` pixels aligned to the array's own chunks, so memory stays bounded.
+
+    Raises:
+        ValueError: if the image holds NaN or infinite pixels.
+
+    Example:
+        >>> image = np.arange(12, dtype="uint16").reshape(3, 4)
+        >>> np.allclose(array_moments(image), (image.mean(), image.std()))
+        True
+    """
+    row_pixels = math.prod(array.shape[1:])
+    rows = max(1, MOMENT_PIXELS // row_pixels)
+    chunk_rows = default_block_size(array)[0] if getattr(array, "chunks", None) else None
+    if chunk_rows and rows > chunk_rows:
+        rows -= rows % chunk_rows
+    mean, std = image_moments(array, rows_per_chunk=rows)
+    if not np.isfinite([mean, std]).all():
+        raise InputError("the image contains NaN or infinite pixels.")
+    return mean, std
+
+
+def read_normalized(array, rows: np.ndarray, cols: np.ndarray, mean: float,
+                    std: float) -> np.ndarray:
+    """Standardised float32 pixels ``(len(rows), len(cols), C)`` at global image indices.
+
+    Reads only the bounding box of the indices with plain slicing (which zarr, dask and memory
+    maps do lazily), then picks the indices from it: the reader the tiling engine is given.
+
+    Example:
+        >>> image = np.arange(20, dtype="uint8").reshape(4, 5)
+        >>> read_normalized(image, np.array([1, 0, 1]), np.array([3, 4]), 0.0, 1.0)[..., 0]
+        array([[8., 9.],
+               [3., 4.],
+               [8., 9.]], dtype=float32)
+    """
+    rows, cols = np.asarray(rows), np.asarray(cols)
+    top, left = int(rows.min()), int(cols.min())
+    box = np.asarray(array[top:int(rows.max()) + 1, left:int(cols.max()) + 1])
+    box = box[rows - top][:, cols - left]
+    if box.ndim == 2:
+        box = box[..., None]
+    return normalize_image(box, mean, std).numpy()
+
+
+def predict_block(model: keras.Model, array, window: Window, mean: float, std: float, *,
+                  tile_size=None, batch_size: int = 4, tta: bool = False) -> np.ndarray:
+    """Probabilities ``(height, width, K)`` of one output block of an array-like image.
+
+    The block's window of :func:`keras_unet.predict_tiled` of the whole image, normalised with
+    the whole image's ``mean`` and ``std`` (:func:`array_moments`); what every block-wise path,
+    in one process or on dask workers, computes per block.
+
+    Example:
+        >>> from keras_unet import build_unet
+        >>> model = build_unet((None, None, 1), 2, filters=4, depth=2)
+        >>> image = np.random.default_rng(0).integers(0, 255, (40, 50), dtype="uint8")
+        >>> predict_block(model, image, (8, 16, 20, 30), *array_moments(image)).shape
+        (20, 30, 2)
+    """
+    from keras_unet.tiling import predict_window
+
+    shape = tuple(int(n) for n in array.shape[:2])
+    return predict_window(model, lambda rows, cols: read_normalized(array, rows, cols, mean, std),
+                          shape, window, tile_size=tile_size, batch_size=batch_size, tta=tta)
+
+
+def default_block_size(*arrays) -> tuple[int, int]:
+    """Block side pair: the spatial chunks of the first chunked array (zarr or dask), else
+    :data:`DEFAULT_BLOCK`, so that every block reads or writes whole chunks.
+
+    Example:
+        >>> import dask.array as da
+        >>> default_block_size(None, da.zeros((100, 90), chunks=(64, 32))), default_block_size()
+        ((64, 32), (2048, 2048))
+    """
+    for array in arrays:
+        chunks = getattr(array, "chunks", None)
+        if chunks and len(chunks) >= 2:
+            first = [c[0] if isinstance(c, tuple) else c for c in chunks[:2]]  # dask: per block
+            return int(first[0]), int(first[1])
+    return DEFAULT_BLOCK, DEFAULT_BLOCK
+
+
+def predict_array(model: keras.Model, array, *, output=None, classes=None, block_size=None,
+                  tile_size=None, batch_size: int = 4, tta: bool = False,
+                  name: str = "array"):
+    """Class probabilities of an array-like image of any size, block by block.
+
+    Equals :func:`keras_unet.predict_tiled` of the whole image (for valid-padding models, to
+    float precision) while holding only one block: the statistics come from one streaming pass
+    (:func:`array_moments`), then each output block is read with its context and predicted by
+    the tiling engine (:func:`predict_block`) and written to ``output`` and ``classes``.
+
+    Args:
+        model: a U-Net from :func:`keras_unet.build_unet`.
+        array: (H, W) or (H, W, C) array-like with ``shape``, ``dtype`` and slicing: NumPy,
+            a memory-mapped TIFF, a zarr or a dask array.
+        output: (H, W, K) float32 array-like to write the probabilities into (a zarr array,
+            a memory map); ``None`` returns them as a new NumPy array, unless ``classes`` is
+            given, in which case the probabilities are not kept.
+        classes: optional (H, W) array-like to write the argmax class of each pixel into.
+        block_size: output block side (int or pair); default: the spatial chunks of
+            ``output`` (or of ``classes``), else :data:`DEFAULT_BLOCK`.
+        tile_size, batch_size, tta: as for :func:`keras_unet.predict_tiled`.
+        name: what to call the array in error messages (e.g. its path).
+
+    Returns:
+        ``output`` (or the new NumPy array), or ``None`` when only ``classes`` was asked for.
+
+    Raises:
+        ValueError: for an array of the wrong rank, channels or dtype, NaN pixels, an output
+            of another shape, or a bad block or tile size.
+
+    Example:
+        >>> from keras_unet import build_unet
+        >>> model = build_unet((None, None, 1), 2, filters=4, depth=2)
+        >>> image = np.random.default_rng(0).integers(0, 255, (50, 70), dtype="uint8")
+        >>> blocks = predict_array(model, image, block_size=32)
+        >>> from keras_unet import predict_tiled
+        >>> bool(np.abs(blocks - predict_tiled(model, image)).max() < 1e-4)
+        True
+    """
+    geom = model_geometry(model)
+    height, width = check_array(array, geom.channels, name)
+    sinks = {"output": (output, (height, width, geom.num_classes)),
+             "classes": (classes, (height, width))}
+    for label, (sink, shape) in sinks.items():
+        if sink is not None and tuple(sink.shape) != shape:
+            raise InputError(f"{label} has shape {tuple(sink.shape)}; {name} needs {shape}.")
+    blocks = block_pair(default_block_size(output, classes) if block_size is None
+                        else block_size)
+    if output is None and classes is None:
+        output = np.empty((height, width, geom.num_classes), np.float32)
+    try:
+        mean, std = array_moments(array)
+    except ValueError as error:
+        raise InputError(f"{name}: {error}") from None
+    for top, left, rows, cols in block_windows((height, width), blocks):
+        probabilities = predict_block(model, array, (top, left, rows, cols), mean, std,
+                                      tile_size=tile_size, batch_size=batch_size, tta=tta)
+        where = (slice(top, top + rows), slice(left, left + cols))
+        if output is not None:
+            output[where] = probabilities
+        if classes is not None:
+            classes[where] = class_indices(probabilities)
+    return output
+
+
+def class_indices(probabilities: np.ndarray) -> np.ndarray:
+    """The argmax class of each pixel as uint8 (a one-channel sigmoid output: > 0.5).
+
+    The label values (0, 1, 2) that :func:`keras_unet.inference.mask_from_probabilities`
+    spreads over 0..255 for image files.
+
+    Example:
+        >>> class_indices(np.eye(3, dtype="float32")[[[0, 2, 1]]]).tolist()
+        [[0, 2, 1]]
+    """
+    mask = mask_from_probabilities(probabilities)
+    spread = 255 // max(probabilities.shape[-1] - 1, 1)
+    return mask // np.uint8(spread)
+

@@ -1,0 +1,187 @@
+"""Cell labels of an image too large to label at once: per block, then one label per cell.
+
+:func:`keras_unet.instances.instance_labels` needs the whole probability map; here it runs on
+each block plus a halo of context, and a relabelling pass gives every cell one label across the
+image, also the cells that straddle block borders:
+
+1. each block's labels (of the block and its halo) get ids no other block uses, and its core is
+   written to the output;
+2. along every border, the labels two neighbouring blocks give the same pixels (a band one
+   pixel wide on each side; both blocks see it, one as core, one as halo) say which ids are one
+   cell. Connected components: any shared pixel joins two ids, which makes the result exactly
+   the whole-image labelling for any block and halo. Watershed: two ids join when each holds
+   the majority of the other's band pixels, so that two touching cells that one block's view
+   sees as one do not merge;
+3. the joined ids are numbered 1..N, ``min_size`` is applied to the whole cells, and every block
+   is rewritten.
+
+A watershed's result depends on context, so the blocks' labels equal the whole image's where
+each cell and the seeds that compete for it lie within the halo of every block that holds part
+of it: cells smaller than the halo (default :data:`HALO`) get the whole-image result.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse
+import scipy.sparse.csgraph
+
+from keras_unet.blockwise import block_pair, block_windows, default_block_size
+from keras_unet.errors import InputError
+from keras_unet.instances import MIN_SIZE, SPLIT_H, instance_labels
+
+HALO = 64
+"""Context around each block for the watershed, in pixels: wider than the cells it must see."""
+
+BAND = 1
+"""Pixels on each side of a block border whose labels the two blocks compare."""
+
+DEFAULT_INSTANCE_BLOCK = 1024
+"""Block side when neither ``block_size`` nor the output's chunks say otherwise."""
+
+
+def blockwise_instance_labels(probabilities, output=None, *, block_size=None, halo: int = HALO,
+                              method: str = "auto", min_size: int = MIN_SIZE,
+                              h: float = SPLIT_H, connectivity: int = 1):
+    """Instance labels of an (H, W, K) probability array-like, block by block, one per cell.
+
+    Runs :func:`keras_unet.instances.instance_labels` (same ``method``, ``h``,
+    ``connectivity``) on every block with ``halo`` pixels of context, then joins the labels
+    of cells cut by block borders (see the module docstring) and removes cells under
+    ``min_size`` pixels, counted over the whole cell. Connected components equal the
+    whole-image labelling exactly; watershed labels do for cells smaller than the halo.
+
+    Args:
+        probabilities: (H, W, 2) or (H, W, 3) array-like (NumPy, zarr, a plane view).
+        output: integer (H, W) array-like to write the labels into (e.g. a uint32 zarr
+            array); ``None`` returns a new int32 NumPy array.
+        block_size: block side (int or pair); default: the output's chunks, else
+            :data:`DEFAULT_INSTANCE_BLOCK`.
+        halo: context around each block for the watershed (components need none).
+        method, min_size, h, connectivity: as for ``instance_labels``.
+
+    Returns:
+        ``output`` (or the new array): 0 background, 1..N cells.
+
+    Raises:
+        ValueError: for probabilities or arguments ``instance_labels`` refuses, a negative
+            halo, or more cells than the output's dtype holds.
+
+    Example:
+        >>> from keras_unet.instances import instance_labels
+        >>> yy, xx = np.mgrid[:40, :40]
+        >>> cells = ((yy % 20 - 10)**2 + (xx % 20 - 10)**2 < 40).astype(int)  # 4 discs
+        >>> probabilities = np.eye(2)[cells]
+        >>> blocks = blockwise_instance_labels(probabilities, block_size=15)
+        >>> whole = instance_labels(probabilities)
+        >>> int(blocks.max()), bool((np.unique(blocks * 100 + whole).size == 5))
+        (4, True)
+    """
+    if isinstance(halo, bool) or not isinstance(halo, (int, np.integer)) or halo < 0:
+        raise InputError(f"halo must be an integer >= 0 (pixels), got {halo!r}.")
+    if isinstance(min_size, bool) or not isinstance(min_size, (int, np.integer)) or min_size < 0:
+        raise InputError(f"min_size must be an integer >= 0 (pixels), got {min_size!r}.")
+    height, width = (int(n) for n in probabilities.shape[:2])
+    num_classes = int(probabilities.shape[-1])
+    if method == "auto":
+        method = "watershed" if num_classes == 3 else "components"
+    joins_any = method == "components"
+    context = BAND if joins_any else max(int(halo), BAND)
+    if output is None:
+        output = np.zeros((height, width), np.int32)
+    if tuple(output.shape) != (height, width):
+        raise InputError(f"output has shape {tuple(output.shape)}; the labels need "
+                         f"{(height, width)}.")
+    blocks = block_pair(block_size if block_size is not None else default_block_size(output)
+                        if getattr(output, "chunks", None) else DEFAULT_INSTANCE_BLOCK)
+    largest = np.iinfo(np.dtype(output.dtype)).max
+    windows = block_windows((height, width), blocks)
+    offset, sizes, bands = 0, [np.zeros(1, np.int64)], {}
+    for top, left, rows, cols in windows:
+        r0, c0 = max(0, top - context), max(0, left - context)
+        r1, c1 = min(height, top + rows + context), min(width, left + cols + context)
+        labels = instance_labels(np.asarray(probabilities[r0:r1, c0:c1]), method=method,
+                                 min_size=0, h=h, connectivity=connectivity).astype(np.int64)
+        count = int(labels.max())
+        if offset + count > largest:
+            raise InputError(f"more than {largest} labels: the output dtype {output.dtype} "
+                             "cannot hold them; use a wider one (uint64).")
+        labels = np.where(labels > 0, labels + offset, 0)
+        core = labels[top - r0:top - r0 + rows, left - c0:left - c0 + cols]
+        output[top:top + rows, left:left + cols] = core
+        local = np.where(core > 0, core - offset, 0).ravel()
+        sizes.append(np.bincount(local, minlength=count + 1)[1:])
+        bands[(top, left)] = _border_bands(labels, (r0, c0), (top, left, rows, cols),
+                                           (height, width))
+        offset += count
+    pairs = _matching_pairs(windows, bands, blocks, joins_any)
+    mapping = _final_ids(offset, np.concatenate(sizes), pairs, min_size)
+    for top, left, rows, cols in windows:
+        where = (slice(top, top + rows), slice(left, left + cols))
+        output[where] = mapping[np.asarray(output[where], np.int64)]
+    return output
+
+
+def _border_bands(labels, origin, window, shape) -> dict[str, tuple[tuple[int, int], np.ndarray]]:
+    """A block's labels on the bands across its right and bottom borders, and its left and top
+    ones, each as ``((row, col) of the band's corner, labels)``; corners included."""
+    (r0, c0), (top, left, rows, cols), (height, width) = origin, window, shape
+    row_span = (max(0, top - BAND), min(height, top + rows + BAND))
+    col_span = (max(0, left - BAND), min(width, left + cols + BAND))
+
+    def crop(r_start, r_stop, c_start, c_stop):
+        return (r_start, c_start), labels[r_start - r0:r_stop - r0, c_start - c0:c_stop - c0]
+
+    bands = {}
+    if left + cols < width:
+        bands["right"] = crop(*row_span, left + cols - BAND, left + cols + BAND)
+    if left > 0:
+        bands["left"] = crop(*row_span, left - BAND, left + BAND)
+    if top + rows < height:
+        bands["bottom"] = crop(top + rows - BAND, top + rows + BAND, *col_span)
+    if top > 0:
+        bands["top"] = crop(top - BAND, top + BAND, *col_span)
+    return bands
+
+
+def _matching_pairs(windows, bands, blocks, joins_any: bool) -> np.ndarray:
+    """(n, 2) ids to join, from the two views of every border band."""
+    found = []
+    for top, left, _, _ in windows:
+        mine = bands[(top, left)]
+        neighbours = (("right", "left", (top, left + blocks[1])),
+                      ("bottom", "top", (top + blocks[0], left)))
+        for side, other_side, key in neighbours:
+            if side in mine:
+                first, second = mine[side][1], bands[key][other_side][1]
+                found.append(_pairs(first.ravel(), second.ravel(), joins_any))
+    return np.concatenate(found) if found else np.zeros((0, 2), np.int64)
+
+
+def _pairs(first: np.ndarray, second: np.ndarray, joins_any: bool) -> np.ndarray:
+    both = (first > 0) & (second > 0)
+    pairs, counts = np.unique(np.stack([first[both], second[both]], 1), axis=0,
+                              return_counts=True)
+    if joins_any or not len(pairs):
+        return pairs
+    ids_first, total_first = np.unique(first[first > 0], return_counts=True)
+    ids_second, total_second = np.unique(second[second > 0], return_counts=True)
+    of_first = total_first[np.searchsorted(ids_first, pairs[:, 0])]
+    of_second = total_second[np.searchsorted(ids_second, pairs[:, 1])]
+    return pairs[(2 * counts > of_first) & (2 * counts > of_second)]
+
+
+def _final_ids(count: int, sizes: np.ndarray, pairs: np.ndarray, min_size: int) -> np.ndarray:
+    """Map from block ids (0..count) to cells 1..N (0: background or too small)."""
+    nodes = count + 1
+    graph = scipy.sparse.coo_matrix((np.ones(len(pairs), np.int8), (pairs[:, 0], pairs[:, 1])),
+                                    shape=(nodes, nodes))
+    _, component = scipy.sparse.csgraph.connected_components(graph, directed=False)
+    total = np.bincount(component, weights=sizes, minlength=component.max() + 1)
+    kept = (total >= max(min_size, 1))
+    first_id = np.full(len(total), nodes, np.int64)
+    np.minimum.at(first_id, component, np.arange(nodes))
+    order = np.argsort(np.where(kept, first_id, nodes), kind="stable")
+    number = np.zeros(len(total), np.int64)
+    number[order[:int(kept.sum())]] = np.arange(1, int(kept.sum()) + 1)
+    return number[component]

@@ -1,0 +1,323 @@
+"""Zarr and OME-Zarr images in, OME-Zarr predictions out, without loading either whole.
+
+Reading: an OME-Zarr multiscale image (NGFF 0.4 or 0.5, parsed by ``ome-zarr``) gives its
+level 0; a plain zarr array is read as (y, x) or (y, x, c). Each 2D plane (every index of the
+axes other than y, x and c, such as t or z) is a :class:`PlaneView`, an array-like (H, W, C)
+that :func:`keras_unet.blockwise.predict_array` reads block by block.
+
+Writing (:class:`PredictionStore`): one OME-Zarr store holding the probabilities as its image
+(a ``c`` axis of classes) and, under ``labels/``, the class mask and optionally the cells, each
+with a nearest-neighbour multiscale pyramid, so napari opens them with the input image. The
+store is written under ``<name>.partial`` and renamed when complete: nothing appears under the
+output name before then.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from keras_unet.class_layout import CLASS_NAMES
+from keras_unet.errors import InputError, InputNotFoundError, OutputExistsError
+
+PYRAMID_TOP = 512
+"""The pyramid halves its levels until the longer side is at most this many pixels."""
+
+PARTIAL_SUFFIX = ".partial"
+"""Added to the output name while the store is written."""
+
+ZARR_METADATA = ("zarr.json", ".zarray", ".zgroup", ".zattrs")
+"""The files that make a folder a zarr store (v3, v2)."""
+
+
+def is_zarr_path(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a zarr store (by its metadata files or a ``.zarr`` name).
+
+    Cheap (no zarr import), so the command line can choose its path before loading anything.
+
+    Example:
+        >>> is_zarr_path("big.ome.zarr"), is_zarr_path("cells.tif")
+        (True, False)
+    """
+    path = Path(path)
+    return path.suffix.lower() == ".zarr" or _has_zarr_metadata(path)
+
+
+def _has_zarr_metadata(path: Path) -> bool:
+    return path.is_dir() and any((path / name).is_file() for name in ZARR_METADATA)
+
+
+class PlaneView:
+    """One 2D plane of a zarr array as an array-like ``(y, x[, c])``, read and written lazily.
+
+    ``axes`` names the array's axes (``"y"`` and ``"x"`` required, ``"c"`` optional);
+    ``index`` fixes every other axis. Slicing takes ``[rows, cols]`` (a third, channel, key is
+    ignored: channels are always whole) and returns (or accepts) ``(rows, cols[, c])``, so the
+    plane behaves like a channels-last image.
+
+    Example:
+        >>> stack = np.arange(2 * 3 * 4 * 5).reshape(2, 3, 4, 5)  # z, c, y, x
+        >>> plane = PlaneView(stack, ("z", "c", "y", "x"), {"z": 1})
+        >>> plane.shape, plane[1:3, 0:2].shape, int(plane[0:1, 0:1][0, 0, 2])
+        ((4, 5, 3), (2, 2, 3), 100)
+    """
+
+    def __init__(self, array, axes: tuple[str, ...], index: dict[str, int]):
+        self.array, self.axes, self.index = array, tuple(axes), dict(index)
+        self.has_channels = "c" in self.axes
+        kept = [axis for axis in self.axes if axis not in self.index]
+        self._order = [kept.index(axis) for axis in ("y", "x", "c") if axis in kept]
+        self.shape = tuple(int(array.shape[self.axes.index(a)]) for a in ("y", "x", "c")
+                           if a in self.axes)
+        self.dtype = np.dtype(array.dtype)
+        chunks = getattr(array, "chunks", None)
+        self.chunks = (tuple(int(chunks[self.axes.index(a)]) for a in ("y", "x"))
+                       if chunks else None)
+
+    def _key(self, key) -> tuple:
+        rows, cols = ((key if isinstance(key, tuple) else (key,)) + (slice(None),))[:2]
+        where = {"y": rows, "x": cols, "c": slice(None), **self.index}
+        return tuple(where[axis] for axis in self.axes)
+
+    def __getitem__(self, key) -> np.ndarray:
+        return np.transpose(np.asarray(self.array[self._key(key)]), self._order)
+
+    def __setitem__(self, key, value) -> None:
+        self.array[self._key(key)] = np.transpose(np.asarray(value), np.argsort(self._order))
+
+
+class ZarrImage:
+    """A zarr or OME-Zarr image opened for reading: level 0, its axes, its 2D planes.
+
+    Attributes:
+        path: the store.
+        array: the zarr array of level 0 (workers can open it again from its store).
+        axes: axis names, e.g. ``("c", "y", "x")``; a plain array is ``("y", "x"[, "c"])``.
+        axis_types: the OME type of each axis (``"space"``, ``"channel"``, ``"time"``, ...).
+        ome: whether it is an OME-Zarr multiscale image.
+
+    Example:
+        >>> import tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "a.zarr")
+        >>> _ = zarr.create_array(path, shape=(30, 40), chunks=(16, 16), dtype="uint16")
+        >>> image = open_zarr_image(path)
+        >>> image.axes, [(index, plane.shape) for index, plane in image.planes()]
+        (('y', 'x'), [({}, (30, 40))])
+    """
+
+    def __init__(self, path: Path, array, axes, axis_types, ome: bool):
+        self.path, self.array, self.ome = path, array, ome
+        self.axes, self.axis_types = tuple(axes), tuple(axis_types)
+
+    @property
+    def plane_axes(self) -> tuple[str, ...]:
+        """The axes that number the planes (all but y, x and c)."""
+        return tuple(axis for axis in self.axes if axis not in ("y", "x", "c"))
+
+    def planes(self) -> list[tuple[dict[str, int], PlaneView]]:
+        """Every 2D plane as ``(index, view)``, with ``index`` the plane axes' positions."""
+        sizes = [self.array.shape[self.axes.index(axis)] for axis in self.plane_axes]
+        return [(dict(zip(self.plane_axes, map(int, position))),
+                 PlaneView(self.array, self.axes, dict(zip(self.plane_axes, map(int, position)))))
+                for position in np.ndindex(*sizes)]
+
+
+def open_zarr_image(path: str | os.PathLike, name: str = "--input") -> ZarrImage:
+    """Opens an OME-Zarr multiscale image (level 0) or a plain zarr array for reading.
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+        ValueError: if it is neither a zarr array nor an OME-Zarr image (e.g. a plate, a
+            folder of TIFFs), or has no y and x axes, naming ``path``.
+
+    Example:
+        >>> open_zarr_image("no-such.ome.zarr")
+        Traceback (most recent call last):
+        ...
+        keras_unet.errors.InputNotFoundError: --input 'no-such.ome.zarr' does not exist.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputNotFoundError(f"{name} {str(path)!r} does not exist.")
+    opened = _open_ome(path) or _open_plain(path)
+    if opened is None:
+        raise InputError(f"{name} {str(path)!r} is not a zarr array or an OME-Zarr multiscale "
+                         "image (no zarr.json, .zarray or OME 'multiscales' metadata).")
+    array, axes, types, ome = opened
+    if "y" not in axes or "x" not in axes or len(axes) != array.ndim:
+        raise InputError(f"{name} {str(path)!r} has axes {list(axes)} for shape {array.shape}; "
+                         "expected y and x axes (and optionally c, t, z).")
+    return ZarrImage(path, array, axes, types, ome)
+
+
+def _open_ome(path: Path):
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Multiscales, Reader
+
+    try:
+        location = parse_url(str(path))
+        nodes = list(Reader(location)()) if location is not None else []
+    except Exception:  # ome-zarr raises many types for stores it does not understand
+        return None
+    for node in nodes:
+        specs = [spec for spec in node.specs if isinstance(spec, Multiscales)]
+        if specs:
+            axes = node.metadata.get("axes") or ["t", "c", "z", "y", "x"][-node.data[0].ndim:]
+            names = [axis["name"] if isinstance(axis, dict) else axis for axis in axes]
+            types = [axis.get("type", _axis_type(axis["name"])) if isinstance(axis, dict)
+                     else _axis_type(axis) for axis in axes]
+            array = zarr.open_group(str(path), mode="r")[specs[0].datasets[0]]
+            return array, names, types, True
+    return None
+
+
+def _open_plain(path: Path):
+    try:
+        array = zarr.open_array(str(path), mode="r")
+    except Exception:  # zarr raises several types for a path that is not an array
+        return None
+    axes = {2: ("y", "x"), 3: ("y", "x", "c")}.get(array.ndim, ())
+    return array, axes, tuple(_axis_type(axis) for axis in axes), False
+
+
+def _axis_type(name: str) -> str:
+    return {"c": "channel", "t": "time"}.get(name, "space")
+
+
+class PredictionStore:
+    """An OME-Zarr store being written: probabilities and label images, level 0 first.
+
+    Create it with the image's geometry, fill the plane views of :meth:`views`, then
+    :meth:`finish` writes the pyramids and metadata and renames ``<path>.partial`` to
+    ``path``; :meth:`discard` removes the partial store instead. An existing ``path`` is
+    refused unless ``overwrite``, and then replaced only if it is a zarr store.
+
+    Example:
+        >>> import tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> image = ZarrImage(Path(folder, "in.zarr"), np.zeros((40, 30)), ("y", "x"),
+        ...                   ("space", "space"), False)
+        >>> store = PredictionStore(Path(folder, "out.ome.zarr"), image, 2, (16, 16))
+        >>> views = store.views({})
+        >>> views["probabilities"][:, :] = np.full((40, 30, 2), 0.5, "float32")
+        >>> views["mask"][:, :] = np.ones((40, 30), "uint8")
+        >>> store.finish()
+        PosixPath('.../out.ome.zarr')
+        >>> sorted(zarr.open_group(Path(folder, "out.ome.zarr"), mode="r")["labels"].keys())
+        ['mask']
+    """
+
+    def __init__(self, path: str | os.PathLike, image: ZarrImage, num_classes: int,
+                 block: tuple[int, int], *, instances: bool = False, overwrite: bool = False):
+        self.path = Path(path)
+        check_output(self.path, image.path, overwrite)
+        self.partial = self.path.with_name(self.path.name + PARTIAL_SUFFIX)
+        shutil.rmtree(self.partial, ignore_errors=True)  # a previous run's leftover
+        self.num_classes = num_classes
+        plane = [axis for axis in image.axes if axis not in ("y", "x", "c")]
+        types = dict(zip(image.axes, image.axis_types))
+        sizes = dict(zip(image.axes, (int(n) for n in image.array.shape)))
+        sizes["c"], types["c"] = num_classes, "channel"
+        label_axes = tuple(plane) + ("y", "x")
+        first_space = next(i for i, axis in enumerate(label_axes)
+                           if types.get(axis) == "space" or axis in ("y", "x"))
+        probability_axes = label_axes[:first_space] + ("c",) + label_axes[first_space:]
+        self.axes = {"probabilities": probability_axes, "mask": label_axes}
+        if instances:
+            self.axes["instances"] = label_axes
+        self.types = types
+        self.root = zarr.open_group(str(self.partial), mode="w")
+        labels = self.root.create_group("labels")
+        dtypes = {"probabilities": np.float32, "mask": np.uint8, "instances": np.uint32}
+        self.arrays = {}
+        for key, axes in self.axes.items():
+            group = self.root if key == "probabilities" else labels.create_group(key)
+            chunks = tuple(block[0] if a == "y" else block[1] if a == "x"
+                           else num_classes if a == "c" else 1 for a in axes)
+            self.arrays[key] = group.create_array(
+                "0", shape=tuple(sizes[a] for a in axes), chunks=chunks, dtype=dtypes[key],
+                fill_value=0, dimension_names=axes)
+
+    def views(self, index: dict[str, int]) -> dict[str, PlaneView]:
+        """The (y, x[, c]) views of one plane's outputs, to write into."""
+        return {key: PlaneView(array, self.axes[key], index)
+                for key, array in self.arrays.items()}
+
+    def finish(self) -> Path:
+        """Writes the pyramids and OME metadata, then moves the store to its name."""
+        from ome_zarr.writer import write_label_metadata, write_multiscales_metadata
+
+        for key, level0 in self.arrays.items():
+            group = self.root if key == "probabilities" else self.root["labels"][key]
+            scales = self._pyramid(group, level0, self.axes[key])
+            axes = [{"name": a, "type": self.types.get(a, "space")} for a in self.axes[key]]
+            datasets = [{"path": str(level), "coordinateTransformations": [
+                {"type": "scale", "scale": scale}]} for level, scale in enumerate(scales)]
+            write_multiscales_metadata(group, datasets, axes=axes, name=key)
+        labels = self.root["labels"]
+        classes = CLASS_NAMES.get(self.num_classes, ())
+        write_label_metadata(labels, "mask", properties=[
+            {"label-value": value, "class": name} for value, name in enumerate(classes)])
+        if "instances" in self.arrays:
+            write_label_metadata(labels, "instances")
+        old = self.path.with_name(self.path.name + ".old")
+        if self.path.exists():
+            os.replace(self.path, old)
+        os.replace(self.partial, self.path)
+        shutil.rmtree(old, ignore_errors=True)
+        return self.path
+
+    def discard(self) -> None:
+        """Removes the partial store (after a failure)."""
+        shutil.rmtree(self.partial, ignore_errors=True)
+
+    def _pyramid(self, group, level0, axes: tuple[str, ...]) -> list[list[float]]:
+        """Levels 1.. of ``level0`` by taking every other pixel (nearest neighbour)."""
+        import dask.array as da
+
+        spatial = [axes.index("y"), axes.index("x")]
+        longest = max(level0.shape[i] for i in spatial)
+        levels = max(1, 1 + math.ceil(math.log2(max(longest / PYRAMID_TOP, 1))))
+        previous = level0
+        scales = [[1.0] * len(axes)]
+        for level in range(1, levels):
+            step = tuple(slice(None, None, 2) if i in spatial else slice(None)
+                         for i in range(len(axes)))
+            shrunk = da.from_zarr(previous)[step]
+            array = group.create_array(str(level), shape=shrunk.shape, chunks=level0.chunks,
+                                       dtype=level0.dtype, fill_value=0, dimension_names=axes)
+            da.store(shrunk.rechunk(level0.chunks), array, lock=False)
+            scales.append([2.0**level if i in spatial else 1.0 for i in range(len(axes))])
+            previous = array
+        return scales
+
+
+def check_output(path: Path, input_path: Path | None, overwrite: bool) -> None:
+    """Refuses an output store that is (inside) the input, or exists without ``overwrite``,
+    or exists and is not a zarr store (never replaced).
+
+    Example:
+        >>> check_output(Path("a.zarr"), Path("a.zarr"), False)
+        Traceback (most recent call last):
+        ...
+        keras_unet.errors.InputError: --output 'a.zarr' is the input or inside it; choose another
+        path.
+    """
+    if input_path is not None:
+        inside = path.resolve() == input_path.resolve() or input_path.resolve() in \
+            path.resolve().parents
+        if inside:
+            raise InputError(f"--output {str(path)!r} is the input or inside it; choose "
+                             "another path.")
+    if path.exists():
+        if not overwrite:
+            raise OutputExistsError(f"--output {str(path)!r} exists; pass --overwrite to "
+                                    "replace it.")
+        if not _has_zarr_metadata(path):
+            raise OutputExistsError(f"--output {str(path)!r} exists and is not a zarr store; "
+                                    "it is not replaced even with --overwrite.")

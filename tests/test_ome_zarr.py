@@ -1,0 +1,131 @@
+"""OME-Zarr in and out: planes of level 0, labels with pyramids beside the probabilities, and
+`unet predict --input big.ome.zarr --output out.ome.zarr` with its refusals."""
+
+import keras
+import numpy as np
+import pytest
+import zarr
+from ome_zarr.io import parse_url
+from ome_zarr.reader import Label, Multiscales, Reader
+from ome_zarr.writer import write_image
+
+from keras_unet import predict_tiled
+from keras_unet.cli import main
+from keras_unet.ome_zarr_io import (PredictionStore, PlaneView, ZarrImage, is_zarr_path,
+                                    open_zarr_image)
+
+
+def _stack(seed=0):
+    """c, z, y, x: two planes of one channel."""
+    return np.random.default_rng(seed).integers(0, 4000, (1, 2, 48, 72)).astype("uint16")
+
+
+@pytest.fixture
+def ome_stack(tmp_path):
+    path = tmp_path / "stack.ome.zarr"
+    write_image(_stack(), zarr.open_group(path, mode="w"), axes="czyx", scale_factors=(2,),
+                storage_options={"chunks": (1, 1, 32, 32)})
+    return path
+
+
+def test_an_ome_zarr_stack_is_read_plane_by_plane_at_level_0(ome_stack):
+    image = open_zarr_image(ome_stack)
+    assert image.ome and image.axes == ("c", "z", "y", "x")
+    planes = image.planes()
+    assert [index for index, _ in planes] == [{"z": 0}, {"z": 1}]
+    assert planes[1][1].shape == (48, 72, 1)
+    assert (planes[1][1][5:9, 10:30][..., 0] == _stack()[0, 1, 5:9, 10:30]).all()
+
+
+def test_plain_zarr_arrays_are_y_x_with_optional_channels_last(tmp_path):
+    zarr.create_array(tmp_path / "grey.zarr", shape=(10, 12), dtype="uint8")
+    zarr.create_array(tmp_path / "rgb.zarr", shape=(10, 12, 3), dtype="uint8")
+    zarr.create_array(tmp_path / "4d.zarr", shape=(2, 2, 10, 12), dtype="uint8")
+    assert open_zarr_image(tmp_path / "grey.zarr").axes == ("y", "x")
+    assert open_zarr_image(tmp_path / "rgb.zarr").planes()[0][1].shape == (10, 12, 3)
+    with pytest.raises(ValueError, match="4d.zarr.*expected y and x axes"):
+        open_zarr_image(tmp_path / "4d.zarr")
+
+
+def test_what_is_not_a_store_is_named(tmp_path):
+    (tmp_path / "tiffs.zarr").mkdir()
+    with pytest.raises(ValueError, match="tiffs.zarr' is not a zarr array or an OME-Zarr"):
+        open_zarr_image(tmp_path / "tiffs.zarr")
+    with pytest.raises(FileNotFoundError, match="gone.zarr"):
+        open_zarr_image(tmp_path / "gone.zarr")
+    assert is_zarr_path(tmp_path / "tiffs.zarr") and not is_zarr_path(tmp_path / "a.tif")
+
+
+def test_a_plane_view_writes_channels_last_into_channels_first():
+    target = np.zeros((2, 3, 4, 5))  # z, c, y, x
+    view = PlaneView(target, ("z", "c", "y", "x"), {"z": 1})
+    view[1:3, 2:4] = np.arange(12).reshape(2, 2, 3)
+    assert target[1, :, 1, 2].tolist() == [0, 1, 2] and target[0].sum() == 0
+
+
+def test_the_store_appears_only_when_complete_with_pyramids_napari_reads(tmp_path):
+    image = ZarrImage(tmp_path / "in.zarr", np.zeros((1100, 600)), ("y", "x"),
+                      ("space", "space"), False)
+    store = PredictionStore(tmp_path / "out.ome.zarr", image, 3, (256, 256), instances=True)
+    classes = np.random.default_rng(0).integers(0, 3, (1100, 600)).astype("uint8")
+    views = store.views({})
+    views["mask"][:, :] = classes
+    views["probabilities"][:, :] = np.eye(3, dtype="float32")[classes]
+    assert not (tmp_path / "out.ome.zarr").exists()  # only out.ome.zarr.partial so far
+    store.finish()
+    assert not (tmp_path / "out.ome.zarr.partial").exists()
+    nodes = list(Reader(parse_url(str(tmp_path / "out.ome.zarr")))())
+    image_node = next(n for n in nodes if any(isinstance(s, Multiscales) for s in n.specs))
+    assert [level.shape for level in image_node.data] == [(3, 1100, 600), (3, 550, 300),
+                                                          (3, 275, 150)]
+    labels = [n for n in nodes if any(isinstance(s, Label) for s in n.specs)]
+    assert {n.metadata["name"] for n in labels} == {"mask", "instances"}
+    mask = next(n for n in labels if n.metadata["name"] == "mask").data
+    assert (np.asarray(mask[1]) == classes[::2, ::2]).all()  # nearest neighbour
+
+
+def test_an_existing_output_is_refused_and_a_failed_store_is_discarded(tmp_path):
+    image = ZarrImage(tmp_path / "in.zarr", np.zeros((20, 20)), ("y", "x"), ("space",) * 2,
+                      False)
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(FileExistsError, match="pass --overwrite"):
+        PredictionStore(tmp_path / "taken", image, 2, (16, 16))
+    with pytest.raises(FileExistsError, match="not a zarr store"):
+        PredictionStore(tmp_path / "taken", image, 2, (16, 16), overwrite=True)
+    with pytest.raises(ValueError, match="is the input"):
+        PredictionStore(tmp_path / "in.zarr" / "out", image, 2, (16, 16))
+    store = PredictionStore(tmp_path / "out.zarr", image, 2, (16, 16))
+    store.discard()
+    assert list(tmp_path.iterdir()) == [tmp_path / "taken"]
+
+
+def test_unet_predict_writes_an_ome_zarr_beside_the_input(tmp_path, ome_stack, model_file,
+                                                         capsys):
+    out = tmp_path / "out.ome.zarr"
+    arguments = ["predict", "--model", str(model_file), "--input", str(ome_stack), "--output",
+                 str(out), "--block-size", "32", "--instances"]
+    assert main(arguments) == 0, capsys.readouterr().err
+    model = keras.models.load_model(model_file, compile=False)
+    result = zarr.open_group(out, mode="r")
+    for z in range(2):
+        whole = predict_tiled(model, _stack()[0, z])
+        probabilities = np.moveaxis(result["0"][:, z], 0, -1)  # c, z, y, x
+        assert np.abs(probabilities - whole).max() < 1e-4
+        assert (result["labels/mask/0"][z] == probabilities.argmax(-1)).all()
+    assert result["labels/instances/0"].shape == (2, 48, 72)
+    assert main(arguments) == 2  # exists now
+    assert "pass --overwrite" in capsys.readouterr().err
+    assert main(arguments + ["--overwrite"]) == 0
+
+
+def test_unet_predict_refuses_bad_zarr_input_leaving_nothing(tmp_path, model_file, capsys):
+    zarr.create_array(tmp_path / "rgb.zarr", shape=(40, 40, 3), dtype="uint8")
+    (tmp_path / "tiffs.zarr").mkdir()
+    base = ["predict", "--model", str(model_file), "--output", str(tmp_path / "out.zarr")]
+    cases = {"rgb.zarr": "but the model takes", "tiffs.zarr": "is not a zarr array"}
+    for name, message in cases.items():
+        assert main(base + ["--input", str(tmp_path / name)]) == 2
+        assert message in capsys.readouterr().err
+    assert main(base + ["--input", str(tmp_path / "a.png"), "--scheduler", "tcp://x:1"]) == 2
+    assert "--scheduler applies to zarr" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rgb.zarr", "tiffs.zarr"]
