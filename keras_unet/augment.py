@@ -26,6 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from keras_unet.errors import InputError
 from keras_unet.mirror import mirror
 
 GRID = 3
@@ -47,7 +48,7 @@ def _stateless_seed(seed: Seed) -> tf.Tensor | None:
         return tf.constant([int(seed), 0], tf.int64)
     seed = tf.convert_to_tensor(seed)
     if seed.shape != (2,) or not seed.dtype.is_integer:
-        raise ValueError(
+        raise InputError(
             f"seed must be None, an int or a (2,) integer tensor, got {seed.dtype.name} "
             f"of shape {tuple(seed.shape)}."
         )
@@ -81,9 +82,9 @@ def random_displacement(batch, grid: int = GRID, sigma: float = SIGMA, seed: See
         (TensorShape([4, 3, 3, 2]), True)
     """
     if not isinstance(grid, int) or isinstance(grid, bool) or grid < 2:
-        raise ValueError(f"grid must be an integer >= 2, got {grid!r}.")
+        raise InputError(f"grid must be an integer >= 2, got {grid!r}.")
     if not sigma >= 0:
-        raise ValueError(f"sigma must be >= 0 pixels, got {sigma!r}.")
+        raise InputError(f"sigma must be >= 0 pixels, got {sigma!r}.")
     shape = tf.stack([tf.cast(batch, tf.int32), grid, grid, 2])
     seed = _stateless_seed(seed)
     if seed is None:
@@ -152,12 +153,12 @@ def displacement_field(displacement, height, width) -> tf.Tensor:
     """
     displacement = tf.convert_to_tensor(displacement, tf.float32)
     if displacement.shape.rank != 4 or displacement.shape[-1] != 2:
-        raise ValueError(
+        raise InputError(
             f"displacement must have shape (batch, rows, cols, 2), got {displacement.shape}."
         )
     rows, cols = displacement.shape[1], displacement.shape[2]
     if rows is None or cols is None or rows < 2 or cols < 2:
-        raise ValueError(
+        raise InputError(
             f"displacement grid must have a static size of at least 2x2, got {rows}x{cols}."
         )
     along_rows = tf.einsum("yi,bijc->byjc", _spline_matrix(rows, height), displacement)
@@ -191,7 +192,7 @@ def sample_mirrored(values, rows, cols, *, offsets, heights, widths,
         array([[[10.,  5., 20., 15.]]], dtype=float32)
     """
     if interpolation not in INTERPOLATIONS:
-        raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}.")
+        raise InputError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}.")
     several = isinstance(values, (list, tuple))
     values = [tf.convert_to_tensor(v) for v in (values if several else [values])]
     offsets, heights, widths = (
@@ -217,7 +218,7 @@ def sample_mirrored(values, rows, cols, *, offsets, heights, widths,
         outputs = []
         for v in values:
             if not v.dtype.is_floating:
-                raise ValueError(
+                raise InputError(
                     f"bilinear interpolation needs float values, got {v.dtype.name}; use "
                     "interpolation='nearest' for labels."
                 )
@@ -255,18 +256,18 @@ def _check_batch(images, labels, weights, name: str):
     images = tf.convert_to_tensor(images)
     labels = tf.convert_to_tensor(labels)
     if images.shape.rank != 4:
-        raise ValueError(f"{name}: images must be (batch, height, width, channels), got "
+        raise InputError(f"{name}: images must be (batch, height, width, channels), got "
                          f"shape {images.shape}.")
     if labels.shape.rank != 3:
-        raise ValueError(f"{name}: labels must be (batch, height, width), got shape "
+        raise InputError(f"{name}: labels must be (batch, height, width), got shape "
                          f"{labels.shape}.")
     if not images.shape[:3].is_compatible_with(labels.shape):
-        raise ValueError(f"{name}: images {images.shape} and labels {labels.shape} differ in "
+        raise InputError(f"{name}: images {images.shape} and labels {labels.shape} differ in "
                          "batch or spatial size.")
     if weights is not None:
         weights = tf.convert_to_tensor(weights)
         if not weights.shape.is_compatible_with(labels.shape):
-            raise ValueError(f"{name}: weights {weights.shape} must have the labels' shape "
+            raise InputError(f"{name}: weights {weights.shape} must have the labels' shape "
                              f"{labels.shape}.")
     return images, labels, weights
 
@@ -371,7 +372,7 @@ def random_flip_rotate(images, labels, weights=None, seed: Seed = None):
     images, labels, weights = _check_batch(images, labels, weights, "random_flip_rotate")
     height, width = images.shape[1], images.shape[2]
     if height is not None and width is not None and height != width:
-        raise ValueError(
+        raise InputError(
             f"random_flip_rotate needs square images (90-degree rotations keep the shape only "
             f"then), got {height}x{width}."
         )
@@ -405,7 +406,7 @@ def random_shift(images, labels, weights=None, max_shift: int = 10, seed: Seed =
         True
     """
     if not isinstance(max_shift, int) or isinstance(max_shift, bool) or max_shift < 0:
-        raise ValueError(f"max_shift must be an integer >= 0 pixels, got {max_shift!r}.")
+        raise InputError(f"max_shift must be an integer >= 0 pixels, got {max_shift!r}.")
     images, labels, weights = _check_batch(images, labels, weights, "random_shift")
     shape = tf.shape(images)
     shift = tf.cast(_uniform([shape[0], 2], seed, -max_shift, max_shift + 1, tf.int32), tf.float32)
@@ -442,12 +443,12 @@ def random_gray_values(images, brightness: float = 0.1, contrast: float = 0.1,
     """
     for name, value in (("brightness", brightness), ("gamma", gamma)):
         if not value >= 0:
-            raise ValueError(f"{name} must be >= 0, got {value!r}.")
+            raise InputError(f"{name} must be >= 0, got {value!r}.")
     if not 0 <= contrast < 1:
-        raise ValueError(f"contrast must be in [0, 1), got {contrast!r}.")
+        raise InputError(f"contrast must be in [0, 1), got {contrast!r}.")
     images = tf.convert_to_tensor(images)
     if images.shape.rank != 4 or not images.dtype.is_floating:
-        raise ValueError(f"random_gray_values: images must be float (batch, height, width, "
+        raise InputError(f"random_gray_values: images must be float (batch, height, width, "
                          f"channels), got {images.dtype.name} of shape {images.shape}.")
     draws = _uniform([tf.shape(images)[0], 1, 1, 3], seed, -1.0, 1.0)
     log_gamma, factor, offset = (tf.cast(draws[..., i:i + 1], images.dtype) for i in range(3))

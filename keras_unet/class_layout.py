@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from keras_unet.errors import InputError
+
 NUM_CLASSES = (2, 3)
 """Class layouts derived from instance labels: background/cell, or background/cell/border."""
 
@@ -82,11 +84,11 @@ def parse_class_names(names: str | Sequence[str] | None, num_classes: int,
     parts = names.split(",") if isinstance(names, str) else list(names)
     parts = tuple(str(part).strip() for part in parts)
     if len(parts) != num_classes:
-        raise ValueError(f"{source} gives {len(parts)} names ({', '.join(parts)}) but the model "
+        raise InputError(f"{source} gives {len(parts)} names ({', '.join(parts)}) but the model "
                          f"has {num_classes} classes.")
     if not all(parts):
-        raise ValueError(f"{source} has an empty name: {', '.join(parts)}.")
+        raise InputError(f"{source} has an empty name: {', '.join(parts)}.")
     repeated = sorted({part for part in parts if parts.count(part) > 1})
     if repeated:
-        raise ValueError(f"{source} names {', '.join(repeated)} more than once.")
+        raise InputError(f"{source} names {', '.join(repeated)} more than once.")
     return parts

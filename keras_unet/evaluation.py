@@ -43,6 +43,7 @@ import scipy.optimize
 import skimage.metrics
 
 from keras_unet.class_layout import UNLABELLED, default_class_names
+from keras_unet.errors import InputError, OutputExistsError
 from keras_unet.inference import predict_tiled
 from keras_unet.instances import instance_labels
 
@@ -58,9 +59,9 @@ ISBI_THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 def _check_label_values(name: str, array: np.ndarray) -> None:
     if not (np.issubdtype(array.dtype, np.integer) or array.dtype == bool):
-        raise ValueError(f"{name} must hold integer labels, got dtype {array.dtype}.")
+        raise InputError(f"{name} must hold integer labels, got dtype {array.dtype}.")
     if array.size and array.min() < 0:
-        raise ValueError(f"{name} has negative labels; expected 0 (background) and up.")
+        raise InputError(f"{name} has negative labels; expected 0 (background) and up.")
 
 
 def _check_labels(names: tuple[str, str], first, second,
@@ -68,7 +69,7 @@ def _check_labels(names: tuple[str, str], first, second,
     first, second = np.asarray(first), np.asarray(second)
     if first.shape != second.shape or first.ndim not in ndims:
         kind = " or ".join(f"{ndim}D" for ndim in ndims)
-        raise ValueError(f"{names[0]} and {names[1]} must be {kind} label images of one shape, "
+        raise InputError(f"{names[0]} and {names[1]} must be {kind} label images of one shape, "
                          f"got {first.shape} and {second.shape}.")
     for name, array in zip(names, (first, second)):
         _check_label_values(name, array)
@@ -88,7 +89,7 @@ def _check_thresholds(thresholds, interval: str) -> tuple[tuple[float, ...], boo
     low = 0.0 if interval == "[0, 1]" else np.nextafter(0.0, 1.0)
     if (values is None or values.ndim > 1 or not values.size or not np.isfinite(values).all()
             or values.min() < low or values.max() > 1):
-        raise ValueError(f"thresholds must be numbers in {interval}, got {thresholds!r}.")
+        raise InputError(f"thresholds must be numbers in {interval}, got {thresholds!r}.")
     return tuple(values.ravel().tolist()), values.ndim == 0
 
 
@@ -99,11 +100,11 @@ def _class_counts(ground_truth, prediction, num_classes: int):
         ground_truth, prediction = ground_truth[labelled][None], prediction[labelled][None]
     ground_truth, prediction = _check_pair(ground_truth, prediction)
     if not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}.")
+        raise InputError(f"num_classes must be an integer >= 2, got {num_classes!r}.")
     if num_classes == 2:  # instance labels: any object is the foreground class
         prediction, ground_truth = prediction > 0, ground_truth > 0
     elif max(prediction.max(), ground_truth.max()) >= num_classes:
-        raise ValueError(f"labels go up to {max(prediction.max(), ground_truth.max())}, "
+        raise InputError(f"labels go up to {max(prediction.max(), ground_truth.max())}, "
                          f"beyond num_classes={num_classes}.")
     joint = np.bincount(prediction.ravel() * num_classes + ground_truth.ravel(),
                         minlength=num_classes**2).reshape(num_classes, num_classes)
@@ -178,16 +179,16 @@ def rand_error(ground_truth, prediction) -> float:
 def _check_cell_probability(cell_probability, shape: tuple[int, ...]) -> np.ndarray:
     cell_probability = np.asarray(cell_probability)
     if cell_probability.shape != shape:
-        raise ValueError(f"ground_truth and cell_probability must be 2D images of one shape, got "
+        raise InputError(f"ground_truth and cell_probability must be 2D images of one shape, got "
                          f"{shape} and {cell_probability.shape}.")
     if not (np.issubdtype(cell_probability.dtype, np.floating)
             or np.issubdtype(cell_probability.dtype, np.integer)):
-        raise ValueError(f"cell_probability must hold numbers, got dtype {cell_probability.dtype}.")
+        raise InputError(f"cell_probability must hold numbers, got dtype {cell_probability.dtype}.")
     cell_probability = cell_probability.astype(np.float64)
     finite = np.isfinite(cell_probability).all()
     if cell_probability.size and not (finite and 0 <= cell_probability.min()
                                       and cell_probability.max() <= 1):
-        raise ValueError(f"cell_probability must hold probabilities in [0, 1], got values from "
+        raise InputError(f"cell_probability must hold probabilities in [0, 1], got values from "
                          f"{cell_probability.min()} to {cell_probability.max()}.")
     return cell_probability
 
@@ -234,7 +235,7 @@ def rand_error_thresholds(ground_truth, cell_probability,
     """
     ground_truth = np.asarray(ground_truth)
     if ground_truth.ndim != 2:
-        raise ValueError(f"ground_truth must be a 2D label image, got shape {ground_truth.shape}.")
+        raise InputError(f"ground_truth must be a 2D label image, got shape {ground_truth.shape}.")
     _check_label_values("ground_truth", ground_truth)
     cell_probability = _check_cell_probability(cell_probability, ground_truth.shape)
     thresholds, _ = _check_thresholds(thresholds, "[0, 1]")
@@ -343,7 +344,7 @@ def warp(source, target, *, connectivity: int = 4) -> np.ndarray:
         True
     """
     if connectivity not in (4, 8):
-        raise ValueError(f"connectivity must be 4 or 8, got {connectivity!r}.")
+        raise InputError(f"connectivity must be 4 or 8, got {connectivity!r}.")
     table = _simple_point_table(connectivity)
     warped, target = np.array(source, bool), np.asarray(target, bool)
     grids = []
@@ -564,10 +565,10 @@ def matching_dataset(ground_truths: Sequence, predictions: Sequence,
     """
     ground_truths, predictions = list(ground_truths), list(predictions)
     if len(ground_truths) != len(predictions):
-        raise ValueError(f"ground_truths and predictions must have one image each, got "
+        raise InputError(f"ground_truths and predictions must have one image each, got "
                          f"{len(ground_truths)} and {len(predictions)}.")
     if not ground_truths:
-        raise ValueError("ground_truths is empty; expected at least one label image.")
+        raise InputError("ground_truths is empty; expected at least one label image.")
     values, single = _check_thresholds(thresholds, "(0, 1]")
     n_true = n_pred = 0
     tp, iou_sum = np.zeros(len(values), np.int64), np.zeros(len(values))
@@ -575,7 +576,7 @@ def matching_dataset(ground_truths: Sequence, predictions: Sequence,
         try:
             truth, predicted = _check_truth_prediction(truth, predicted)
         except ValueError as error:
-            raise ValueError(f"image {index}: {error}") from None
+            raise InputError(f"image {index}: {error}") from None
         overlap = _overlap(truth, predicted)
         n_true, n_pred = n_true + overlap.shape[0] - 1, n_pred + overlap.shape[1] - 1
         hits, total = _match(_iou(overlap), values)
@@ -624,14 +625,14 @@ def seg_dataset(ground_truths: Sequence, predictions: Sequence) -> float:
     """
     ground_truths, predictions = list(ground_truths), list(predictions)
     if len(ground_truths) != len(predictions):
-        raise ValueError(f"ground_truths and predictions must have one image each, got "
+        raise InputError(f"ground_truths and predictions must have one image each, got "
                          f"{len(ground_truths)} and {len(predictions)}.")
     scores = []
     for index, (truth, predicted) in enumerate(zip(ground_truths, predictions)):
         try:
             truth, predicted = _check_labels(("ground_truth", "prediction"), truth, predicted)
         except ValueError as error:
-            raise ValueError(f"image {index}: {error}") from None
+            raise InputError(f"image {index}: {error}") from None
         scores.append(_seg_from_overlap(_overlap(truth, predicted)))
     scores = np.concatenate(scores) if scores else np.zeros(0)
     return float(scores.mean()) if scores.size else math.nan
@@ -844,7 +845,7 @@ class EvaluationReport:
         paths = (os.path.join(folder, "evaluation.csv"), os.path.join(folder, "evaluation.json"))
         existing = [path for path in paths if os.path.exists(path)]
         if existing and not overwrite:
-            raise FileExistsError(f"{existing[0]!r} exists; pass overwrite=True to replace it.")
+            raise OutputExistsError(f"{existing[0]!r} exists; pass overwrite=True to replace it.")
         with open(paths[0], "w", newline="") as file:
             writer = csv.DictWriter(file, fieldnames=["image", *self.columns])
             writer.writeheader()
@@ -864,16 +865,16 @@ class EvaluationReport:
 def _evaluate(samples: Sequence, predict: Callable) -> EvaluationReport:
     """Scores ``predict(image) -> (labels, cell probability or None)`` on every sample."""
     if not samples:
-        raise ValueError("no samples to evaluate.")
+        raise InputError("no samples to evaluate.")
     rows, scores = [], []
     for sample in samples:
         labels, cell_probability = predict(sample.image)
         labels, truth = np.asarray(labels), np.asarray(sample.labels)
         if labels.shape != truth.shape:
-            raise ValueError(f"prediction of {sample.path!r} has shape {labels.shape}, but its "
+            raise InputError(f"prediction of {sample.path!r} has shape {labels.shape}, but its "
                              f"labels have shape {truth.shape}.")
         if cell_probability is not None and cell_probability.shape != truth.shape:
-            raise ValueError(f"probabilities of {sample.path!r} are {cell_probability.shape} "
+            raise InputError(f"probabilities of {sample.path!r} are {cell_probability.shape} "
                              f"pixels, but its labels have shape {truth.shape}.")
         unlabelled = truth == UNLABELLED
         if unlabelled.any():  # partial annotations: objects only where the truth is known
@@ -910,7 +911,7 @@ def evaluate_samples(predict_labels: Callable[[np.ndarray], np.ndarray],
 def _cell_probability(probabilities: np.ndarray) -> np.ndarray:
     """The probability of the cell class: channel 1 of softmax outputs, or the one sigmoid."""
     if probabilities.ndim != 3 or probabilities.shape[-1] < 1:
-        raise ValueError(f"probabilities must be (height, width, classes), got shape "
+        raise InputError(f"probabilities must be (height, width, classes), got shape "
                          f"{probabilities.shape}.")
     return probabilities[..., 0] if probabilities.shape[-1] == 1 else probabilities[..., 1]
 
@@ -1009,21 +1010,21 @@ def evaluate_classes(predict_probabilities: Callable[[np.ndarray], np.ndarray],
         (0.5, 0.6666666666666666, 0.5)
     """
     if not samples:
-        raise ValueError("no samples to evaluate.")
+        raise InputError("no samples to evaluate.")
     rows, totals = [], None
     for sample in samples:
         probabilities = np.asarray(predict_probabilities(sample.image))
         truth = np.asarray(sample.labels)
         if probabilities.shape[:2] != truth.shape or probabilities.ndim != 3:
-            raise ValueError(f"probabilities of {sample.path!r} have shape "
+            raise InputError(f"probabilities of {sample.path!r} have shape "
                              f"{probabilities.shape}, but its labels have shape {truth.shape}.")
         num_classes = probabilities.shape[-1]
         names = tuple(class_names or default_class_names(num_classes, "semantic"))
         if len(names) != num_classes:
-            raise ValueError(f"class_names gives {len(names)} names but the model has "
+            raise InputError(f"class_names gives {len(names)} names but the model has "
                              f"{num_classes} classes.")
         if truth.max(initial=0) >= num_classes:
-            raise ValueError(f"{sample.path}: holds class id {truth.max()} but the model has "
+            raise InputError(f"{sample.path}: holds class id {truth.max()} but the model has "
                              f"{num_classes} classes.")
         counts = np.stack(_class_counts(truth, probabilities.argmax(-1), num_classes))
         totals = counts if totals is None else totals + counts

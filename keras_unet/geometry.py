@@ -13,17 +13,19 @@ from __future__ import annotations
 
 import itertools
 
+from keras_unet.errors import InputError
+
 PADDINGS = ("valid", "same")
 
 
 def _check_depth(depth: int) -> None:
     if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
-        raise ValueError(f"depth must be an integer >= 1, got {depth!r}.")
+        raise InputError(f"depth must be an integer >= 1, got {depth!r}.")
 
 
 def _check_padding(padding: str) -> None:
     if padding not in PADDINGS:
-        raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}.")
+        raise InputError(f"padding must be one of {PADDINGS}, got {padding!r}.")
 
 
 def output_size(input_size: int, depth: int = 4, padding: str = "valid") -> int:
@@ -54,10 +56,10 @@ def output_size(input_size: int, depth: int = 4, padding: str = "valid") -> int:
     _check_depth(depth)
     _check_padding(padding)
     if not isinstance(input_size, int) or isinstance(input_size, bool) or input_size < 1:
-        raise ValueError(f"input size must be a positive integer, got {input_size!r}.")
+        raise InputError(f"input size must be a positive integer, got {input_size!r}.")
     if padding == "same":
         if input_size % 2**depth:
-            raise ValueError(
+            raise InputError(
                 f"input size {input_size} is not divisible by 2**depth = {2**depth}; with "
                 f"padding='same' use a multiple of {2**depth}, e.g. "
                 f"{max(2**depth, input_size // 2**depth * 2**depth)} or "
@@ -124,7 +126,7 @@ def valid_input_size(min_output: int, depth: int = 4, padding: str = "valid") ->
     _check_depth(depth)
     _check_padding(padding)
     if not isinstance(min_output, int) or isinstance(min_output, bool) or min_output < 1:
-        raise ValueError(f"min_output must be a positive integer, got {min_output!r}.")
+        raise InputError(f"min_output must be a positive integer, got {min_output!r}.")
     step = 2**depth
     if padding == "same":
         return -(-min_output // step) * step

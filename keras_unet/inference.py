@@ -13,6 +13,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from keras_unet.errors import InputError
 from keras_unet.network import ModelGeometry, TileNetwork, model_geometry
 from keras_unet.normalization import normalize_image
 from keras_unet.test_time_augmentation import averaged_image, dihedral
@@ -34,15 +35,15 @@ def check_image(image, channels: int, name: str = "image") -> np.ndarray:
     if image.ndim == 2:
         image = image[..., None]
     if image.ndim != 3 or image.shape[-1] != channels or 0 in image.shape:
-        raise ValueError(
+        raise InputError(
             f"{name} has shape {image.shape}, but the model takes (height, width, {channels})"
             + (" or (height, width)" if channels == 1 else "") + " images."
         )
     if not (np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)
             or image.dtype == bool):
-        raise ValueError(f"{name} has dtype {image.dtype}; expected integer or float pixels.")
+        raise InputError(f"{name} has dtype {image.dtype}; expected integer or float pixels.")
     if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
-        raise ValueError(f"{name} contains NaN or infinite pixels.")
+        raise InputError(f"{name} contains NaN or infinite pixels.")
     return image
 
 

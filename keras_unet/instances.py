@@ -23,6 +23,7 @@ import skimage.morphology
 import skimage.segmentation
 
 from keras_unet.class_layout import CLASS_NAMES, NUM_CLASSES
+from keras_unet.errors import InputError
 
 CELL = CLASS_NAMES[3].index("cell")
 """Class index of the cells (their interiors in the 3-class layout) in both layouts."""
@@ -98,15 +99,15 @@ def instance_labels(probabilities, *, method: str = "auto", min_size: int = MIN_
     """
     probabilities = _check_probabilities(probabilities)
     if not isinstance(method, str) or method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got "
+        raise InputError(f"method must be one of {', '.join(map(repr, METHODS))}, got "
                          f"{method!r}.")
     if isinstance(min_size, bool) or not isinstance(min_size, (int, np.integer)) or min_size < 0:
-        raise ValueError(f"min_size must be an integer >= 0 (pixels), got {min_size!r}.")
+        raise InputError(f"min_size must be an integer >= 0 (pixels), got {min_size!r}.")
     if (isinstance(h, bool) or not isinstance(h, (int, float, np.integer, np.floating))
             or not math.isfinite(h) or h <= 0):
-        raise ValueError(f"h must be a finite number > 0 (pixels of distance), got {h!r}.")
+        raise InputError(f"h must be a finite number > 0 (pixels of distance), got {h!r}.")
     if isinstance(connectivity, bool) or connectivity not in (1, 2):
-        raise ValueError(f"connectivity must be 1 (4-neighbours) or 2 (8-neighbours), got "
+        raise InputError(f"connectivity must be 1 (4-neighbours) or 2 (8-neighbours), got "
                          f"{connectivity!r}.")
     num_classes = probabilities.shape[-1]
     if method == "auto":
@@ -126,20 +127,20 @@ def instance_labels(probabilities, *, method: str = "auto", min_size: int = MIN_
 def _check_probabilities(probabilities) -> np.ndarray:
     probabilities = np.asarray(probabilities)
     if probabilities.ndim != 3 or 0 in probabilities.shape[:2]:
-        raise ValueError(f"probabilities must be a (height, width, classes) array, got shape "
+        raise InputError(f"probabilities must be a (height, width, classes) array, got shape "
                          f"{probabilities.shape}.")
     channels = probabilities.shape[-1]
     if channels == 1:
-        raise ValueError("probabilities has 1 channel: 1-channel sigmoid outputs are not "
+        raise InputError("probabilities has 1 channel: 1-channel sigmoid outputs are not "
                          "supported; pass (H, W, 2) probabilities [1 - p, p].")
     if channels not in NUM_CLASSES:
         layouts = " or ".join(f"{k} ({', '.join(CLASS_NAMES[k])})" for k in NUM_CLASSES)
-        raise ValueError(f"probabilities has {channels} channels; expected {layouts}.")
+        raise InputError(f"probabilities has {channels} channels; expected {layouts}.")
     if not (np.issubdtype(probabilities.dtype, np.floating)
             or np.issubdtype(probabilities.dtype, np.integer)):
-        raise ValueError(f"probabilities must be real numbers, got dtype {probabilities.dtype}.")
+        raise InputError(f"probabilities must be real numbers, got dtype {probabilities.dtype}.")
     if not np.isfinite(probabilities).all():
-        raise ValueError("probabilities contain NaN or infinite values.")
+        raise InputError("probabilities contain NaN or infinite values.")
     return probabilities
 
 

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import keras
 from keras import ops
 
+from keras_unet.errors import InputError
 from keras_unet.layers import crop_to_match
 
 
@@ -29,7 +30,7 @@ def _scores(y_pred):
     if not keras.backend.is_float_dtype(y_pred.dtype):
         y_pred = ops.cast(y_pred, "float32")
     if y_pred.shape[-1] is not None and y_pred.shape[-1] < 2:
-        raise ValueError(
+        raise InputError(
             f"the losses need scores of K >= 2 exclusive classes, got shape {y_pred.shape}: "
             "a two-class softmax is the sigmoid's equivalent; build the model with num_classes=2."
         )

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import keras
 from keras import ops
 
+from keras_unet.errors import InputError
 from keras_unet.layers import crop_to_match
 
 
@@ -53,7 +54,7 @@ class IoU(keras.metrics.IoU):
         dtype: str = "int64",
     ):
         if not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(
+            raise InputError(
                 f"num_classes must be an integer >= 2, got {num_classes!r}: the metrics take the "
                 "argmax of K >= 2 exclusive class scores; a one-channel sigmoid is a two-class "
                 "softmax, use num_classes=2."

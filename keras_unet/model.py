@@ -13,6 +13,7 @@ import keras
 
 from keras_unet import geometry
 from keras_unet.class_layout import default_class_names, parse_class_names
+from keras_unet.errors import InputError
 from keras_unet.layers import CropToMatch
 
 UPSAMPLINGS = ("transpose", "bilinear")
@@ -204,40 +205,40 @@ def _unet_graph(inputs, num_classes: int, filters: int, depth: int, padding: str
 def _validate(input_shape, num_classes, filters, depth, padding, dropout, upsampling,
               final_activation):
     if not isinstance(input_shape, Sequence) or len(input_shape) != 3:
-        raise ValueError(
+        raise InputError(
             f"input_shape must be (height, width, channels), got {input_shape!r}; "
             "for a grayscale image of any size use (None, None, 1)."
         )
     height, width, channels = input_shape
     if not isinstance(channels, int) or channels < 1:
-        raise ValueError(f"input_shape channels must be a positive integer, got {channels!r}.")
+        raise InputError(f"input_shape channels must be a positive integer, got {channels!r}.")
     if padding not in geometry.PADDINGS:
-        raise ValueError(f"padding must be one of {geometry.PADDINGS}, got {padding!r}.")
+        raise InputError(f"padding must be one of {geometry.PADDINGS}, got {padding!r}.")
     if upsampling not in UPSAMPLINGS:
-        raise ValueError(f"upsampling must be one of {UPSAMPLINGS}, got {upsampling!r}.")
+        raise InputError(f"upsampling must be one of {UPSAMPLINGS}, got {upsampling!r}.")
     if final_activation not in FINAL_ACTIVATIONS:
-        raise ValueError(
+        raise InputError(
             f"final_activation must be one of {FINAL_ACTIVATIONS}, got {final_activation!r}: the "
             "losses and metrics take exclusive classes (softmax probabilities or logits)."
         )
     if not isinstance(depth, int) or depth < 1:
-        raise ValueError(f"depth must be an integer >= 1, got {depth!r}.")
+        raise InputError(f"depth must be an integer >= 1, got {depth!r}.")
     if not isinstance(filters, int) or filters < 1:
-        raise ValueError(f"filters must be a positive integer, got {filters!r}.")
+        raise InputError(f"filters must be a positive integer, got {filters!r}.")
     if not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(
+        raise InputError(
             f"num_classes must be an integer >= 2 (background + foreground), got {num_classes!r}: "
             "a two-class softmax is the sigmoid's equivalent; use num_classes=2."
         )
     if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
+        raise InputError(f"dropout must be in [0, 1), got {dropout!r}.")
     for axis, size in (("height", height), ("width", width)):
         if size is None:
             continue
         if not isinstance(size, int):
-            raise ValueError(f"input_shape {axis} must be an integer or None, got {size!r}.")
+            raise InputError(f"input_shape {axis} must be an integer or None, got {size!r}.")
         try:
             geometry.output_size(size, depth, padding)
         except ValueError as error:
-            raise ValueError(f"input_shape {axis}: {error}") from None
+            raise InputError(f"input_shape {axis}: {error}") from None
     return height, width, channels

@@ -20,6 +20,7 @@ import tensorflow as tf
 from keras_unet import geometry
 from keras_unet.layers import CropToMatch
 from keras_unet.class_layout import default_class_names
+from keras_unet.errors import InputError
 from keras_unet.model import UNet
 
 
@@ -113,21 +114,21 @@ def model_geometry(model: keras.Model | TileNetwork) -> ModelGeometry:
     if not isinstance(model, keras.Model):
         if isinstance(model, TileNetwork) and isinstance(model.geometry, ModelGeometry):
             return model.geometry
-        raise ValueError(f"model must be a keras.Model or have a `geometry: ModelGeometry` and "
+        raise InputError(f"model must be a keras.Model or have a `geometry: ModelGeometry` and "
                          f"a `predict_tiles` method, got {type(model).__name__}.")
     return _inspected_geometry(model)
 
 
 def _inspected_geometry(model: keras.Model) -> ModelGeometry:
     if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise ValueError(
+        raise InputError(
             f"model {model.name!r} has {len(model.inputs)} inputs and {len(model.outputs)} "
             "outputs; tiled prediction needs one image input and one probability output."
         )
     layers = list(_walk(model))
     depth = sum(isinstance(layer, keras.layers.MaxPooling2D) for layer in layers)
     if depth == 0:
-        raise ValueError(
+        raise InputError(
             f"model {model.name!r} has no MaxPooling2D layer, so it is not a U-Net whose depth "
             "tiling can read; build it with keras_unet.build_unet."
         )
@@ -139,7 +140,7 @@ def _inspected_geometry(model: keras.Model) -> ModelGeometry:
     out_shape = tuple(model.compute_output_shape(probe_shape))
     expected = tuple(geometry.output_size(size, depth, padding) for size in probe_shape[1:3])
     if out_shape[1:3] != expected:
-        raise ValueError(
+        raise InputError(
             f"model {model.name!r} maps a {probe_shape[1]}x{probe_shape[2]} input to "
             f"{out_shape[1]}x{out_shape[2]}, but a depth-{depth} {padding}-padding U-Net gives "
             f"{expected[0]}x{expected[1]}; it is not a U-Net that can be tiled."

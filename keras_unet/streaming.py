@@ -17,6 +17,7 @@ import numpy as np
 import tifffile
 
 from keras_unet.data.tiff import read_tiff
+from keras_unet.errors import InputError, InputNotFoundError, OutputExistsError
 from keras_unet.inference import check_image, mask_from_probabilities, model_geometry
 from keras_unet.network import TileNetwork
 from keras_unet.normalization import image_moments, normalize_image
@@ -72,24 +73,25 @@ def predict_tiff(model: keras.Model | TileNetwork, input_path: str | os.PathLike
     input_path, output_path = Path(input_path), Path(output_path)
     outputs = [output_path] + ([Path(probabilities_path)] if probabilities_path else [])
     if not input_path.is_file():
-        raise FileNotFoundError(f"input TIFF {str(input_path)!r} does not exist.")
+        raise InputNotFoundError(f"input TIFF {str(input_path)!r} does not exist.")
     for path in outputs:
         if path.resolve() == input_path.resolve():
-            raise FileExistsError(f"output {str(path)!r} is the input image; choose another path.")
+            raise OutputExistsError(f"output {str(path)!r} is the input image; choose another "
+                                    "path.")
         if path.exists() and not overwrite:
-            raise FileExistsError(f"output {str(path)!r} exists; pass overwrite=True to "
-                                  "replace it.")
+            raise OutputExistsError(f"output {str(path)!r} exists; pass overwrite=True to "
+                                    "replace it.")
     geom = model_geometry(model)
     image = read_tiff(input_path)
     check_image(image[:1], geom.channels, name=str(input_path))
     height, width = image.shape[:2]
     rows, cols, _ = tilings(geom, tile_size, batch_size)
     if tta and rows.tile != cols.tile and None not in geom.input_size:
-        raise ValueError(f"tta needs square tiles for a model of fixed input size "
+        raise InputError(f"tta needs square tiles for a model of fixed input size "
                          f"{geom.input_size}.")
     mean, std = image_moments(image)
     if not np.isfinite([mean, std]).all():
-        raise ValueError(f"{str(input_path)!r} contains NaN or infinite pixels.")
+        raise InputError(f"{str(input_path)!r} contains NaN or infinite pixels.")
     partial = [path.with_name(path.name + ".partial") for path in outputs]
     # The memory maps live only in this dict: clearing it releases them before the rename.
     arrays = {"mask": tifffile.memmap(partial[0], shape=(height, width), dtype=np.uint8,

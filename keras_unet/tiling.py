@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 import keras
 import numpy as np
 
+from keras_unet.errors import InputError
 from keras_unet.mirror import mirror
 from keras_unet.network import TileNetwork, tile_predictor
 from keras_unet.stitching import overlap_add, stitch_columns, weight_sum, weighted_outputs
@@ -47,7 +48,7 @@ def iter_window_rows(network: keras.Model | TileNetwork, read: Reader,
     row_tiling, col_tiling, batch = tilings(geom, tile_size, batch_size)
     if tta:
         if row_tiling.tile != col_tiling.tile and None not in geom.input_size:
-            raise ValueError(f"tta needs square tiles for a model of fixed input size "
+            raise InputError(f"tta needs square tiles for a model of fixed input size "
                              f"{geom.input_size}.")
         predict_tiles = averaged_tiles(predict_tiles)
     # Start the plan on the pooling grid of the whole image; drop the extra rows and columns.
@@ -141,13 +142,13 @@ def _check_window(image_shape, window) -> tuple[int, int]:
                         for v in value))
 
     if not integers(image_shape, 2) or min(image_shape) < 1:
-        raise ValueError(f"image_shape must be (height, width) of positive integers, got "
+        raise InputError(f"image_shape must be (height, width) of positive integers, got "
                          f"{image_shape!r}.")
     if not integers(window, 4):
-        raise ValueError(f"window must be (top, left, height, width) integers, got {window!r}.")
+        raise InputError(f"window must be (top, left, height, width) integers, got {window!r}.")
     top, left, height, width = window
     if (top < 0 or left < 0 or height < 1 or width < 1 or top + height > image_shape[0]
             or left + width > image_shape[1]):
-        raise ValueError(f"window {tuple(window)!r} is not a non-empty part of an image of shape "
+        raise InputError(f"window {tuple(window)!r} is not a non-empty part of an image of shape "
                          f"{tuple(image_shape)!r}.")
     return int(height), int(width)

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_unet import geometry
+from keras_unet.errors import InputError
 from keras_unet.mirror import mirror
 from keras_unet.network import ModelGeometry
 
@@ -208,7 +209,7 @@ def tilings(geom: ModelGeometry, tile_size=None, batch_size: int = 4,
         (64, False, 4)
     """
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}.")
     if max_tile is None:
         max_tile = min(MAX_TILE, math.isqrt(MEMORY_BUDGET // activation_bytes(geom, 1, 1)))
     rows, cols = (axis_tiling(geom, tile, max_tile) for tile in requested_tiles(tile_size, geom))
@@ -258,20 +259,20 @@ def requested_tiles(tile_size, geom: ModelGeometry) -> tuple[int | None, int | N
         tiles = (tile_size, tile_size) if isinstance(tile_size, int) else tuple(tile_size)
         if len(tiles) != 2 or not all(isinstance(t, int) and not isinstance(t, bool) and t > 0
                                       for t in tiles):
-            raise ValueError(f"tile_size must be a positive int or a (height, width) pair, got "
+            raise InputError(f"tile_size must be a positive int or a (height, width) pair, got "
                              f"{tile_size!r}.")
         for tile, fixed, axis in zip(tiles, geom.input_size, ("height", "width")):
             if fixed is not None and tile != fixed:
-                raise ValueError(f"tile_size {tile_size!r} differs from the model's fixed input "
+                raise InputError(f"tile_size {tile_size!r} differs from the model's fixed input "
                                  f"{axis} {fixed}; leave tile_size=None to use it.")
     for tile in tiles:
         if tile is not None:
             try:
                 step = geometry.tile_step(tile, geom.depth, geom.padding)
             except ValueError as error:
-                raise ValueError(f"tile_size {tile_size!r}: {error}") from None
+                raise InputError(f"tile_size {tile_size!r}: {error}") from None
             if step < 1:
-                raise ValueError(
+                raise InputError(
                     f"tile_size {tile} gives {geometry.output_size(tile, geom.depth)} output px, "
                     f"less than one 2**depth = {2**geom.depth} step; use at least "
                     f"{geometry.valid_tile_size(1, geom.depth, geom.padding)}."

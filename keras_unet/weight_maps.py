@@ -33,17 +33,18 @@ import numpy as np
 import scipy.ndimage
 
 from keras_unet.class_layout import NUM_CLASSES, UNLABELLED
+from keras_unet.errors import InputError
 
 
 def _check_instance_labels(instance_labels) -> np.ndarray:
     labels = np.asarray(instance_labels)
     if labels.ndim != 2:
-        raise ValueError(f"instance_labels must be a 2D (H, W) label image, got shape "
+        raise InputError(f"instance_labels must be a 2D (H, W) label image, got shape "
                          f"{labels.shape}.")
     if not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == bool):
-        raise ValueError(f"instance_labels must hold integer ids, got dtype {labels.dtype}.")
+        raise InputError(f"instance_labels must hold integer ids, got dtype {labels.dtype}.")
     if labels.size and labels.min() < UNLABELLED:
-        raise ValueError(f"instance_labels has negative ids; expected 0 (background) and up, "
+        raise InputError(f"instance_labels has negative ids; expected 0 (background) and up, "
                          f"or {UNLABELLED} for unlabelled pixels.")
     return labels
 
@@ -76,7 +77,7 @@ def class_labels(instance_labels, num_classes: int = 2) -> np.ndarray:
     """
     labels = _check_instance_labels(instance_labels)
     if num_classes not in NUM_CLASSES or isinstance(num_classes, bool):
-        raise ValueError(f"num_classes must be 2 (background, cell) or 3 (background, cell, "
+        raise InputError(f"num_classes must be 2 (background, cell) or 3 (background, cell, "
                          f"border), got {num_classes!r}.")
     classes = (labels > 0).astype(np.int32)
     classes[labels == UNLABELLED] = UNLABELLED
@@ -115,7 +116,7 @@ def class_weight_map(classes: np.ndarray, class_weights="balanced",
         factors = np.ones(num_classes)
     elif isinstance(class_weights, str):
         if class_weights != "balanced":
-            raise ValueError(f"class_weights must be 'balanced', None or a sequence of "
+            raise InputError(f"class_weights must be 'balanced', None or a sequence of "
                              f"{num_classes} factors, got {class_weights!r}.")
         counts = np.bincount(classes[labelled], minlength=num_classes).astype(np.float64)
         present = counts > 0
@@ -124,7 +125,7 @@ def class_weight_map(classes: np.ndarray, class_weights="balanced",
     else:
         factors = np.asarray(class_weights, dtype=np.float64)
         if factors.shape != (num_classes,) or not np.isfinite(factors).all() or (factors < 0).any():
-            raise ValueError(f"class_weights must be {num_classes} finite non-negative factors "
+            raise InputError(f"class_weights must be {num_classes} finite non-negative factors "
                              f"(one per class), got {class_weights!r}.")
     return np.where(labelled, factors[np.where(labelled, classes, 0)], 0.0)
 
@@ -259,7 +260,7 @@ def weight_map(instance_labels, w0: float = 10.0, sigma: float = 5.0,
     labels = _check_instance_labels(instance_labels)
     for name, value, positive in (("w0", w0, False), ("sigma", sigma, True)):
         if not math.isfinite(value) or value < 0 or (positive and value == 0):
-            raise ValueError(f"{name} must be a finite number {'>' if positive else '>='} 0, "
+            raise InputError(f"{name} must be a finite number {'>' if positive else '>='} 0, "
                              f"got {value!r}.")
     classes = class_labels(labels, num_classes)
     weights = class_weight_map(classes, class_weights, num_classes)

@@ -149,6 +149,26 @@ def test_predict_with_a_savedmodel(tmp_path, capsys):
     Image.fromarray(image).save(tmp_path / "x.png")
     code = main(["predict", "--model", str(tmp_path / "saved"), "--input",
                  str(tmp_path / "x.png"), "--output", str(tmp_path / "out")])
-    assert code == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "was not exported by keras_unet" in err and "raw pixels" in err  # says what it assumes
     expected = mask_from_probabilities(model(image[None, ..., None].astype("float32"))[0])
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "x.png")), expected)
+
+
+def test_a_keras_unet_savedmodel_and_its_keras_file_give_the_same_mask(tmp_path, model_file,
+                                                                       capsys):
+    import keras
+
+    from keras_unet.serving import export_for_serving
+
+    saved = export_for_serving(keras.models.load_model(model_file), tmp_path / "export")
+    Image.fromarray(_grey((45, 61))).save(tmp_path / "x.png")
+    masks = []
+    for name, model in (("keras", model_file), ("saved", saved)):
+        code = main(["predict", "--model", str(model), "--input", str(tmp_path / "x.png"),
+                     "--output", str(tmp_path / name)])
+        err = capsys.readouterr().err
+        assert code == 0 and "not exported by keras_unet" not in err, err
+        masks.append(np.asarray(Image.open(tmp_path / name / "x.png")))
+    np.testing.assert_array_equal(masks[0], masks[1])

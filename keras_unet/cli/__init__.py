@@ -3,10 +3,11 @@
 Each subcommand lives in its own module with two functions, ``add_parser(subparsers)`` and
 ``run(args) -> int``; heavy imports (TensorFlow) happen inside ``run`` so ``unet --help`` is fast.
 TensorFlow starts without its start-up log lines (:mod:`keras_unet.cli.tensorflow_start`)
-unless ``--verbose`` or ``UNET_DEBUG=1``. Errors a user can fix (bad paths, bad values, bad
-files) are raised as ``ValueError``, ``FileNotFoundError``, ``FileExistsError`` or
-``NotADirectoryError`` and printed as one line with a non-zero exit; set ``UNET_DEBUG=1`` to see
-the traceback instead.
+unless ``--verbose`` or ``UNET_DEBUG=1``. Mistakes a user can fix (bad paths, values, files)
+are raised where the input is checked as :class:`keras_unet.errors.UserError` and printed as one
+line, exit code 2 (``UNET_DEBUG=1`` shows the traceback instead). An operating-system error on a
+named file (permission denied, disk full) is one line too, exit code 1. Anything else is a bug in
+keras_unet: its traceback is printed with a request to report it, exit code 1.
 """
 
 from __future__ import annotations
@@ -15,16 +16,15 @@ import argparse
 import importlib
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 
 from keras_unet.cli.tensorflow_start import start_tensorflow
+from keras_unet.errors import UserError
 
 SUBCOMMANDS = ("train", "predict", "evaluate", "export")
 
 VERBOSE_HELP = "show TensorFlow's start-up log lines (as does UNET_DEBUG=1)"
-
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError,
-               IsADirectoryError, PermissionError)
 
 
 def help_text(docstring: str) -> tuple[str, str]:
@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``unet`` console script; returns the process exit code.
 
-    A mistake the user can fix is printed as one line on stderr and gives exit code 2.
+    A mistake the user can fix is printed as one line on stderr and gives exit code 2; a bug
+    prints its traceback and exit code 1.
 
     Example:
         >>> main(["evaluate", "--model", "no-such-model.keras", "--data", "no-such-folder"])
@@ -74,14 +75,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         start_tensorflow(verbose=args.verbose or debug)
         return int(args.run(args) or 0)
-    except USER_ERRORS as error:
+    except UserError as error:
         if debug:
             raise
         print(f"unet {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        if debug:
+            raise
+        if error.errno is None or error.filename is None:
+            return _report_bug(args.command)
+        print(f"unet {args.command}: error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"unet {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception:
+        return _report_bug(args.command)
+
+
+def _report_bug(command: str) -> int:
+    """Prints the traceback of the exception being handled as a bug to report; exit code 1."""
+    from keras_unet import __version__
+
+    traceback.print_exc()
+    print(f"unet {command}: internal error in keras_unet {__version__} (not a problem with your "
+          "input): please report it with the traceback above.", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

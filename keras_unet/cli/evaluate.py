@@ -27,7 +27,8 @@ import os
 from pathlib import Path
 
 from keras_unet.cli import help_text
-from keras_unet.cli.predict import add_model_arguments, load_predictor
+from keras_unet.cli.model_loading import add_model_arguments, load_predictor
+from keras_unet.errors import InputError, InputNotFoundError, OutputExistsError
 
 DEFAULT_REPORT = Path("runs") / "evaluation"
 
@@ -92,11 +93,11 @@ def run(args: argparse.Namespace) -> int:
         0
     """
     if not args.data.exists():
-        raise FileNotFoundError(f"--data {str(args.data)!r} does not exist.")
+        raise InputNotFoundError(f"--data {str(args.data)!r} does not exist.")
     for name in ("evaluation.csv", "evaluation.json"):
         if (args.report / name).exists() and not args.overwrite:
-            raise FileExistsError(f"{str(args.report / name)!r} exists; pass --overwrite to "
-                                  "replace it.")
+            raise OutputExistsError(f"{str(args.report / name)!r} exists; pass --overwrite to "
+                                    "replace it.")
     from keras_unet.class_layout import parse_class_names
     from keras_unet.data import load_samples
     from keras_unet.evaluation import evaluate_classes, evaluate_probabilities
@@ -108,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     names = geom and geom.class_names
     if args.class_names is not None:
         if geom is None:
-            raise ValueError("--class-names needs a .keras model to count its classes.")
+            raise InputError("--class-names needs a .keras model to count its classes.")
         names = parse_class_names(args.class_names, geom.num_classes, "--class-names")
     samples = load_samples(args.data, args.labels, ignore_label=args.ignore_label,
                            num_classes=geom.num_classes if geom and args.labels == "semantic"

@@ -21,6 +21,7 @@ import argparse
 from pathlib import Path
 
 from keras_unet.cli import help_text
+from keras_unet.errors import InputError, InputNotFoundError
 
 FORMATS = ("savedmodel", "onnx", "bioimageio")
 SAVEDMODEL_OPTIONS = {"version": "--version", "tile_size": "--tile-size",
@@ -119,24 +120,24 @@ def _refuse_options_of_other_formats(args: argparse.Namespace) -> None:
              **({} if args.format == "bioimageio" else PACKAGE_OPTIONS)}
     for attribute, option in given.items():
         if getattr(args, attribute) is not None:
-            raise ValueError(f"{option} does not apply to --format {args.format}.")
+            raise InputError(f"{option} does not apply to --format {args.format}.")
     if args.format != "savedmodel" and not args.warmup:
-        raise ValueError(f"--no-warmup does not apply to --format {args.format}.")
+        raise InputError(f"--no-warmup does not apply to --format {args.format}.")
     if args.format == "savedmodel" and args.overwrite:
-        raise ValueError("--overwrite does not apply to --format savedmodel: versions are never "
+        raise InputError("--overwrite does not apply to --format savedmodel: versions are never "
                          "overwritten (TF-Serving may be serving them); omit --version to write "
                          "the next one.")
 
 
 def _check_model_path(path: Path) -> None:
     if not path.exists():
-        raise FileNotFoundError(f"--model {str(path)!r} does not exist.")
+        raise InputNotFoundError(f"--model {str(path)!r} does not exist.")
     if path.is_dir():
-        raise ValueError(f"--model {str(path)!r} is a folder; export takes a .keras file.")
+        raise InputError(f"--model {str(path)!r} is a folder; export takes a .keras file.")
 
 
 def _load(path: Path):
-    from keras_unet.cli.predict import load_predictor
+    from keras_unet.cli.model_loading import load_predictor
 
     return load_predictor(path).keras_model
 
@@ -160,7 +161,7 @@ def _export_onnx(args: argparse.Namespace) -> int:
     from keras_unet.serving.onnx_export import DEFAULT_OPSET, check_opset, export_onnx
 
     if args.out.suffix != ".onnx":
-        raise ValueError(f"--out {str(args.out)!r} must end in .onnx for --format onnx.")
+        raise InputError(f"--out {str(args.out)!r} must end in .onnx for --format onnx.")
     refuse_existing(args.out, overwrite=args.overwrite, option="--out")
     opset = DEFAULT_OPSET if args.opset is None else args.opset
     check_opset(opset)
@@ -203,14 +204,14 @@ def _training_config(model: Path, given: Path | None) -> dict | None:
             return None
         given, option = found, f"the run's {CONFIG_FILE}"
     if not given.is_file():
-        raise FileNotFoundError(f"--training-config {str(given)!r} does not exist.")
+        raise InputNotFoundError(f"--training-config {str(given)!r} does not exist.")
     try:
         config = yaml.safe_load(given.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise ValueError(f"{option} {str(given)!r} is not YAML: "
+        raise InputError(f"{option} {str(given)!r} is not YAML: "
                          f"{' '.join(str(error).split())}") from None
     if not isinstance(config, dict):
-        raise ValueError(f"{option} {str(given)!r} holds no mapping of settings.")
+        raise InputError(f"{option} {str(given)!r} holds no mapping of settings.")
     return config
 
 
@@ -218,7 +219,7 @@ def _sample_image(path: Path | None):
     if path is None:
         return None
     if not path.is_file():
-        raise FileNotFoundError(f"--sample-image {str(path)!r} does not exist.")
+        raise InputNotFoundError(f"--sample-image {str(path)!r} does not exist.")
     from keras_unet.data.readers import read_image
 
     return read_image(path)

@@ -16,6 +16,7 @@ import shlex
 import sys
 
 from keras_unet.cli import help_text
+from keras_unet.errors import InputError
 from keras_unet.training.config import TrainConfig
 
 OPTIONS = (
@@ -109,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = config.replace(**overrides(args))
     except ValueError as error:
-        raise ValueError(f"command line: {error}") from None
+        raise InputError(f"command line: {error}") from None
     try:
         result = train(config, overwrite=args.overwrite)
     except FloatingPointError as error:

@@ -36,6 +36,7 @@ from keras_unet.augment import (dihedral_grid, displacement_field, random_displa
 from keras_unet.data.samples import Sample
 from keras_unet.normalization import normalize_image
 from keras_unet.class_layout import LABEL_MODES, NUM_CLASSES, UNLABELLED
+from keras_unet.errors import InputError
 from keras_unet.weight_maps import class_labels, class_weight_map, weight_map
 
 MAX_PIXELS = 2**31 - 1
@@ -116,7 +117,7 @@ def prepare_buffers(samples: Sequence[Sample], num_classes: int = 2,
                 classes.append(class_labels(sample.labels, num_classes).ravel())
                 weights.append(weight_map(sample.labels, num_classes=num_classes).ravel())
         except ValueError as error:
-            raise ValueError(f"{sample.path}: {error}") from error
+            raise InputError(f"{sample.path}: {error}") from error
     sizes = np.array([sample.labels.shape for sample in samples], np.int32).reshape(-1, 2)
     pixels = sizes[:, 0].astype(np.int64) * sizes[:, 1]
     return PixelBuffers(
@@ -293,36 +294,36 @@ def _labelled_counts(mask: np.ndarray, top: np.ndarray, left: np.ndarray,
 def _check_samples(samples) -> int:
     """Checks the samples; returns their channel count."""
     if isinstance(samples, Sample) or not isinstance(samples, Sequence):
-        raise ValueError(f"samples must be a list of keras_unet.data.Sample, got "
+        raise InputError(f"samples must be a list of keras_unet.data.Sample, got "
                          f"{type(samples).__name__}.")
     if not samples:
-        raise ValueError("samples is empty: make_dataset needs at least one labelled image "
+        raise InputError("samples is empty: make_dataset needs at least one labelled image "
                          "(did the folder given to load_samples hold any image/mask pairs?).")
     channels, first = None, None
     total = 0
     for index, sample in enumerate(samples):
         if not isinstance(sample, Sample):
-            raise ValueError(f"samples[{index}] is a {type(sample).__name__}, not a "
+            raise InputError(f"samples[{index}] is a {type(sample).__name__}, not a "
                              "keras_unet.data.Sample.")
         image, labels = np.asarray(sample.image), np.asarray(sample.labels)
         if image.ndim not in (2, 3) or not np.issubdtype(image.dtype, np.number) or np.iscomplexobj(
                 image):
-            raise ValueError(f"{sample.path}: image must be a real (H, W) or (H, W, C) array, got "
+            raise InputError(f"{sample.path}: image must be a real (H, W) or (H, W, C) array, got "
                              f"{image.dtype} of shape {image.shape}.")
         if labels.shape != image.shape[:2]:
-            raise ValueError(f"{sample.path}: labels {labels.shape} and image {image.shape[:2]} "
+            raise InputError(f"{sample.path}: labels {labels.shape} and image {image.shape[:2]} "
                              "differ in size.")
         if image.dtype.kind == "f" and not np.isfinite(image).all():
-            raise ValueError(f"{sample.path}: image has NaN or infinite pixels.")
+            raise InputError(f"{sample.path}: image has NaN or infinite pixels.")
         sample_channels = 1 if image.ndim == 2 else image.shape[2]
         if channels is None:
             channels, first = sample_channels, sample.path
         elif sample_channels != channels:
-            raise ValueError(f"{sample.path} has {sample_channels} channel(s) but {first} has "
+            raise InputError(f"{sample.path} has {sample_channels} channel(s) but {first} has "
                              f"{channels}; all images of a dataset need the same channels.")
         total += labels.size
     if total > MAX_PIXELS:
-        raise ValueError(f"samples hold {total} pixels, more than the {MAX_PIXELS} one dataset "
+        raise InputError(f"samples hold {total} pixels, more than the {MAX_PIXELS} one dataset "
                          "can index; split them into several datasets.")
     return channels
 
@@ -332,10 +333,10 @@ def _check_labels(samples: Sequence[Sample], labels: str, num_classes: int) -> N
     for sample in samples:
         values = np.asarray(sample.labels)
         if not (values != UNLABELLED).any():
-            raise ValueError(f"{sample.path}: every pixel is unlabelled (ignore_label); leave "
+            raise InputError(f"{sample.path}: every pixel is unlabelled (ignore_label); leave "
                              "the image out or annotate part of it.")
         if labels == "semantic" and values.max() >= num_classes:
-            raise ValueError(f"{sample.path}: holds class id {values.max()} but num_classes is "
+            raise InputError(f"{sample.path}: holds class id {values.max()} but num_classes is "
                              f"{num_classes} (ids 0..{num_classes - 1}).")
 
 
@@ -345,19 +346,19 @@ def _check_arguments(tile_size, batch_size, num_classes, depth, padding, seed, l
     try:
         out = geometry.output_size(tile_size, depth, padding)
     except ValueError as error:
-        raise ValueError(f"tile_size={tile_size!r} does not fit the network: {error}") from error
+        raise InputError(f"tile_size={tile_size!r} does not fit the network: {error}") from error
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
+        raise InputError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
     if labels not in LABEL_MODES:
-        raise ValueError(f"labels must be one of {', '.join(LABEL_MODES)}, got {labels!r}.")
+        raise InputError(f"labels must be one of {', '.join(LABEL_MODES)}, got {labels!r}.")
     if labels == "instances" and (num_classes not in NUM_CLASSES or isinstance(num_classes, bool)):
-        raise ValueError(f"num_classes must be 2 (background, cell) or 3 (background, cell, "
+        raise InputError(f"num_classes must be 2 (background, cell) or 3 (background, cell, "
                          f"border) for instance labels, got {num_classes!r}.")
     if labels == "semantic" and (not isinstance(num_classes, int) or isinstance(num_classes, bool)
                                  or num_classes < 2):
-        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}.")
+        raise InputError(f"num_classes must be an integer >= 2, got {num_classes!r}.")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-        raise ValueError(f"seed must be None or an int, got {seed!r}.")
+        raise InputError(f"seed must be None or an int, got {seed!r}.")
     return out
 
 

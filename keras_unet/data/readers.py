@@ -32,6 +32,7 @@ import tifffile
 from keras_unet.class_layout import LABEL_MODES, UNLABELLED
 from keras_unet.data.samples import Sample
 from keras_unet.data.tiff import read_tiff
+from keras_unet.errors import InputError, InputNotFoundError
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -86,13 +87,13 @@ def load_samples(path: str | os.PathLike, labels: str | None = None, *,
     _check_label_options(labels, ignore_label, num_classes)
     read = dict(mode=labels, ignore_label=ignore_label, num_classes=num_classes)
     if not path.exists():
-        raise FileNotFoundError(f"dataset {str(path)!r} does not exist.")
+        raise InputNotFoundError(f"dataset {str(path)!r} does not exist.")
     if path.is_dir() and not any(path.iterdir()):
-        raise ValueError(f"dataset folder {str(path)!r} is empty; expected {LAYOUTS}.")
+        raise InputError(f"dataset folder {str(path)!r} is empty; expected {LAYOUTS}.")
     if path.is_file():
         match = _ISBI_FILE.match(path.name)
         if match is None:
-            raise ValueError(f"dataset {str(path)!r} is a file; expected a folder ({LAYOUTS}) "
+            raise InputError(f"dataset {str(path)!r} is a file; expected a folder ({LAYOUTS}) "
                              "or an ISBI '<name>-volume.tif' / '<name>-labels.tif' file.")
         isbi = _isbi_pairs(path.parent, only=match["name"])
     elif (path / "images").is_dir() or (path / "masks").is_dir():
@@ -105,27 +106,27 @@ def load_samples(path: str | os.PathLike, labels: str | None = None, *,
     if ctc is not None:  # SEG annotations are instance ids by definition
         read["mode"] = labels or "instances"
         return [_read_ctc_frame(*frame, read) for frame in ctc]
-    raise ValueError(f"dataset folder {str(path)!r} has no recognised layout; expected {LAYOUTS}.")
+    raise InputError(f"dataset folder {str(path)!r} has no recognised layout; expected {LAYOUTS}.")
 
 
 def _check_label_options(labels, ignore_label, num_classes) -> None:
     if labels is not None and labels not in LABEL_MODES:
-        raise ValueError(f"labels must be one of {', '.join(LABEL_MODES)} (or None for binary "
+        raise InputError(f"labels must be one of {', '.join(LABEL_MODES)} (or None for binary "
                          f"masks), got {labels!r}.")
     if ignore_label is not None and (isinstance(ignore_label, bool)
                                      or not isinstance(ignore_label, (int, np.integer))
                                      or ignore_label < 0):
-        raise ValueError(f"ignore_label must be a non-negative integer mask value, got "
+        raise InputError(f"ignore_label must be a non-negative integer mask value, got "
                          f"{ignore_label!r}.")
     if num_classes is not None and (isinstance(num_classes, bool)
                                     or not isinstance(num_classes, int) or num_classes < 2):
-        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}.")
+        raise InputError(f"num_classes must be an integer >= 2, got {num_classes!r}.")
     if labels == "semantic" and ignore_label is not None and num_classes is not None \
             and ignore_label < num_classes:
-        raise ValueError(f"ignore_label {ignore_label} is also a class id (0..{num_classes - 1}); "
+        raise InputError(f"ignore_label {ignore_label} is also a class id (0..{num_classes - 1}); "
                          "choose a value outside the classes, e.g. 255.")
     if labels == "instances" and ignore_label == 0:
-        raise ValueError("ignore_label 0 is the background of instance masks; choose another "
+        raise InputError("ignore_label 0 is the background of instance masks; choose another "
                          "value, e.g. 255 for masks whose cells are ids below it.")
 
 
@@ -135,25 +136,25 @@ def _integer_mask(mask: np.ndarray, path: str) -> np.ndarray:
     if mask.ndim == 3 and mask.shape[-1] in (1, 3, 4):
         colour = mask[..., :3] if mask.shape[-1] == 4 else mask
         if not (colour == colour[..., :1]).all():
-            raise ValueError(f"label image {path!r} has {mask.shape[-1]} differing channels; "
+            raise InputError(f"label image {path!r} has {mask.shape[-1]} differing channels; "
                              "expected a single-channel label image.")
         mask = colour[..., 0]
     if mask.ndim != 2:
-        raise ValueError(f"label image {path!r} has shape {mask.shape}; expected a 2D image.")
+        raise InputError(f"label image {path!r} has shape {mask.shape}; expected a 2D image.")
     if mask.dtype == bool:
         mask = mask.view(np.uint8)
     if np.issubdtype(mask.dtype, np.floating):
         fractional = mask[~np.isfinite(mask) | (mask != np.round(mask))]
         if fractional.size:
-            raise ValueError(f"label image {path!r} is not integer: dtype {mask.dtype} with "
+            raise InputError(f"label image {path!r} is not integer: dtype {mask.dtype} with "
                              f"fractional values such as {fractional[0]}.")
     elif not np.issubdtype(mask.dtype, np.integer):
-        raise ValueError(f"label image {path!r} has dtype {mask.dtype}; expected integer labels.")
+        raise InputError(f"label image {path!r} has dtype {mask.dtype}; expected integer labels.")
     if mask.size and mask.min() < 0:
-        raise ValueError(f"label image {path!r} has negative values; expected 0 (background) "
+        raise InputError(f"label image {path!r} has negative values; expected 0 (background) "
                          "and positive ids.")
     if mask.size and mask.max() > np.iinfo(np.int32).max:
-        raise ValueError(f"label image {path!r} has ids up to {mask.max()}, beyond int32.")
+        raise InputError(f"label image {path!r} has ids up to {mask.max()}, beyond int32.")
     return mask
 
 
@@ -226,12 +227,12 @@ def semantic_labels(mask: np.ndarray, path: str, *, num_classes: int | None = No
         if kind.kind == "b" or (np.issubdtype(kind, np.integer)
                                 and np.iinfo(kind).max < num_classes - 1):
             top = 1 if kind.kind == "b" else np.iinfo(kind).max
-            raise ValueError(f"mask {path!r} is {kind}, which holds ids up to {top}, but "
+            raise InputError(f"mask {path!r} is {kind}, which holds ids up to {top}, but "
                              f"num_classes is {num_classes}; save it with a wider dtype "
                              "(uint16 TIFF or 16-bit PNG).")
         labelled = mask[~unlabelled]
         if labelled.size and labelled.max() >= num_classes:
-            raise ValueError(f"mask {path!r} holds class id {labelled.max()} but num_classes is "
+            raise InputError(f"mask {path!r} holds class id {labelled.max()} but num_classes is "
                              f"{num_classes} (ids 0..{num_classes - 1}); raise num_classes or "
                              "set ignore_label for that value.")
     result = mask.astype(np.int32)
@@ -269,7 +270,7 @@ def mask_labels(mask: np.ndarray, path: str, mode: str | None = None, *,
         values = values[values != 0]
         if values.size > 1:
             shown = ", ".join(str(v) for v in values[:5]) + (", ..." if values.size > 5 else "")
-            raise ValueError(f"mask {path!r} holds {values.size} different non-zero values "
+            raise InputError(f"mask {path!r} holds {values.size} different non-zero values "
                              f"({shown}): instance ids or class indices? Pass "
                              "labels='instances' or 'semantic' (unet --labels).")
     return instance_labels(mask, path, ignore_label=ignore_label)
@@ -280,15 +281,15 @@ def _sample(image: np.ndarray, mask: np.ndarray, image_path: str, mask_path: str
     image = np.asarray(image)
     if image.ndim not in (2, 3) or not (np.issubdtype(image.dtype, np.number)
                                         or image.dtype == bool):
-        raise ValueError(f"image {image_path!r} has shape {image.shape} and dtype {image.dtype}; "
+        raise InputError(f"image {image_path!r} has shape {image.shape} and dtype {image.dtype}; "
                          "expected a 2D grey or multi-channel image of real numbers.")
     if np.iscomplexobj(image):
-        raise ValueError(f"image {image_path!r} is complex-valued; expected real intensities.")
+        raise InputError(f"image {image_path!r} is complex-valued; expected real intensities.")
     if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
-        raise ValueError(f"image {image_path!r} holds NaN or infinite values.")
+        raise InputError(f"image {image_path!r} holds NaN or infinite values.")
     labels = mask_labels(mask, mask_path, **read)
     if image.shape[:2] != labels.shape:
-        raise ValueError(f"image {image_path!r} is {image.shape[0]}x{image.shape[1]} but its "
+        raise InputError(f"image {image_path!r} is {image.shape[0]}x{image.shape[1]} but its "
                          f"mask {mask_path!r} is {labels.shape[0]}x{labels.shape[1]}.")
     return Sample(image, labels, image_path)
 
@@ -324,9 +325,9 @@ def read_image(path: str | os.PathLike, *, labels: bool = False) -> np.ndarray:
     except ValueError as error:
         if str(path) in str(error):  # already a message naming the file
             raise
-        raise ValueError(f"cannot read {str(path)!r} ({error}).") from None
+        raise InputError(f"cannot read {str(path)!r} ({error}).") from None
     except Exception as error:  # Pillow and tifffile raise many types for a broken file
-        raise ValueError(f"cannot read {str(path)!r} as an image ({type(error).__name__}: "
+        raise InputError(f"cannot read {str(path)!r} as an image ({type(error).__name__}: "
                          f"{error}).") from None
 
 
@@ -342,12 +343,12 @@ def _read_pages(path: Path) -> np.ndarray:
             series = tif.series[0]
             pages, axes = series.asarray(), series.axes
     except Exception as error:  # tifffile raises many types for a broken file
-        raise ValueError(f"cannot read {str(path)!r} as a TIFF ({type(error).__name__}: "
+        raise InputError(f"cannot read {str(path)!r} as a TIFF ({type(error).__name__}: "
                          f"{error}).") from None
     if pages.ndim == 2:
         return pages[None]
     if pages.ndim != 3 or not axes.endswith("YX"):
-        raise ValueError(f"{str(path)!r} has axes {axes!r} and shape {pages.shape}; expected a "
+        raise InputError(f"{str(path)!r} has axes {axes!r} and shape {pages.shape}; expected a "
                          "stack of 2D grey pages.")
     return pages
 
@@ -357,12 +358,12 @@ def _image_files(folder: Path) -> dict[str, Path]:
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     unsupported = [p.name for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]
     if unsupported:
-        raise ValueError(f"{str(folder)!r} holds files that are not PNG or TIFF: "
+        raise InputError(f"{str(folder)!r} holds files that are not PNG or TIFF: "
                          f"{_listing(unsupported)}.")
     by_stem: dict[str, Path] = {}
     for file in files:
         if file.stem in by_stem:
-            raise ValueError(f"{str(by_stem[file.stem])!r} and {str(file)!r} have the same "
+            raise InputError(f"{str(by_stem[file.stem])!r} and {str(file)!r} have the same "
                              "stem; images and masks are matched by stem, keep only one.")
         by_stem[file.stem] = file
     return by_stem
@@ -377,11 +378,11 @@ def _read_image_folders(root: Path, read: dict) -> list[Sample]:
     folders = {name: root / name for name in ("images", "masks")}
     for name, folder in folders.items():
         if not folder.is_dir():
-            raise ValueError(f"dataset {str(root)!r} has no {name}/ folder; the images/ + "
+            raise InputError(f"dataset {str(root)!r} has no {name}/ folder; the images/ + "
                              "masks/ layout needs both.")
     images, masks = (_image_files(folder) for folder in folders.values())
     if not images:
-        raise ValueError(f"{str(folders['images'])!r} has no images ({', '.join(IMAGE_SUFFIXES)}).")
+        raise InputError(f"{str(folders['images'])!r} has no images ({', '.join(IMAGE_SUFFIXES)}).")
     without_mask = sorted(images.keys() - masks.keys())
     without_image = sorted(masks.keys() - images.keys())
     if without_mask or without_image:
@@ -392,7 +393,7 @@ def _read_image_folders(root: Path, read: dict) -> list[Sample]:
         if without_image:
             problems.append(f"masks without an image in {str(folders['images'])!r}: "
                             f"{_listing([masks[stem].name for stem in without_image])}")
-        raise ValueError("; ".join(problems) + " (matched by file stem).")
+        raise InputError("; ".join(problems) + " (matched by file stem).")
     return [_sample(_read_file(images[stem], labels=False), _read_file(masks[stem], labels=True),
                     str(images[stem]), str(masks[stem]), read) for stem in sorted(images)]
 
@@ -419,12 +420,12 @@ def _isbi_pairs(folder: Path, only: str | None = None) -> list[tuple[Path, Path]
         return None
     for name, kinds in files.items():
         if "volume" not in kinds:
-            raise ValueError(f"ISBI labels {str(kinds['labels'])!r} have no {name}-volume.tif "
+            raise InputError(f"ISBI labels {str(kinds['labels'])!r} have no {name}-volume.tif "
                              f"beside them in {str(folder)!r}.")
     pairs = [(kinds["volume"], kinds["labels"]) for kinds in files.values() if "labels" in kinds]
     if not pairs:
         volumes = [kinds["volume"].name for kinds in files.values()]
-        raise ValueError(f"ISBI volume(s) {_listing(volumes)} in {str(folder)!r} have no "
+        raise InputError(f"ISBI volume(s) {_listing(volumes)} in {str(folder)!r} have no "
                          "<name>-labels.tif beside them.")
     return pairs
 
@@ -432,7 +433,7 @@ def _isbi_pairs(folder: Path, only: str | None = None) -> list[tuple[Path, Path]
 def _read_isbi_pair(volume_path: Path, labels_path: Path, read: dict) -> list[Sample]:
     volume, labels = _read_pages(volume_path), _read_pages(labels_path)
     if len(volume) != len(labels):
-        raise ValueError(f"{str(volume_path)!r} has {len(volume)} pages but {str(labels_path)!r} "
+        raise InputError(f"{str(volume_path)!r} has {len(volume)} pages but {str(labels_path)!r} "
                          f"has {len(labels)}.")
     return [_sample(image, mask, f"{volume_path}[{page}]", f"{labels_path}[{page}]", read)
             for page, (image, mask) in enumerate(zip(volume, labels))]
@@ -447,7 +448,7 @@ def _ctc_frames(root: Path) -> list[tuple[Path, Path, int | None]] | None:
         return None
     for truth in ground_truths:
         if not (root / truth.name[:-3]).is_dir():
-            raise ValueError(f"Cell Tracking Challenge folder {str(truth)!r} has no image "
+            raise InputError(f"Cell Tracking Challenge folder {str(truth)!r} has no image "
                              f"sequence {str(root / truth.name[:-3])!r}.")
     frames = []
     for sequence in sequences:
@@ -461,12 +462,12 @@ def _ctc_frames(root: Path) -> list[tuple[Path, Path, int | None]] | None:
                 continue
             image = images.get(int(match["frame"]))
             if image is None:
-                raise ValueError(f"annotation {str(annotation)!r} has no frame "
+                raise InputError(f"annotation {str(annotation)!r} has no frame "
                                  f"t{match['frame']}.tif in {str(sequence)!r}.")
             z = None if match["slice"] is None else int(match["slice"])
             frames.append((image, annotation, z))
     if not frames:
-        raise ValueError(f"Cell Tracking Challenge folder {str(root)!r} has no SEG annotations "
+        raise InputError(f"Cell Tracking Challenge folder {str(root)!r} has no SEG annotations "
                          f"(expected e.g. {str(root / '01_GT' / 'SEG' / 'man_seg000.tif')!r}).")
     return frames
 
@@ -477,7 +478,7 @@ def _read_ctc_frame(image_path: Path, annotation: Path, z: int | None, read: dic
                        str(image_path), str(annotation), read)
     stack = _read_pages(image_path)
     if z >= len(stack):
-        raise ValueError(f"annotation {str(annotation)!r} is for slice {z} but "
+        raise InputError(f"annotation {str(annotation)!r} is for slice {z} but "
                          f"{str(image_path)!r} has {len(stack)} slices.")
     return _sample(stack[z], _read_file(annotation, labels=True), f"{image_path}[{z}]",
                    str(annotation), read)

@@ -17,6 +17,7 @@ import scipy.ndimage
 import scipy.spatial
 
 from keras_unet.data.samples import Sample
+from keras_unet.errors import InputError
 
 MIN_SIZE = 32
 MIN_CELL_PIXELS = 12
@@ -49,7 +50,7 @@ def synthetic_cells(n: int, size: int = 256, seed: int = 0) -> list[Sample]:
     """
     for name, value, low in (("n", n, 1), ("size", size, MIN_SIZE)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
+            raise InputError(f"{name} must be an integer >= {low}, got {value!r}.")
     return [_cell_image(np.random.default_rng([seed, index]), int(size), f"synthetic:{index}")
             for index in range(n)]
 

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from keras_unet.errors import InputError, InputNotFoundError
+
 
 def read_tiff(path: str | os.PathLike) -> np.ndarray:
     """A TIFF's first image as (H, W) or (H, W, C), memory-mapped when the file allows it.
@@ -31,7 +33,7 @@ def read_tiff(path: str | os.PathLike) -> np.ndarray:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"input TIFF {str(path)!r} does not exist.")
+        raise InputNotFoundError(f"input TIFF {str(path)!r} does not exist.")
     try:
         with tifffile.TiffFile(path) as tif:
             axes = tif.series[0].axes
@@ -40,12 +42,12 @@ def read_tiff(path: str | os.PathLike) -> np.ndarray:
         except ValueError:  # compressed or tiled: not mappable
             image = tifffile.imread(path)
     except (tifffile.TiffFileError, OSError, IndexError) as error:
-        raise ValueError(f"{str(path)!r} is not a readable TIFF ({error}).") from None
+        raise InputError(f"{str(path)!r} is not a readable TIFF ({error}).") from None
     if axes in ("YX", "YXS", "YXC"):
         return image
     if axes in ("CYX", "SYX") and image.ndim == 3:
         return np.moveaxis(image, 0, -1)
-    raise ValueError(
+    raise InputError(
         f"{str(path)!r} has axes {axes!r} with shape {image.shape}; expected one 2D image "
         "(YX) with optional channels (YXS, CYX)."
     )

@@ -20,6 +20,7 @@ from PIL import Image
 
 from keras_unet.class_layout import UNLABELLED
 from keras_unet.data.samples import Sample
+from keras_unet.errors import InputError
 
 
 def sample_name(sample: Sample) -> str:
@@ -86,10 +87,10 @@ def _with_ignore_label(sample: Sample, ignore_label: int | None) -> np.ndarray:
     if not unlabelled.any():
         return labels
     if ignore_label is None:
-        raise ValueError(f"{sample.path}: has unlabelled pixels; pass the ignore_label to "
+        raise InputError(f"{sample.path}: has unlabelled pixels; pass the ignore_label to "
                          "write them as.")
     if (labels == ignore_label).any():
-        raise ValueError(f"{sample.path}: label {ignore_label} is also the ignore_label.")
+        raise InputError(f"{sample.path}: label {ignore_label} is also the ignore_label.")
     return np.where(unlabelled, ignore_label, labels)
 
 
@@ -110,7 +111,7 @@ def write_instances(path: Path, labels: np.ndarray) -> None:
     largest = np.iinfo(np.uint32).max
     if (labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer)
             or labels.min(initial=0) < 0 or labels.max(initial=0) > largest):
-        raise ValueError(f"instance labels must be a (H, W) image of integers 0..{largest}, "
+        raise InputError(f"instance labels must be a (H, W) image of integers 0..{largest}, "
                          f"got shape {labels.shape} and dtype {labels.dtype}.")
     dtype = np.uint16 if labels.max(initial=0) <= np.iinfo(np.uint16).max else np.uint32
     tifffile.imwrite(path, labels.astype(dtype), photometric="minisblack")

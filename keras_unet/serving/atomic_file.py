@@ -13,6 +13,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from keras_unet.errors import OutputExistsError
+
 
 @contextlib.contextmanager
 def written_atomically(final: Path, *, overwrite: bool = False,
@@ -57,5 +59,5 @@ def refuse_existing(final: Path, *, overwrite: bool = False, option: str = "path
     if final.is_dir():
         raise IsADirectoryError(f"{option} {str(final)!r} is a folder; expected a file path.")
     if final.exists() and not overwrite:
-        raise FileExistsError(f"{option} {str(final)!r} already exists; pass --overwrite "
-                              "(overwrite=True) to replace it.")
+        raise OutputExistsError(f"{option} {str(final)!r} already exists; pass --overwrite "
+                                "(overwrite=True) to replace it.")

@@ -31,6 +31,7 @@ from PIL import Image
 
 from keras_unet import geometry
 from keras_unet.data.synthetic import MIN_SIZE, synthetic_cells
+from keras_unet.errors import InputError, NotAFolderError, OutputExistsError
 from keras_unet.inference import ModelGeometry, model_geometry
 from keras_unet.normalization import MIN_STD, normalize_image
 from keras_unet.serving.atomic_file import written_atomically
@@ -88,7 +89,7 @@ class PackageInfo:
         _check("--name", self.name, name_type)
         _check("--license", self.license, v0_5.LicenseId)
         if not self.authors:
-            raise ValueError("--author: give at least one author name.")
+            raise InputError("--author: give at least one author name.")
         for author in self.authors:
             _check("--author", author, v0_5.Author, wrap=lambda value: {"name": value})
         if self.description is not None:
@@ -104,7 +105,7 @@ def _check(option: str, value, annotation, wrap=lambda value: value) -> None:
         message = error.errors()[0]["msg"]
         if len(message) > 160:
             message = message[:160] + "... (see https://spdx.org/licenses/)"
-        raise ValueError(f"{option} {value!r}: {message}") from None
+        raise InputError(f"{option} {value!r}: {message}") from None
 
 
 def check_package_target(out: Path, name: str, *, overwrite: bool = False) -> Path:
@@ -130,13 +131,13 @@ def check_package_target(out: Path, name: str, *, overwrite: bool = False) -> Pa
     """  # noqa: E501
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"--out {str(out)!r} is a file; bioimage.io packages go in a "
-                                 "folder.")
+        raise NotAFolderError(f"--out {str(out)!r} is a file; bioimage.io packages go in a "
+                              "folder.")
     target = out / (name.replace(" ", "_") + ".zip")
     found = _packages_in(out)
     if found and not overwrite:
-        raise FileExistsError(f"--out {str(out)!r} already holds a bioimage.io package "
-                              f"({', '.join(found)}); pass --overwrite to replace {target.name}.")
+        raise OutputExistsError(f"--out {str(out)!r} already holds a bioimage.io package "
+                                f"({', '.join(found)}); pass --overwrite to replace {target.name}.")
     return target
 
 
@@ -217,7 +218,7 @@ def validate_package(path: Path) -> list[str]:
         errors = ("file not found" if description is None else "; ".join(
             f"{'.'.join(map(str, e.loc))}: {e.msg}"
             for e in description.validation_summary.errors))
-        raise ValueError(f"bioimage.io package {str(path)!r} is invalid: {errors}")
+        raise InputError(f"bioimage.io package {str(path)!r} is invalid: {errors}")
     return [f"{'.'.join(map(str, w.loc))}: {w.msg}"
             for w in description.validation_summary.warnings]
 
@@ -233,10 +234,10 @@ def _test_image(geom: ModelGeometry, sample_image: np.ndarray | None) -> np.ndar
     image = np.asarray(sample_image)
     image = image[..., None] if image.ndim == 2 else image
     if image.ndim != 3 or image.shape[-1] != geom.channels:
-        raise ValueError(f"--sample-image has shape {image.shape}; the model takes "
+        raise InputError(f"--sample-image has shape {image.shape}; the model takes "
                          f"{geom.channels}-channel (H, W[, C]) images.")
     if image.shape[0] < height or image.shape[1] < width:
-        raise ValueError(f"--sample-image is {image.shape[0]}x{image.shape[1]} px; the test "
+        raise InputError(f"--sample-image is {image.shape[0]}x{image.shape[1]} px; the test "
                          f"tensors need at least {height}x{width}.")
     top, left = (image.shape[0] - height) // 2, (image.shape[1] - width) // 2
     return image[top:top + height, left:left + width].astype(np.float32)
@@ -304,7 +305,7 @@ def _describe(model: keras.Model, geom: ModelGeometry, info: PackageInfo, image:
     except pydantic.ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
                              for e in error.errors())
-        raise ValueError(f"the bioimage.io description is invalid: {problems}") from None
+        raise InputError(f"the bioimage.io description is invalid: {problems}") from None
 
 
 def _input_tensor(geom: ModelGeometry, staging: Path) -> v0_5.InputTensorDescr:

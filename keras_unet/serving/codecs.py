@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from keras_unet.errors import InputError
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ENCODED_CHANNELS = (1, 3)
 """Channel counts both PNG and JPEG decode to (grey, RGB)."""
@@ -57,7 +59,7 @@ def decode_image(data: tf.Tensor, channels: int) -> tf.Tensor:
         [[0.0, 65535.0]]
     """
     if channels not in ENCODED_CHANNELS:
-        raise ValueError(f"PNG/JPEG inputs decode to {ENCODED_CHANNELS} channels, not "
+        raise InputError(f"PNG/JPEG inputs decode to {ENCODED_CHANNELS} channels, not "
                          f"{channels}.")
 
     def png():

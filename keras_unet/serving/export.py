@@ -17,6 +17,7 @@ from pathlib import Path
 
 import keras
 
+from keras_unet.errors import InputError, NotAFolderError, OutputExistsError
 from keras_unet.network import model_geometry
 from keras_unet.serving.graph import ServingTiling, serving_tiling
 from keras_unet.serving.signatures import serving_functions
@@ -70,9 +71,9 @@ def read_export_metadata(saved_model: str | os.PathLike) -> dict | None:
     try:
         record = json.loads(path.read_text())
     except (OSError, ValueError) as error:
-        raise ValueError(f"{str(path)!r} is not readable JSON ({error}).") from None
+        raise InputError(f"{str(path)!r} is not readable JSON ({error}).") from None
     if not isinstance(record, dict) or record.get("format") != "keras_unet.saved_model":
-        raise ValueError(f"{str(path)!r} is not a keras_unet export record.")
+        raise InputError(f"{str(path)!r} is not a keras_unet export record.")
     return record
 
 
@@ -110,19 +111,19 @@ def check_export_target(export_base: Path, version: int | None = None,
     """  # noqa: E501
     export_base = Path(export_base)
     if export_base.exists() and not export_base.is_dir():
-        raise NotADirectoryError(f"export base {str(export_base)!r} is a file; TF-Serving needs a "
-                                 "folder of numbered versions.")
+        raise NotAFolderError(f"export base {str(export_base)!r} is a file; TF-Serving needs a "
+                              "folder of numbered versions.")
     if version is not None:
         if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            raise ValueError(f"version must be a positive integer, got {version!r}.")
+            raise InputError(f"version must be a positive integer, got {version!r}.")
         if (export_base / str(version)).exists():
-            raise FileExistsError(
+            raise OutputExistsError(
                 f"version {version} already exists in {str(export_base)!r}; versions are never "
                 f"overwritten (TF-Serving may be serving it). Omit the version to write "
                 f"{max(existing_versions(export_base), default=0) + 1}.")
     if (not isinstance(max_image_pixels, int) or isinstance(max_image_pixels, bool)
             or max_image_pixels < 1):
-        raise ValueError(f"max_image_pixels must be a positive integer, got {max_image_pixels!r}.")
+        raise InputError(f"max_image_pixels must be a positive integer, got {max_image_pixels!r}.")
 
 
 def export_for_serving(model: keras.Model, export_base, *, version: int | None = None,
@@ -195,8 +196,8 @@ def export_for_serving(model: keras.Model, export_base, *, version: int | None =
             write_warmup(temporary, warmup_logs(export_base.resolve().name, list(functions),
                                                 tiling.channels, size))
         if final.exists():
-            raise FileExistsError(f"version {version} appeared in {str(export_base)!r} while "
-                                  "exporting; it was left as it is.")
+            raise OutputExistsError(f"version {version} appeared in {str(export_base)!r} while "
+                                    "exporting; it was left as it is.")
         os.rename(temporary, final)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)

@@ -20,6 +20,7 @@ import onnxruntime
 import tensorflow as tf
 import tf2onnx
 
+from keras_unet.errors import InputError
 from keras_unet.inference import model_geometry
 from keras_unet.serving.atomic_file import refuse_existing, written_atomically
 from keras_unet.serving.bare_network import final_activation, float32_network
@@ -56,7 +57,7 @@ def check_opset(opset: int) -> None:
         ValueError: --opset 99 cannot be written by tf2onnx ...; use 12 to 18 (default 17).
     """
     if isinstance(opset, bool) or not isinstance(opset, int) or opset not in SUPPORTED_OPSETS:
-        raise ValueError(
+        raise InputError(
             f"--opset {opset!r} cannot be written by tf2onnx {tf2onnx.__version__}; use "
             f"{SUPPORTED_OPSETS.start} to {SUPPORTED_OPSETS.stop - 1} (default {DEFAULT_OPSET}).")
 
@@ -82,7 +83,7 @@ def onnx_model(model: keras.Model, opset: int = DEFAULT_OPSET) -> onnx.ModelProt
     try:
         proto, _ = tf2onnx.convert.from_keras(network, input_signature=spec, opset=opset)
     except Exception as error:  # tf2onnx raises many types for an op it cannot write
-        raise ValueError(f"--opset {opset}: tf2onnx could not convert the model "
+        raise InputError(f"--opset {opset}: tf2onnx could not convert the model "
                          f"({type(error).__name__}: {' '.join(str(error).split())[:200]})."
                          ) from None
     _rename_output(proto, output_name(model))
@@ -93,7 +94,7 @@ def onnx_model(model: keras.Model, opset: int = DEFAULT_OPSET) -> onnx.ModelProt
     try:  # what the consumers run: refuse a file onnxruntime cannot load
         onnxruntime.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     except Exception as error:  # onnxruntime raises its own types
-        raise ValueError(f"--opset {opset}: onnxruntime {onnxruntime.__version__} cannot load "
+        raise InputError(f"--opset {opset}: onnxruntime {onnxruntime.__version__} cannot load "
                          f"the converted model ({' '.join(str(error).split())[:200]}).") from None
     return proto
 
@@ -126,7 +127,7 @@ def export_onnx(model: keras.Model, path, *, opset: int = DEFAULT_OPSET,
     """
     path = Path(path)
     if path.suffix != ".onnx":
-        raise ValueError(f"--out {str(path)!r} must end in .onnx.")
+        raise InputError(f"--out {str(path)!r} must end in .onnx.")
     check_opset(opset)
     refuse_existing(path, overwrite=overwrite, option="--out")  # before the slow conversion
     proto = onnx_model(model, opset)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 
+from keras_unet.errors import InputError, InputNotFoundError
 from keras_unet.inference import ModelGeometry
 
 GEOMETRY_KEY = "keras_unet.geometry"
@@ -59,16 +60,16 @@ class OnnxNetwork:
         """
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"ONNX model {str(path)!r} does not exist.")
+            raise InputNotFoundError(f"ONNX model {str(path)!r} does not exist.")
         try:
             session = onnxruntime.InferenceSession(
                 str(path), providers=providers or ["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own types for a bad file
-            raise ValueError(f"ONNX model {str(path)!r} cannot be loaded by onnxruntime "
+            raise InputError(f"ONNX model {str(path)!r} cannot be loaded by onnxruntime "
                              f"({type(error).__name__}).") from None
         metadata = session.get_modelmeta().custom_metadata_map
         if GEOMETRY_KEY not in metadata:
-            raise ValueError(f"ONNX model {str(path)!r} has no {GEOMETRY_KEY!r} metadata; "
+            raise InputError(f"ONNX model {str(path)!r} has no {GEOMETRY_KEY!r} metadata; "
                              "export it with keras_unet.serving.export_onnx (or `unet export`).")
         return cls(session, ModelGeometry.from_json(json.loads(metadata[GEOMETRY_KEY])))
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from keras_unet.errors import InputError
 from keras_unet.serving.signatures import (BYTES_INPUT, DEFAULT_SIGNATURE, ENCODED_SIGNATURE,
                                            IMAGE_INPUT)
 
@@ -56,7 +57,7 @@ def warmup_logs(model_name: str, signatures: list[str], channels: int,
             png = tf.io.encode_png(image).numpy()
             request.inputs[BYTES_INPUT].CopyFrom(tf.make_tensor_proto([png]))
         else:
-            raise ValueError(f"no warmup request for signature {signature!r}.")
+            raise InputError(f"no warmup request for signature {signature!r}.")
         logs.append(prediction_log_pb2.PredictionLog(
             predict_log=prediction_log_pb2.PredictLog(request=request)))
     return logs

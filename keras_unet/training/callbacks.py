@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_unet.class_layout import class_colour, default_class_names
+from keras_unet.errors import InputError
 
 PANEL_GAP = 4
 """Pixels of white between the columns of a validation panel."""
@@ -364,7 +365,7 @@ class AtomicCheckpoints(keras.callbacks.Callback):
                  mode: str = "min"):
         super().__init__()
         if mode not in ("max", "min"):
-            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}.")
+            raise InputError(f"mode must be 'max' or 'min', got {mode!r}.")
         self.directory = Path(directory)
         self.monitor = monitor
         self.mode = mode
@@ -436,7 +437,7 @@ class PatienceOnBest(keras.callbacks.Callback):
     def __init__(self, checkpoints: AtomicCheckpoints, patience: int):
         super().__init__()
         if not isinstance(patience, int) or patience < 1:
-            raise ValueError(f"patience must be an integer >= 1, got {patience!r}.")
+            raise InputError(f"patience must be an integer >= 1, got {patience!r}.")
         self.checkpoints = checkpoints
         self.patience = patience
         self.stopped_epoch: int | None = None

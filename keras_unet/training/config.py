@@ -21,6 +21,7 @@ import yaml
 
 from keras_unet import geometry
 from keras_unet.class_layout import LABEL_MODES, NUM_CLASSES, parse_class_names
+from keras_unet.errors import InputError, InputNotFoundError
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine")
@@ -173,16 +174,16 @@ class TrainConfig:
             ValueError: my.yaml: unknown key 'epoch'; did you mean 'epochs'?
         """
         if not isinstance(mapping, Mapping):
-            raise ValueError(f"{source}: expected a mapping of keys to values, got "
+            raise InputError(f"{source}: expected a mapping of keys to values, got "
                              f"{type(mapping).__name__}.")
         names = [field.name for field in dataclasses.fields(cls)]
         for key in mapping:
             if key not in names:
-                raise ValueError(f"{source}: {_unknown_key_message(str(key), names)}")
+                raise InputError(f"{source}: {_unknown_key_message(str(key), names)}")
         try:
             return cls(**mapping)
         except ValueError as error:
-            raise ValueError(f"{source}: {error}") from None
+            raise InputError(f"{source}: {error}") from None
 
     def to_dict(self) -> dict[str, Any]:
         """The config as a plain dict of YAML-friendly values, in field order.
@@ -230,11 +231,11 @@ def load_config(path: str | Path) -> TrainConfig:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"config file {str(path)!r} does not exist.")
+        raise InputNotFoundError(f"config file {str(path)!r} does not exist.")
     try:
         mapping = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
-        raise ValueError(f"config file {str(path)!r} is not valid YAML: "
+        raise InputError(f"config file {str(path)!r} is not valid YAML: "
                          f"{str(error).splitlines()[0]}") from None
     return TrainConfig.from_mapping(mapping or {}, source=str(path))
 
@@ -258,7 +259,7 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
     if value is None:
         if type(None) in kinds:
             return None
-        raise ValueError(f"{name} must be set, got None.")
+        raise InputError(f"{name} must be set, got None.")
     kind = next(k for k in kinds if k is not type(None))
     if kind is bool:
         if isinstance(value, bool):
@@ -278,7 +279,7 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
                 pass
     elif isinstance(value, (str, Path)):
         return str(value)
-    raise ValueError(f"{name} must be {_KIND_NAMES[kind]}, got {value!r}.")
+    raise InputError(f"{name} must be {_KIND_NAMES[kind]}, got {value!r}.")
 
 
 def _check_ranges(config: TrainConfig) -> None:
@@ -286,59 +287,59 @@ def _check_ranges(config: TrainConfig) -> None:
                     "depth")
     for name in at_least_one:
         if getattr(config, name) < 1:
-            raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}.")
+            raise InputError(f"{name} must be >= 1, got {getattr(config, name)}.")
     _check_labels(config)
     choices = {"padding": geometry.PADDINGS, "optimizer": OPTIMIZERS,
                "learning_rate_schedule": SCHEDULES, "loss": LOSSES,
                "mixed_precision": MIXED_PRECISIONS, "strategy": STRATEGIES}
     for name, allowed in choices.items():
         if getattr(config, name) not in allowed:
-            raise ValueError(f"{name} must be one of {', '.join(allowed)}; got "
+            raise InputError(f"{name} must be one of {', '.join(allowed)}; got "
                              f"{getattr(config, name)!r}.")
     if config.seed < 0:
-        raise ValueError(f"seed must be >= 0, got {config.seed}.")
+        raise InputError(f"seed must be >= 0, got {config.seed}.")
     if not config.learning_rate > 0:
-        raise ValueError(f"learning_rate must be > 0, got {config.learning_rate}.")
+        raise InputError(f"learning_rate must be > 0, got {config.learning_rate}.")
     for name in ("momentum", "dropout"):
         if not 0.0 <= getattr(config, name) < 1.0:
-            raise ValueError(f"{name} must be in [0, 1), got {getattr(config, name)}.")
+            raise InputError(f"{name} must be in [0, 1), got {getattr(config, name)}.")
     if not 0.0 <= config.val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {config.val_fraction}.")
+        raise InputError(f"val_fraction must be in [0, 1), got {config.val_fraction}.")
     if config.patience is not None and config.patience < 1:
-        raise ValueError(f"patience must be >= 1 (or unset: no early stopping), got "
+        raise InputError(f"patience must be >= 1 (or unset: no early stopping), got "
                          f"{config.patience}.")
     if config.freeze_encoder and config.init is None:
-        raise ValueError("freeze_encoder needs init: a trained model whose contracting path to "
+        raise InputError("freeze_encoder needs init: a trained model whose contracting path to "
                          "keep.")
     if config.patience is not None and config.val_fraction == 0:
-        raise ValueError("patience needs validation images to watch; set val_fraction > 0.")
+        raise InputError("patience needs validation images to watch; set val_fraction > 0.")
     try:
         geometry.output_size(config.tile_size, config.depth, config.padding)
     except ValueError as error:
-        raise ValueError(f"tile_size: {error}") from None
+        raise InputError(f"tile_size: {error}") from None
 
 
 def _check_labels(config: TrainConfig) -> None:
     """The label mode, the class count, the ignore value and the class names agree."""
     if config.labels is not None and config.labels not in LABEL_MODES:
-        raise ValueError(f"labels must be one of {', '.join(LABEL_MODES)}; got {config.labels!r}.")
+        raise InputError(f"labels must be one of {', '.join(LABEL_MODES)}; got {config.labels!r}.")
     if config.labels == "semantic":
         if config.num_classes < 2:
-            raise ValueError(f"num_classes must be >= 2, got {config.num_classes}.")
+            raise InputError(f"num_classes must be >= 2, got {config.num_classes}.")
         if config.data is None:
-            raise ValueError("labels semantic needs data: the synthetic cells are instances.")
+            raise InputError("labels semantic needs data: the synthetic cells are instances.")
     elif config.num_classes not in NUM_CLASSES:
-        raise ValueError(f"num_classes must be 2 (background, cell) or 3 (background, cell, "
+        raise InputError(f"num_classes must be 2 (background, cell) or 3 (background, cell, "
                          f"border) for instance labels, got {config.num_classes}; for "
                          "masks of class indices set labels: semantic.")
     if config.ignore_label is not None:
         if config.ignore_label < 0:
-            raise ValueError(f"ignore_label must be a mask value >= 0, got {config.ignore_label}.")
+            raise InputError(f"ignore_label must be a mask value >= 0, got {config.ignore_label}.")
         if config.labels == "semantic" and config.ignore_label < config.num_classes:
-            raise ValueError(f"ignore_label {config.ignore_label} is also a class id "
+            raise InputError(f"ignore_label {config.ignore_label} is also a class id "
                              f"(0..{config.num_classes - 1}); use a value outside the classes, "
                              "e.g. 255.")
         if config.labels != "semantic" and config.ignore_label == 0:
-            raise ValueError("ignore_label 0 is the background of instance masks; use another "
+            raise InputError("ignore_label 0 is the background of instance masks; use another "
                              "value, e.g. 255 for masks whose cells are ids below it.")
     parse_class_names(config.class_names, config.num_classes, "class_names")

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from keras_unet.errors import InputError
 from keras_unet.training.config import MIXED_PRECISIONS, STRATEGIES
 
 POLICIES = {"off": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
@@ -102,13 +103,13 @@ def cluster_from_env(environ: dict | None = None) -> Cluster:
         task_index = int(tf_config["task"]["index"])
         tasks = {kind: list(cluster.get(kind, [])) for kind in ("chief", "worker")}
     except (ValueError, KeyError, TypeError, AttributeError) as error:
-        raise ValueError(
+        raise InputError(
             "TF_CONFIG must be JSON like {\"cluster\": {\"worker\": [\"host1:port\", "
             f"\"host2:port\"]}}, \"task\": {{\"type\": \"worker\", \"index\": 0}}}}; got {text!r} "
             f"({type(error).__name__}: {error})."
         ) from None
     if task_type not in tasks or not 0 <= task_index < len(tasks[task_type]):
-        raise ValueError(f"TF_CONFIG task {task_type!r} #{task_index} is not in its cluster "
+        raise InputError(f"TF_CONFIG task {task_type!r} #{task_index} is not in its cluster "
                          f"{cluster!r}.")
     return Cluster(len(tasks["chief"]) + len(tasks["worker"]), task_type, task_index,
                    bool(tasks["chief"]))
@@ -130,10 +131,10 @@ def choose_strategy(setting: str = "auto", cluster: Cluster | None = None
         1
     """
     if setting not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}; got {setting!r}.")
+        raise InputError(f"strategy must be one of {', '.join(STRATEGIES)}; got {setting!r}.")
     cluster = cluster_from_env() if cluster is None else cluster
     if setting == "multi-worker" and cluster.num_tasks < 2:
-        raise ValueError("--strategy multi-worker needs TF_CONFIG naming two or more workers "
+        raise InputError("--strategy multi-worker needs TF_CONFIG naming two or more workers "
                          "(see training/README.md); it is "
                          f"{'unset' if cluster.task_type is None else 'a single task'}.")
     if setting == "multi-worker" or (setting == "auto" and cluster.num_tasks > 1):
@@ -211,7 +212,7 @@ def choose_policy(setting: str = "auto", *, has_gpu: bool | None = None,
         'mixed_bfloat16'
     """
     if setting not in MIXED_PRECISIONS:
-        raise ValueError(f"mixed_precision must be one of {', '.join(MIXED_PRECISIONS)}; got "
+        raise InputError(f"mixed_precision must be one of {', '.join(MIXED_PRECISIONS)}; got "
                          f"{setting!r}.")
     if setting != "auto":
         return POLICIES[setting]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import keras
 
+from keras_unet.errors import InputError, InputNotFoundError
 from keras_unet.inference import model_geometry
 
 FINAL_LAYER = "final_conv"
@@ -44,16 +45,16 @@ def load_init_model(path: str | os.PathLike, source: str = "init") -> keras.Mode
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{source} {str(path)!r} does not exist.")
+        raise InputNotFoundError(f"{source} {str(path)!r} does not exist.")
     if path.suffix != ".keras":
-        raise ValueError(f"{source} {str(path)!r} is not a .keras model file (a checkpoint "
+        raise InputError(f"{source} {str(path)!r} is not a .keras model file (a checkpoint "
                          "such as runs/NAME/checkpoints/best.keras).")
     try:
         model = keras.models.load_model(path, compile=False, safe_mode=True)
         model_geometry(model)
     except Exception as error:  # Keras raises many types for a file that is not a model
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ValueError(f"{source} {str(path)!r} is not a keras_unet model ({reason}).") from None
+        raise InputError(f"{source} {str(path)!r} is not a keras_unet model ({reason}).") from None
     return model
 
 
@@ -77,14 +78,14 @@ def transfer_weights(trained: keras.Model, model: keras.Model, source: str = "in
     have, want = model_geometry(trained), model_geometry(model)
     for name in COMPARED:
         if getattr(have, name) != getattr(want, name):
-            raise ValueError(f"{source} model has {name} {getattr(have, name)!r} but the network "
+            raise InputError(f"{source} model has {name} {getattr(have, name)!r} but the network "
                              f"to train has {name} {getattr(want, name)!r}; fine-tuning needs "
                              f"the same {', '.join(COMPARED)} (set --{name} to match).")
     trained_layers = {layer.name: layer for layer in trained.layers if layer.weights}
     layers = {layer.name: layer for layer in model.layers if layer.weights}
     if trained_layers.keys() != layers.keys():
         differ = sorted(trained_layers.keys() ^ layers.keys())
-        raise ValueError(f"{source} model and the network to train differ in layers "
+        raise InputError(f"{source} model and the network to train differ in layers "
                          f"{', '.join(differ[:4])}: batch_norm or upsampling differ.")
     recreated = have.num_classes != want.num_classes
     for name, layer in layers.items():
@@ -92,7 +93,7 @@ def transfer_weights(trained: keras.Model, model: keras.Model, source: str = "in
             continue
         weights = trained_layers[name].get_weights()
         if [w.shape for w in weights] != [tuple(v.shape) for v in layer.weights]:
-            raise ValueError(f"{source} model's layer {name!r} has weights of another shape "
+            raise InputError(f"{source} model's layer {name!r} has weights of another shape "
                              "than the network to train's.")
         layer.set_weights(weights)
     return recreated

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from keras_unet import data as unet_data
 from keras_unet.class_layout import default_class_names, parse_class_names
+from keras_unet.errors import InputError
 from keras_unet.losses import CrossentropyDiceLoss, DiceLoss, WeightedCrossentropy
 from keras_unet.metrics import Dice, IoU
 from keras_unet.model import build_unet
@@ -138,13 +139,13 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
     strategy = choose_strategy(config.strategy, cluster)
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
-        raise ValueError(f"batch_size {config.batch_size} does not split evenly over {replicas} "
+        raise InputError(f"batch_size {config.batch_size} does not split evenly over {replicas} "
                          f"replicas; use a multiple of {replicas}.")
     if cluster.num_tasks > 1 and config.patience is not None:
-        raise ValueError("patience (early stopping) works with one worker only; leave it unset "
+        raise InputError("patience (early stopping) works with one worker only; leave it unset "
                          "for multi-worker training.")
     if cluster.num_tasks > 1 and config.run_dir is None:
-        raise ValueError("multi-worker training needs --run-dir: every worker must name the "
+        raise InputError("multi-worker training needs --run-dir: every worker must name the "
                          "same run.")
     policy = choose_policy(config.mixed_precision)
     trained = None if config.init is None else load_init_model(config.init)
@@ -231,7 +232,7 @@ def split_samples(samples: list, val_fraction: float, seed: int = 0) -> tuple[li
         [('a.png:rows0-79', (80, 80)), ('a.png:rows80-99', (20, 80))]
     """
     if not samples:
-        raise ValueError("no labelled images to train on.")
+        raise InputError("no labelled images to train on.")
     if val_fraction == 0:
         return list(samples), []
     if len(samples) == 1:
@@ -254,7 +255,7 @@ def hold_out_band(sample: unet_data.Sample, val_fraction: float) -> tuple[list, 
     axis = 0 if sample.labels.shape[0] >= sample.labels.shape[1] else 1
     length = sample.labels.shape[axis]
     if length < 2:
-        raise ValueError(f"{sample.path}: a single image of {sample.labels.shape} cannot be cut "
+        raise InputError(f"{sample.path}: a single image of {sample.labels.shape} cannot be cut "
                          "into a training part and a validation band; add a second image or "
                          "use val_fraction 0.")
     count = min(max(1, round(val_fraction * length)), length - 1)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import yaml
 
+from keras_unet.errors import NotAFolderError, OutputExistsError
 from keras_unet.training.config import TrainConfig
 
 CONFIG_FILE = "config.yaml"
@@ -160,7 +161,7 @@ def _default_run_dir(config: TrainConfig, root: Path, now: datetime.datetime
 def _check_given_run_dir(path: Path, config: TrainConfig, overwrite: bool,
                          now: datetime.datetime) -> tuple[bool, Path | None]:
     if path.exists() and not path.is_dir():
-        raise NotADirectoryError(f"run dir {str(path)!r} exists and is not a folder.")
+        raise NotAFolderError(f"run dir {str(path)!r} exists and is not a folder.")
     if not path.exists() or not any(path.iterdir()):
         return False, None
     stored = read_run_config(path)
@@ -174,7 +175,7 @@ def _check_given_run_dir(path: Path, config: TrainConfig, overwrite: bool,
                    else "holds a finished run of the same config")
     aside = path.with_name(f"{path.name}.replaced-{now.strftime('%Y%m%d-%H%M%S')}")
     if not overwrite:
-        raise FileExistsError(f"run dir {str(path)!r} {problem}; choose another --run-dir, or "
-                              f"pass --overwrite to move it aside to {str(aside)!r}.")
+        raise OutputExistsError(f"run dir {str(path)!r} {problem}; choose another --run-dir, or "
+                                f"pass --overwrite to move it aside to {str(aside)!r}.")
     os.rename(path, aside)
     return False, aside

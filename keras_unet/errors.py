@@ -1,0 +1,34 @@
+"""The exceptions that mean "the input is wrong", raised where the input is checked.
+
+``unet`` prints these as one line naming the file or argument and exits with code 2; anything
+else is a bug and keeps its traceback. Each is also the built-in exception it refines
+(``ValueError``, ``FileNotFoundError``, ``FileExistsError``, ``NotADirectoryError``), so code
+that catches those keeps working.
+
+Example:
+    >>> try:
+    ...     raise InputError("tile_size must be a positive integer, got -1.")
+    ... except ValueError as error:
+    ...     isinstance(error, UserError)
+    True
+"""
+
+
+class UserError(Exception):
+    """A mistake in what the user gave (a file, an option, a value), fixable by the user."""
+
+
+class InputError(UserError, ValueError):
+    """A value, option or file content that is not what was expected."""
+
+
+class InputNotFoundError(UserError, FileNotFoundError):
+    """A named input file or folder that does not exist."""
+
+
+class OutputExistsError(UserError, FileExistsError):
+    """An output that already exists and would be overwritten."""
+
+
+class NotAFolderError(UserError, NotADirectoryError):
+    """A path given as a folder that is not one."""
