@@ -44,7 +44,6 @@ import skimage.metrics
 
 from keras_unet.class_layout import UNLABELLED, default_class_names
 from keras_unet.errors import InputError, OutputExistsError
-from keras_unet.inference import predict_tiled
 from keras_unet.instances import instance_labels
 
 # Offsets of the 8 neighbours, bit i of a neighbourhood code is neighbour i.
@@ -965,6 +964,8 @@ def evaluate_model(model, samples: Sequence, *, tile_size=None, batch_size: int 
         >>> report.columns == [*METRICS, *PROBABILITY_METRICS]
         True
     """
+    from keras_unet.inference import predict_tiled  # measuring alone never loads the engine
+
     return evaluate_probabilities(
         lambda image: predict_tiled(model, image, tile_size=tile_size, batch_size=batch_size,
                                     tta=tta), samples)

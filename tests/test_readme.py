@@ -36,7 +36,7 @@ def _readme_commands():
 def test_ci_reads_both_readme_commands_from_the_readme():
     train, tests = _readme_commands()
     assert "pip install -e . &&" in train and train.endswith("&& unet train")  # no extras
-    assert tests.endswith("&& pytest")
+    assert tests.endswith("&& pytest -n auto")  # the suite on every core (pytest-xdist)
     ci = CI_SCRIPT.read_text()
     assert "readme_command 0" in ci and "readme_command 1" in ci
     assert train not in ci and tests not in ci  # read from the README, never copied
