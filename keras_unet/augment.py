@@ -315,6 +315,12 @@ def elastic_deform(images, labels, displacement, weights=None):
         [TensorShape([2, 8, 8, 1]), TensorShape([2, 8, 8])]
     """
     images, labels, weights = _check_batch(images, labels, weights, "elastic_deform")
+    return _deform(images, labels, weights, displacement)
+
+
+@tf.function(jit_compile=True, reduce_retracing=True)
+def _deform(images, labels, weights, displacement):
+    """The field, the grid and the warp of :func:`elastic_deform` as one XLA cluster."""
     shape = tf.shape(images)
     field = displacement_field(displacement, shape[1], shape[2])
     rows, cols = _pixel_grid(shape[0], shape[1], shape[2])
