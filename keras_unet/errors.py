@@ -2,7 +2,8 @@
 
 ``unet`` prints these as one line naming the file or argument and exits with code 2; anything
 else is a bug and keeps its traceback. Each is also the built-in exception it refines
-(``ValueError``, ``FileNotFoundError``, ``FileExistsError``, ``NotADirectoryError``), so code
+(``ValueError``, ``FileNotFoundError``, ``FileExistsError``, ``NotADirectoryError``,
+``IsADirectoryError``), so code
 that catches those keeps working.
 
 Example:
@@ -32,3 +33,7 @@ class OutputExistsError(UserError, FileExistsError):
 
 class NotAFolderError(UserError, NotADirectoryError):
     """A path given as a folder that is not one."""
+
+
+class NotAFileError(UserError, IsADirectoryError):
+    """A path given as a file that is a folder."""

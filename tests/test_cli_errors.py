@@ -10,7 +10,8 @@ from keras_unet import cli
 from keras_unet.errors import InputError, UserError
 
 PACKAGE = Path(keras_unet.__file__).parent
-BUILT_INS = {"ValueError", "FileNotFoundError", "FileExistsError", "NotADirectoryError"}
+BUILT_INS = {"ValueError", "FileNotFoundError", "FileExistsError", "NotADirectoryError",
+             "IsADirectoryError"}
 
 
 def _failing_run(error: Exception):

@@ -157,7 +157,7 @@ def _export_savedmodel(args: argparse.Namespace) -> int:
 
 
 def _export_onnx(args: argparse.Namespace) -> int:
-    from keras_unet.serving.atomic_file import refuse_existing
+    from keras_unet.atomic_write import refuse_existing
     from keras_unet.serving.onnx_export import DEFAULT_OPSET, check_opset, export_onnx
 
     if args.out.suffix != ".onnx":

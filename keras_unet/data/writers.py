@@ -18,6 +18,7 @@ import numpy as np
 import tifffile
 from PIL import Image
 
+from keras_unet.atomic_write import written_atomically
 from keras_unet.class_layout import UNLABELLED
 from keras_unet.data.samples import Sample
 from keras_unet.errors import InputError
@@ -137,8 +138,7 @@ def write_class_mask(path: Path, mask: np.ndarray, num_classes: int) -> None:
     from keras_unet.class_layout import class_colour
 
     path = Path(path)
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    try:
+    with written_atomically(path, overwrite=True) as temporary:
         if path.suffix.lower() in (".tif", ".tiff"):
             tifffile.imwrite(temporary, mask, photometric="minisblack")
         elif num_classes > 3 and mask.dtype == np.uint8:
@@ -147,6 +147,3 @@ def write_class_mask(path: Path, mask: np.ndarray, num_classes: int) -> None:
             image.save(temporary)
         else:
             Image.fromarray(mask).save(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)

@@ -34,7 +34,7 @@ from keras_unet.data.synthetic import MIN_SIZE, synthetic_cells
 from keras_unet.errors import InputError, NotAFolderError, OutputExistsError
 from keras_unet.inference import ModelGeometry, model_geometry
 from keras_unet.normalization import MIN_STD, normalize_image
-from keras_unet.serving.atomic_file import written_atomically
+from keras_unet.atomic_write import written_atomically
 from keras_unet.serving.bare_network import (final_activation, float32_network,
                                              write_bare_saved_model)
 from keras_unet.serving.onnx_export import DEFAULT_OPSET, check_opset, onnx_model, output_name

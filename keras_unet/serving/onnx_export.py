@@ -22,7 +22,7 @@ import tf2onnx
 
 from keras_unet.errors import InputError
 from keras_unet.inference import model_geometry
-from keras_unet.serving.atomic_file import refuse_existing, written_atomically
+from keras_unet.atomic_write import refuse_existing, written_atomically
 from keras_unet.serving.bare_network import final_activation, float32_network
 from keras_unet.serving.onnx_network import GEOMETRY_KEY
 

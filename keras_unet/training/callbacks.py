@@ -8,7 +8,6 @@ assembles them all. Put :class:`Throughput` before ``TensorBoard`` in the callba
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -21,6 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_unet.atomic_write import written_atomically
 from keras_unet.class_layout import class_colour, default_class_names
 from keras_unet.errors import InputError
 
@@ -301,7 +301,7 @@ def save_model_atomically(model: keras.Model, path: str | os.PathLike) -> Path:
         ['last.keras']
     """
     path = Path(path)
-    with _replacing(path, ".keras") as temporary:  # model.save wants the .keras suffix
+    with written_atomically(path, overwrite=True) as temporary:  # keeps the .keras suffix
         model.save(temporary)
     return path
 
@@ -317,20 +317,11 @@ def write_text_atomically(path: str | os.PathLike, text: str) -> Path:
         '{}'
     """
     path = Path(path)
-    with _replacing(path) as temporary:
+    with written_atomically(path, overwrite=True) as temporary:
         temporary.write_text(text)
     return path
 
 
-@contextlib.contextmanager
-def _replacing(path: Path, suffix: str = ""):
-    """Yields a temporary path beside ``path``, moved over it if the block completes."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 class AtomicCheckpoints(keras.callbacks.Callback):

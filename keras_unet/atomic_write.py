@@ -1,8 +1,8 @@
 """Writes a file under a temporary name beside its final path and renames it when complete.
 
 A reader (napari, a model zoo upload, TF-Serving's file watcher) never sees half a file, and a
-failed export leaves nothing behind: the rule :mod:`keras_unet.serving.export` follows for
-SavedModel folders, for single files (ONNX models, bioimage.io zips).
+failed write leaves nothing behind: the rule :mod:`keras_unet.serving.export` follows for
+SavedModel folders, for single files (checkpoints, masks, ONNX models, bioimage.io zips).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from keras_unet.errors import OutputExistsError
+from keras_unet.errors import NotAFileError, OutputExistsError
 
 
 @contextlib.contextmanager
@@ -53,11 +53,11 @@ def refuse_existing(final: Path, *, overwrite: bool = False, option: str = "path
         >>> refuse_existing(folder, option="--out")
         Traceback (most recent call last):
         ...
-        IsADirectoryError: --out '...' is a folder; expected a file path.
+        keras_unet.errors.NotAFileError: --out '...' is a folder; expected a file path.
     """
     final = Path(final)
     if final.is_dir():
-        raise IsADirectoryError(f"{option} {str(final)!r} is a folder; expected a file path.")
+        raise NotAFileError(f"{option} {str(final)!r} is a folder; expected a file path.")
     if final.exists() and not overwrite:
         raise OutputExistsError(f"{option} {str(final)!r} already exists; pass --overwrite "
                                 "(overwrite=True) to replace it.")
