@@ -3,14 +3,14 @@
 Cells (mask 255) are the foreground, membranes the background. For each contender the script
 reports, on the five held-out slices (means over slices):
 
-* the foreground-restricted rand error of the argmax labels (``keras_unet.evaluation.rand_error``
-  of the 4-connected components of the cell class: ``instance_labels(p, method="components",
-  min_size=0)``),
+* for the cells of each ``instance_labels`` method (``min_size=0``): ``"components"``, the
+  4-connected components of the argmax cell class, and ``"membranes"``, the watershed from
+  confident cell cores that gives every membrane pixel to a cell: the foreground-restricted
+  rand error (``keras_unet.evaluation.rand_error``), the foreground-restricted variation of
+  information (split + merge, bits) and object F1 at IoU 0.5 and 0.75
+  (``keras_unet.evaluation.matching_dataset``, counts summed over slices),
 * the ISBI ranking form: the challenge's rand error at the best of its thresholds 0, 0.1, ..., 1
   of the cell probability, per slice (``keras_unet.evaluation.rand_error_thresholds``),
-* the foreground-restricted variation of information (split + merge, bits) of the argmax labels
-  (``keras_unet.evaluation.variation_of_information_error``),
-* object F1 at IoU 0.5 (``keras_unet.evaluation.matching``, counts summed over slices),
 * the training wall time (the whole ``unet train`` command: start-up, tf.function/XLA compile,
   validation, checkpoints, export).
 
@@ -46,22 +46,32 @@ from instances_benchmark import (REPO, SPLITS, baseline_labels, fit_baseline,  #
 CONFIG = REPO / "training" / "isbi2012.yaml"
 
 
-def scores(truths, probabilities=None, labels=None) -> dict[str, float]:
-    """The ISBI metrics of probability maps (or of labels alone, for the baseline)."""
+METHODS = ("components", "membranes")
+"""The ``instance_labels`` methods scored: the argmax cells, and the EM one."""
+
+
+def label_scores(truths, labels) -> dict[str, float]:
+    """Rand error, VI and object F1 @0.5 / @0.75 of instance labels (means over slices)."""
+    from keras_unet import evaluation
+    matched = evaluation.matching_dataset(truths, labels, thresholds=(0.5, 0.75))
+    return {"rand": float(np.mean([evaluation.rand_error(t, p) for p, t in zip(labels, truths)])),
+            "vi": float(np.mean([evaluation.variation_of_information_error(t, p)
+                                 for p, t in zip(labels, truths)])),
+            "f1@0.5": matched[0].f1, "f1@0.75": matched[1].f1}
+
+
+def scores(truths, probabilities=None, labels=None) -> dict:
+    """The ISBI metrics of probability maps, per instance method (or of labels alone)."""
     from keras_unet import evaluation
     from keras_unet.instances import instance_labels
-    if labels is None:  # argmax, 4-connected components of the cell class, nothing removed
-        labels = [instance_labels(p, method="components", min_size=0) for p in probabilities]
-    out = {"rand_argmax": float(np.mean([evaluation.rand_error(t, p)
-                                         for p, t in zip(labels, truths)]))}
-    if probabilities is not None:
-        best = [evaluation.rand_error_thresholds(t, p[..., 1])
-                for p, t in zip(probabilities, truths)]
-        out["rand_ranking"] = float(np.mean([error for error, _ in best]))
-        out["thresholds"] = [threshold for _, threshold in best]
-    out["vi"] = float(np.mean([evaluation.variation_of_information_error(t, p)
-                               for p, t in zip(labels, truths)]))
-    out["f1@0.5"] = evaluation.matching_dataset(truths, labels, thresholds=0.5).f1
+    if labels is not None:
+        return {"methods": {"baseline": label_scores(truths, labels)}}
+    out = {"methods": {method: label_scores(truths, [instance_labels(p, method=method, min_size=0)
+                                                     for p in probabilities])
+                       for method in METHODS}}
+    best = [evaluation.rand_error_thresholds(t, p[..., 1]) for p, t in zip(probabilities, truths)]
+    out["rand_ranking"] = float(np.mean([error for error, _ in best]))
+    out["thresholds"] = [threshold for _, threshold in best]
     return out
 
 
@@ -95,14 +105,15 @@ def evaluate_run(run_dir: Path, test) -> dict[str, float]:
     return out
 
 
-def print_row(name: str, result: dict) -> None:
+def print_rows(name: str, result: dict) -> None:
     ranking = result.get("rand_ranking")
-    cells = [f"{result['rand_argmax']:.4f}", f"{ranking:.4f}" if ranking is not None else "-",
-             f"{result['vi']:.3f}", f"{result['f1@0.5']:.3f}",
-             f"{result['seconds']:.0f}" if result.get("seconds") else "-"]
-    print("| contender | rand error (argmax) | rand error (ISBI, best threshold) | VI | "
-          "object F1 @0.5 | train wall s |\n|---|---|---|---|---|---|")
-    print(f"| {name} | " + " | ".join(cells) + " |")
+    seconds = f"{result['seconds']:.0f}" if result.get("seconds") else "-"
+    print("| contender | instances | rand error | rand error (ISBI form) | VI (bits) | "
+          "object F1 @0.5 | F1 @0.75 | train wall s |\n|---|---|---|---|---|---|---|---|")
+    for method, row in result["methods"].items():
+        print(f"| {name} | {method} | {row['rand']:.4f} | "
+              f"{'-' if ranking is None else f'{ranking:.4f}'} | {row['vi']:.3f} | "
+              f"{row['f1@0.5']:.3f} | {row['f1@0.75']:.3f} | {seconds} |")
     if result.get("load"):
         print(f"load average after training: {' '.join(f'{x:.2f}' for x in result['load'])}")
 
@@ -127,13 +138,13 @@ def main() -> None:
         labels = [baseline_labels(s.image, sigma, bright) for s in test]
         result = scores([s.labels for s in test], labels=labels)
         print(f"baseline: {time.perf_counter() - start:.1f} s for {len(test)} slices")
-        print_row(f"Gaussian sigma {sigma} + Otsu + components", result)
+        print_rows(f"Gaussian sigma {sigma} + Otsu", result)
         return
     run_dir = args.run_dir or Path("/tmp/isbi_runs") / args.what
     if args.what in ("cli", "config"):
         train_run(run_dir, args.config if args.what == "config" else None, data)
     result = evaluate_run(run_dir, test)
-    print_row(f"{args.what} ({run_dir})", result)
+    print_rows(f"{args.what} ({run_dir})", result)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,11 @@ need one label per cell. :func:`instance_labels` makes them for the class layout
   touching cells were predicted as one blob, by a watershed of the distance transform;
 * 3 classes (background, cell, border): the cell interiors, which the border ring between and
   around cells keeps apart, are the seeds of a watershed that grows each over its ring, so
-  every object gets its full extent back (taking only class 1 would lose the ring).
+  every object gets its full extent back (taking only class 1 would lose the ring);
+* cells that tile the image, their background class the membrane between them (serial-section
+  EM): confident cell cores seed a watershed of the cell probability over the whole image, so
+  a gap in a predicted membrane does not merge two cells, and every membrane pixel goes to the
+  cell it most likely belongs to.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from keras_unet.errors import InputError
 CELL = CLASS_NAMES[3].index("cell")
 """Class index of the cells (their interiors in the 3-class layout) in both layouts."""
 
-METHODS = ("auto", "components", "watershed")
+METHODS = ("auto", "components", "watershed", "membranes")
 """How :func:`instance_labels` finds objects."""
 
 MIN_SIZE = 10
@@ -39,6 +43,18 @@ SPLIT_H = 2.0
 """Default ``h`` of the 2-class watershed, in pixels of distance to the background. Of h = 1..5,
 on six 256 px synthetic images whose cells were grown by 1 px until they touch, 2 gave the best
 SEG (0.79; components: 0.03), and on the separate cells it added 1.4 % objects (SEG 0.997)."""
+
+SEED_PROBABILITY = 0.8
+"""``"membranes"``: a cell core is where the smoothed cell probability exceeds this. Chosen on
+the ISBI 2012 slices (benchmarks/README.md, "ISBI 2012"): lower cores join through membrane
+gaps, higher ones miss faint cells."""
+
+SEED_MIN_SIZE = 20
+"""``"membranes"``: cores under this many pixels seed nothing (specks inside a membrane)."""
+
+SEED_SMOOTHING = 1.0
+"""``"membranes"``: sigma (px) of the Gaussian smoothing of the cell probability, so one cell's
+noisy map gives one core."""
 
 TIE_BREAK = 1e-3
 """Compactness of the 3-class watershed: where the interior probabilities tie (a hard ring),
@@ -62,15 +78,25 @@ def instance_labels(probabilities, *, method: str = "auto", min_size: int = MIN_
       foreground that floods in order of falling cell probability, ties going to the nearest
       seed. Foreground pieces that no seed reaches (a cell at most 2 px wide is all ring) become
       objects of their own, subject to ``min_size`` like all others.
+    * ``"membranes"``: for cells that tile the image with a membrane between them, the
+      background class being that membrane (serial-section EM such as ISBI 2012). The cell
+      probability (class 1), smoothed by :data:`SEED_SMOOTHING`, has cores above
+      :data:`SEED_PROBABILITY` (4-connected, at least :data:`SEED_MIN_SIZE` px); they seed a
+      watershed of it over the whole image. Every pixel then belongs to a cell, membranes
+      included, and two cells stay apart wherever their cores do, even where the membrane
+      between them has a gap at argmax. Not for cells on a background: it gives the
+      background to the cells too.
     * ``"auto"``: ``"watershed"`` for K = 3 (the ring is there to be used), ``"components"``
-      for K = 2 (distance splitting also cuts elongated or waisted cells, so it is opt-in).
+      for K = 2 (distance splitting also cuts elongated or waisted cells, so it is opt-in;
+      whether the background is space or membrane cannot be told from the map).
 
     Objects under ``min_size`` pixels are then removed and the rest numbered 1..N.
 
     Args:
-        probabilities: ``(H, W, K)`` class probabilities (softmax outputs; logits work too,
-            as only their argmax and the order of the cell channel count).
-        method: ``"auto"``, ``"components"`` or ``"watershed"``.
+        probabilities: ``(H, W, K)`` class probabilities (softmax outputs; logits work too
+            for all methods but ``"membranes"``, as only their argmax and the order of the
+            cell channel count).
+        method: ``"auto"``, ``"components"``, ``"watershed"`` or ``"membranes"``.
         min_size: smallest object kept, in pixels (0 keeps all).
         h: K = 2 watershed only: how far (px) a distance maximum must rise above the saddle to
             its neighbour to seed its own object; larger splits less.
@@ -96,6 +122,12 @@ def instance_labels(probabilities, *, method: str = "auto", min_size: int = MIN_
         >>> two_class = np.eye(2)[blob.astype(int)]
         >>> [int(instance_labels(two_class, method=m).max()) for m in ("components", "watershed")]
         [1, 2]
+        >>> cell = np.full((30, 40), 0.95); cell[:, 19:21] = 0.1; cell[13:17, 19:21] = 0.6
+        >>> em = np.stack([1 - cell, cell], -1)  # two cells, a gap in the membrane between
+        >>> [int(instance_labels(em, method=m).max()) for m in ("components", "membranes")]
+        [1, 2]
+        >>> int((instance_labels(em, method="membranes") == 0).sum())  # membranes assigned too
+        0
     """
     probabilities = _check_probabilities(probabilities)
     if not isinstance(method, str) or method not in METHODS:
@@ -116,6 +148,8 @@ def instance_labels(probabilities, *, method: str = "auto", min_size: int = MIN_
     foreground = classes != 0
     if method == "components":
         labels = skimage.measure.label(foreground, connectivity=connectivity)
+    elif method == "membranes":
+        labels = _fill_from_cores(probabilities[..., CELL], connectivity)
     elif num_classes == 3:
         labels = _grow_interiors(probabilities[..., CELL], classes == CELL, foreground,
                                  connectivity)
@@ -157,6 +191,16 @@ def _split_by_distance(foreground: np.ndarray, h: float, connectivity: int) -> n
     markers = skimage.measure.label((domes > 0) & foreground, connectivity=connectivity)
     return skimage.segmentation.watershed(-distance, markers, mask=foreground,
                                           connectivity=connectivity)
+
+
+def _fill_from_cores(cell_probability: np.ndarray, connectivity: int) -> np.ndarray:
+    """Watershed of the smoothed cell probability over the image, from its confident cores."""
+    smooth = scipy.ndimage.gaussian_filter(cell_probability.astype(np.float64), SEED_SMOOTHING)
+    cores = skimage.measure.label(smooth > SEED_PROBABILITY, connectivity=1)
+    sizes = np.bincount(cores.ravel())
+    sizes[0] = 0
+    cores = np.where(sizes[cores] >= SEED_MIN_SIZE, cores, 0)
+    return skimage.segmentation.watershed(-smooth, cores, connectivity=connectivity)
 
 
 def _grow_interiors(cell_probability: np.ndarray, interior: np.ndarray, foreground: np.ndarray,

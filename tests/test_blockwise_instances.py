@@ -96,6 +96,26 @@ def test_the_two_class_watershed_merges_across_blocks_with_a_halo_over_the_cells
     assert whole.max() >= 30 and _same_objects(blocks, whole)
 
 
+def test_membrane_cells_that_tile_the_image_get_one_label_across_blocks():
+    import scipy.ndimage
+    import skimage.measure
+    import skimage.segmentation
+
+    rng = np.random.default_rng(4)
+    points = np.zeros((150, 150), bool)
+    points[tuple(rng.integers(0, 150, (2, 40)))] = True
+    _, (rows, cols) = scipy.ndimage.distance_transform_edt(~points, return_indices=True)
+    regions = skimage.measure.label(points)[rows, cols]
+    membrane = skimage.segmentation.find_boundaries(regions, mode="inner")
+    cell = np.where(membrane, 0.1, 0.9) + rng.uniform(0, 0.05, membrane.shape)
+    probabilities = np.stack([1 - cell, cell], -1).astype("float32")
+    whole = instance_labels(probabilities, method="membranes")
+    blocks = blockwise_instance_labels(probabilities, block_size=50, method="membranes")
+    assert whole.max() >= 30 and _straddling(whole, 50) >= 10
+    pairs = np.unique(np.stack([blocks.ravel(), whole.ravel()]), axis=1)
+    assert (blocks > 0).all() and pairs.shape[1] == blocks.max() == whole.max()  # one-to-one
+
+
 def test_components_are_exact_for_any_block_even_snakes_across_many_blocks():
     snake = np.zeros((60, 60), int)
     snake[5, 2:58] = snake[5:55, 57] = snake[54, 2:58] = 1  # one object through 9 blocks

@@ -86,3 +86,31 @@ def test_evaluate_rejects_missing_data_and_models(tmp_path, model_file, dataset,
     assert _evaluate(tmp_path / "none.keras", dataset, tmp_path / "report") == 2
     assert "--model" in capsys.readouterr().err
     assert not (tmp_path / "report").exists()
+
+
+@pytest.mark.parametrize("method", ["components", "membranes"])
+def test_evaluate_scores_the_cells_of_the_instance_method(tmp_path, model_file, dataset, method):
+    import keras
+
+    from keras_unet import predict_tiled
+    from keras_unet.data import load_samples
+    from keras_unet.evaluation import evaluate_probabilities
+    from keras_unet.instances import instance_labels
+
+    report = tmp_path / "report"
+    assert _evaluate(model_file, dataset, report, "--instance-method", method,
+                     "--min-size", "3") == 0
+    model = keras.models.load_model(model_file, compile=False)
+    expected = evaluate_probabilities(
+        lambda image: predict_tiled(model, image), load_samples(dataset),
+        to_labels=lambda p: instance_labels(p, method=method, min_size=3))
+    document = json.loads((report / "evaluation.json").read_text())
+    assert document["dataset"]["n_pred"] == expected.dataset["n_pred"]
+    assert [row["n_pred"] for row in document["images"]] == [
+        row["n_pred"] for row in expected.rows]
+
+
+def test_evaluate_refuses_a_negative_min_size_before_loading(tmp_path, dataset, capsys):
+    assert _evaluate(tmp_path / "none.keras", dataset, tmp_path / "r", "--min-size", "-2") == 2
+    assert capsys.readouterr().err.strip() == (
+        "unet evaluate: error: --min-size must be >= 0 (pixels), got -2.")

@@ -8,6 +8,7 @@ from PIL import Image
 
 from keras_unet import build_unet, instances, predict_tiled
 from keras_unet.cli import main
+from keras_unet.cli import instance_arguments
 from keras_unet.cli import predict as predict_cli
 from keras_unet.data.writers import write_instances
 from keras_unet.instances import instance_labels
@@ -111,9 +112,9 @@ def test_help_shows_the_instance_options_and_their_defaults(capsys):
         main(["predict", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "--instances" in text and "(default: auto)" in text and "(default: 10)" in text
-    assert "{auto,components,watershed}" in text
+    assert "{auto,components,watershed,membranes}" in text
 
 
 def test_the_cli_choices_are_those_of_keras_unet_instances():
-    assert predict_cli.INSTANCE_METHODS == instances.METHODS
-    assert predict_cli.INSTANCE_MIN_SIZE == instances.MIN_SIZE
+    assert instance_arguments.INSTANCE_METHODS == instances.METHODS
+    assert instance_arguments.INSTANCE_MIN_SIZE == instances.MIN_SIZE

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import scipy.ndimage
 import skimage.measure
 import skimage.segmentation
 
@@ -176,6 +177,44 @@ def test_min_size_removes_fragments_and_numbers_the_rest_from_one():
     assert instance_labels(probabilities, min_size=101).max() == 1  # 150 px cell survives
     np.testing.assert_array_equal(np.unique(instance_labels(probabilities, min_size=4)),
                                   [0, 1, 2, 3])
+
+
+def _tiled_cells(seed=0, size=96, cells=12):
+    """EM-like truth: Voronoi cells that tile the image, a 2 px membrane (0) between them."""
+    rng = np.random.default_rng(seed)
+    points = np.zeros((size, size), bool)
+    points[tuple(rng.integers(4, size - 4, (2, cells)))] = True
+    _, (rows, cols) = scipy.ndimage.distance_transform_edt(~points, return_indices=True)
+    regions = skimage.measure.label(points)[rows, cols]
+    return np.where(skimage.segmentation.find_boundaries(regions, mode="inner"), 0, regions)
+
+
+def test_membranes_keep_cells_apart_across_gaps_in_the_predicted_membrane():
+    from keras_unet.evaluation import rand_error
+
+    truth = _tiled_cells()
+    cell = np.where(truth > 0, 0.95, 0.05)
+    membrane = np.argwhere(truth == 0)
+    gaps = membrane[np.random.default_rng(1).choice(len(membrane), len(membrane) // 8)]
+    for row, col in gaps:  # short stretches of membrane the network missed (argmax: cell)
+        cell[max(0, row - 2):row + 3, max(0, col - 2):col + 3] = np.where(
+            truth[max(0, row - 2):row + 3, max(0, col - 2):col + 3] == 0, 0.6, 0.95)
+    probabilities = np.stack([1 - cell, cell], -1)
+    merged = instance_labels(probabilities, method="components")
+    labels = instance_labels(probabilities, method="membranes")
+    assert merged.max() < truth.max() // 2  # the gaps join most cells at argmax
+    assert labels.max() == truth.max() and (labels > 0).all()  # every pixel goes to a cell
+    assert rand_error(truth, labels) < 0.02 < 0.3 < rand_error(truth, merged)
+    assert all(iou > 0.8 for iou in _object_ious(np.where(truth > 0, labels, 0), truth))
+
+
+def test_membranes_cores_below_the_seed_size_seed_nothing():
+    cell = np.full((40, 60), 0.05)
+    cell[5:35, 5:30] = 0.95  # one cell
+    side = int(np.sqrt(instances.SEED_MIN_SIZE)) - 1  # a speck smaller than a core may be
+    cell[10:10 + side, 45:45 + side] = 1.0
+    labels = instance_labels(np.stack([1 - cell, cell], -1), method="membranes", min_size=0)
+    assert labels.max() == 1 and (labels == 1).all()
 
 
 def test_an_empty_prediction_has_no_objects():

@@ -12,7 +12,9 @@ the foreground-restricted variation of information, the warping error and pixel 
 Below the images, the ``mean`` row averages every column over the images and the ``dataset`` row
 pools them as the challenges do: object counts summed over the images before taking ratios, SEG
 over all reference objects, one probability threshold for the whole set. The table is also saved
-as ``evaluation.csv`` and ``evaluation.json`` in the ``--report`` folder.
+as ``evaluation.csv`` and ``evaluation.json`` in the ``--report`` folder. The cells are those
+``unet predict --instances`` writes, from the same ``--instance-method`` and ``--min-size``
+(``--instance-method membranes`` for EM, where the background class is the membrane).
 
 With ``--labels semantic`` the masks hold class indices and the table holds the IoU and Dice of
 every class (named as the model names them, or by ``--class-names``) and their mean over the
@@ -24,9 +26,11 @@ from __future__ import annotations
 
 import argparse
 import os
+from functools import partial
 from pathlib import Path
 
 from keras_unet.cli import help_text
+from keras_unet.cli.instance_arguments import add_instance_arguments, instance_options
 from keras_unet.cli.model_loading import add_model_arguments, load_predictor
 from keras_unet.errors import InputError, InputNotFoundError, OutputExistsError
 
@@ -59,6 +63,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--report", type=Path, default=DEFAULT_REPORT,
                         help="folder for evaluation.csv and evaluation.json "
                              "(default: %(default)s)")
+    add_instance_arguments(parser, "scoring")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing report")
     parser.set_defaults(run=run)
     return parser
@@ -92,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         wrote /tmp/.../report/evaluation.json
         0
     """
+    options = instance_options(args)
     if not args.data.exists():
         raise InputNotFoundError(f"--data {str(args.data)!r} does not exist.")
     for name in ("evaluation.csv", "evaluation.json"):
@@ -101,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     from keras_unet.class_layout import parse_class_names
     from keras_unet.data import load_samples
     from keras_unet.evaluation import evaluate_classes, evaluate_probabilities
+    from keras_unet.instances import instance_labels
     from keras_unet.inference import model_geometry
 
     predictor = load_predictor(args.model, tta=args.tta, tile_size=args.tile_size,
@@ -117,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
     if args.labels == "semantic":
         report = evaluate_classes(predictor.predict, samples, names)
     else:
-        report = evaluate_probabilities(predictor.predict, samples)
+        report = evaluate_probabilities(predictor.predict, samples,
+                                        to_labels=partial(instance_labels, **options))
     print(report.table())
     for path in report.save(args.report, overwrite=args.overwrite):
         print(f"wrote {os.fspath(path)}")

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_unet.cli import help_text
+from keras_unet.cli.instance_arguments import add_instance_arguments, instance_options
 from keras_unet.cli.model_loading import Predictor, add_model_arguments, load_predictor
 from keras_unet.cli.predict_zarr import add_zarr_arguments, predicts_zarr, run_zarr
 from keras_unet.errors import InputError, InputNotFoundError, NotAFolderError, OutputExistsError
@@ -39,10 +40,6 @@ IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 TIFF_SUFFIXES = (".tif", ".tiff")
 STREAM_PIXELS = 2**25
 """TIFFs with at least this many pixels (e.g. 4096x8192) are predicted by streaming."""
-INSTANCE_METHODS = ("auto", "components", "watershed")
-INSTANCE_MIN_SIZE = 10
-"""``keras_unet.instances.METHODS`` and ``MIN_SIZE`` (the tests check that they agree), restated
-so that ``unet --help`` does not wait for SciPy and scikit-image."""
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -69,12 +66,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="also write <name>_instances.tif, one label per cell (uint16/32)")
     parser.add_argument("--overlays", action="store_true",
                         help="also write <name>_overlay.png with the cell outlines")
-    parser.add_argument("--instance-method", choices=INSTANCE_METHODS, default="auto",
-                        help="how cells are found for --instances and --overlays: 'auto' is\n"
-                             "'watershed' from the cell interiors for 3-class models, connected\n"
-                             "'components' for 2-class ones (default: %(default)s)")
-    parser.add_argument("--min-size", type=int, default=INSTANCE_MIN_SIZE,
-                        help="drop cells under this many pixels (default: %(default)s)")
+    add_instance_arguments(parser, "--instances and --overlays")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     add_zarr_arguments(parser)
     parser.set_defaults(run=run)
@@ -218,8 +210,7 @@ def run(args: argparse.Namespace) -> int:
         /tmp/.../a.png -> /tmp/.../out/a.png
         0
     """
-    if args.min_size < 0:
-        raise InputError(f"--min-size must be >= 0 (pixels), got {args.min_size}.")
+    instance_options(args)  # a bad --min-size is refused before the model loads
     if predicts_zarr(args):  # a zarr / OME-Zarr store: block-wise into an OME-Zarr store
         return run_zarr(args)
     images = list_images(args.input)
@@ -271,8 +262,7 @@ def _predict_one(predictor: Predictor, image_path: Path, plan: dict,
     probabilities = predictor.predict(image)
     semantic = probabilities.shape[-1] > 3  # class indices, not cells
     if "instances" in plan or ("overlay" in plan and not semantic):  # before writing
-        labels = instance_labels(probabilities, method=args.instance_method,
-                                 min_size=args.min_size)
+        labels = instance_labels(probabilities, **instance_options(args))
     mask = mask_from_probabilities(probabilities)
     write_class_mask(plan["mask"], mask, probabilities.shape[-1])
     if "probabilities" in plan:
