@@ -43,7 +43,7 @@ import numpy as np  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 THRESHOLDS = (0.5, 0.75)
-METHODS = ("components", "watershed", "auto")
+METHODS = ("components", "watershed", "membranes", "auto")
 MIN_SIZES = (0, 10, 30, 100)
 
 # name: (folder, training ids, test ids); ids are file-name stems.
@@ -151,9 +151,10 @@ def fit_baseline(train) -> tuple[float, bool]:
 
 def ours_config(name: str, data: Path | None, run_dir: Path, args) -> dict:
     """The CLI defaults with the border class, and what the command line changes."""
-    config = {"data": str(data) if data else None, "run_dir": str(run_dir), "num_classes": 3,
-              "epochs": args.epochs, "steps_per_epoch": args.steps}
-    for key in ("tile_size", "batch_size", "filters"):
+    config = {"data": str(data) if data else None, "run_dir": str(run_dir), "num_classes": 3}
+    if args.steps is not None:
+        config["steps_per_epoch"] = args.steps
+    for key in ("epochs", "tile_size", "batch_size", "filters"):
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
     if name == "synthetic":
@@ -258,11 +259,12 @@ def stardist_labels(model, test) -> list[np.ndarray]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dataset", choices=("synthetic", "gbm40", "isbi"))
-    parser.add_argument("--epochs", type=int, default=15, help="ours: epochs (CLI default 15)")
-    parser.add_argument("--steps", type=int, default=40, help="ours: steps per epoch (40)")
-    parser.add_argument("--tile-size", type=int, default=None, help="ours (default 124)")
-    parser.add_argument("--batch-size", type=int, default=None, help="ours (default 8)")
-    parser.add_argument("--filters", type=int, default=None, help="ours (default 16)")
+    parser.add_argument("--epochs", type=int, default=None, help="ours (default: the CLI's)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="ours: steps per epoch (default: the CLI's)")
+    parser.add_argument("--tile-size", type=int, default=None, help="ours (default: the CLI's)")
+    parser.add_argument("--batch-size", type=int, default=None, help="ours (default: the CLI's)")
+    parser.add_argument("--filters", type=int, default=None, help="ours (default: the CLI's)")
     parser.add_argument("--no-stardist", action="store_true", help="skip StarDist2D")
     parser.add_argument("--stardist-seconds", type=float, default=None,
                         help="StarDist training time (default: ours' measured training time)")

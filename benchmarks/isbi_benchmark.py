@@ -14,6 +14,9 @@ reports, on the five held-out slices (means over slices):
 * the training wall time (the whole ``unet train`` command: start-up, tf.function/XLA compile,
   validation, checkpoints, export).
 
+A trained run is scored twice: predicted as ``unet evaluate`` does by default, and with its
+``--tta`` (the mean over the 8 flips and rotations).
+
     python benchmarks/isbi_benchmark.py cli                     # `unet train` defaults
     python benchmarks/isbi_benchmark.py config                  # training/isbi2012.yaml
     python benchmarks/isbi_benchmark.py baseline                # smoothing + Otsu + components
@@ -91,18 +94,20 @@ def train_run(run_dir: Path, config: Path | None, data: Path) -> float:
     return seconds
 
 
-def evaluate_run(run_dir: Path, test) -> dict[str, float]:
+def evaluate_run(run_dir: Path, test) -> dict[str, dict]:
+    """Scores of the best checkpoint, predicted plainly and with test-time augmentation."""
     import keras
     from keras_unet import predict_tiled
     model = keras.models.load_model(run_dir / "checkpoints" / "best.keras", compile=False)
-    probabilities = [predict_tiled(model, s.image) for s in test]
-    out = scores([s.labels for s in test], probabilities=probabilities)
     info = run_dir / "benchmark.json"
-    if info.exists():
-        record = json.loads(info.read_text())
-        out["seconds"] = record["seconds"]
-        out["load"] = record.get("load_after")
-    return out
+    record = json.loads(info.read_text()) if info.exists() else {}
+    results = {}
+    for tta in (False, True):
+        probabilities = [predict_tiled(model, s.image, tta=tta) for s in test]
+        result = scores([s.labels for s in test], probabilities=probabilities)
+        result["seconds"], result["load"] = record.get("seconds"), record.get("load_after")
+        results["tta" if tta else "plain"] = result
+    return results
 
 
 def print_rows(name: str, result: dict) -> None:
@@ -143,8 +148,8 @@ def main() -> None:
     run_dir = args.run_dir or Path("/tmp/isbi_runs") / args.what
     if args.what in ("cli", "config"):
         train_run(run_dir, args.config if args.what == "config" else None, data)
-    result = evaluate_run(run_dir, test)
-    print_rows(f"{args.what} ({run_dir})", result)
+    for mode, result in evaluate_run(run_dir, test).items():
+        print_rows(f"{args.what} ({run_dir}){', --tta' if mode == 'tta' else ''}", result)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ class TrainConfig:
     The paper trains the full network (``filters=64, depth=4``) on 572x572 tiles, one tile per
     step, with SGD at momentum 0.99, the weighted cross-entropy and elastic deformation
     (``training/paper.yaml``). The demo keeps the unpadded network, the loss and the
-    augmentation, but shrinks the network and the tiles, batches 8 tiles per step and uses Adam
+    augmentation, but shrinks the network and the tiles, batches 4 tiles per step and uses Adam
     with a cosine-decayed learning rate, so that it converges in a few minutes on two CPU cores
     (``training/README.md`` says why, with measurements).
 
@@ -102,7 +102,7 @@ class TrainConfig:
     synthetic_images: int = 24
     run_dir: str | None = None
     epochs: int = 15
-    steps_per_epoch: int = 40
+    steps_per_epoch: int = 120
     batch_size: int = 4
     tile_size: int = 188
     filters: int = 16
