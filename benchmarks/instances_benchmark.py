@@ -41,11 +41,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+from keras_unet.evaluation import MIN_SIZE_CANDIDATES as MIN_SIZES  # noqa: E402  (unet train's)
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 THRESHOLDS = (0.5, 0.75)
 METHODS = ("components", "watershed", "membranes", "auto")
-MIN_SIZES = (0, 10, 30, 100)
 
 # name: (folder, training ids, test ids); ids are file-name stems.
 SPLITS = {
@@ -195,15 +196,11 @@ def validation_samples(train) -> list:
 
 
 def min_size_on_validation(model, validation) -> int:
-    """The ``MIN_SIZES`` value with the best object F1 @0.5 on the validation images, as
-    StarDist's ``optimize_thresholds`` picks its thresholds on them (the smallest on a tie)."""
-    from keras_unet.evaluation import matching_dataset
-    from keras_unet.instances import instance_labels
-    probabilities = ours_probabilities(model, validation)
-    truths = [s.labels for s in validation]
-    f1 = [matching_dataset(truths, [instance_labels(p, min_size=size) for p in probabilities],
-                           thresholds=0.5).f1 for size in MIN_SIZES]
-    return MIN_SIZES[int(np.argmax(f1))]
+    """The ``min_size`` that ``unet train`` prints: the best object F1 @0.5 on the validation
+    images (``keras_unet.evaluation.best_min_size``), as StarDist's ``optimize_thresholds``
+    picks its thresholds on them."""
+    from keras_unet.evaluation import best_min_size
+    return best_min_size([s.labels for s in validation], ours_probabilities(model, validation))[0]
 
 
 def interior_components(probabilities: np.ndarray) -> np.ndarray:

@@ -584,6 +584,49 @@ def matching_dataset(ground_truths: Sequence, predictions: Sequence,
     return results[0] if single else results
 
 
+MIN_SIZE_CANDIDATES = (0, 10, 30, 100)
+"""The ``min_size`` values :func:`best_min_size` tries: none, the default, and two larger cut-offs
+(100 px suits nuclei of a few hundred pixels, benchmarks/README.md "Instances on real data")."""
+
+
+def best_min_size(ground_truths: Sequence, probabilities: Sequence, *,
+                  candidates: Sequence[int] = MIN_SIZE_CANDIDATES, method: str = "auto",
+                  unlabelled: Sequence | None = None) -> tuple[int, dict[int, float]]:
+    """The ``min_size`` of :func:`keras_unet.instances.instance_labels` with the best object F1.
+
+    No fixed cut-off suits both cells of 14 px and nuclei of 600, so ``unet train`` picks it
+    on its validation images, as StarDist picks its probability threshold there: object F1 at
+    IoU 0.5 (:func:`matching_dataset`) of the cells of every candidate; the smallest wins a tie.
+
+    Args:
+        ground_truths: instance labels, one per image.
+        probabilities: ``(H, W, K)`` class probabilities of the same images.
+        candidates: the ``min_size`` values to try.
+        method: the ``instance_labels`` method.
+        unlabelled: optional boolean masks of pixels left out of truth and cells (partial
+            annotations).
+
+    Returns:
+        ``(min_size, {candidate: F1})``.
+
+    Example:
+        >>> truth = np.zeros((20, 20), "int32"); truth[2:12, 2:12] = 1
+        >>> found = truth.copy(); found[15:17, 15:17] = 1  # plus a 4 px speck
+        >>> best_min_size([truth], [np.eye(2)[found]], candidates=(0, 10))
+        (10, {0: 0.6666666666666666, 10: 1.0})
+    """
+    ground_truths, probabilities = list(ground_truths), list(probabilities)
+    masks = (list(unlabelled) if unlabelled is not None
+             else [np.zeros(np.shape(t), bool) for t in ground_truths])
+    truths = [np.where(mask, 0, truth) for mask, truth in zip(masks, ground_truths)]
+    f1 = {int(size): float(matching_dataset(
+        truths, [np.where(mask, 0, instance_labels(p, method=method, min_size=int(size)))
+                 for mask, p in zip(masks, probabilities)], 0.5).f1)
+        for size in candidates}
+    best = max(f1.values())
+    return min(size for size, value in f1.items() if value == best), f1
+
+
 def _seg_from_overlap(overlap: np.ndarray) -> np.ndarray:
     """SEG of each true object: Jaccard with the predicted object covering over half, else 0."""
     covering = overlap[1:, 1:] > 0.5 * overlap.sum(1)[1:, None]  # at most one per true object

@@ -755,3 +755,19 @@ def test_evaluate_rejects_bad_predictions():
     with pytest.raises(ValueError, match=r"^probabilities must be \(height, width, classes\)"):
         evaluate_probabilities(lambda image: np.zeros((20, 24)), [sample],
                                to_labels=lambda p: truth)
+
+
+def test_best_min_size_takes_the_best_f1_the_smallest_on_a_tie_and_skips_unlabelled():
+    from keras_unet.evaluation import best_min_size
+
+    truth = np.zeros((30, 30), "int32")
+    truth[2:12, 2:12], truth[20:23, 20:23] = 1, 2  # a 100 px cell and a 9 px one
+    speck = truth > 0
+    speck[15:17, 2:4] = True  # a 4 px false positive
+    probabilities = np.eye(2)[speck.astype(int)]
+    size, f1 = best_min_size([truth], [probabilities], candidates=(0, 5, 9, 10))
+    assert size == 5 and f1[5] == f1[9] == 1.0 and f1[0] < 1.0 and f1[10] < 1.0
+    unlabelled = np.zeros_like(speck)
+    unlabelled[14:18, 0:6] = True  # the speck lies where nothing was annotated
+    assert best_min_size([truth], [probabilities], candidates=(0, 5),
+                         unlabelled=[unlabelled]) == (0, {0: 1.0, 5: 1.0})

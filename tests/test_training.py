@@ -103,6 +103,27 @@ def test_diverging_loss_stops_with_a_clear_message_and_exit_1(tmp_path, capsys):
     assert "lower learning_rate (it is 1e+12)" in err
 
 
+def test_the_summary_prints_the_min_size_chosen_on_validation_and_commands_that_use_it(
+        tmp_path, capsys, monkeypatch):
+    import shlex
+
+    from keras_unet.evaluation import MIN_SIZE_CANDIDATES
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--config", str(_tiny_yaml(tmp_path)), "--run-dir",
+                 str(tmp_path / "run"), "--epochs", "1", "--steps-per-epoch", "2",
+                 "--batch-size", "2", "--tile-size", "92", "--depth", "2", "--filters", "4",
+                 "--mixed-precision", "off", "--val-fraction", "0.34"]) == 0
+    lines = {line.split(":", 1)[0]: line.split(":", 1)[1].strip()
+             for line in capsys.readouterr().out.splitlines() if ":" in line}
+    chosen = int(lines["Cells"].split()[1])
+    assert chosen in MIN_SIZE_CANDIDATES
+    assert all(f"at {size} px" in lines["Cells"] for size in MIN_SIZE_CANDIDATES)
+    for command in ("Predict", "Evaluate"):
+        assert lines[command].endswith(f" --min-size {chosen}"), lines[command]
+    assert main(shlex.split(lines["Evaluate"])[1:]) == 0  # runs as printed
+
+
 def test_missing_or_unrecognised_data_is_refused_before_anything_is_written(tmp_path, capsys):
     run_dir = tmp_path / "run"
     assert main(["train", "--data", str(tmp_path / "nowhere"), "--run-dir", str(run_dir)]) == 2

@@ -7,6 +7,9 @@
 
 Options given on the command line override the ``--config`` file, which overrides the defaults
 (``training/cpu_demo.yaml``). Run the same command again after an interruption to resume.
+On cells (not semantic classes), the smallest-cell cut-off ``--min-size`` that gives the best
+object F1 on the validation images is printed and put in the printed ``unet predict`` and
+``unet evaluate`` commands.
 """
 
 from __future__ import annotations
@@ -139,6 +142,12 @@ def run(args: argparse.Namespace) -> int:
     elif result.best:
         print(f"Best epoch:      the last, {result.best['epoch']} (no validation images; "
               "best.keras = last.keras, exported)")
+    cells = ""
+    if result.min_size is not None:
+        chosen, f1 = result.min_size
+        cells = f" --min-size {chosen}"
+        print(f"Cells:           --min-size {chosen} (object F1 on the validation images: "
+              + ", ".join(f"{f1[size]:.3f} at {size} px" for size in sorted(f1)) + ")")
     best_model = shlex.quote(str(result.run.checkpoints / "best.keras"))
     if result.validation is None:
         print(f"Predict:         unet predict --model {best_model} --input IMAGES --output "
@@ -146,10 +155,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"Predict:         unet predict --model {best_model} --input "
           f"{shlex.quote(str(result.validation / 'images'))} --output "
-          f"{shlex.quote(str(result.run.path / 'predictions'))} --overlays")
+          f"{shlex.quote(str(result.run.path / 'predictions'))} --overlays{cells}")
     print(f"Evaluate:        unet evaluate --model {best_model} --data "
           f"{shlex.quote(str(result.validation))} --report "
-          f"{shlex.quote(str(result.run.path / 'evaluation'))}{_label_options(result.config)}")
+          f"{shlex.quote(str(result.run.path / 'evaluation'))}{_label_options(result.config)}"
+          f"{cells}")
     return 0
 
 

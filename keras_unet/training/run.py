@@ -62,12 +62,16 @@ class TrainResult:
         policy: the Keras mixed-precision policy used.
         strategy: ``"MultiWorkerMirroredStrategy"``, ``"MirroredStrategy"`` or ``"default"``.
         resumed: whether the run resumed an interrupted one.
+        min_size: the ``instance_labels`` ``min_size`` with the best object F1 of the exported
+            model on the validation images (:func:`keras_unet.evaluation.best_min_size`), and
+            each candidate's F1; None without validation images, for semantic classes and on
+            non-chief workers.
 
     Example:
         >>> from keras_unet.training.run_dir import RunDir
         >>> result = TrainResult(TrainConfig(epochs=2), RunDir(Path("runs/a"), resume=False),
         ...                      None, {"loss": [0.9, 0.4], "val_loss": [0.8, 0.5]}, None,
-        ...                      None, None, "float32", "default", False)
+        ...                      None, None, "float32", "default", False, None)
         >>> result.final, str(result.run.logs)
         ({'loss': 0.4, 'val_loss': 0.5}, 'runs/a/logs')
     """
@@ -82,6 +86,7 @@ class TrainResult:
     policy: str
     strategy: str
     resumed: bool
+    min_size: tuple[int, dict[int, float]] | None
 
     @property
     def final(self) -> dict[str, float]:
@@ -102,7 +107,9 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
     SavedModel for TF-Serving, :func:`keras_unet.serving.export_for_serving`) and
     ``validation/`` (the held-out images and their masks, for ``unet predict`` and ``unet
     evaluate``). With several workers only the chief writes there; the others keep their
-    backup under ``workers/<task>/``.
+    backup under ``workers/<task>/``. On cells, the exported model's ``min_size`` for
+    :func:`keras_unet.instances.instance_labels` is then chosen on the validation images
+    (:attr:`TrainResult.min_size`).
 
     Args:
         config: a :class:`TrainConfig`, a mapping of its fields, or None for the defaults.
@@ -194,15 +201,18 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
         keras.mixed_precision.set_global_policy(previous_policy)
     if guard.message:
         raise FloatingPointError(guard.message)
-    best = export = None
+    best = export = min_size = None
     if config.patience is not None and (run.checkpoints / "best.keras").is_file():
         best_model = keras.models.load_model(run.checkpoints / "best.keras", compile=False)
         model.set_weights(best_model.get_weights())  # early stopping keeps the best epoch
     if cluster.is_chief:
         best = AtomicCheckpoints(run.checkpoints, monitor, "min").best_state()
-        export = _export(config, run, model, _channels(train_samples))
+        exported = _best_or_last(run, model)
+        export = _export(config, exported, run, _channels(train_samples))
+        if val_samples and config.label_mode == "instances":
+            min_size = _calibrated_min_size(exported, val_samples)
     return TrainResult(config, run, model, history.history, best, export, validation, policy,
-                       strategy_name(strategy), run.resume)
+                       strategy_name(strategy), run.resume, min_size)
 
 
 def split_samples(samples: list, val_fraction: float, seed: int = 0) -> tuple[list, list]:
@@ -443,11 +453,24 @@ def _callbacks(config: TrainConfig, run: RunDir, cluster: Cluster, guard: NaNGua
         keras.callbacks.TensorBoard(str(run.logs), write_graph=False, profile_batch=0)]
 
 
-def _export(config: TrainConfig, run: RunDir, model: keras.Model, channels: int) -> Path:
-    """Exports the best weights (else the last) in a float32 copy of the network."""
+def _best_or_last(run: RunDir, model: keras.Model) -> keras.Model:
+    """The model of ``best.keras`` if one was saved, else the trained one (the last epoch)."""
     best_path = run.checkpoints / "best.keras"
-    if best_path.is_file():
-        model = keras.models.load_model(best_path, compile=False)
+    return keras.models.load_model(best_path, compile=False) if best_path.is_file() else model
+
+
+def _calibrated_min_size(model: keras.Model, val_samples: list) -> tuple[int, dict[int, float]]:
+    """:func:`keras_unet.evaluation.best_min_size` of the model's cells of the validation images."""
+    from keras_unet.evaluation import best_min_size
+    from keras_unet.inference import predict_tiled
+
+    return best_min_size([s.labels for s in val_samples],
+                         [predict_tiled(model, s.image) for s in val_samples],
+                         unlabelled=[s.labels < 0 for s in val_samples])
+
+
+def _export(config: TrainConfig, model: keras.Model, run: RunDir, channels: int) -> Path:
+    """Exports the model's weights in a float32 copy of the network."""
     serving_model = _build_model(config, channels)
     serving_model.set_weights(model.get_weights())
     return Path(export_for_serving(serving_model, run.export))
