@@ -8,6 +8,7 @@ from keras_unet.blockwise_instances import blockwise_instance_labels
 from keras_unet.data import synthetic_cells
 from keras_unet.instances import instance_labels
 from keras_unet.weight_maps import class_labels
+from voronoi_cells import voronoi_cells
 
 
 def _same_objects(first, second):
@@ -97,17 +98,9 @@ def test_the_two_class_watershed_merges_across_blocks_with_a_halo_over_the_cells
 
 
 def test_membrane_cells_that_tile_the_image_get_one_label_across_blocks():
-    import scipy.ndimage
-    import skimage.measure
-    import skimage.segmentation
-
-    rng = np.random.default_rng(4)
-    points = np.zeros((150, 150), bool)
-    points[tuple(rng.integers(0, 150, (2, 40)))] = True
-    _, (rows, cols) = scipy.ndimage.distance_transform_edt(~points, return_indices=True)
-    regions = skimage.measure.label(points)[rows, cols]
-    membrane = skimage.segmentation.find_boundaries(regions, mode="inner")
-    cell = np.where(membrane, 0.1, 0.9) + rng.uniform(0, 0.05, membrane.shape)
+    _, membrane = voronoi_cells(150, 40, seed=4)
+    noise = np.random.default_rng(5).uniform(0, 0.05, membrane.shape)
+    cell = np.where(membrane, 0.1, 0.9) + noise
     probabilities = np.stack([1 - cell, cell], -1).astype("float32")
     whole = instance_labels(probabilities, method="membranes")
     blocks = blockwise_instance_labels(probabilities, block_size=50, method="membranes")

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import scipy.ndimage
 import skimage.measure
 import skimage.segmentation
 
@@ -10,6 +9,7 @@ from keras_unet import instances
 from keras_unet.data import synthetic_cells
 from keras_unet.instances import instance_labels
 from keras_unet.weight_maps import class_labels
+from voronoi_cells import voronoi_cells
 
 
 def _one_hot(classes, num_classes):
@@ -179,23 +179,14 @@ def test_min_size_removes_fragments_and_numbers_the_rest_from_one():
                                   [0, 1, 2, 3])
 
 
-def _tiled_cells(seed=0, size=96, cells=12):
-    """EM-like truth: Voronoi cells that tile the image, a 2 px membrane (0) between them."""
-    rng = np.random.default_rng(seed)
-    points = np.zeros((size, size), bool)
-    points[tuple(rng.integers(4, size - 4, (2, cells)))] = True
-    _, (rows, cols) = scipy.ndimage.distance_transform_edt(~points, return_indices=True)
-    regions = skimage.measure.label(points)[rows, cols]
-    return np.where(skimage.segmentation.find_boundaries(regions, mode="inner"), 0, regions)
-
-
 def test_membranes_keep_cells_apart_across_gaps_in_the_predicted_membrane():
     from keras_unet.evaluation import rand_error
 
-    truth = _tiled_cells()
+    regions, membrane = voronoi_cells(96, 12, seed=0, margin=4)
+    truth = np.where(membrane, 0, regions)
     cell = np.where(truth > 0, 0.95, 0.05)
-    membrane = np.argwhere(truth == 0)
-    gaps = membrane[np.random.default_rng(1).choice(len(membrane), len(membrane) // 8)]
+    pixels = np.argwhere(membrane)
+    gaps = pixels[np.random.default_rng(1).choice(len(pixels), len(pixels) // 8)]
     for row, col in gaps:  # short stretches of membrane the network missed (argmax: cell)
         cell[max(0, row - 2):row + 3, max(0, col - 2):col + 3] = np.where(
             truth[max(0, row - 2):row + 3, max(0, col - 2):col + 3] == 0, 0.6, 0.95)
