@@ -137,7 +137,7 @@ def run_cluster(args) -> None:
     from distributed import Client, LocalCluster
 
     from keras_unet import predict_array
-    from keras_unet.dask_prediction import predict_dask
+    from keras_unet.inference.dask_graph import predict_dask
 
     with tempfile.TemporaryDirectory(dir=args.scratch) as folder:
         folder = Path(folder)

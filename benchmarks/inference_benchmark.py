@@ -11,7 +11,7 @@ Four measurements, each a subcommand:
   paper's width, depth 4) at MONAI's default overlap of 0.25, on the same CPU.
 * ``tiles``: the forward pass of the paper's network on single tiles of several sizes: the border
   wasted by unpadded convolutions (input px computed per output px), the activation memory that
-  :func:`keras_unet.tiling_plan.plan_tiles` budgets, and the measured speed.
+  :func:`keras_unet.inference.plan.plan_tiles` budgets, and the measured speed.
 * ``memory``: peak memory, each run in a fresh process: (a) one forward pass of the paper's network
   per tile size against the budget estimate; (b) ``predict_tiff`` streaming an N x N TIFF against
   ``predict_tiled`` holding it, at two sizes, with a narrow network (``filters=4``, depth 4, the
@@ -172,8 +172,8 @@ def peak(args: argparse.Namespace) -> None:
     import tensorflow as tf
 
     from keras_unet import build_unet, predict_tiled
-    from keras_unet.network import compiled_forward, model_geometry
-    from keras_unet.tiling_plan import plan_tiles
+    from keras_unet.inference.network import compiled_forward, model_geometry
+    from keras_unet.inference.plan import plan_tiles
 
     batch = inspect.signature(predict_tiled).parameters["batch_size"].default
     model = build_unet((None, None, 1), 2)
@@ -219,8 +219,8 @@ def speed(args: argparse.Namespace) -> None:
     from monai.inferers import sliding_window_inference
 
     from keras_unet import build_unet, predict_tiled
-    from keras_unet.network import compiled_forward, model_geometry
-    from keras_unet.tiling_plan import plan_tiles
+    from keras_unet.inference.network import compiled_forward, model_geometry
+    from keras_unet.inference.plan import plan_tiles
 
     size, rounds = args.size, args.rounds
     image = np.random.default_rng(0).integers(0, 256, (size, size), dtype=np.uint8)
@@ -272,8 +272,8 @@ def tiles(args: argparse.Namespace) -> None:
     """The paper network on single tiles: waste, budgeted memory and speed per tile size."""
     from keras_unet import build_unet
     from keras_unet.geometry import tile_step
-    from keras_unet.network import compiled_forward, model_geometry
-    from keras_unet.tiling_plan import activation_bytes
+    from keras_unet.inference.network import compiled_forward, model_geometry
+    from keras_unet.inference.plan import activation_bytes
 
     model = build_unet((None, None, 1), 2)
     geom = model_geometry(model)
@@ -337,7 +337,7 @@ def _child_forward(tile: int) -> dict:
     """In a fresh process: peak memory of one paper-network forward pass on a ``tile``."""
     from keras_unet import build_unet
     from keras_unet.geometry import valid_tile_size
-    from keras_unet.network import compiled_forward, model_geometry
+    from keras_unet.inference.network import compiled_forward, model_geometry
 
     model = build_unet((None, None, 1), 2)
     forward = compiled_forward(model, model_geometry(model))
@@ -356,9 +356,10 @@ def _child_predict(path: str, streaming: bool, filters: int, tile_size: int | No
     import tifffile
 
     from keras_unet import build_unet, predict_tiled
-    from keras_unet.inference import mask_from_probabilities, model_geometry
-    from keras_unet.tiling_plan import plan_tiles
-    from keras_unet.streaming import predict_tiff, read_tiff
+    from keras_unet.class_layout import mask_from_probabilities
+    from keras_unet.inference.network import model_geometry
+    from keras_unet.inference.plan import plan_tiles
+    from keras_unet.inference.streaming import predict_tiff, read_tiff
 
     keras.utils.set_random_seed(0)
     model = build_unet((None, None, 1), 2, filters=filters)
@@ -406,8 +407,8 @@ def write_test_tiff(path: Path, size: int) -> None:
 
 def memory(args: argparse.Namespace) -> None:
     """Peak memory of forward passes per tile, and of streaming against in-memory prediction."""
-    from keras_unet.inference import ModelGeometry
-    from keras_unet.tiling_plan import ACTIVATION_FACTOR, activation_bytes
+    from keras_unet.inference.network import ModelGeometry
+    from keras_unet.inference.plan import ACTIVATION_FACTOR, activation_bytes
 
     paper = ModelGeometry(4, "valid", 1, 2, (None, None), 64)
     if args.tiles:

@@ -10,9 +10,9 @@ on the same held-out images: object F1 and AP (StarDist's "accuracy", TP / (TP +
 IoU 0.5 and 0.75, counts summed over the images. Ours is scored with every
 ``keras_unet.instances.instance_labels`` method and a few ``min_size`` values (the measurement
 that chooses ``auto`` and the default ``min_size``), and with the ``min_size`` that scores best
-on the validation images, as StarDist picks its thresholds there; a classic baseline (Gaussian smoothing,
-Otsu threshold, connected components; on H&E the haematoxylin channel of ``rgb2hed``; sigma
-and polarity chosen on the training images) is scored alongside.
+on the validation images, as StarDist picks its thresholds there; a classic baseline (Gaussian
+smoothing, Otsu threshold, connected components; on H&E the haematoxylin channel of
+``rgb2hed``; sigma and polarity chosen on the training images) is scored alongside.
 
     python benchmarks/instances_benchmark.py gbm40              # ours, StarDist, baseline
     python benchmarks/instances_benchmark.py synthetic
@@ -68,8 +68,8 @@ def machine() -> str:
     except (StopIteration, OSError):
         model = platform.processor() or "unknown CPU"
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    import tensorflow as tf
     import keras
+    import tensorflow as tf
     return (f"{model}, {os.cpu_count()} cores, load average {load}; Python "
             f"{platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}")
 
@@ -169,6 +169,7 @@ def ours_config(name: str, data: Path | None, run_dir: Path, args) -> dict:
 def train_ours(name: str, data, args):
     """Trains ours in ``<work>/ours`` (or reuses a finished run there); returns (model, s)."""
     import keras
+
     from keras_unet.training import train
     run_dir = args.work / "ours"
     record = args.work / "ours.json"

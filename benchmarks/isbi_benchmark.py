@@ -42,9 +42,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-
-from instances_benchmark import (REPO, SPLITS, baseline_labels, fit_baseline,  # noqa: E402
-                                 load_split, machine)
+from instances_benchmark import REPO, SPLITS, baseline_labels, fit_baseline, load_split, machine  # noqa: E402
 
 CONFIG = REPO / "training" / "isbi2012.yaml"
 
@@ -97,6 +95,7 @@ def train_run(run_dir: Path, config: Path | None, data: Path) -> float:
 def evaluate_run(run_dir: Path, test) -> dict[str, dict]:
     """Scores of the best checkpoint, predicted plainly and with test-time augmentation."""
     import keras
+
     from keras_unet import predict_tiled
     model = keras.models.load_model(run_dir / "checkpoints" / "best.keras", compile=False)
     info = run_dir / "benchmark.json"

@@ -1,13 +1,13 @@
 """ONNX Runtime (CPU) against our TensorFlow forward pass, on the same tiles, side by side.
 
 Both sides are what :func:`keras_unet.predict_tiled` calls per batch of tiles
-(``keras_unet.network.tile_predictor``): for the Keras model its compiled ``tf.function``, for
-the file ``unet export --format onnx`` writes :class:`keras_unet.serving.OnnxNetwork` (an
+(``keras_unet.inference.network.tile_predictor``): for the Keras model its compiled ``tf.function``,
+for the file ``unet export --format onnx`` writes :class:`keras_unet.serving.OnnxNetwork` (an
 ``onnxruntime.InferenceSession`` with the CPU provider and its default threads). Networks: the
-paper's (64 filters, depth 4) on its 572 x 572 tile, and the default ``unet train`` network
-(16 filters, depth 3) on its 188 px training tile in batches of 4 and on a 572 tile. Rounds
-alternate (TF, ONNX, TF, ONNX, ...) and medians are reported, so load from other processes
-affects both alike; the outputs are compared too.
+paper's (64 filters, depth 4) on its 572 x 572 tile, and the default ``unet train`` network (16
+filters, depth 3) on its 188 px training tile in batches of 4 and on a 572 tile. Rounds alternate
+(TF, ONNX, TF, ONNX, ...) and medians are reported, so load from other processes affects both alike;
+the outputs are compared too.
 
     python benchmarks/onnx_benchmark.py              # 5 rounds
     python benchmarks/onnx_benchmark.py --rounds 9
@@ -44,7 +44,7 @@ def measure(label: str, arguments: dict, tile: int, batch: int, rounds: int,
             folder: Path) -> dict:
     """Median seconds per call of both runtimes, and their largest output difference."""
     from keras_unet import build_unet
-    from keras_unet.network import tile_predictor
+    from keras_unet.inference.network import tile_predictor
     from keras_unet.serving.onnx_export import export_onnx
     from keras_unet.serving.onnx_network import OnnxNetwork
 

@@ -37,7 +37,7 @@ import tensorflow as tf  # noqa: E402
 
 from keras_unet import build_unet  # noqa: E402
 from keras_unet.geometry import valid_tile_size  # noqa: E402
-from keras_unet.network import compiled_forward, model_geometry  # noqa: E402
+from keras_unet.inference.network import compiled_forward, model_geometry  # noqa: E402
 from keras_unet.normalization import normalize_image  # noqa: E402
 from keras_unet.serving import export_for_serving  # noqa: E402
 

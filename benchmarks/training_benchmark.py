@@ -32,9 +32,14 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-
-from inference_benchmark import (MATMULS, interleaved, matmul_calls, peak_rates,  # noqa: E402
-                                 torch_gflop, unet_gflop)
+from inference_benchmark import (  # noqa: E402
+    MATMULS,
+    interleaved,
+    matmul_calls,
+    peak_rates,
+    torch_gflop,
+    unet_gflop,
+)
 
 PIPELINE_TILES = 256
 """Tiles the input pipeline alone produces per timed call."""

@@ -1,12 +1,14 @@
 """keras_unet: the U-Net of Ronneberger et al. (MICCAI 2015) for TensorFlow/Keras 3.
 
 The public face of the package. Build the paper's network, train it with the weighted
-cross-entropy and IoU metric, predict images of any size tile by tile, export for TF-Serving.
+cross-entropy and IoU metric, predict images of any size tile by tile, turn the probabilities
+into cells, export for TF-Serving.
 
 Names load on first use (scientific Python's SPEC 1, with ``lazy_loader``), so that ``import
-keras_unet`` and ``unet --help`` do not wait for TensorFlow. The Keras classes register
-themselves for ``keras.models.load_model`` when they load: at once if Keras is already
-imported, else with the first name used from here.
+keras_unet`` and ``unet --help`` do not wait for TensorFlow. The Keras classes a saved model
+names register themselves whenever Keras is imported, before or after keras_unet (a
+post-import hook, ``wrapt.register_post_import_hook``), so ``keras.models.load_model`` finds
+them in any import order.
 
 Example:
     >>> import keras_unet
@@ -16,28 +18,33 @@ Example:
 """
 
 import importlib
-import sys
 from importlib.metadata import version
 
 import lazy_loader
+import wrapt
 
 __version__ = version("keras-unet-ronneberger")
 
-KERAS_MODULES = ("layers", "losses", "metrics", "model")
-"""The modules whose classes a saved model may name; importing them registers the classes."""
-
 __getattr__, __dir__, __all__ = lazy_loader.attach(
     __name__,
-    submodules=["evaluation", "instances", "losses", "metrics"],
+    submodules=["data", "evaluation", "inference", "instances", "losses", "metrics", "serving",
+                "training"],
     submod_attrs={
-        "blockwise": ["predict_array"],
         "geometry": ["border", "output_size", "valid_input_size"],
-        "inference": ["predict_tiled"],
+        "inference": ["load_network", "predict_array", "predict_tiff", "predict_tiled"],
+        "instances": ["instance_labels"],
         "model": ["build_unet"],
         "weight_maps": ["weight_map"],
     },
 )
 
-if "keras" in sys.modules:  # the caller already paid for Keras: register the classes now
-    for _name in KERAS_MODULES:
-        importlib.import_module(f"{__name__}.{_name}")
+_KERAS_MODULES = ("layers", "losses", "metrics", "model")
+"""The modules whose classes a saved model may name; importing them registers the classes."""
+
+
+def _register_keras_classes(keras_module=None) -> None:
+    for name in _KERAS_MODULES:
+        importlib.import_module(f"{__name__}.{name}")
+
+
+wrapt.register_post_import_hook(_register_keras_classes, "keras")

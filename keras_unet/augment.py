@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_unet.errors import InputError
-from keras_unet.mirror import mirror
+from keras_unet.inference.mirror import mirror
 
 GRID = 3
 """Control points of the elastic deformation grid per axis (the paper's 3x3)."""

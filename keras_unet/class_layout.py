@@ -1,12 +1,22 @@
-"""The classes a model predicts and how masks are read, for every module that makes or reads them.
+"""What each class index means, how a mask file encodes it and reads back, which cells it holds.
+
+The one home of the class layout, for every module that makes or reads masks: ``unet predict``'s
+PNG and TIFF masks, the OME-Zarr ``labels/mask``, the served ``encoded`` signature, overlays,
+TensorBoard panels and evaluation all go through :class:`ClassLayout`.
 
 Two label modes. ``"instances"``: masks hold cells (binary, or one id per cell) and the classes
 are derived from them: class 0 is background and class 1 cell; a 3-class model adds class 2, the
 border ring of each cell where it touches another cell or the background
 (:func:`keras_unet.weight_maps.class_labels` draws it). ``"semantic"``: masks hold class indices
 ``0..K-1`` directly, any ``K >= 2``. In both, pixels a reader marks as unlabelled (the user's
-``ignore_label``) carry :data:`UNLABELLED`. Kept apart from the NumPy/SciPy code so that the
-command line can check a config without loading SciPy.
+``ignore_label``) carry :data:`UNLABELLED`. A model records its mode
+(:class:`keras_unet.model.UNet`); models saved before it did are read as cells for 2 or 3
+classes and semantic beyond.
+
+Mask files: two classes are 0/255 (background, cell), three 0/127/254 (the class times 127), so
+that both can be looked at as they are; four or more hold the class indices themselves, uint8 up
+to 256 classes and uint16 beyond (:meth:`ClassLayout.encode`, :meth:`ClassLayout.decode`).
+Kept apart from SciPy and TensorFlow so that the command line can check a config quickly.
 
 Example:
     >>> NUM_CLASSES, CLASS_NAMES[3], LABEL_MODES, UNLABELLED
@@ -15,7 +25,10 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
+
+import numpy as np
 
 from keras_unet.errors import InputError
 
@@ -77,7 +90,7 @@ def parse_class_names(names: str | Sequence[str] | None, num_classes: int,
         >>> parse_class_names("a,b", 3, "--class-names")
         Traceback (most recent call last):
         ...
-        ValueError: --class-names gives 2 names (a, b) but the model has 3 classes.
+        keras_unet.errors.InputError: --class-names gives 2 names (a, b) but the model has 3 ...
     """
     if names is None:
         return None
@@ -92,3 +105,123 @@ def parse_class_names(names: str | Sequence[str] | None, num_classes: int,
     if repeated:
         raise InputError(f"{source} names {', '.join(repeated)} more than once.")
     return parts
+
+
+def label_mode(num_classes: int, recorded: str | None = None) -> str:
+    """The label mode of a model: the one it recorded, else cells for 2 or 3 classes.
+
+    Example:
+        >>> label_mode(3), label_mode(5), label_mode(3, "semantic")
+        ('instances', 'semantic', 'semantic')
+    """
+    if recorded is not None:
+        if recorded not in LABEL_MODES:
+            raise InputError(f"label mode must be one of {', '.join(LABEL_MODES)}, got "
+                             f"{recorded!r}.")
+        return recorded
+    return "instances" if num_classes in NUM_CLASSES else "semantic"
+
+
+def predicted_classes(probabilities) -> np.ndarray:
+    """The class of every pixel: the argmax of ``(..., K)`` scores; one sigmoid channel: > 0.5.
+
+    Example:
+        >>> predicted_classes(np.array([[[0.9, 0.1], [0.2, 0.8]]])).tolist()
+        [[0, 1]]
+        >>> predicted_classes(np.array([[[0.7], [0.2]]])).tolist()
+        [[1, 0]]
+    """
+    probabilities = np.asarray(probabilities)
+    if probabilities.shape[-1] == 1:
+        return (probabilities[..., 0] > 0.5).astype(np.int32)
+    return np.argmax(probabilities, axis=-1).astype(np.int32)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassLayout:
+    """The classes of a model: how many, what they mean, how masks hold them.
+
+    Attributes:
+        num_classes: K, the output channels (a one-channel sigmoid counts as 2 classes).
+        labels: ``"instances"`` (background, cell[, border]: cells can be made of it) or
+            ``"semantic"`` (class indices, no cells).
+        class_names: one name per class.
+
+    Example:
+        >>> layout = ClassLayout.of(3)
+        >>> layout.labels, layout.instance_method, layout.encode(np.array([0, 1, 2])).tolist()
+        ('instances', 'watershed', [0, 127, 254])
+        >>> ClassLayout.of(5).decode(np.array([0, 3, 4], "uint8")).tolist()
+        [0, 3, 4]
+    """
+
+    num_classes: int
+    labels: str
+    class_names: tuple[str, ...]
+
+    @classmethod
+    def of(cls, num_classes: int, labels: str | None = None,
+           class_names: Sequence[str] | None = None) -> ClassLayout:
+        """The layout of a K-class model, filling in the recorded mode and names when absent.
+
+        Example:
+            >>> ClassLayout.of(2).class_names, ClassLayout.of(4).labels
+            (('background', 'cell'), 'semantic')
+        """
+        num_classes = max(int(num_classes), 2)
+        mode = label_mode(num_classes, labels)
+        names = (parse_class_names(class_names, num_classes)
+                 or default_class_names(num_classes, mode))
+        return cls(num_classes, mode, names)
+
+    @property
+    def cells(self) -> bool:
+        """Whether the classes describe cells (background, cell[, border]) that become instances."""
+        return self.labels == "instances" and self.num_classes in NUM_CLASSES
+
+    @property
+    def instance_method(self) -> str | None:
+        """The way to cells that suits the layout (:func:`keras_unet.instances.instance_labels`'s
+        ``"auto"``): the seeded watershed of the border ring, else connected components; None
+        for semantic classes."""
+        if not self.cells:
+            return None
+        return "watershed" if self.num_classes == 3 else "components"
+
+    @property
+    def mask_scale(self) -> int:
+        """The factor from class index to mask value: 255 (2 classes), 127 (3), else 1."""
+        return 255 // (self.num_classes - 1) if self.num_classes <= 3 else 1
+
+    @property
+    def mask_dtype(self) -> np.dtype:
+        """uint8 up to 256 classes, uint16 beyond."""
+        return np.dtype(np.uint8 if self.num_classes <= 256 else np.uint16)
+
+    def encode(self, classes) -> np.ndarray:
+        """Class indices as mask file values (0/255, 0/127/254, or the indices)."""
+        return (np.asarray(classes) * self.mask_scale).astype(self.mask_dtype)
+
+    def decode(self, mask) -> np.ndarray:
+        """Mask file values back to class indices (int32)."""
+        return (np.asarray(mask).astype(np.int64) // self.mask_scale).astype(np.int32)
+
+    def mask(self, probabilities) -> np.ndarray:
+        """The mask file of class probabilities: :meth:`encode` of :func:`predicted_classes`."""
+        return self.encode(predicted_classes(probabilities))
+
+    def to_json(self) -> dict:
+        """``{"labels", "class_names"}``, what exports record beside the class count."""
+        return {"labels": self.labels, "class_names": list(self.class_names)}
+
+
+def mask_from_probabilities(probabilities) -> np.ndarray:
+    """The mask file of ``(..., K)`` probabilities under the layout of K classes.
+
+    Example:
+        >>> mask_from_probabilities(np.array([[[0.9, 0.1], [0.2, 0.8]]])).tolist()
+        [[0, 255]]
+        >>> mask_from_probabilities(np.eye(5)[[[0, 3, 4]]]).tolist()  # semantic: the indices
+        [[0, 3, 4]]
+    """
+    return ClassLayout.of(np.shape(probabilities)[-1]).mask(probabilities)

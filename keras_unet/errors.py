@@ -3,8 +3,7 @@
 ``unet`` prints these as one line naming the file or argument and exits with code 2; anything
 else is a bug and keeps its traceback. Each is also the built-in exception it refines
 (``ValueError``, ``FileNotFoundError``, ``FileExistsError``, ``NotADirectoryError``,
-``IsADirectoryError``), so code
-that catches those keeps working.
+``IsADirectoryError``, ``ConnectionError``), so code that catches those keeps working.
 
 Example:
     >>> try:
@@ -37,3 +36,12 @@ class NotAFolderError(UserError, NotADirectoryError):
 
 class NotAFileError(UserError, IsADirectoryError):
     """A path given as a file that is a folder."""
+
+
+class SchedulerUnreachableError(UserError, ConnectionError):
+    """A dask scheduler address that did not answer: a connection the user can fix.
+
+    Example:
+        >>> isinstance(SchedulerUnreachableError("tcp://x:1"), ConnectionError)
+        True
+    """

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import keras
 
 from keras_unet import geometry
-from keras_unet.class_layout import default_class_names, parse_class_names
+from keras_unet.class_layout import ClassLayout
 from keras_unet.errors import InputError
 from keras_unet.layers import CropToMatch
 
@@ -71,25 +71,27 @@ class UNet(keras.Model):
     As keras-hub's models do, :meth:`get_config` returns the construction arguments and
     :meth:`from_config` rebuilds the network from them, so a saved ``.keras`` file says what it
     is (depth, padding, filters, classes, ...) instead of leaving it to be read from its layers.
-    Build it with :func:`build_unet`, which checks the arguments first.
+    It also carries what training chose for turning its output into cells (``cells``, see
+    :mod:`keras_unet.instances.settings`), set with :meth:`record_cells`. Build it with
+    :func:`build_unet`, which checks the arguments first.
 
     Example:
         >>> model = UNet((None, None, 1), 2, filters=4, depth=2, class_names=("bg", "fg"))
-        >>> model.get_config()["depth"], model.class_names
-        (2, ('bg', 'fg'))
+        >>> model.get_config()["depth"], model.class_names, model.layout.labels
+        (2, ('bg', 'fg'), 'instances')
     """
 
     def __init__(self, input_shape: Sequence[int | None], num_classes: int, *,
                  filters: int = 64, depth: int = 4, padding: str = "valid",
                  batch_norm: bool = False, dropout: float = 0.5, upsampling: str = "transpose",
                  final_activation: str | None = "softmax",
-                 class_names: Sequence[str] | None = None, name: str = "unet", **kwargs):
+                 class_names: Sequence[str] | None = None, labels: str | None = None,
+                 cells: dict | None = None, name: str = "unet", **kwargs):
         height, width, channels = _validate(
             input_shape, num_classes, filters, depth, padding, dropout, upsampling,
             final_activation
         )
-        class_names = (parse_class_names(class_names, num_classes)
-                       or default_class_names(num_classes))
+        layout = ClassLayout.of(num_classes, labels, class_names)
         inputs = keras.Input((height, width, channels), name="image")
         outputs = _unet_graph(inputs, num_classes, filters, depth, padding, batch_norm, dropout,
                               upsampling, final_activation)
@@ -98,13 +100,33 @@ class UNet(keras.Model):
             "input_shape": (height, width, channels), "num_classes": num_classes,
             "filters": filters, "depth": depth, "padding": padding, "batch_norm": batch_norm,
             "dropout": dropout, "upsampling": upsampling, "final_activation": final_activation,
-            "class_names": class_names,
+            "class_names": layout.class_names, "labels": layout.labels,
+            "cells": None if cells is None else dict(cells),
         }
 
     @property
     def class_names(self) -> tuple[str, ...]:
         """What each output channel means."""
         return self.arguments["class_names"]
+
+    @property
+    def layout(self) -> ClassLayout:
+        """The class layout: class count, label mode, class names, mask encoding."""
+        return ClassLayout(self.arguments["num_classes"], self.arguments["labels"],
+                           self.arguments["class_names"])
+
+    def record_cells(self, settings) -> None:
+        """Records the cell settings training chose (a
+        :class:`keras_unet.instances.settings.CellSettings`); saved with the model.
+
+        Example:
+            >>> from keras_unet.instances.settings import CellSettings
+            >>> model = UNet((None, None, 1), 2, filters=2, depth=2)
+            >>> model.record_cells(CellSettings(min_size=30))
+            >>> model.get_config()["cells"]
+            {'version': 1, 'method': 'auto', 'min_size': 30}
+        """
+        self.arguments["cells"] = settings.to_json()
 
     def get_config(self) -> dict:
         return {"name": self.name, "trainable": self.trainable,
@@ -128,6 +150,7 @@ def build_unet(
     upsampling: str = "transpose",
     final_activation: str | None = "softmax",
     class_names: Sequence[str] | None = None,
+    labels: str | None = None,
     name: str = "unet",
 ) -> UNet:
     """Builds the U-Net; the defaults are the network of the paper.
@@ -154,6 +177,8 @@ def build_unet(
         final_activation: ``"softmax"``, or ``None`` for logits (train with ``from_logits=True``).
         class_names: one name per class; by default
             :func:`keras_unet.class_layout.default_class_names`.
+        labels: what the classes are, ``"instances"`` (background, cell[, border]: cells can be
+            made of them) or ``"semantic"``; by default cells for 2 or 3 classes.
         name: model name.
 
     Returns:
@@ -175,7 +200,8 @@ def build_unet(
     """
     return UNet(input_shape, num_classes, filters=filters, depth=depth, padding=padding,
                 batch_norm=batch_norm, dropout=dropout, upsampling=upsampling,
-                final_activation=final_activation, class_names=class_names, name=name)
+                final_activation=final_activation, class_names=class_names, labels=labels,
+                name=name)
 
 
 def _unet_graph(inputs, num_classes: int, filters: int, depth: int, padding: str,

@@ -11,10 +11,15 @@ import pytest
 import yaml
 
 from keras_unet import build_unet, geometry
-from keras_unet.inference import model_geometry
+from keras_unet.inference.network import model_geometry
 from keras_unet.normalization import MIN_STD, normalize_image
-from keras_unet.serving.bioimageio import (PAPER_DOI, PackageInfo, check_package_target,
-                                           export_bioimageio, validate_package)
+from keras_unet.serving.bioimageio import (
+    PAPER_DOI,
+    PackageInfo,
+    check_package_target,
+    export_bioimageio,
+    validate_package,
+)
 
 INFO = PackageInfo(name="tiny test U-Net", authors=("A. Tester", "B. Tester"), license="MIT",
                    training_config={"epochs": 3, "depth": 2})

@@ -8,8 +8,13 @@ import tifffile
 import zarr
 
 from keras_unet import build_unet, predict_tiled
-from keras_unet.blockwise import (array_moments, block_windows, check_array, predict_array,
-                                  read_normalized)
+from keras_unet.inference.blocks import block_windows
+from keras_unet.inference.blockwise import (
+    array_moments,
+    check_array,
+    predict_array,
+    read_normalized,
+)
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 import zarr
+from voronoi_cells import voronoi_cells
 
-from keras_unet.blockwise_instances import blockwise_instance_labels
 from keras_unet.data import synthetic_cells
 from keras_unet.instances import instance_labels
+from keras_unet.instances.blockwise import blockwise_instance_labels
 from keras_unet.weight_maps import class_labels
-from voronoi_cells import voronoi_cells
 
 
 def _same_objects(first, second):

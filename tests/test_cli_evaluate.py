@@ -39,6 +39,7 @@ def test_evaluate_prints_the_table_per_image_and_for_the_dataset(tmp_path, model
     report = tmp_path / "report"
     assert _evaluate(model_file, dataset, report) == 0
     lines = capsys.readouterr().out.splitlines()
+    assert lines.pop(0) == "unet evaluate: cells: method auto, min_size 10 (from the defaults)"
     assert lines[0].split() == COLUMNS
     rows = {line.split()[0]: line.split()[1:] for line in lines[1:5]}
     assert list(rows) == [str(dataset / "images" / "0.png"), str(dataset / "images" / "1.png"),

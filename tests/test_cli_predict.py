@@ -8,9 +8,9 @@ import tifffile
 from PIL import Image
 
 from keras_unet import build_unet, predict_tiled
+from keras_unet.class_layout import mask_from_probabilities
 from keras_unet.cli import main
 from keras_unet.cli import predict as predict_cli
-from keras_unet.inference import mask_from_probabilities
 
 
 def _grey(shape, seed=0, dtype="uint8"):

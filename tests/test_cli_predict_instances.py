@@ -6,12 +6,11 @@ import pytest
 import tifffile
 from PIL import Image
 
-from keras_unet import build_unet, instances, predict_tiled
+from keras_unet import build_unet, predict_tiled
 from keras_unet.cli import main
-from keras_unet.cli import instance_arguments
 from keras_unet.cli import predict as predict_cli
-from keras_unet.data.writers import write_instances
 from keras_unet.instances import instance_labels
+from keras_unet.io.images import write_instances
 
 
 def _grey(shape, seed=0):
@@ -111,10 +110,8 @@ def test_help_shows_the_instance_options_and_their_defaults(capsys):
     with pytest.raises(SystemExit):
         main(["predict", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "--instances" in text and "(default: auto)" in text and "(default: 10)" in text
+    assert "--instances" in text and "(default: what the model carries, else auto)" in text
+    assert "(default: what the model carries, else 10)" in text
     assert "{auto,components,watershed,membranes}" in text
 
 
-def test_the_cli_choices_are_those_of_keras_unet_instances():
-    assert instance_arguments.INSTANCE_METHODS == instances.METHODS
-    assert instance_arguments.INSTANCE_MIN_SIZE == instances.MIN_SIZE

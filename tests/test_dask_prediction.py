@@ -12,9 +12,10 @@ import pytest
 import zarr
 
 from keras_unet import build_unet
-from keras_unet.blockwise import predict_array
-from keras_unet.dask_prediction import (SchedulerUnreachableError, cached_model, connect,
-                                        predict_dask, read_span)
+from keras_unet.errors import SchedulerUnreachableError
+from keras_unet.inference.blockwise import predict_array
+from keras_unet.inference.dask_graph import cached_network, connect, predict_dask
+from keras_unet.inference.engine import read_span
 
 distributed = pytest.importorskip("distributed")
 pytestmark = pytest.mark.slow  # worker processes
@@ -60,7 +61,7 @@ def test_zarr_and_dask_inputs_give_exactly_the_single_process_result_loading_onc
     assert (graph.compute() == expected).all()
     lazy = da.from_zarr(source)  # a dask array: each task gets its block and context
     assert (predict_dask(model_path, lazy, block_size=64).compute() == expected).all()
-    loads = cluster.run(lambda: cached_model.cache_info().misses)
+    loads = cluster.run(lambda: cached_network.cache_info().misses)
     assert sorted(loads.values()) == [1, 1]  # both workers worked, each loaded it once
 
 
@@ -96,7 +97,7 @@ def test_a_killed_worker_is_replaced_and_no_chunk_is_half_written(cluster, model
 
 
 def test_read_span_covers_what_the_engine_reads_and_no_more():
-    from keras_unet.network import ModelGeometry
+    from keras_unet.inference.network import ModelGeometry
 
     geom = ModelGeometry(2, "valid", 1, 2, (None, None), 4)
     (r0, r1), (c0, c1) = read_span(geom, (64, 96, 32, 32), (512, 512))

@@ -13,13 +13,31 @@ import scipy.sparse
 import scipy.sparse.csgraph
 
 from keras_unet import build_unet
-from keras_unet.evaluation import (DEFAULT_THRESHOLDS, ISBI_THRESHOLDS, METRICS, POOLING,
-                                   PROBABILITY_METRICS, EvaluationReport, Matching,
-                                   _neighbourhood_codes, _simple_point_table, evaluate_labels,
-                                   evaluate_model, evaluate_probabilities, evaluate_samples,
-                                   matching, matching_dataset, pixel_dice, pixel_iou, rand_error,
-                                   rand_error_thresholds, seg_dataset, seg_score,
-                                   variation_of_information_error, warp, warping_error)
+from keras_unet.evaluation import (
+    DEFAULT_THRESHOLDS,
+    ISBI_THRESHOLDS,
+    METRICS,
+    POOLING,
+    PROBABILITY_METRICS,
+    EvaluationReport,
+    Matching,
+    evaluate_labels,
+    evaluate_model,
+    evaluate_probabilities,
+    evaluate_samples,
+    matching,
+    matching_dataset,
+    pixel_dice,
+    pixel_iou,
+    rand_error,
+    rand_error_thresholds,
+    seg_dataset,
+    seg_score,
+    variation_of_information_error,
+    warp,
+    warping_error,
+)
+from keras_unet.evaluation.isbi import _neighbourhood_codes, _simple_point_table
 
 
 def _random_labels(seed, shape=(12, 15), objects=4):
@@ -767,7 +785,6 @@ def test_best_min_size_takes_the_best_f1_the_smallest_on_a_tie_and_skips_unlabel
     probabilities = np.eye(2)[speck.astype(int)]
     size, f1 = best_min_size([truth], [probabilities], candidates=(0, 5, 9, 10))
     assert size == 5 and f1[5] == f1[9] == 1.0 and f1[0] < 1.0 and f1[10] < 1.0
-    unlabelled = np.zeros_like(speck)
-    unlabelled[14:18, 0:6] = True  # the speck lies where nothing was annotated
-    assert best_min_size([truth], [probabilities], candidates=(0, 5),
-                         unlabelled=[unlabelled]) == (0, {0: 1.0, 5: 1.0})
+    partial = truth.copy()
+    partial[14:18, 0:6] = -1  # the speck lies where nothing was annotated
+    assert best_min_size([partial], [probabilities], candidates=(0, 5)) == (0, {0: 1.0, 5: 1.0})

@@ -58,7 +58,7 @@ def test_bad_init_is_named_before_the_run_starts(tmp_path):
     (tmp_path / "notes.keras").write_text("not a model")
     for init, message in (("deep.keras", "init model has depth 3 but the network to train has "
                                          "depth 2"),
-                          ("notes.keras", "init '.*notes.keras' is not a keras_unet model"),
+                          ("notes.keras", "--init '.*notes.keras' is not a Keras model"),
                           ("none.keras", "init '.*none.keras' does not exist")):
         with pytest.raises((ValueError, FileNotFoundError), match=message):
             train({**TINY, "run_dir": str(tmp_path / "run"), "init": str(tmp_path / init)},

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from keras_unet import build_unet, geometry, predict_tiled
-from keras_unet.inference import mask_from_probabilities, model_geometry
-from keras_unet.network import compiled_forward
-from keras_unet.tiling_plan import plan_tiles
+from keras_unet.class_layout import mask_from_probabilities
+from keras_unet.inference.network import compiled_forward, model_geometry
+from keras_unet.inference.plan import plan_tiles
 
 
 def _image(shape, dtype, seed=0):

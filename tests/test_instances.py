@@ -4,12 +4,13 @@ import numpy as np
 import pytest
 import skimage.measure
 import skimage.segmentation
+from voronoi_cells import voronoi_cells
 
 from keras_unet import instances
 from keras_unet.data import synthetic_cells
 from keras_unet.instances import instance_labels
+from keras_unet.instances.labels import SEED_MIN_SIZE
 from keras_unet.weight_maps import class_labels
-from voronoi_cells import voronoi_cells
 
 
 def _one_hot(classes, num_classes):
@@ -202,7 +203,7 @@ def test_membranes_keep_cells_apart_across_gaps_in_the_predicted_membrane():
 def test_membranes_cores_below_the_seed_size_seed_nothing():
     cell = np.full((40, 60), 0.05)
     cell[5:35, 5:30] = 0.95  # one cell
-    side = int(np.sqrt(instances.SEED_MIN_SIZE)) - 1  # a speck smaller than a core may be
+    side = int(np.sqrt(SEED_MIN_SIZE)) - 1  # a speck smaller than a core may be
     cell[10:10 + side, 45:45 + side] = 1.0
     labels = instance_labels(np.stack([1 - cell, cell], -1), method="membranes", min_size=0)
     assert labels.max() == 1 and (labels == 1).all()

@@ -3,8 +3,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_unet.losses import (CrossentropyDiceLoss, DiceLoss, WeightedCrossentropy,
-                               crossentropy_dice, soft_dice, weighted_crossentropy)
+from keras_unet.losses import (
+    CrossentropyDiceLoss,
+    DiceLoss,
+    WeightedCrossentropy,
+    crossentropy_dice,
+    soft_dice,
+    weighted_crossentropy,
+)
 
 RNG = np.random.default_rng(42)
 LOSS_CLASSES = [WeightedCrossentropy, DiceLoss, CrossentropyDiceLoss]

@@ -6,10 +6,10 @@ import pytest
 
 from keras_unet import build_unet, predict_tiled
 from keras_unet.class_layout import default_class_names
-from keras_unet.inference import ModelGeometry, model_geometry
-from keras_unet.model import UNet
+from keras_unet.inference.network import ModelGeometry, model_geometry
 from keras_unet.layers import CropToMatch
 from keras_unet.losses import WeightedCrossentropy
+from keras_unet.model import UNet
 
 CONV_TYPES = (keras.layers.Conv2D, keras.layers.Conv2DTranspose)
 

@@ -10,9 +10,15 @@ from ome_zarr.reader import Label, Multiscales, Reader
 from ome_zarr.writer import write_image
 
 from keras_unet import predict_tiled
+from keras_unet.class_layout import ClassLayout
 from keras_unet.cli import main
-from keras_unet.ome_zarr_io import (PredictionStore, PlaneView, ZarrImage, is_zarr_path,
-                                    open_zarr_image)
+from keras_unet.io.zarr_images import (
+    PlaneView,
+    PredictionStore,
+    ZarrImage,
+    is_zarr_path,
+    open_zarr_image,
+)
 
 
 def _stack(seed=0):
@@ -66,7 +72,8 @@ def test_a_plane_view_writes_channels_last_into_channels_first():
 def test_the_store_appears_only_when_complete_with_pyramids_napari_reads(tmp_path):
     image = ZarrImage(tmp_path / "in.zarr", np.zeros((1100, 600)), ("y", "x"),
                       ("space", "space"), False)
-    store = PredictionStore(tmp_path / "out.ome.zarr", image, 3, (256, 256), instances=True)
+    store = PredictionStore(tmp_path / "out.ome.zarr", image, ClassLayout.of(3), (256, 256),
+                            instances=True)
     classes = np.random.default_rng(0).integers(0, 3, (1100, 600)).astype("uint8")
     views = store.views({})
     views["mask"][:, :] = classes
@@ -89,12 +96,12 @@ def test_an_existing_output_is_refused_and_a_failed_store_is_discarded(tmp_path)
                       False)
     (tmp_path / "taken").mkdir()
     with pytest.raises(FileExistsError, match="pass --overwrite"):
-        PredictionStore(tmp_path / "taken", image, 2, (16, 16))
+        PredictionStore(tmp_path / "taken", image, ClassLayout.of(2), (16, 16))
     with pytest.raises(FileExistsError, match="not a zarr store"):
-        PredictionStore(tmp_path / "taken", image, 2, (16, 16), overwrite=True)
+        PredictionStore(tmp_path / "taken", image, ClassLayout.of(2), (16, 16), overwrite=True)
     with pytest.raises(ValueError, match="is the input"):
-        PredictionStore(tmp_path / "in.zarr" / "out", image, 2, (16, 16))
-    store = PredictionStore(tmp_path / "out.zarr", image, 2, (16, 16))
+        PredictionStore(tmp_path / "in.zarr" / "out", image, ClassLayout.of(2), (16, 16))
+    store = PredictionStore(tmp_path / "out.zarr", image, ClassLayout.of(2), (16, 16))
     store.discard()
     assert list(tmp_path.iterdir()) == [tmp_path / "taken"]
 

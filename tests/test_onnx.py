@@ -14,7 +14,7 @@ import onnxruntime
 import pytest
 
 from keras_unet import build_unet, geometry, predict_tiled
-from keras_unet.inference import model_geometry
+from keras_unet.inference.network import model_geometry
 from keras_unet.serving.bare_network import float32_network
 from keras_unet.serving.onnx_export import SUPPORTED_OPSETS, check_opset, export_onnx
 from keras_unet.serving.onnx_network import GEOMETRY_KEY, OnnxNetwork

@@ -19,8 +19,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import yaml
-from google.protobuf import (descriptor_pb2, descriptor_pool, message_factory, text_format,
-                             wrappers_pb2)
+from google.protobuf import (
+    descriptor_pb2,
+    descriptor_pool,
+    message_factory,
+    text_format,
+    wrappers_pb2,
+)
 from PIL import Image
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.framework import op_def_registry
@@ -28,15 +33,15 @@ from tensorflow_serving.apis import prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
 from keras_unet import build_unet, predict_tiled
+from keras_unet.class_layout import ClassLayout, mask_from_probabilities
 from keras_unet.cli import main
-from keras_unet.inference import mask_from_probabilities, model_geometry
-from keras_unet.inference import ModelGeometry
-from keras_unet.serving import export_for_serving, read_export_metadata
+from keras_unet.inference.network import ModelGeometry, model_geometry
+from keras_unet.inference.plan import concrete_plan, plan_axis, tilings
 from keras_unet.serving import export as export_module
+from keras_unet.serving import export_for_serving, read_export_metadata
 from keras_unet.serving.codecs import encode_mask_png
 from keras_unet.serving.graph import class_labels, serving_tiling
 from keras_unet.serving.signatures import serving_functions
-from keras_unet.tiling_plan import concrete_plan, plan_axis, tilings
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SERVING = ROOT / "serving"
@@ -150,7 +155,7 @@ def test_labels_and_png_masks_match_the_cli_masks(classes):
     rng = np.random.default_rng(classes)
     probabilities = rng.random((2, 6, 7, classes)).astype("float32")
     labels = class_labels(tf.constant(probabilities))
-    pngs = encode_mask_png(labels, classes)
+    pngs = encode_mask_png(labels, ClassLayout.of(classes))
     for png, p in zip(pngs.numpy(), probabilities):
         mask = np.asarray(Image.open(io.BytesIO(png)))
         np.testing.assert_array_equal(mask, mask_from_probabilities(p))

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from keras_unet import build_unet, predict_tiled
-from keras_unet.inference import mask_from_probabilities
+from keras_unet.class_layout import mask_from_probabilities
 from keras_unet.serving import export_for_serving
 
 pytestmark = pytest.mark.slow  # each test starts a Python process that loads TensorFlow

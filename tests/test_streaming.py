@@ -6,10 +6,10 @@ import pytest
 import tifffile
 
 from keras_unet import build_unet, geometry, predict_tiled
-from keras_unet.data.tiff import read_tiff
+from keras_unet.class_layout import mask_from_probabilities
 from keras_unet.geometry import valid_tile_size
-from keras_unet.inference import mask_from_probabilities
-from keras_unet.streaming import predict_tiff
+from keras_unet.inference.streaming import predict_tiff
+from keras_unet.io.tiff import read_tiff
 
 
 def _image(shape, dtype=np.uint8, seed=0):
@@ -101,19 +101,19 @@ def test_streaming_rejects_bad_inputs(tmp_path, grey_model):
 
 def test_streaming_failure_midway_leaves_no_partial_or_output_files(tmp_path, grey_model,
                                                                     monkeypatch):
-    import keras_unet.streaming
+    from keras_unet.class_layout import ClassLayout
 
     tifffile.imwrite(tmp_path / "in.tif", _image((90, 40)))
     (tmp_path / "p.tif").write_bytes(b"earlier probabilities")
     bands = []
 
-    def fail_on_second_band(block):
+    def fail_on_second_band(layout, block):
         bands.append(len(block))
         if len(bands) == 2:
             raise RuntimeError("disk full")
         return mask_from_probabilities(block)
 
-    monkeypatch.setattr(keras_unet.streaming, "mask_from_probabilities", fail_on_second_band)
+    monkeypatch.setattr(ClassLayout, "mask", fail_on_second_band)
     with pytest.raises(RuntimeError, match="disk full"):
         predict_tiff(grey_model, tmp_path / "in.tif", tmp_path / "mask.tif", tile_size=44,
                      probabilities_path=tmp_path / "p.tif", overwrite=True)

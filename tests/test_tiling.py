@@ -10,13 +10,12 @@ import pytest
 import tensorflow as tf
 
 from keras_unet import build_unet, geometry, predict_tiled
-from keras_unet.inference import ModelGeometry, model_geometry
-from keras_unet.mirror import mirror
-from keras_unet.network import compiled_forward
+from keras_unet.inference.engine import predict_window
+from keras_unet.inference.mirror import mirror
+from keras_unet.inference.network import ModelGeometry, compiled_forward, model_geometry
+from keras_unet.inference.plan import concrete_plan, plan_axis, tilings
 from keras_unet.normalization import normalize_image
 from keras_unet.serving.graph import predict_images, serving_tiling
-from keras_unet.tiling import predict_window
-from keras_unet.tiling_plan import concrete_plan, plan_axis, tilings
 
 DEPTH = 2
 RNG = np.random.default_rng(14)

@@ -49,7 +49,7 @@ def test_bfloat16_run_writes_checkpoints_config_and_tensorboard(tmp_path):
     assert all(np.isfinite(result.history["loss"]))
 
     run = tmp_path / "run"
-    assert load_config(run / "config.yaml") == config
+    assert load_config(run / "config.yaml") == config.replace(num_classes=2)  # resolved
     assert not (run / "backup").exists()  # removed once the run finished
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
         "best.json", "best.keras", "last.keras"]
@@ -103,11 +103,12 @@ def test_diverging_loss_stops_with_a_clear_message_and_exit_1(tmp_path, capsys):
     assert "lower learning_rate (it is 1e+12)" in err
 
 
-def test_the_summary_prints_the_min_size_chosen_on_validation_and_commands_that_use_it(
+def test_the_summary_prints_the_cells_chosen_on_validation_that_the_printed_commands_use(
         tmp_path, capsys, monkeypatch):
     import shlex
 
     from keras_unet.evaluation import MIN_SIZE_CANDIDATES
+    from keras_unet.instances.settings import METHODS
 
     monkeypatch.chdir(tmp_path)
     assert main(["train", "--config", str(_tiny_yaml(tmp_path)), "--run-dir",
@@ -116,12 +117,15 @@ def test_the_summary_prints_the_min_size_chosen_on_validation_and_commands_that_
                  "--mixed-precision", "off", "--val-fraction", "0.34"]) == 0
     lines = {line.split(":", 1)[0]: line.split(":", 1)[1].strip()
              for line in capsys.readouterr().out.splitlines() if ":" in line}
-    chosen = int(lines["Cells"].split()[1])
-    assert chosen in MIN_SIZE_CANDIDATES
-    assert all(f"at {size} px" in lines["Cells"] for size in MIN_SIZE_CANDIDATES)
-    for command in ("Predict", "Evaluate"):
-        assert lines[command].endswith(f" --min-size {chosen}"), lines[command]
-    assert main(shlex.split(lines["Evaluate"])[1:]) == 0  # runs as printed
+    method, size = lines["Cells"].split(",")[0].split()[1], lines["Cells"].split(",")[1].split()[1]
+    assert method in METHODS and int(size) in MIN_SIZE_CANDIDATES
+    assert "recorded in best.keras and the export" in lines["Cells"]
+    capsys.readouterr()
+    for command in ("Predict", "Evaluate"):  # run as printed, with the recorded settings
+        assert "--min-size" not in lines[command]
+        assert main(shlex.split(lines[command])[1:]) == 0
+        assert (f"cells: method {method}, min_size {size} (from the model)"
+                in capsys.readouterr().out)
 
 
 def test_missing_or_unrecognised_data_is_refused_before_anything_is_written(tmp_path, capsys):

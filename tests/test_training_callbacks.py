@@ -8,9 +8,13 @@ import pytest
 
 import keras_unet
 from keras_unet.class_layout import class_colour
-from keras_unet.training.callbacks import (PANEL_GAP, PANEL_LEGEND, PANEL_TITLE,
-                                           AtomicCheckpoints, NaNGuard, Throughput,
-                                           save_model_atomically, validation_panel)
+from keras_unet.training.callbacks import (
+    AtomicCheckpoints,
+    NaNGuard,
+    Throughput,
+    save_model_atomically,
+)
+from keras_unet.visualize import PANEL_GAP, PANEL_LEGEND, PANEL_TITLE, validation_panel
 
 
 def _tiny_model():

@@ -14,8 +14,13 @@ import textwrap
 import numpy as np
 import pytest
 
-from keras_unet.training.distribution import (Cluster, choose_policy, choose_strategy,
-                                              cluster_from_env, cpu_supports_bfloat16)
+from keras_unet.training.distribution import (
+    Cluster,
+    choose_policy,
+    choose_strategy,
+    cluster_from_env,
+    cpu_supports_bfloat16,
+)
 
 TINY = {"synthetic_images": 3, "epochs": 2, "steps_per_epoch": 2, "batch_size": 4,
         "tile_size": 92, "depth": 2, "filters": 4, "val_fraction": 0.34,

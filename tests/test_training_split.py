@@ -6,7 +6,7 @@ import pytest
 
 from keras_unet import predict_tiled
 from keras_unet.data import Sample, load_samples, make_dataset, synthetic_cells
-from keras_unet.evaluation import best_min_size
+from keras_unet.evaluation import best_cell_settings
 from keras_unet.training import split_samples, train
 
 
@@ -61,8 +61,10 @@ def test_train_on_one_annotated_image_end_to_end(tmp_path, capsys):
     assert 0.0 <= result.best["logs"]["val_object_f1"] <= 1.0  # logged before the checkpoint
     best = keras.models.load_model(result.run.checkpoints / "best.keras", compile=False)
     validation = load_samples(result.validation, "instances")
-    assert result.min_size == best_min_size(  # the exported model's cells of the held-out band
+    chosen, scores = best_cell_settings(  # the best model's cells of the held-out band
         [s.labels for s in validation], [predict_tiled(best, s.image) for s in validation])
+    assert (result.cells.options, result.cell_scores) == (chosen.options, scores)
+    assert best.arguments["cells"] == chosen.to_json()  # recorded in best.keras
 
 
 def test_train_without_validation_keeps_the_last_epoch_as_best(tmp_path):
@@ -70,7 +72,7 @@ def test_train_without_validation_keeps_the_last_epoch_as_best(tmp_path):
                     "steps_per_epoch": 1, "batch_size": 2, "tile_size": 92, "depth": 2,
                     "filters": 2, "val_fraction": 0, "mixed_precision": "off"}, verbose=0)
     assert "val_loss" not in result.history and result.validation is None
-    assert result.min_size is None  # nothing to choose it on
+    assert result.cells is None and result.cell_scores == {}  # nothing to choose them on
     assert result.best == {"monitor": None, "value": None, "epoch": 2,
                            "logs": result.best["logs"]}
     assert (result.run.checkpoints / "best.keras").is_file() and result.export is not None

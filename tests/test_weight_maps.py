@@ -9,8 +9,7 @@ from skimage.segmentation import find_boundaries
 
 import keras_unet
 from keras_unet.data import synthetic_cells
-from keras_unet.weight_maps import (border_cutoff, class_labels, nearest_two_distances,
-                                    weight_map)
+from keras_unet.weight_maps import border_cutoff, class_labels, nearest_two_distances, weight_map
 
 
 def reference_classes(labels, num_classes=2):

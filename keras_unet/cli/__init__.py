@@ -3,7 +3,9 @@
 Each subcommand lives in its own module with two functions, ``add_parser(subparsers)`` and
 ``run(args) -> int``; heavy imports (TensorFlow) happen inside ``run`` so ``unet --help`` is fast.
 TensorFlow starts without its start-up log lines (:mod:`keras_unet.cli.tensorflow_start`)
-unless ``--verbose`` or ``UNET_DEBUG=1``. Mistakes a user can fix (bad paths, values, files)
+unless ``--verbose`` or ``UNET_DEBUG=1``; a subcommand that must configure TensorFlow before
+anything else touches it (``unet train``'s multi-worker strategy) sets ``first(args)``, which
+runs right after the import. Mistakes a user can fix (bad paths, values, files)
 are raised where the input is checked as :class:`keras_unet.errors.UserError` and printed as one
 line, exit code 2 (``UNET_DEBUG=1`` shows the traceback instead). An operating-system error on a
 named file (permission denied, disk full) is one line too, exit code 1. Anything else is a bug in
@@ -73,7 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     debug = bool(os.environ.get("UNET_DEBUG"))
     try:
-        start_tensorflow(verbose=args.verbose or debug)
+        first = getattr(args, "first", None)
+        start_tensorflow(verbose=args.verbose or debug,
+                         first=None if first is None else lambda: first(args))
         return int(args.run(args) or 0)
     except UserError as error:
         if debug:

@@ -13,13 +13,14 @@ Below the images, the ``mean`` row averages every column over the images and the
 pools them as the challenges do: object counts summed over the images before taking ratios, SEG
 over all reference objects, one probability threshold for the whole set. The table is also saved
 as ``evaluation.csv`` and ``evaluation.json`` in the ``--report`` folder. The cells are those
-``unet predict --instances`` writes, from the same ``--instance-method`` and ``--min-size``
-(``--instance-method membranes`` for EM, where the background class is the membrane).
+``unet predict --instances`` writes: by default with the settings the model carries (what ``unet
+train`` chose), else from ``--instance-method`` and ``--min-size`` (``--instance-method
+membranes`` for EM, where the background class is the membrane).
 
-With ``--labels semantic`` the masks hold class indices and the table holds the IoU and Dice of
-every class (named as the model names them, or by ``--class-names``) and their mean over the
-classes other than background. ``--ignore-label N`` leaves pixels of mask value N out of every
-measure (partial annotations).
+With ``--labels semantic`` (the default for a semantic model) the masks hold class indices and the
+table holds the IoU and Dice of every class (named as the model names them, or by ``--class-names``)
+and their mean over the classes other than background. ``--ignore-label N`` leaves pixels of mask
+value N out of every measure (partial annotations).
 """
 
 from __future__ import annotations
@@ -30,8 +31,13 @@ from functools import partial
 from pathlib import Path
 
 from keras_unet.cli import help_text
-from keras_unet.cli.instance_arguments import add_instance_arguments, instance_options
-from keras_unet.cli.model_loading import add_model_arguments, load_predictor
+from keras_unet.cli.arguments import (
+    add_instance_arguments,
+    add_model_arguments,
+    cell_settings,
+    check_instance_arguments,
+    print_notes,
+)
 from keras_unet.errors import InputError, InputNotFoundError, OutputExistsError
 
 DEFAULT_REPORT = Path("runs") / "evaluation"
@@ -55,7 +61,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--data", required=True, type=Path, help="labelled dataset to score on")
     parser.add_argument("--labels", choices=("instances", "semantic"), default=None,
                         help="masks hold cells (binary or instance ids) or class indices\n"
-                             "(default: binary masks are cells, other masks need this)")
+                             "(default: the model's; binary masks are cells)")
     parser.add_argument("--ignore-label", type=int, default=None,
                         help="mask value of unlabelled pixels, left out of every measure")
     parser.add_argument("--class-names", default=None,
@@ -97,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         wrote /tmp/.../report/evaluation.json
         0
     """
-    options = instance_options(args)
+    check_instance_arguments(args)
     if not args.data.exists():
         raise InputNotFoundError(f"--data {str(args.data)!r} does not exist.")
     for name in ("evaluation.csv", "evaluation.json"):
@@ -107,25 +113,34 @@ def run(args: argparse.Namespace) -> int:
     from keras_unet.class_layout import parse_class_names
     from keras_unet.data import load_samples
     from keras_unet.evaluation import evaluate_classes, evaluate_probabilities
-    from keras_unet.instances import instance_labels
-    from keras_unet.inference import model_geometry
+    from keras_unet.inference.loading import load_network
+    from keras_unet.instances.labels import instance_labels
 
-    predictor = load_predictor(args.model, tta=args.tta, tile_size=args.tile_size,
-                               batch_size=args.batch_size)
-    geom = None if predictor.keras_model is None else model_geometry(predictor.keras_model)
-    names = geom and geom.class_names
+    network = load_network(args.model)
+    network.check_options(tile_size=args.tile_size, batch_size=args.batch_size)
+    print_notes("evaluate", network.notes)
+    layout = network.layout
+    names = layout and layout.class_names
     if args.class_names is not None:
-        if geom is None:
-            raise InputError("--class-names needs a .keras model to count its classes.")
-        names = parse_class_names(args.class_names, geom.num_classes, "--class-names")
-    samples = load_samples(args.data, args.labels, ignore_label=args.ignore_label,
-                           num_classes=geom.num_classes if geom and args.labels == "semantic"
+        if layout is None:
+            raise InputError("--class-names needs a model that says how many classes it has.")
+        names = parse_class_names(args.class_names, layout.num_classes, "--class-names")
+    labels = args.labels or (layout.labels if layout is not None and not layout.cells else None)
+    samples = load_samples(args.data, labels, ignore_label=args.ignore_label,
+                           num_classes=layout.num_classes if layout and labels == "semantic"
                            else None)
-    if args.labels == "semantic":
-        report = evaluate_classes(predictor.predict, samples, names)
+
+    def predict(image):
+        return network.predict(image, tta=args.tta, tile_size=args.tile_size,
+                               batch_size=args.batch_size)
+
+    if labels == "semantic":
+        report = evaluate_classes(predict, samples, names)
     else:
-        report = evaluate_probabilities(predictor.predict, samples,
-                                        to_labels=partial(instance_labels, **options))
+        cells = cell_settings(args, network.cells)
+        print(f"unet evaluate: cells: {cells.describe()}")
+        report = evaluate_probabilities(predict, samples,
+                                        to_labels=partial(instance_labels, **cells.options))
     print(report.table())
     for path in report.save(args.report, overwrite=args.overwrite):
         print(f"wrote {os.fspath(path)}")

@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         >>> run(parser.parse_args(["export", "--model", "no-such-model.keras", "--out", "models"]))
         Traceback (most recent call last):
         ...
-        FileNotFoundError: --model 'no-such-model.keras' does not exist.
+        keras_unet.errors.InputNotFoundError: --model 'no-such-model.keras' does not exist.
     """
     _refuse_options_of_other_formats(args)
     if args.format == "savedmodel":
@@ -137,14 +137,21 @@ def _check_model_path(path: Path) -> None:
 
 
 def _load(path: Path):
-    from keras_unet.cli.model_loading import load_predictor
+    from keras_unet.inference.loading import load_network
 
-    return load_predictor(path).keras_model
+    network = load_network(path)
+    if network.keras_model is None:
+        raise InputError(f"--model {str(path)!r} is a {network.kind} model; export takes the "
+                         "trained .keras file.")
+    return network.keras_model
 
 
 def _export_savedmodel(args: argparse.Namespace) -> int:
-    from keras_unet.serving.export import (DEFAULT_MAX_IMAGE_PIXELS, check_export_target,
-                                           export_for_serving)
+    from keras_unet.serving.export import (
+        DEFAULT_MAX_IMAGE_PIXELS,
+        check_export_target,
+        export_for_serving,
+    )
 
     pixels = DEFAULT_MAX_IMAGE_PIXELS if args.max_image_pixels is None else args.max_image_pixels
     check_export_target(args.out, args.version, pixels)  # before the slow model load
@@ -157,7 +164,7 @@ def _export_savedmodel(args: argparse.Namespace) -> int:
 
 
 def _export_onnx(args: argparse.Namespace) -> int:
-    from keras_unet.atomic_write import refuse_existing
+    from keras_unet.io.atomic import refuse_existing
     from keras_unet.serving.onnx_export import DEFAULT_OPSET, check_opset, export_onnx
 
     if args.out.suffix != ".onnx":
@@ -171,9 +178,14 @@ def _export_onnx(args: argparse.Namespace) -> int:
 
 
 def _export_bioimageio(args: argparse.Namespace) -> int:
-    from keras_unet.serving.bioimageio import (DEFAULT_AUTHORS, DEFAULT_LICENSE, DEFAULT_NAME,
-                                               PackageInfo, check_package_target,
-                                               export_bioimageio)
+    from keras_unet.serving.bioimageio import (
+        DEFAULT_AUTHORS,
+        DEFAULT_LICENSE,
+        DEFAULT_NAME,
+        PackageInfo,
+        check_package_target,
+        export_bioimageio,
+    )
     from keras_unet.serving.onnx_export import DEFAULT_OPSET, check_opset
 
     info = PackageInfo(name=args.name or DEFAULT_NAME,

@@ -11,12 +11,15 @@ with one palette colour per class or a TIFF, and their overlays colour each clas
 ``--instances`` adds ``<name>_instances.tif``, one label per cell (uint16, uint32 beyond
 65,535 cells, as napari, Fiji and CellProfiler read label images), and
 ``--overlays`` adds ``<name>_overlay.png``, the image with the outlines of those cells. Cells
-come from ``keras_unet.instances.instance_labels`` (``--instance-method``, ``--min-size``).
+come from ``keras_unet.instances.instance_labels`` with the settings the model carries (what
+``unet train`` chose on its validation images), or ``--instance-method`` and ``--min-size``;
+the command says which it used and where they came from.
 TIFFs of ``STREAM_PIXELS`` pixels or more are predicted band by band without loading them
 whole, with masks and probabilities only.
 A zarr or OME-Zarr ``--input`` is predicted block by block into the OME-Zarr store
 ``--output`` (probabilities, ``labels/mask``, with ``--instances`` ``labels/instances``);
-``--scheduler`` runs the blocks on a dask.distributed cluster (``keras_unet.cli.predict_zarr``).
+``--scheduler`` runs the blocks on a dask.distributed cluster
+(``keras_unet.inference.predict_zarr``).
 Every output path is checked before the model is loaded: nothing is overwritten without
 ``--overwrite``, and outputs may never replace inputs. An image that cannot be read or
 predicted is reported and skipped; the exit code is then 1.
@@ -28,13 +31,16 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from keras_unet.cli import help_text
-from keras_unet.cli.instance_arguments import add_instance_arguments, instance_options
-from keras_unet.cli.model_loading import Predictor, add_model_arguments, load_predictor
-from keras_unet.cli.predict_zarr import add_zarr_arguments, predicts_zarr, run_zarr
+from keras_unet.cli.arguments import (
+    add_instance_arguments,
+    add_model_arguments,
+    cell_settings,
+    check_instance_arguments,
+    print_notes,
+)
 from keras_unet.errors import InputError, InputNotFoundError, NotAFolderError, OutputExistsError
+from keras_unet.io.zarr_images import is_zarr_path
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -85,7 +91,7 @@ def list_images(path: Path) -> list[Path]:
         >>> list_images(Path(tempfile.mkdtemp()))
         Traceback (most recent call last):
         ...
-        ValueError: --input folder ... has no images (.png, .tif, .tiff, .jpg, .jpeg, .bmp).
+        keras_unet.errors.InputError: --input folder ... has no images (.png, .tif, .tiff, ...
     """
     if not path.exists():
         raise InputNotFoundError(f"--input {str(path)!r} does not exist.")
@@ -130,7 +136,7 @@ def check_outputs(images: list[Path], folder: Path, plans: list[dict], overwrite
         >>> check_outputs([image], Path("data"), [{"mask": image}], False)
         Traceback (most recent call last):
         ...
-        ValueError: --output 'data' is the input folder; masks would overwrite the images there.
+        keras_unet.errors.InputError: --output 'data' is the input folder; masks would ...
     """
     inputs = {image.resolve() for image in images}
     if folder.exists() and not folder.is_dir():
@@ -155,42 +161,21 @@ def check_outputs(images: list[Path], folder: Path, plans: list[dict], overwrite
                                 "pass --overwrite to replace them.")
 
 
-def class_overlay(image: np.ndarray, classes: np.ndarray, opacity: float = 0.45) -> np.ndarray:
-    """The image as 8-bit RGB with every class but background tinted in its colour.
-
-    Colours are :func:`keras_unet.class_layout.class_colour`, the masks' palette.
+def add_zarr_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds ``--scheduler`` and ``--block-size`` (zarr input only).
 
     Example:
-        >>> class_overlay(np.zeros((1, 3)), np.array([[0, 1, 2]]), opacity=1.0)[0].tolist()
-        [[0, 0, 0], [230, 25, 75], [60, 180, 75]]
+        >>> parser = argparse.ArgumentParser()
+        >>> add_zarr_arguments(parser)
+        >>> parser.parse_args(["--block-size", "512"]).block_size
+        512
     """
-    from keras_unet.class_layout import class_colour
-
-    rgb = overlay(image, np.zeros(np.shape(classes), np.int32)).astype(np.float64)
-    colours = np.array([class_colour(k) for k in range(int(np.max(classes, initial=0)) + 1)],
-                       np.float64)
-    tinted = classes > 0
-    rgb[tinted] = (1 - opacity) * rgb[tinted] + opacity * colours[classes[tinted]]
-    return np.round(rgb).astype(np.uint8)
-
-
-def overlay(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """The image as 8-bit RGB (1st-99th percentile stretch) with yellow object outlines.
-
-    Example:
-        >>> labels = np.zeros((5, 5), int); labels[1:4, 1:4] = 1
-        >>> overlay(np.zeros((5, 5)), labels)[2, :, 0].tolist()
-        [0, 255, 0, 255, 0]
-    """
-    from skimage.segmentation import find_boundaries
-
-    image = np.asarray(image, np.float64)
-    grey = image if image.ndim == 2 else image[..., :3].mean(-1)
-    low, high = np.percentile(grey, (1, 99))
-    grey = np.clip((grey - low) / max(high - low, 1e-12) * 255, 0, 255).astype(np.uint8)
-    rgb = np.repeat(grey[..., None], 3, axis=-1)
-    rgb[find_boundaries(labels, mode="inner")] = (255, 255, 0)
-    return rgb
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="zarr input: run the blocks on this dask.distributed scheduler\n"
+                             "(e.g. tcp://host:8786; default: in this process)")
+    parser.add_argument("--block-size", type=int, default=None, metavar="PX",
+                        help="zarr input: output block side, also the output's chunks\n"
+                             "(default: 2048)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -198,6 +183,7 @@ def run(args: argparse.Namespace) -> int:
 
     Example:
         >>> import tempfile
+        >>> import numpy as np
         >>> from PIL import Image
         >>> from keras_unet import build_unet
         >>> folder = Path(tempfile.mkdtemp())
@@ -210,20 +196,30 @@ def run(args: argparse.Namespace) -> int:
         /tmp/.../a.png -> /tmp/.../out/a.png
         0
     """
-    instance_options(args)  # a bad --min-size is refused before the model loads
-    if predicts_zarr(args):  # a zarr / OME-Zarr store: block-wise into an OME-Zarr store
-        return run_zarr(args)
+    check_instance_arguments(args)  # a bad --min-size is refused before the model loads
+    if is_zarr_path(args.input):  # a zarr / OME-Zarr store: block-wise into an OME-Zarr store
+        return _run_zarr(args)
+    for option, value in (("--scheduler", args.scheduler), ("--block-size", args.block_size)):
+        if value is not None:
+            raise InputError(f"{option} applies to zarr / OME-Zarr inputs; --input "
+                             f"{str(args.input)!r} is not one.")
+    from keras_unet.inference.loading import load_network
+
     images = list_images(args.input)
     plans = [output_paths(image, args.output, probabilities=args.probabilities,
                           overlays=args.overlays, instances=args.instances) for image in images]
     check_outputs(images, args.output, plans, args.overwrite)
-    predictor = load_predictor(args.model, tta=args.tta, tile_size=args.tile_size,
-                               batch_size=args.batch_size)
+    network = load_network(args.model)
+    network.check_options(tile_size=args.tile_size, batch_size=args.batch_size)
+    print_notes("predict", network.notes)
+    cells = cell_settings(args, network.cells)
+    if (args.instances or args.overlays) and (network.layout is None or network.layout.cells):
+        print(f"unet predict: cells: {cells.describe()}")
     args.output.mkdir(parents=True, exist_ok=True)
     failed = 0
     for image, plan in zip(images, plans):
         try:
-            _predict_one(predictor, image, plan, args)
+            _predict_one(network, image, plan, cells, args)
         except (ValueError, OSError) as error:
             failed += 1
             print(f"unet predict: skipped {str(image)!r}: {error}", file=sys.stderr)
@@ -234,41 +230,71 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _predict_one(predictor: Predictor, image_path: Path, plan: dict,
-                 args: argparse.Namespace) -> None:
-    import tifffile
-    from PIL import Image
+def _run_zarr(args: argparse.Namespace) -> int:
+    """Predicts a zarr / OME-Zarr ``--input`` into the OME-Zarr store ``--output``."""
+    from keras_unet.inference.loading import load_network
+    from keras_unet.inference.zarr_prediction import predict_zarr
 
+    if args.probabilities:
+        print("unet predict: note: zarr output always holds the probabilities (its image).",
+              file=sys.stderr)
+    if args.overlays:
+        print(f"unet predict: no overlay for {str(args.input)!r}: zarr output holds the "
+              "labels for napari instead.", file=sys.stderr)
+    network = load_network(args.model)
+    print_notes("predict", network.notes)
+    cells = cell_settings(args, network.cells)
+    if args.instances:
+        print(f"unet predict: cells: {cells.describe()}")
+    predict_zarr(network, args.input, args.output, instances=args.instances, cells=cells,
+                 block_size=args.block_size, tile_size=args.tile_size,
+                 batch_size=args.batch_size, tta=args.tta, scheduler=args.scheduler,
+                 overwrite=args.overwrite)
+    print(f"{args.input} -> {args.output}")
+    return 0
+
+
+def _predict_one(network, image_path: Path, plan: dict, cells, args: argparse.Namespace) -> None:
+    from keras_unet.class_layout import ClassLayout, predicted_classes
     from keras_unet.data.readers import read_image
-    from keras_unet.data.writers import write_class_mask, write_instances
-    from keras_unet.inference import mask_from_probabilities
-    from keras_unet.instances import instance_labels
+    from keras_unet.instances.labels import instance_labels
+    from keras_unet.io.images import (
+        write_class_mask,
+        write_instances,
+        write_picture,
+        write_probabilities,
+    )
+    from keras_unet.visualize import class_overlay, outline_overlay
 
     image = read_image(image_path)  # an uncompressed TIFF is only mapped, not read yet
-    if (image_path.suffix.lower() in TIFF_SUFFIXES and predictor.keras_model is not None
+    if (image_path.suffix.lower() in TIFF_SUFFIXES and network.tiles is not None
             and image.shape[0] * image.shape[1] >= STREAM_PIXELS):
-        from keras_unet.streaming import predict_tiff
+        from keras_unet.inference.streaming import predict_tiff
 
-        predict_tiff(predictor.keras_model, image_path, plan["mask"], tile_size=args.tile_size,
+        predict_tiff(network.tiles, image_path, plan["mask"], tile_size=args.tile_size,
                      batch_size=args.batch_size, tta=args.tta,
                      probabilities_path=plan.get("probabilities"), overwrite=args.overwrite)
-        if "instances" in plan:
-            print(f"unet predict: no instances for {str(image_path)!r}: too large to label.",
-                  file=sys.stderr)
-        if "overlay" in plan:
-            print(f"unet predict: no overlay for {str(image_path)!r}: too large to draw.",
-                  file=sys.stderr)
+        for kind, what in (("instances", "label"), ("overlay", "draw")):
+            if kind in plan:
+                print(f"unet predict: no {kind} for {str(image_path)!r}: too large to {what}.",
+                      file=sys.stderr)
         return
-    probabilities = predictor.predict(image)
-    semantic = probabilities.shape[-1] > 3  # class indices, not cells
-    if "instances" in plan or ("overlay" in plan and not semantic):  # before writing
-        labels = instance_labels(probabilities, **instance_options(args))
-    mask = mask_from_probabilities(probabilities)
-    write_class_mask(plan["mask"], mask, probabilities.shape[-1])
+    probabilities = network.predict(image, tta=args.tta, tile_size=args.tile_size,
+                                    batch_size=args.batch_size)
+    layout = network.layout or ClassLayout.of(probabilities.shape[-1])
+    classes = predicted_classes(probabilities)
+    labels = None
+    if layout.cells and ("instances" in plan or "overlay" in plan):  # before writing
+        labels = instance_labels(probabilities, **cells.options)
+    elif "instances" in plan:
+        raise InputError(f"--instances needs a model of cells; --model {str(args.model)!r} "
+                         f"has {layout.num_classes} {layout.labels} classes.")
+    write_class_mask(plan["mask"], classes, layout, overwrite=args.overwrite)
     if "probabilities" in plan:
-        tifffile.imwrite(plan["probabilities"], probabilities, photometric="minisblack")
+        write_probabilities(plan["probabilities"], probabilities, overwrite=args.overwrite)
     if "instances" in plan:
-        write_instances(plan["instances"], labels)
+        write_instances(plan["instances"], labels, overwrite=args.overwrite)
     if "overlay" in plan:
-        picture = class_overlay(image, mask) if semantic else overlay(image, labels)
-        Image.fromarray(picture).save(plan["overlay"])
+        picture = outline_overlay(image, labels) if labels is not None else \
+            class_overlay(image, classes)
+        write_picture(plan["overlay"], picture, overwrite=args.overwrite)

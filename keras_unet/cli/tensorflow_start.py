@@ -15,6 +15,7 @@ import os
 import re
 import sys
 import tempfile
+from collections.abc import Callable
 
 SEVERITIES = {"I": 0, "W": 1, "E": 2, "F": 3}
 """TensorFlow's C++ log severities, numbered as ``TF_CPP_MIN_LOG_LEVEL`` counts them."""
@@ -43,8 +44,10 @@ def native_severity(line: str) -> int | None:
     return SEVERITIES[letter] if letter else (1 if match["preamble"] else 0)
 
 
-def start_tensorflow(verbose: bool) -> None:
-    """Imports TensorFlow and lists its devices, holding back start-up log lines unless verbose.
+def start_tensorflow(verbose: bool, first: Callable[[], object] | None = None) -> None:
+    """Imports TensorFlow, runs ``first`` (what must configure the runtime before anything else
+    does, such as a multi-worker strategy) and lists the devices, holding back the start-up log
+    lines unless verbose.
 
     Example:
         >>> start_tensorflow(verbose=False)
@@ -53,19 +56,19 @@ def start_tensorflow(verbose: bool) -> None:
     """
     level = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
     if verbose:
-        _import_tensorflow()
+        _import_tensorflow(first)
         return
     hide_below = len(SEVERITIES) if level is None else int(level) if level.isdigit() else 0
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if hide_below == 0:
-        _import_tensorflow()
+        _import_tensorflow(first)
         return
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
-            _import_tensorflow()
+            _import_tensorflow(first)
         finally:
             os.dup2(saved, 2)
             os.close(saved)
@@ -76,7 +79,9 @@ def start_tensorflow(verbose: bool) -> None:
                                      if severity is None or severity >= hide_below))
 
 
-def _import_tensorflow() -> None:
+def _import_tensorflow(first: Callable[[], object] | None) -> None:
     import tensorflow as tf
 
+    if first is not None:
+        first()
     tf.config.list_logical_devices()

@@ -7,9 +7,9 @@
 
 Options given on the command line override the ``--config`` file, which overrides the defaults
 (``training/cpu_demo.yaml``). Run the same command again after an interruption to resume.
-On cells (not semantic classes), the smallest-cell cut-off ``--min-size`` that gives the best
-object F1 on the validation images is printed and put in the printed ``unet predict`` and
-``unet evaluate`` commands.
+On cells (not semantic classes), the instance method and smallest-cell cut-off that give the
+best object F1 on the validation images are recorded in the model, so ``unet predict`` and
+``unet evaluate`` use them; ``--init`` starts from a model's weights, classes and cell settings.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ OPTIONS = (
     ("--labels", str, ("instances", "semantic"),
      "masks hold cells (binary or instance ids) or class indices 0..K-1 (default: binary masks "
      "are instances, other masks need this)"),
-    ("--num-classes", int, None, "classes: 2 or 3 (with border) for instances, K for semantic"),
+    ("--num-classes", int, None, "classes: 2 or 3 (with border) for instances, K for semantic "
+     "(default: the --init model's, else 2)"),
     ("--ignore-label", int, None, "mask value of unlabelled pixels (no loss, no score)"),
     ("--class-names", str, None, "comma-separated class names, recorded in the model"),
     ("--init", str, None, "start from this trained .keras model (fine-tuning)"),
@@ -79,7 +80,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "of the epochs (at least one)")
     parser.add_argument("--overwrite", action="store_true",
                         help="move an earlier, different run in --run-dir aside and start anew")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, first=first)
     return parser
 
 
@@ -96,6 +97,33 @@ def overrides(args: argparse.Namespace) -> dict:
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
+def resolved_config(args: argparse.Namespace) -> TrainConfig:
+    """The config the command describes: ``--config`` (else the defaults) and the options.
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> args = add_parser(parser.add_subparsers()).parse_args(["--epochs", "2"])
+        >>> resolved_config(args).epochs
+        2
+    """
+    from keras_unet.training import load_config
+
+    config = load_config(args.config) if args.config else TrainConfig()
+    try:
+        return config.replace(**overrides(args))
+    except ValueError as error:
+        raise InputError(f"command line: {error}") from None
+
+
+def first(args: argparse.Namespace) -> None:
+    """Creates the tf.distribute strategy before anything else touches TensorFlow's runtime:
+    collective operations of several workers must be configured at program startup."""
+    from keras_unet.training.distribution import choose_strategy
+
+    args.resolved = resolved_config(args)
+    choose_strategy(args.resolved.strategy)
+
+
 def run(args: argparse.Namespace) -> int:
     """Runs ``unet train``; returns 1 if the loss diverged, else 0.
 
@@ -105,15 +133,11 @@ def run(args: argparse.Namespace) -> int:
         >>> run(parser.parse_args(["train", "--data", "no-such-folder", "--epochs", "1"]))
         Traceback (most recent call last):
         ...
-        FileNotFoundError: dataset 'no-such-folder' does not exist.
+        keras_unet.errors.InputNotFoundError: dataset 'no-such-folder' does not exist.
     """
-    from keras_unet.training import load_config, train
+    from keras_unet.training import train
 
-    config = load_config(args.config) if args.config else TrainConfig()
-    try:
-        config = config.replace(**overrides(args))
-    except ValueError as error:
-        raise InputError(f"command line: {error}") from None
+    config = getattr(args, "resolved", None) or resolved_config(args)
     try:
         result = train(config, overwrite=args.overwrite)
     except FloatingPointError as error:
@@ -142,12 +166,9 @@ def run(args: argparse.Namespace) -> int:
     elif result.best:
         print(f"Best epoch:      the last, {result.best['epoch']} (no validation images; "
               "best.keras = last.keras, exported)")
-    cells = ""
-    if result.min_size is not None:
-        chosen, f1 = result.min_size
-        cells = f" --min-size {chosen}"
-        print(f"Cells:           --min-size {chosen} (object F1 on the validation images: "
-              + ", ".join(f"{f1[size]:.3f} at {size} px" for size in sorted(f1)) + ")")
+    if result.cells is not None:
+        print(f"Cells:           {result.cells.describe()}, recorded in best.keras and the "
+              f"export{_cell_scores(result.cell_scores)}")
     best_model = shlex.quote(str(result.run.checkpoints / "best.keras"))
     if result.validation is None:
         print(f"Predict:         unet predict --model {best_model} --input IMAGES --output "
@@ -155,11 +176,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"Predict:         unet predict --model {best_model} --input "
           f"{shlex.quote(str(result.validation / 'images'))} --output "
-          f"{shlex.quote(str(result.run.path / 'predictions'))} --overlays{cells}")
+          f"{shlex.quote(str(result.run.path / 'predictions'))} --overlays")
     print(f"Evaluate:        unet evaluate --model {best_model} --data "
           f"{shlex.quote(str(result.validation))} --report "
-          f"{shlex.quote(str(result.run.path / 'evaluation'))}{_label_options(result.config)}"
-          f"{cells}")
+          f"{shlex.quote(str(result.run.path / 'evaluation'))}{_label_options(result.config)}")
     return 0
 
 
@@ -176,6 +196,24 @@ def _label_options(config: TrainConfig) -> str:
     if config.ignore_label is not None:
         options += f" --ignore-label {config.ignore_label}"
     return options
+
+
+def _cell_scores(scores: dict[tuple[str, int], float]) -> str:
+    """The best object F1 of each instance method tried, for the summary.
+
+    Example:
+        >>> _cell_scores({("auto", 0): 0.5, ("auto", 10): 0.9, ("membranes", 0): 0.2})
+        ' (object F1 on the validation images: auto 0.900 at 10 px, membranes 0.200 at 0 px)'
+    """
+    if not scores:
+        return ""
+    best = {}
+    for (method, size), value in scores.items():
+        if method not in best or value > best[method][1]:
+            best[method] = (size, value)
+    return (" (object F1 on the validation images: "
+            + ", ".join(f"{method} {value:.3f} at {size} px"
+                        for method, (size, value) in best.items()) + ")")
 
 
 def _object_f1(logs: dict) -> str:

@@ -31,12 +31,17 @@ import numpy as np
 import tensorflow as tf
 
 from keras_unet import geometry
-from keras_unet.augment import (dihedral_grid, displacement_field, random_displacement,
-                                random_gray_values, sample_mirrored)
-from keras_unet.data.samples import Sample
-from keras_unet.normalization import normalize_image
+from keras_unet.augment import (
+    dihedral_grid,
+    displacement_field,
+    random_displacement,
+    random_gray_values,
+    sample_mirrored,
+)
 from keras_unet.class_layout import LABEL_MODES, NUM_CLASSES, UNLABELLED
+from keras_unet.data.samples import Sample
 from keras_unet.errors import InputError
+from keras_unet.normalization import normalize_image
 from keras_unet.weight_maps import class_labels, class_weight_map, weight_map
 
 MAX_PIXELS = 2**31 - 1

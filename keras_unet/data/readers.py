@@ -31,8 +31,8 @@ import tifffile
 
 from keras_unet.class_layout import LABEL_MODES, UNLABELLED
 from keras_unet.data.samples import Sample
-from keras_unet.data.tiff import read_tiff
 from keras_unet.errors import InputError, InputNotFoundError
+from keras_unet.io.tiff import read_tiff
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -187,7 +187,7 @@ def instance_labels(mask: np.ndarray, path: str, *,
         >>> instance_labels(np.array([[0.5, 0.0]]), "m.tif")
         Traceback (most recent call last):
         ...
-        ValueError: label image 'm.tif' is not integer: dtype float64 with fractional values ...
+        keras_unet.errors.InputError: label image 'm.tif' is not integer: dtype float64 with ...
     """
     mask = _integer_mask(mask, path)
     unlabelled = _unlabelled(mask, ignore_label)
@@ -217,7 +217,7 @@ def semantic_labels(mask: np.ndarray, path: str, *, num_classes: int | None = No
         >>> semantic_labels(np.array([[0, 4]], "uint8"), "m.png", num_classes=4)
         Traceback (most recent call last):
         ...
-        ValueError: mask 'm.png' holds class id 4 but num_classes is 4 (ids 0..3); ...
+        keras_unet.errors.InputError: mask 'm.png' holds class id 4 but num_classes is 4 (ids ...
     """
     raw = np.asarray(mask)
     mask = _integer_mask(raw, path)
@@ -260,7 +260,7 @@ def mask_labels(mask: np.ndarray, path: str, mode: str | None = None, *,
         >>> mask_labels(np.array([[0, 1, 2]]), "m.png")
         Traceback (most recent call last):
         ...
-        ValueError: mask 'm.png' holds 2 different non-zero values (1, 2): ...
+        keras_unet.errors.InputError: mask 'm.png' holds 2 different non-zero values (1, 2): ...
     """
     if mode == "semantic":
         return semantic_labels(mask, path, num_classes=num_classes, ignore_label=ignore_label)
@@ -297,7 +297,7 @@ def _sample(image: np.ndarray, mask: np.ndarray, image_path: str, mask_path: str
 def read_image(path: str | os.PathLike, *, labels: bool = False) -> np.ndarray:
     """One image file as (H, W) or (H, W, C): TIFF with tifffile, other formats with Pillow.
 
-    TIFFs stay memory-mapped where the file allows it (:func:`keras_unet.data.tiff.read_tiff`;
+    TIFFs stay memory-mapped where the file allows it (:func:`keras_unet.io.tiff.read_tiff`;
     channel-first files become channels-last). For an image, palette and alpha are dropped (RGB
     or grey); for ``labels=True`` a palette image keeps its indices, which are the labels.
 

@@ -18,10 +18,10 @@ import numpy as np
 import tifffile
 from PIL import Image
 
-from keras_unet.atomic_write import written_atomically
 from keras_unet.class_layout import UNLABELLED
 from keras_unet.data.samples import Sample
 from keras_unet.errors import InputError
+from keras_unet.io.images import write_instances
 
 
 def sample_name(sample: Sample) -> str:
@@ -76,7 +76,7 @@ def save_samples(samples: Sequence[Sample], folder: str | os.PathLike, *,
             path = folder / "images" / f"{name}.tif"
             tifffile.imwrite(path, image, photometric="minisblack" if image.ndim == 2 else None)
         write_instances(folder / "masks" / f"{name}.tif",
-                        _with_ignore_label(sample, ignore_label))
+                        _with_ignore_label(sample, ignore_label), overwrite=True)
         written.append(path)
     return written
 
@@ -93,57 +93,3 @@ def _with_ignore_label(sample: Sample, ignore_label: int | None) -> np.ndarray:
     if (labels == ignore_label).any():
         raise InputError(f"{sample.path}: label {ignore_label} is also the ignore_label.")
     return np.where(unlabelled, ignore_label, labels)
-
-
-def write_instances(path: Path, labels: np.ndarray) -> None:
-    """Writes instance labels as a TIFF label image: uint16, or uint32 beyond 65,535 objects.
-
-    Raises:
-        ValueError: for labels that are not 0..N integers of a (H, W) image.
-
-    Example:
-        >>> import tempfile, tifffile
-        >>> path = Path(tempfile.mkdtemp()) / "a_instances.tif"
-        >>> write_instances(path, np.array([[0, 1], [2, 2]]))
-        >>> tifffile.imread(path).dtype
-        dtype('uint16')
-    """
-    labels = np.asarray(labels)
-    largest = np.iinfo(np.uint32).max
-    if (labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer)
-            or labels.min(initial=0) < 0 or labels.max(initial=0) > largest):
-        raise InputError(f"instance labels must be a (H, W) image of integers 0..{largest}, "
-                         f"got shape {labels.shape} and dtype {labels.dtype}.")
-    dtype = np.uint16 if labels.max(initial=0) <= np.iinfo(np.uint16).max else np.uint32
-    tifffile.imwrite(path, labels.astype(dtype), photometric="minisblack")
-
-
-def write_class_mask(path: Path, mask: np.ndarray, num_classes: int) -> None:
-    """Writes a class mask: a PNG with one palette colour per class, or a TIFF, atomically.
-
-    A PNG of up to 256 classes is a palette image whose indices are the classes and whose
-    colours are :func:`keras_unet.class_layout.class_colour` (viewers show the colours,
-    readers get the indices); more classes give a 16-bit PNG. Masks of the 2- and 3-class
-    cell layouts (0/255, 0/127/254) stay plain grey PNGs. TIFFs hold the values as they are.
-    The file is written under a temporary name and renamed, so no half-written mask remains.
-
-    Example:
-        >>> import tempfile
-        >>> path = Path(tempfile.mkdtemp()) / "a.png"
-        >>> write_class_mask(path, np.array([[0, 3, 4]], "uint8"), num_classes=5)
-        >>> image = Image.open(path)
-        >>> image.mode, np.asarray(image).tolist(), image.getpalette()[9:12]
-        ('P', [[0, 3, 4]], [255, 225, 25])
-    """
-    from keras_unet.class_layout import class_colour
-
-    path = Path(path)
-    with written_atomically(path, overwrite=True) as temporary:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            tifffile.imwrite(temporary, mask, photometric="minisblack")
-        elif num_classes > 3 and mask.dtype == np.uint8:
-            image = Image.fromarray(mask, mode="P")
-            image.putpalette([value for index in range(256) for value in class_colour(index)])
-            image.save(temporary)
-        else:
-            Image.fromarray(mask).save(temporary)

@@ -12,8 +12,11 @@ Example:
     64
 """
 
-from keras_unet.serving.export import (DEFAULT_MAX_IMAGE_PIXELS, export_for_serving,
-                                       read_export_metadata)
+from keras_unet.serving.export import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    export_for_serving,
+    read_export_metadata,
+)
 
 __all__ = ["DEFAULT_MAX_IMAGE_PIXELS", "export_for_serving", "read_export_metadata"]
 

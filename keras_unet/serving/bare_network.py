@@ -13,7 +13,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from keras_unet.inference import model_geometry
+from keras_unet.inference.network import model_geometry
 
 
 def float32_network(model: keras.Model) -> keras.Model:

@@ -32,11 +32,14 @@ from PIL import Image
 from keras_unet import geometry
 from keras_unet.data.synthetic import MIN_SIZE, synthetic_cells
 from keras_unet.errors import InputError, NotAFolderError, OutputExistsError
-from keras_unet.inference import ModelGeometry, model_geometry
+from keras_unet.inference.network import ModelGeometry, model_geometry
+from keras_unet.io.atomic import written_atomically
 from keras_unet.normalization import MIN_STD, normalize_image
-from keras_unet.atomic_write import written_atomically
-from keras_unet.serving.bare_network import (final_activation, float32_network,
-                                             write_bare_saved_model)
+from keras_unet.serving.bare_network import (
+    final_activation,
+    float32_network,
+    write_bare_saved_model,
+)
 from keras_unet.serving.onnx_export import DEFAULT_OPSET, check_opset, onnx_model, output_name
 
 PAPER_DOI = "10.1007/978-3-319-24574-4_28"
@@ -82,7 +85,7 @@ class PackageInfo:
             >>> PackageInfo(name="my/unet").checked()
             Traceback (most recent call last):
             ...
-            ValueError: --name 'my/unet': Value error, 'my/unet' is not restricted to ...
+            keras_unet.errors.InputError: --name 'my/unet': Value error, 'my/unet' is not ...
         """
         name_field = v0_5.ModelDescr.model_fields["name"]
         name_type = typing.Annotated[(name_field.annotation, *name_field.metadata)]
@@ -127,7 +130,7 @@ def check_package_target(out: Path, name: str, *, overwrite: bool = False) -> Pa
         >>> check_package_target(out, "my U-Net")
         Traceback (most recent call last):
         ...
-        FileExistsError: --out '...' already holds a bioimage.io package (rdf.yaml); pass --overwrite to replace my_U-Net.zip.
+        keras_unet.errors.OutputExistsError: --out '...' already holds a bioimage.io package ...
     """  # noqa: E501
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -210,7 +213,7 @@ def validate_package(path: Path) -> list[str]:
         >>> validate_package(Path("no-such-package.zip"))
         Traceback (most recent call last):
         ...
-        ValueError: bioimage.io package 'no-such-package.zip' is invalid: ...
+        keras_unet.errors.InputError: bioimage.io package 'no-such-package.zip' is invalid: ...
     """
     description = load_model_description(path, perform_io_checks=True) if Path(
         path).is_file() else None
@@ -300,6 +303,7 @@ def _describe(model: keras.Model, geom: ModelGeometry, info: PackageInfo, image:
             outputs=[_output_tensor(geom, tensor_name, activation, staging)],
             weights=weights,
             config={"keras_unet": {"geometry": geom.to_json(),
+                                   "cells": getattr(model, "arguments", {}).get("cells"),
                                    "training": info.training_config or {}}},
         )
     except pydantic.ValidationError as error:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from keras_unet.class_layout import ClassLayout
 from keras_unet.errors import InputError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -74,25 +75,21 @@ def decode_image(data: tf.Tensor, channels: int) -> tf.Tensor:
     return image
 
 
-def encode_mask_png(labels: tf.Tensor, num_classes: int) -> tf.Tensor:
+def encode_mask_png(labels: tf.Tensor, layout: ClassLayout) -> tf.Tensor:
     """PNG of each (H, W) class map in a batch, the mask ``unet predict`` writes.
 
-    Two or three classes (the cell layouts) are spread over 0..255 (0/255, 0/127/254), as
-    :func:`keras_unet.inference.mask_from_probabilities` does; read the class back with
-    ``mask // (255 // (K - 1))``. Four classes or more are the class indices themselves: an
-    8-bit grey PNG up to 256 classes, 16-bit beyond (TensorFlow writes no palette PNGs; ``unet
-    predict`` adds the palette to its files).
+    The values are :meth:`keras_unet.class_layout.ClassLayout.encode`'s (0/255, 0/127/254, or
+    the class indices: an 8-bit grey PNG up to 256 classes, 16-bit beyond); read the classes
+    back with :meth:`~keras_unet.class_layout.ClassLayout.decode`. TensorFlow writes no palette
+    PNGs; ``unet predict`` adds the palette to its files.
 
     Example:
-        >>> png = encode_mask_png(tf.constant([[[0, 1]]]), 2)[0]
+        >>> png = encode_mask_png(tf.constant([[[0, 1]]]), ClassLayout.of(2))[0]
         >>> tf.io.decode_png(png)[..., 0].numpy().tolist()
         [[0, 255]]
-        >>> png = encode_mask_png(tf.constant([[[0, 3, 4]]]), 5)[0]
+        >>> png = encode_mask_png(tf.constant([[[0, 3, 4]]]), ClassLayout.of(5))[0]
         >>> tf.io.decode_png(png)[..., 0].numpy().tolist()
         [[0, 3, 4]]
     """
-    if num_classes > 3:
-        mask = tf.cast(labels, tf.uint8 if num_classes <= 256 else tf.uint16)[..., None]
-    else:
-        mask = tf.cast(labels * (255 // max(num_classes - 1, 1)), tf.uint8)[..., None]
+    mask = tf.cast(labels * layout.mask_scale, tf.as_dtype(layout.mask_dtype))[..., None]
     return tf.map_fn(tf.io.encode_png, mask, fn_output_signature=tf.string)

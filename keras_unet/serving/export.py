@@ -18,7 +18,7 @@ from pathlib import Path
 import keras
 
 from keras_unet.errors import InputError, NotAFolderError, OutputExistsError
-from keras_unet.network import model_geometry
+from keras_unet.inference.network import model_geometry
 from keras_unet.serving.graph import ServingTiling, serving_tiling
 from keras_unet.serving.signatures import serving_functions
 from keras_unet.serving.warmup import WARMUP_SIZE, warmup_logs, write_warmup
@@ -29,7 +29,8 @@ InvalidArgument, not an out-of-memory crash (the memory it takes: benchmarks/REA
 
 
 METADATA_FILE = "assets.extra/keras_unet.json"
-"""Where an export says what it is: geometry, class names, in-graph normalisation, tiling."""
+"""Where an export says what it is: geometry, class layout, the cell settings training chose,
+in-graph normalisation, tiling."""
 
 
 def export_metadata(model: keras.Model, tiling: ServingTiling, max_image_pixels: int,
@@ -47,6 +48,7 @@ def export_metadata(model: keras.Model, tiling: ServingTiling, max_image_pixels:
         "format": "keras_unet.saved_model",
         "format_version": 1,
         "geometry": model_geometry(model).to_json(),
+        "cells": getattr(model, "arguments", {}).get("cells"),
         "normalization": "in_graph",  # images are sent as raw pixels, see keras_unet.normalization
         "tile_size": [tiling.rows.tile, tiling.cols.tile],
         "max_image_pixels": max_image_pixels,
@@ -107,7 +109,7 @@ def check_export_target(export_base: Path, version: int | None = None,
         >>> check_export_target(base, 1)
         Traceback (most recent call last):
         ...
-        FileExistsError: version 1 already exists in ...; versions are never overwritten (TF-Serving may be serving it). Omit the version to write 2.
+        keras_unet.errors.OutputExistsError: version 1 already exists in ...; versions are ...
     """  # noqa: E501
     export_base = Path(export_base)
     if export_base.exists() and not export_base.is_dir():

@@ -1,10 +1,11 @@
 """Overlap-tile prediction inside the served graph, for any image size a client sends.
 
 The graph runs the engine's own functions: the tiles of each axis are planned by
-:func:`keras_unet.tiling_plan.plan_axis` (TensorFlow ops, so the plan follows the request's
-size), mirrored by :func:`keras_unet.mirror.mirror` and stitched by :mod:`keras_unet.stitching`;
-images are normalised by :func:`keras_unet.normalization.normalize_image`. The served result
-therefore equals :func:`keras_unet.predict_tiled` with the same tile size.
+:func:`keras_unet.inference.plan.plan_axis` (TensorFlow ops, so the plan follows the request's
+size), mirrored by :func:`keras_unet.inference.mirror.mirror` and stitched by
+:mod:`keras_unet.inference.stitching`; images are normalised by
+:func:`keras_unet.normalization.normalize_image`. The served result therefore equals
+:func:`keras_unet.predict_tiled` with the same tile size.
 """
 
 from __future__ import annotations
@@ -15,11 +16,18 @@ import keras
 import tensorflow as tf
 
 from keras_unet.geometry import valid_tile_size
-from keras_unet.network import model_geometry
+from keras_unet.inference.network import model_geometry
+from keras_unet.inference.plan import (
+    AxisPlan,
+    AxisTiling,
+    axis_tiling,
+    plan_axis,
+    requested_tiles,
+    tile_indices,
+    tilings,
+)
+from keras_unet.inference.stitching import overlap_add, stitch_columns, weight_sum, weighted_outputs
 from keras_unet.normalization import normalize_image
-from keras_unet.stitching import overlap_add, stitch_columns, weight_sum, weighted_outputs
-from keras_unet.tiling_plan import (AxisPlan, AxisTiling, axis_tiling, plan_axis,
-                                    requested_tiles, tile_indices, tilings)
 
 DEFAULT_TILE_OUTPUT = 512
 """Output pixels per tile side when neither ``tile_size`` nor the model fixes the tile."""
@@ -143,7 +151,8 @@ def predict_images(model: keras.Model, images: tf.Tensor, tiling: ServingTiling)
 
 
 def class_labels(probabilities: tf.Tensor) -> tf.Tensor:
-    """int32 class of every pixel: argmax, or ``p > 0.5`` for one sigmoid channel.
+    """int32 class of every pixel: argmax, or ``p > 0.5`` for one sigmoid channel, in the graph
+    (:func:`keras_unet.class_layout.predicted_classes` is the same rule in NumPy).
 
     Example:
         >>> class_labels(tf.constant([[[[0.9, 0.1], [0.2, 0.8]]]])).numpy().tolist()

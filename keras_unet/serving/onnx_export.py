@@ -21,10 +21,10 @@ import tensorflow as tf
 import tf2onnx
 
 from keras_unet.errors import InputError
-from keras_unet.inference import model_geometry
-from keras_unet.atomic_write import refuse_existing, written_atomically
+from keras_unet.inference.network import model_geometry
+from keras_unet.io.atomic import refuse_existing, written_atomically
 from keras_unet.serving.bare_network import final_activation, float32_network
-from keras_unet.serving.onnx_network import GEOMETRY_KEY
+from keras_unet.serving.onnx_network import CELLS_KEY, GEOMETRY_KEY
 
 DEFAULT_OPSET = 17
 """ONNX opset written by default: onnxruntime, TensorRT 8.6+ and deepImageJ's runtime read it."""
@@ -54,7 +54,7 @@ def check_opset(opset: int) -> None:
         >>> check_opset(99)
         Traceback (most recent call last):
         ...
-        ValueError: --opset 99 cannot be written by tf2onnx ...; use 12 to 18 (default 17).
+        keras_unet.errors.InputError: --opset 99 cannot be written by tf2onnx ...; use 12 to 18 ...
     """
     if isinstance(opset, bool) or not isinstance(opset, int) or opset not in SUPPORTED_OPSETS:
         raise InputError(
@@ -87,8 +87,11 @@ def onnx_model(model: keras.Model, opset: int = DEFAULT_OPSET) -> onnx.ModelProt
                          f"({type(error).__name__}: {' '.join(str(error).split())[:200]})."
                          ) from None
     _rename_output(proto, output_name(model))
-    onnx.helper.set_model_props(proto, {GEOMETRY_KEY: json.dumps(geom.to_json()),
-                                        "keras_unet.source_model": model.name})
+    properties = {GEOMETRY_KEY: json.dumps(geom.to_json()), "keras_unet.source_model": model.name}
+    cells = getattr(model, "arguments", {}).get("cells")
+    if cells is not None:
+        properties[CELLS_KEY] = json.dumps(cells)
+    onnx.helper.set_model_props(proto, properties)
     proto.producer_name = "keras_unet (tf2onnx)"
     onnx.checker.check_model(proto)
     try:  # what the consumers run: refuse a file onnxruntime cannot load

@@ -15,10 +15,14 @@ import numpy as np
 import onnxruntime
 
 from keras_unet.errors import InputError, InputNotFoundError
-from keras_unet.inference import ModelGeometry
+from keras_unet.inference.network import ModelGeometry
 
 GEOMETRY_KEY = "keras_unet.geometry"
 """The ``metadata_props`` key holding :meth:`ModelGeometry.to_json` as JSON."""
+
+CELLS_KEY = "keras_unet.cells"
+"""The ``metadata_props`` key holding the model's cell settings
+(:meth:`keras_unet.instances.settings.CellSettings.to_json`), when training recorded them."""
 
 
 class OnnxNetwork:
@@ -45,8 +49,11 @@ class OnnxNetwork:
         self._input = session.get_inputs()[0].name
 
     @classmethod
-    def from_file(cls, path, providers: list[str] | None = None) -> OnnxNetwork:
+    def from_file(cls, path, providers: list[str] | None = None,
+                  option: str = "ONNX model") -> OnnxNetwork:
         """Opens an ONNX file written by ``export_onnx`` (CPU unless ``providers`` say otherwise).
+
+        ``option`` names the file in messages.
 
         Raises:
             FileNotFoundError: if ``path`` does not exist.
@@ -56,20 +63,20 @@ class OnnxNetwork:
             >>> OnnxNetwork.from_file("no-such-model.onnx")
             Traceback (most recent call last):
             ...
-            FileNotFoundError: ONNX model 'no-such-model.onnx' does not exist.
+            keras_unet.errors.InputNotFoundError: ONNX model 'no-such-model.onnx' does not exist.
         """
         path = Path(path)
         if not path.is_file():
-            raise InputNotFoundError(f"ONNX model {str(path)!r} does not exist.")
+            raise InputNotFoundError(f"{option} {str(path)!r} does not exist.")
         try:
             session = onnxruntime.InferenceSession(
                 str(path), providers=providers or ["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own types for a bad file
-            raise InputError(f"ONNX model {str(path)!r} cannot be loaded by onnxruntime "
+            raise InputError(f"{option} {str(path)!r} cannot be loaded by onnxruntime "
                              f"({type(error).__name__}).") from None
         metadata = session.get_modelmeta().custom_metadata_map
         if GEOMETRY_KEY not in metadata:
-            raise InputError(f"ONNX model {str(path)!r} has no {GEOMETRY_KEY!r} metadata; "
+            raise InputError(f"{option} {str(path)!r} has no {GEOMETRY_KEY!r} metadata; "
                              "export it with keras_unet.serving.export_onnx (or `unet export`).")
         return cls(session, ModelGeometry.from_json(json.loads(metadata[GEOMETRY_KEY])))
 

@@ -21,6 +21,7 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
+from keras_unet.inference.network import model_geometry
 from keras_unet.serving.codecs import ENCODED_CHANNELS, decode_image, encode_mask_png, image_header
 from keras_unet.serving.graph import ServingTiling, class_labels, predict_images
 
@@ -112,7 +113,7 @@ def serving_functions(model: keras.Model, tiling: ServingTiling,
         >>> outputs["probabilities"].shape, outputs["labels"].dtype
         (TensorShape([1, 9, 11, 2]), tf.int32)
     """
-    channels, classes = tiling.channels, tiling.num_classes
+    channels, layout = tiling.channels, model_geometry(model).layout
 
     def serve(image):
         probabilities = predict_images(model, checked_images(image, channels, max_image_pixels),
@@ -122,7 +123,7 @@ def serving_functions(model: keras.Model, tiling: ServingTiling,
     def serve_encoded(image_bytes):
         images = decoded_images(image_bytes, channels, max_image_pixels)
         probabilities = predict_images(model, images, tiling)
-        return {"labels_png_bytes": encode_mask_png(class_labels(probabilities), classes),
+        return {"labels_png_bytes": encode_mask_png(class_labels(probabilities), layout),
                 "probabilities": probabilities}
 
     functions = {DEFAULT_SIGNATURE: (serve, [tf.TensorSpec([None, None, None, channels],

@@ -14,8 +14,12 @@ import numpy as np
 import tensorflow as tf
 
 from keras_unet.errors import InputError
-from keras_unet.serving.signatures import (BYTES_INPUT, DEFAULT_SIGNATURE, ENCODED_SIGNATURE,
-                                           IMAGE_INPUT)
+from keras_unet.serving.signatures import (
+    BYTES_INPUT,
+    DEFAULT_SIGNATURE,
+    ENCODED_SIGNATURE,
+    IMAGE_INPUT,
+)
 
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 WARMUP_SIZE = 512

@@ -12,32 +12,16 @@ import json
 import math
 import os
 import time
-from pathlib import Path
-
 from collections.abc import Sequence
+from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_unet.atomic_write import written_atomically
-from keras_unet.class_layout import class_colour, default_class_names
 from keras_unet.errors import InputError
-
-PANEL_GAP = 4
-"""Pixels of white between the columns of a validation panel."""
-
-PANEL_TILE_PIXELS = 256
-"""Smallest size a validation tile is shown at in TensorBoard (whole-factor enlargement)."""
-
-PANEL_TITLE = 16
-"""Rows of the strip above a validation panel that names its columns."""
-
-PANEL_COLUMNS = ("input", "ground truth", "prediction", "weight map")
-"""The columns of a validation panel, left to right."""
-
-PANEL_LEGEND = 16
-"""Rows of the strip below the titles that shows each class's colour and name."""
+from keras_unet.io.atomic import written_atomically
+from keras_unet.visualize import PANEL_COLUMNS, validation_panel
 
 
 class Throughput(keras.callbacks.Callback):
@@ -79,110 +63,6 @@ class Throughput(keras.callbacks.Callback):
         steps = len(self._times) - (2 if len(self._times) > 2 else 1)
         logs["tiles_per_second"] = steps * self.global_batch_size / max(
             self._times[-1] - start, 1e-9)
-
-
-def validation_panel(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
-                     weights: np.ndarray, class_names: Sequence[str] | None = None) -> np.ndarray:
-    """Pictures of input / ground truth / prediction / weight map side by side, one per tile.
-
-    All four are shown over the output area of the network: the input tile is centre-cropped to
-    it (a valid-padding network predicts only the centre of its input). The input is grey,
-    scaled by its own minimum and maximum; the ground truth shows each class in its fixed colour
-    (:func:`keras_unet.class_layout.class_colour`, unlabelled pixels mid-grey); the prediction
-    shows the argmax class in its colour, as bright as its probability; the weight map is grey,
-    scaled by its maximum. Small tiles are enlarged by a whole factor (nearest neighbour) to at
-    least :data:`PANEL_TILE_PIXELS`; a strip of :data:`PANEL_TITLE` rows on top names the
-    columns and one of :data:`PANEL_LEGEND` rows below it the class colours.
-
-    Args:
-        images: ``(N, T, T, C)`` input tiles (the first channel is shown).
-        labels: ``(N, O, O)`` integer class labels (-1: unlabelled).
-        probabilities: ``(N, O, O, K)`` predicted class probabilities.
-        weights: ``(N, O, O)`` pixel weights.
-        class_names: the K names for the legend (default:
-            :func:`keras_unet.class_layout.default_class_names`).
-
-    Returns:
-        float32 RGB ``(N, PANEL_TITLE + PANEL_LEGEND + s * O, 4 * s * O + 3 * PANEL_GAP, 3)``
-        pictures in [0, 1] for ``tf.summary.image``, with ``s = ceil(PANEL_TILE_PIXELS / O)``.
-
-    Example:
-        >>> images = np.zeros((1, 6, 6, 1)); images[0, 2, 2] = 1
-        >>> probabilities = np.stack([np.ones((1, 2, 2)), np.zeros((1, 2, 2))], -1)
-        >>> panel = validation_panel(images, np.ones((1, 2, 2), int), probabilities,
-        ...                          np.full((1, 2, 2), 3.0))
-        >>> panel.shape  # 2x2 tiles shown as 256x256
-        (1, 288, 1036, 3)
-        >>> row = panel[0, PANEL_TITLE + PANEL_LEGEND]  # the top row of the four pictures
-        >>> [row[column * (256 + PANEL_GAP)].round(3).tolist() for column in range(4)]
-        [[1.0, 1.0, 1.0], [0.902, 0.098, 0.294], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]
-    """
-    size = labels.shape[1]
-    classes = probabilities.shape[-1]
-    names = tuple(class_names) if class_names is not None else default_class_names(classes)
-    top = (images.shape[1] - size) // 2
-    left = (images.shape[2] - size) // 2
-    picture = np.asarray(images[:, top:top + size, left:left + size, 0], np.float32)
-    low = picture.min(axis=(1, 2), keepdims=True)
-    high = picture.max(axis=(1, 2), keepdims=True)
-    picture = (picture - low) / np.maximum(high - low, 1e-6)
-    colours = _class_colours(max(classes, int(np.max(labels, initial=0)) + 1))
-    labels = np.asarray(labels)
-    truth = np.where((labels < 0)[..., None], UNLABELLED_GREY, colours[np.maximum(labels, 0)])
-    predicted = np.argmax(probabilities, axis=-1)
-    confidence = np.max(probabilities, axis=-1)[..., None].astype(np.float32)
-    prediction = colours[predicted] * confidence
-    weights = np.asarray(weights, np.float32)
-    weights = weights / np.maximum(weights.max(axis=(1, 2), keepdims=True), 1e-6)
-    scale = math.ceil(PANEL_TILE_PIXELS / size)
-    gap = np.ones((labels.shape[0], size * scale, PANEL_GAP, 3), np.float32)
-    row = [gap] * 7
-    row[::2] = [np.repeat(np.repeat(part, scale, axis=1), scale, axis=2)
-                for part in (_grey(picture), truth, prediction, _grey(weights))]
-    row = np.concatenate(row, axis=2)
-    strips = np.concatenate([_column_titles(row.shape[2], size * scale + PANEL_GAP),
-                             _legend(row.shape[2], names, colours)], axis=0)
-    return np.concatenate([np.broadcast_to(strips, (len(row), *strips.shape)), row],
-                          axis=1).astype(np.float32)
-
-
-UNLABELLED_GREY = np.float32(0.5)
-"""The shade of unlabelled ground-truth pixels in a validation panel."""
-
-
-def _class_colours(count: int) -> np.ndarray:
-    """``(count, 3)`` float32 colours in [0, 1] of classes 0..count-1."""
-    return np.array([class_colour(index) for index in range(count)], np.float32) / 255.0
-
-
-def _grey(picture: np.ndarray) -> np.ndarray:
-    return np.repeat(picture[..., None], 3, axis=-1)
-
-
-def _column_titles(width: int, column_width: int) -> np.ndarray:
-    """A ``(PANEL_TITLE, width, 3)`` strip with the names of :data:`PANEL_COLUMNS`."""
-    from PIL import Image, ImageDraw
-
-    strip = Image.new("RGB", (width, PANEL_TITLE), (0, 0, 0))
-    draw = ImageDraw.Draw(strip)
-    for index, name in enumerate(PANEL_COLUMNS):
-        draw.text((index * column_width + 2, 2), name, fill=(255, 255, 255))
-    return np.asarray(strip, np.float32) / 255.0
-
-
-def _legend(width: int, names: Sequence[str], colours: np.ndarray) -> np.ndarray:
-    """A ``(PANEL_LEGEND, width, 3)`` strip: a square of each class's colour and its name."""
-    from PIL import Image, ImageDraw
-
-    strip = Image.new("RGB", (width, PANEL_LEGEND), (0, 0, 0))
-    draw = ImageDraw.Draw(strip)
-    x = 2
-    for index, name in enumerate(names):
-        colour = tuple(int(round(c * 255)) for c in colours[index])
-        draw.rectangle((x, 3, x + 9, 12), fill=colour, outline=(255, 255, 255))
-        draw.text((x + 13, 2), f"{index} {name}", fill=(255, 255, 255))
-        x += 13 + int(draw.textlength(f"{index} {name}")) + 12
-    return np.asarray(strip, np.float32) / 255.0
 
 
 class ValidationPanel(keras.callbacks.Callback):
@@ -266,9 +146,8 @@ class ObjectF1(keras.callbacks.Callback):
         self.samples = list(samples)
 
     def on_epoch_end(self, epoch, logs=None):
-        from keras_unet.evaluation import matching_dataset
-        from keras_unet.inference import predict_tiled
-        from keras_unet.instances import instance_labels
+        from keras_unet.evaluation.drivers import object_f1
+        from keras_unet.inference.tiled import predict_tiled
 
         if logs is None:
             return
@@ -276,13 +155,8 @@ class ObjectF1(keras.callbacks.Callback):
         if not all(np.isfinite(p).all() for p in probabilities):  # diverged: NaNGuard reports
             logs["val_object_f1"] = float("nan")
             return
-        unlabelled = [sample.labels < 0 for sample in self.samples]  # partial annotations
-        truths = [np.where(mask, 0, sample.labels)
-                  for mask, sample in zip(unlabelled, self.samples)]
-        found = [np.where(mask, 0, instance_labels(p))
-                 for mask, p in zip(unlabelled, probabilities)]
-        scores = matching_dataset(truths, found, 0.5)
-        logs["val_object_f1"] = float(scores.f1)
+        logs["val_object_f1"] = object_f1([sample.labels for sample in self.samples],
+                                          probabilities)
 
 
 def save_model_atomically(model: keras.Model, path: str | os.PathLike) -> Path:

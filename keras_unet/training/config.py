@@ -60,17 +60,21 @@ class TrainConfig:
         batch_norm: batch normalisation after every convolution (not in the paper).
         num_classes: classes the network predicts. Instance labels: 2 (background, cell) or 3
             (plus the border between touching cells); semantic labels: K >= 2, the class ids
-            0..K-1 of the masks.
+            0..K-1 of the masks. ``None``: the ``init`` model's, else 2.
         labels: how masks are read: ``"instances"`` (cells: binary masks or instance ids; the
             paper's weight map), ``"semantic"`` (class indices; class-balanced weights), or
-            ``None``: binary masks as instances, a mask with several non-zero values an error.
+            ``None``: the ``init`` model's; else binary masks as instances, a mask with
+            several non-zero values an error.
         ignore_label: mask value of unlabelled pixels (partial annotations): no loss, no score,
             never a tile of its own; ``None``: every pixel is labelled.
         class_names: comma-separated names of the classes (``"background,cytoplasm,nucleus"``),
             recorded in the model and shown by ``unet predict`` and ``unet evaluate``; ``None``:
+            the ``init`` model's (for the same classes), else
             :func:`keras_unet.class_layout.default_class_names`.
         init: a trained ``.keras`` model to start from (fine-tuning): same geometry, its final
-            1x1 convolution re-created when ``num_classes`` differs; ``None``: random weights.
+            1x1 convolution re-created when ``num_classes`` differs; its class count, names and
+            label mode are the defaults of this run (:func:`keras_unet.training.finetune.
+            inherited_config`); ``None``: random weights.
         freeze_encoder: with ``init``, train only the expanding path (the contracting path and
             the bottleneck frozen) for the first third of the epochs (at least one), then all.
         patience: stop when the validation loss has not improved for this many epochs and
@@ -95,7 +99,7 @@ class TrainConfig:
         >>> TrainConfig(tile_size=110)
         Traceback (most recent call last):
         ...
-        ValueError: tile_size: input size 110 does not fit a depth-3 U-Net ... 108 or 116.
+        keras_unet.errors.InputError: tile_size: input size 110 does not fit a depth-3 U-Net ...
     """
 
     data: str | None = None
@@ -110,7 +114,7 @@ class TrainConfig:
     padding: str = "valid"
     dropout: float = 0.0
     batch_norm: bool = False
-    num_classes: int = 2
+    num_classes: int | None = None
     labels: str | None = None
     ignore_label: int | None = None
     class_names: str | None = None
@@ -133,6 +137,16 @@ class TrainConfig:
             object.__setattr__(self, field.name,
                                _coerce(field.name, getattr(self, field.name), _hints()[field.name]))
         _check_ranges(self)
+
+    @property
+    def classes(self) -> int:
+        """``num_classes``, or 2 when unset.
+
+        Example:
+            >>> TrainConfig().classes, TrainConfig(num_classes=3).classes
+            (2, 3)
+        """
+        return self.num_classes or 2
 
     @property
     def label_mode(self) -> str:
@@ -171,7 +185,7 @@ class TrainConfig:
             >>> TrainConfig.from_mapping({"epoch": 2}, source="my.yaml")
             Traceback (most recent call last):
             ...
-            ValueError: my.yaml: unknown key 'epoch'; did you mean 'epochs'?
+            keras_unet.errors.InputError: my.yaml: unknown key 'epoch'; did you mean 'epochs'?
         """
         if not isinstance(mapping, Mapping):
             raise InputError(f"{source}: expected a mapping of keys to values, got "
@@ -324,22 +338,25 @@ def _check_labels(config: TrainConfig) -> None:
     if config.labels is not None and config.labels not in LABEL_MODES:
         raise InputError(f"labels must be one of {', '.join(LABEL_MODES)}; got {config.labels!r}.")
     if config.labels == "semantic":
-        if config.num_classes < 2:
+        if config.num_classes is not None and config.num_classes < 2:
             raise InputError(f"num_classes must be >= 2, got {config.num_classes}.")
         if config.data is None:
             raise InputError("labels semantic needs data: the synthetic cells are instances.")
-    elif config.num_classes not in NUM_CLASSES:
+    elif config.num_classes is None and config.init is not None:
+        pass  # the init model's, checked once it is read
+    elif config.classes not in NUM_CLASSES:
         raise InputError(f"num_classes must be 2 (background, cell) or 3 (background, cell, "
                          f"border) for instance labels, got {config.num_classes}; for "
                          "masks of class indices set labels: semantic.")
     if config.ignore_label is not None:
         if config.ignore_label < 0:
             raise InputError(f"ignore_label must be a mask value >= 0, got {config.ignore_label}.")
-        if config.labels == "semantic" and config.ignore_label < config.num_classes:
+        if config.labels == "semantic" and config.ignore_label < config.classes:
             raise InputError(f"ignore_label {config.ignore_label} is also a class id "
-                             f"(0..{config.num_classes - 1}); use a value outside the classes, "
+                             f"(0..{config.classes - 1}); use a value outside the classes, "
                              "e.g. 255.")
         if config.labels != "semantic" and config.ignore_label == 0:
             raise InputError("ignore_label 0 is the background of instance masks; use another "
                              "value, e.g. 255 for masks whose cells are ids below it.")
-    parse_class_names(config.class_names, config.num_classes, "class_names")
+    if config.num_classes is not None or config.init is None:
+        parse_class_names(config.class_names, config.classes, "class_names")

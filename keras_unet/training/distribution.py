@@ -120,7 +120,9 @@ def choose_strategy(setting: str = "auto", cluster: Cluster | None = None
     """The tf.distribute strategy for ``--strategy`` (see the module docstring for the rules).
 
     Call it before any other TensorFlow work in the process: a multi-worker strategy has to
-    configure the runtime for collective operations first.
+    configure the runtime for collective operations first, and TensorFlow lets a process do
+    that once, so the multi-worker strategy is made once per process and returned again
+    (``unet train`` makes it right after importing TensorFlow).
 
     Raises:
         ValueError: for an unknown setting, or ``multi-worker`` without a ``TF_CONFIG`` that
@@ -138,11 +140,17 @@ def choose_strategy(setting: str = "auto", cluster: Cluster | None = None
                          "(see training/README.md); it is "
                          f"{'unset' if cluster.task_type is None else 'a single task'}.")
     if setting == "multi-worker" or (setting == "auto" and cluster.num_tasks > 1):
-        return _MultiWorkerForKeras()
+        if cluster not in _MULTI_WORKER:
+            _MULTI_WORKER[cluster] = _MultiWorkerForKeras()
+        return _MULTI_WORKER[cluster]
     devices = local_devices()
     if setting == "mirrored" or (setting == "auto" and len(devices) > 1):
         return tf.distribute.MirroredStrategy(devices)
     return tf.distribute.get_strategy()
+
+
+_MULTI_WORKER: dict[Cluster, tf.distribute.Strategy] = {}
+"""The multi-worker strategy of this process, by the cluster it was made for."""
 
 
 class _MultiWorkerForKeras(tf.distribute.MultiWorkerMirroredStrategy):

@@ -10,12 +10,12 @@ tissue-type model.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import keras
 
-from keras_unet.errors import InputError, InputNotFoundError
-from keras_unet.inference import model_geometry
+from keras_unet.errors import InputError
+from keras_unet.inference.network import model_geometry
+from keras_unet.training.config import TrainConfig
 
 FINAL_LAYER = "final_conv"
 """The name :func:`keras_unet.build_unet` gives the 1x1 convolution that scores the classes."""
@@ -25,7 +25,8 @@ COMPARED = ("depth", "padding", "filters", "channels")
 
 
 def load_init_model(path: str | os.PathLike, source: str = "init") -> keras.Model:
-    """Loads a trained keras_unet model to start from, refusing anything else in one line.
+    """Opens a trained keras_unet model to start from (:func:`keras_unet.inference.load_network`),
+    refusing anything but a ``.keras`` U-Net in one line.
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
@@ -33,6 +34,7 @@ def load_init_model(path: str | os.PathLike, source: str = "init") -> keras.Mode
 
     Example:
         >>> import tempfile
+        >>> from pathlib import Path
         >>> from keras_unet import build_unet
         >>> path = Path(tempfile.mkdtemp()) / "cells.keras"
         >>> build_unet((None, None, 1), 2, filters=4, depth=2).save(path)
@@ -41,21 +43,50 @@ def load_init_model(path: str | os.PathLike, source: str = "init") -> keras.Mode
         >>> load_init_model(path.with_name("notes.txt"))
         Traceback (most recent call last):
         ...
-        FileNotFoundError: init '/tmp/.../notes.txt' does not exist.
+        keras_unet.errors.InputNotFoundError: init '/tmp/.../notes.txt' does not exist.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputNotFoundError(f"{source} {str(path)!r} does not exist.")
-    if path.suffix != ".keras":
-        raise InputError(f"{source} {str(path)!r} is not a .keras model file (a checkpoint "
-                         "such as runs/NAME/checkpoints/best.keras).")
+    from keras_unet.inference.loading import load_network
+
+    network = load_network(path, option=source)
+    if network.keras_model is None:
+        raise InputError(f"{source} {str(path)!r} is a {network.kind} model; fine-tuning starts "
+                         "from a .keras file (such as runs/NAME/checkpoints/best.keras).")
+    return network.keras_model
+
+
+def inherited_config(config: TrainConfig, trained: keras.Model | None) -> TrainConfig:
+    """``config`` with what it leaves unset taken from the model it starts from.
+
+    The class count, the label mode and (for the same classes) the class names of ``trained``
+    (``None``: no model to start from; the class count defaults to 2).
+
+    Raises:
+        ValueError: if the values the config and the model give together do not agree.
+
+    Example:
+        >>> from keras_unet import build_unet
+        >>> trained = build_unet((None, None, 1), 4, filters=4, depth=2, labels="semantic",
+        ...                      class_names=["bg", "a", "b", "c"])
+        >>> config = inherited_config(TrainConfig(data="d", init="m.keras"), trained)
+        >>> config.num_classes, config.labels, config.class_names
+        (4, 'semantic', 'bg,a,b,c')
+        >>> inherited_config(TrainConfig(), None).num_classes
+        2
+    """
+    if trained is None:
+        return config.replace(num_classes=config.classes)
+    layout = model_geometry(trained).layout
+    labels = config.labels or layout.labels
+    same_mode = labels == layout.labels
+    num_classes = config.num_classes or (layout.num_classes if same_mode else 2)
+    class_names = config.class_names
+    if class_names is None and same_mode and num_classes == layout.num_classes:
+        class_names = ",".join(layout.class_names)
     try:
-        model = keras.models.load_model(path, compile=False, safe_mode=True)
-        model_geometry(model)
-    except Exception as error:  # Keras raises many types for a file that is not a model
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise InputError(f"{source} {str(path)!r} is not a keras_unet model ({reason}).") from None
-    return model
+        return config.replace(labels=labels, num_classes=num_classes, class_names=class_names)
+    except ValueError as error:
+        raise InputError(f"init model {config.init!r} ({layout.num_classes} {layout.labels} "
+                         f"classes) and the config: {error}") from None
 
 
 def transfer_weights(trained: keras.Model, model: keras.Model, source: str = "init") -> bool:
@@ -73,7 +104,7 @@ def transfer_weights(trained: keras.Model, model: keras.Model, source: str = "in
         >>> transfer_weights(cells, build_unet((None, None, 1), 2, filters=4, depth=3))
         Traceback (most recent call last):
         ...
-        ValueError: init model has depth 2 but the network to train has depth 3; ...
+        keras_unet.errors.InputError: init model has depth 2 but the network to train has depth ...
     """
     have, want = model_geometry(trained), model_geometry(model)
     for name in COMPARED:

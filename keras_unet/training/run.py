@@ -21,17 +21,30 @@ import tensorflow as tf
 from keras_unet import data as unet_data
 from keras_unet.class_layout import default_class_names, parse_class_names
 from keras_unet.errors import InputError
+from keras_unet.instances.settings import CellSettings
 from keras_unet.losses import CrossentropyDiceLoss, DiceLoss, WeightedCrossentropy
 from keras_unet.metrics import Dice, IoU
 from keras_unet.model import build_unet
 from keras_unet.serving import export_for_serving
-from keras_unet.training.callbacks import (AtomicCheckpoints, FreezeEncoder, NaNGuard,
-                                           ObjectF1, PatienceOnBest, Throughput,
-                                           ValidationPanel)
+from keras_unet.training.callbacks import (
+    AtomicCheckpoints,
+    FreezeEncoder,
+    NaNGuard,
+    ObjectF1,
+    PatienceOnBest,
+    Throughput,
+    ValidationPanel,
+    save_model_atomically,
+)
 from keras_unet.training.config import TrainConfig
-from keras_unet.training.distribution import (Cluster, choose_policy, choose_strategy,
-                                              cluster_from_env, strategy_name)
-from keras_unet.training.finetune import load_init_model, transfer_weights
+from keras_unet.training.distribution import (
+    Cluster,
+    choose_policy,
+    choose_strategy,
+    cluster_from_env,
+    strategy_name,
+)
+from keras_unet.training.finetune import inherited_config, load_init_model, transfer_weights
 from keras_unet.training.run_dir import RunDir, prepare_run_dir
 
 PANEL_TILES = 4
@@ -62,16 +75,17 @@ class TrainResult:
         policy: the Keras mixed-precision policy used.
         strategy: ``"MultiWorkerMirroredStrategy"``, ``"MirroredStrategy"`` or ``"default"``.
         resumed: whether the run resumed an interrupted one.
-        min_size: the ``instance_labels`` ``min_size`` with the best object F1 of the exported
-            model on the validation images (:func:`keras_unet.evaluation.best_min_size`), and
-            each candidate's F1; None without validation images, for semantic classes and on
-            non-chief workers.
+        cells: the cell settings recorded in ``best.keras`` and the export: chosen on the
+            validation images (:func:`keras_unet.evaluation.best_cell_settings`), else those of
+            the ``init`` model; None for semantic classes, on non-chief workers, and without
+            validation images or a model to start from.
+        cell_scores: object F1 on the validation images of each ``(method, min_size)`` tried.
 
     Example:
         >>> from keras_unet.training.run_dir import RunDir
         >>> result = TrainResult(TrainConfig(epochs=2), RunDir(Path("runs/a"), resume=False),
         ...                      None, {"loss": [0.9, 0.4], "val_loss": [0.8, 0.5]}, None,
-        ...                      None, None, "float32", "default", False, None)
+        ...                      None, None, "float32", "default", False, None, {})
         >>> result.final, str(result.run.logs)
         ({'loss': 0.4, 'val_loss': 0.5}, 'runs/a/logs')
     """
@@ -86,7 +100,8 @@ class TrainResult:
     policy: str
     strategy: str
     resumed: bool
-    min_size: tuple[int, dict[int, float]] | None
+    cells: CellSettings | None
+    cell_scores: dict[tuple[str, int], float]
 
     @property
     def final(self) -> dict[str, float]:
@@ -107,9 +122,9 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
     SavedModel for TF-Serving, :func:`keras_unet.serving.export_for_serving`) and
     ``validation/`` (the held-out images and their masks, for ``unet predict`` and ``unet
     evaluate``). With several workers only the chief writes there; the others keep their
-    backup under ``workers/<task>/``. On cells, the exported model's ``min_size`` for
-    :func:`keras_unet.instances.instance_labels` is then chosen on the validation images
-    (:attr:`TrainResult.min_size`).
+    backup under ``workers/<task>/``. On cells, the instance method and ``min_size`` of
+    :func:`keras_unet.instances.instance_labels` are then chosen on the validation images with
+    the best model, and recorded in ``best.keras`` and the export (:attr:`TrainResult.cells`).
 
     Args:
         config: a :class:`TrainConfig`, a mapping of its fields, or None for the defaults.
@@ -155,7 +170,8 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
         raise InputError("multi-worker training needs --run-dir: every worker must name the "
                          "same run.")
     policy = choose_policy(config.mixed_precision)
-    trained = None if config.init is None else load_init_model(config.init)
+    trained = None if config.init is None else load_init_model(config.init, "--init")
+    config = inherited_config(config, trained)
     samples = _load_samples(config)
     train_samples, val_samples = split_samples(samples, config.val_fraction, config.seed)
     train_data, val_data = _datasets(config, train_samples, val_samples, cluster, replicas)
@@ -201,18 +217,18 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
         keras.mixed_precision.set_global_policy(previous_policy)
     if guard.message:
         raise FloatingPointError(guard.message)
-    best = export = min_size = None
+    best = export = cells = None
+    scores = {}
     if config.patience is not None and (run.checkpoints / "best.keras").is_file():
         best_model = keras.models.load_model(run.checkpoints / "best.keras", compile=False)
         model.set_weights(best_model.get_weights())  # early stopping keeps the best epoch
     if cluster.is_chief:
         best = AtomicCheckpoints(run.checkpoints, monitor, "min").best_state()
-        exported = _best_or_last(run, model)
-        export = _export(config, exported, run, _channels(train_samples))
-        if val_samples and config.label_mode == "instances":
-            min_size = _calibrated_min_size(exported, val_samples)
+        if config.label_mode == "instances":
+            cells, scores = _cell_settings(run, model, val_samples, trained)
+        export = _export(config, run, model, _channels(train_samples))
     return TrainResult(config, run, model, history.history, best, export, validation, policy,
-                       strategy_name(strategy), run.resume, min_size)
+                       strategy_name(strategy), run.resume, cells, scores)
 
 
 def split_samples(samples: list, val_fraction: float, seed: int = 0) -> tuple[list, list]:
@@ -453,24 +469,39 @@ def _callbacks(config: TrainConfig, run: RunDir, cluster: Cluster, guard: NaNGua
         keras.callbacks.TensorBoard(str(run.logs), write_graph=False, profile_batch=0)]
 
 
-def _best_or_last(run: RunDir, model: keras.Model) -> keras.Model:
-    """The model of ``best.keras`` if one was saved, else the trained one (the last epoch)."""
-    best_path = run.checkpoints / "best.keras"
-    return keras.models.load_model(best_path, compile=False) if best_path.is_file() else model
+def _cell_settings(run: RunDir, model: keras.Model, val_samples: list,
+                   trained: keras.Model | None
+                   ) -> tuple[CellSettings | None, dict[tuple[str, int], float]]:
+    """Chooses the cell settings of the best model on the validation images (else keeps the
+    ``init`` model's) and records them in ``best.keras``, which is saved again with them."""
+    from keras_unet.evaluation.drivers import best_cell_settings
+    from keras_unet.inference.tiled import predict_tiled
+    from keras_unet.instances.settings import settings_of
+
+    path = run.checkpoints / "best.keras"
+    best = keras.models.load_model(path) if path.is_file() else model
+    if val_samples:
+        cells, scores = best_cell_settings([s.labels for s in val_samples],
+                                           [predict_tiled(best, s.image) for s in val_samples])
+    elif trained is not None and getattr(trained, "arguments", {}).get("cells") is not None:
+        cells, scores = settings_of(trained), {}
+    else:
+        return None, {}
+    best.record_cells(cells)
+    model.record_cells(cells)
+    if path.is_file():
+        save_model_atomically(best, path)
+    return cells, scores
 
 
-def _calibrated_min_size(model: keras.Model, val_samples: list) -> tuple[int, dict[int, float]]:
-    """:func:`keras_unet.evaluation.best_min_size` of the model's cells of the validation images."""
-    from keras_unet.evaluation import best_min_size
-    from keras_unet.inference import predict_tiled
-
-    return best_min_size([s.labels for s in val_samples],
-                         [predict_tiled(model, s.image) for s in val_samples],
-                         unlabelled=[s.labels < 0 for s in val_samples])
-
-
-def _export(config: TrainConfig, model: keras.Model, run: RunDir, channels: int) -> Path:
-    """Exports the model's weights in a float32 copy of the network."""
+def _export(config: TrainConfig, run: RunDir, model: keras.Model, channels: int) -> Path:
+    """Exports the best model (``best.keras``, else ``model``) as a float32 copy of the network,
+    with the cell settings it carries."""
+    path = run.checkpoints / "best.keras"
+    best = keras.models.load_model(path, compile=False) if path.is_file() else model
     serving_model = _build_model(config, channels)
-    serving_model.set_weights(model.get_weights())
+    serving_model.set_weights(best.get_weights())
+    cells = getattr(best, "arguments", {}).get("cells")
+    if cells is not None:
+        serving_model.arguments["cells"] = dict(cells)
     return Path(export_for_serving(serving_model, run.export))

@@ -2,15 +2,15 @@
 
 Valid-padding outputs (weights 1, no overlap) simply sit side by side; same-padding outputs
 are added where they overlap and divided by the summed ramp weights. The band engine
-(:mod:`keras_unet.tiling`) and the served graph (:mod:`keras_unet.serving.graph`) both stitch
-with these functions.
+(:mod:`keras_unet.inference.engine`) and the served graph (:mod:`keras_unet.serving.graph`) both
+stitch with these functions.
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
 
-from keras_unet.tiling_plan import AxisPlan
+from keras_unet.inference.plan import AxisPlan
 
 
 def overlap_add(blocks, step) -> tf.Tensor:
@@ -38,7 +38,7 @@ def weighted_outputs(outputs, rows: AxisPlan, cols: AxisPlan) -> tf.Tensor:
     """Tile outputs (N, h', w', K) cut to the kept pixels and multiplied by the blend weights.
 
     Example:
-        >>> from keras_unet.tiling_plan import AxisPlan
+        >>> from keras_unet.inference.plan import AxisPlan
         >>> plan = AxisPlan(3, 8, 2, 2, 1, 1, tf.constant([0.5, 1.0, 0.5]))
         >>> weighted_outputs(tf.ones((1, 4, 4, 1)), plan, plan)[0, :, :, 0].numpy().tolist()
         [[0.25, 0.5, 0.25], [0.5, 1.0, 0.5], [0.25, 0.5, 0.25]]
@@ -52,7 +52,7 @@ def stitch_columns(outputs, cols: AxisPlan) -> tf.Tensor:
     """Weighted outputs of rows of tiles (M, nx, kh, kw, K), added side by side: (M, kh, Lw, K).
 
     Example:
-        >>> from keras_unet.tiling_plan import AxisPlan
+        >>> from keras_unet.inference.plan import AxisPlan
         >>> plan = AxisPlan(4, 6, 2, 2, 0, 0, tf.ones([2]))
         >>> outputs = tf.reshape(tf.range(8.0), (1, 2, 1, 2, 2))  # two 1x2 tiles, 2 classes
         >>> stitch_columns(outputs, plan)[0, 0, :, 0].numpy().tolist()
@@ -71,7 +71,7 @@ def weight_sum(plan: AxisPlan) -> tf.Tensor:
     """Sum of the tile weights at every accumulator pixel of an axis (what to divide by).
 
     Example:
-        >>> from keras_unet.tiling_plan import AxisPlan
+        >>> from keras_unet.inference.plan import AxisPlan
         >>> weight_sum(AxisPlan(5, 4, 2, 2, 0, 0, tf.constant([0.5, 1.0, 1.0]))).numpy().tolist()
         [0.5, 1.0, 1.5, 1.0, 1.0]
     """

@@ -3,7 +3,7 @@
 Reading: an OME-Zarr multiscale image (NGFF 0.4 or 0.5, parsed by ``ome-zarr``) gives its
 level 0; a plain zarr array is read as (y, x) or (y, x, c). Each 2D plane (every index of the
 axes other than y, x and c, such as t or z) is a :class:`PlaneView`, an array-like (H, W, C)
-that :func:`keras_unet.blockwise.predict_array` reads block by block.
+that :func:`keras_unet.inference.blockwise.predict_array` reads block by block.
 
 Writing (:class:`PredictionStore`): one OME-Zarr store holding the probabilities as its image
 (a ``c`` axis of classes) and, under ``labels/``, the class mask and optionally the cells, each
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from keras_unet.class_layout import CLASS_NAMES
+from keras_unet.class_layout import ClassLayout
 from keras_unet.errors import InputError, InputNotFoundError, OutputExistsError
 
 PYRAMID_TOP = 512
@@ -192,7 +192,8 @@ def _axis_type(name: str) -> str:
 class PredictionStore:
     """An OME-Zarr store being written: probabilities and label images, level 0 first.
 
-    Create it with the image's geometry, fill the plane views of :meth:`views`, then
+    Create it with the image's geometry and the model's class layout (the mask holds class
+    indices, named by the layout's class names), fill the plane views of :meth:`views`, then
     :meth:`finish` writes the pyramids and metadata and renames ``<path>.partial`` to
     ``path``; :meth:`discard` removes the partial store instead. An existing ``path`` is
     refused unless ``overwrite``, and then replaced only if it is a zarr store.
@@ -202,7 +203,8 @@ class PredictionStore:
         >>> folder = tempfile.mkdtemp()
         >>> image = ZarrImage(Path(folder, "in.zarr"), np.zeros((40, 30)), ("y", "x"),
         ...                   ("space", "space"), False)
-        >>> store = PredictionStore(Path(folder, "out.ome.zarr"), image, 2, (16, 16))
+        >>> store = PredictionStore(Path(folder, "out.ome.zarr"), image, ClassLayout.of(2),
+        ...                         (16, 16))
         >>> views = store.views({})
         >>> views["probabilities"][:, :] = np.full((40, 30, 2), 0.5, "float32")
         >>> views["mask"][:, :] = np.ones((40, 30), "uint8")
@@ -212,13 +214,14 @@ class PredictionStore:
         ['mask']
     """
 
-    def __init__(self, path: str | os.PathLike, image: ZarrImage, num_classes: int,
+    def __init__(self, path: str | os.PathLike, image: ZarrImage, layout: ClassLayout,
                  block: tuple[int, int], *, instances: bool = False, overwrite: bool = False):
         self.path = Path(path)
         check_output(self.path, image.path, overwrite)
         self.partial = self.path.with_name(self.path.name + PARTIAL_SUFFIX)
         shutil.rmtree(self.partial, ignore_errors=True)  # a previous run's leftover
-        self.num_classes = num_classes
+        self.layout = layout
+        num_classes = layout.num_classes
         plane = [axis for axis in image.axes if axis not in ("y", "x", "c")]
         types = dict(zip(image.axes, image.axis_types))
         sizes = dict(zip(image.axes, (int(n) for n in image.array.shape)))
@@ -233,7 +236,7 @@ class PredictionStore:
         self.types = types
         self.root = zarr.open_group(str(self.partial), mode="w")
         labels = self.root.create_group("labels")
-        dtypes = {"probabilities": np.float32, "mask": np.uint8, "instances": np.uint32}
+        dtypes = {"probabilities": np.float32, "mask": layout.mask_dtype, "instances": np.uint32}
         self.arrays = {}
         for key, axes in self.axes.items():
             group = self.root if key == "probabilities" else labels.create_group(key)
@@ -260,9 +263,9 @@ class PredictionStore:
                 {"type": "scale", "scale": scale}]} for level, scale in enumerate(scales)]
             write_multiscales_metadata(group, datasets, axes=axes, name=key)
         labels = self.root["labels"]
-        classes = CLASS_NAMES.get(self.num_classes, ())
         write_label_metadata(labels, "mask", properties=[
-            {"label-value": value, "class": name} for value, name in enumerate(classes)])
+            {"label-value": value, "class": name}
+            for value, name in enumerate(self.layout.class_names)])
         if "instances" in self.arrays:
             write_label_metadata(labels, "instances")
         old = self.path.with_name(self.path.name + ".old")

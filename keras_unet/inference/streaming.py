@@ -16,13 +16,13 @@ import keras
 import numpy as np
 import tifffile
 
-from keras_unet.data.tiff import read_tiff
 from keras_unet.errors import InputError, InputNotFoundError, OutputExistsError
-from keras_unet.inference import check_image, mask_from_probabilities, model_geometry
-from keras_unet.network import TileNetwork
+from keras_unet.inference.engine import iter_window_rows
+from keras_unet.inference.network import TileNetwork, model_geometry
+from keras_unet.inference.plan import tilings
+from keras_unet.inference.tiled import check_image
+from keras_unet.io.tiff import read_tiff
 from keras_unet.normalization import image_moments, normalize_image
-from keras_unet.tiling import iter_window_rows
-from keras_unet.tiling_plan import tilings
 
 
 def predict_tiff(model: keras.Model | TileNetwork, input_path: str | os.PathLike,
@@ -82,6 +82,7 @@ def predict_tiff(model: keras.Model | TileNetwork, input_path: str | os.PathLike
             raise OutputExistsError(f"output {str(path)!r} exists; pass overwrite=True to "
                                     "replace it.")
     geom = model_geometry(model)
+    layout = geom.layout
     image = read_tiff(input_path)
     check_image(image[:1], geom.channels, name=str(input_path))
     height, width = image.shape[:2]
@@ -94,7 +95,8 @@ def predict_tiff(model: keras.Model | TileNetwork, input_path: str | os.PathLike
         raise InputError(f"{str(input_path)!r} contains NaN or infinite pixels.")
     partial = [path.with_name(path.name + ".partial") for path in outputs]
     # The memory maps live only in this dict: clearing it releases them before the rename.
-    arrays = {"mask": tifffile.memmap(partial[0], shape=(height, width), dtype=np.uint8,
+    arrays = {"mask": tifffile.memmap(partial[0], shape=(height, width),
+                                      dtype=layout.mask_dtype,
                                       photometric="minisblack")}
     if probabilities_path:
         arrays["probabilities"] = tifffile.memmap(
@@ -109,7 +111,7 @@ def predict_tiff(model: keras.Model | TileNetwork, input_path: str | os.PathLike
         for start, block in iter_window_rows(model, read_rows, (height, width),
                                              (0, 0, height, width), tile_size=tile_size,
                                              batch_size=batch_size, tta=tta):
-            arrays["mask"][start:start + len(block)] = mask_from_probabilities(block)
+            arrays["mask"][start:start + len(block)] = layout.mask(block)
             if "probabilities" in arrays:
                 arrays["probabilities"][start:start + len(block)] = block
         for array in arrays.values():

@@ -4,7 +4,7 @@ Pixels come from a reader at global image indices, mirrored at the image's own e
 window of a large image (a TIFF, a zarr block) is predicted exactly as the same window of the
 whole image: valid-padding tiles are placed on the pooling grid of the whole image. Only one
 band of tile rows is held at a time; finished output rows are yielded as they come.
-Planning is :mod:`keras_unet.tiling_plan`, stitching :mod:`keras_unet.stitching`.
+Planning is :mod:`keras_unet.inference.plan`, stitching :mod:`keras_unet.inference.stitching`.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import keras
 import numpy as np
 
 from keras_unet.errors import InputError
-from keras_unet.mirror import mirror
-from keras_unet.network import TileNetwork, tile_predictor
-from keras_unet.stitching import overlap_add, stitch_columns, weight_sum, weighted_outputs
-from keras_unet.test_time_augmentation import averaged_tiles
-from keras_unet.tiling_plan import AxisPlan, concrete_plan, plan_axis, tilings
+from keras_unet.inference.mirror import mirror
+from keras_unet.inference.network import ModelGeometry, TileNetwork, tile_predictor
+from keras_unet.inference.plan import AxisPlan, AxisTiling, concrete_plan, plan_axis, tilings
+from keras_unet.inference.stitching import overlap_add, stitch_columns, weight_sum, weighted_outputs
+from keras_unet.inference.tta import averaged_tiles
 
 Reader = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """``read(rows, cols) -> (len(rows), len(cols), C)`` float32 normalised pixels."""
@@ -44,18 +44,15 @@ def iter_window_rows(network: keras.Model | TileNetwork, read: Reader,
     """
     geom, predict_tiles = tile_predictor(network)
     height, width = _check_window(image_shape, window)
-    top, left = window[0], window[1]
     row_tiling, col_tiling, batch = tilings(geom, tile_size, batch_size)
     if tta:
         if row_tiling.tile != col_tiling.tile and None not in geom.input_size:
             raise InputError(f"tta needs square tiles for a model of fixed input size "
                              f"{geom.input_size}.")
         predict_tiles = averaged_tiles(predict_tiles)
-    # Start the plan on the pooling grid of the whole image; drop the extra rows and columns.
-    skip_rows, skip_cols = top % row_tiling.grid, left % col_tiling.grid
-    rows = concrete_plan(plan_axis(height + skip_rows, row_tiling))
-    cols = concrete_plan(plan_axis(width + skip_cols, col_tiling))
-    col_index = _padded_indices(cols, left - skip_cols, image_shape[1])
+    (rows, skip_rows, all_rows), (cols, skip_cols, col_index) = (
+        _window_axis(tiling, start, length, size) for tiling, start, length, size in
+        zip((row_tiling, col_tiling), window[:2], window[2:], image_shape))
     first_col = cols.origin + skip_cols
     col_sum = weight_sum(cols).numpy()[first_col:first_col + width, None]
     row_sum = weight_sum(rows).numpy()
@@ -63,7 +60,7 @@ def iter_window_rows(network: keras.Model | TileNetwork, read: Reader,
     previous = np.zeros((rows.keep, cols.accumulated, geom.num_classes), np.float32)
     for ky in range(rows.count):
         start = ky * rows.step
-        row_index = _padded_indices(rows, top - skip_rows, image_shape[0])[start:start + rows.tile]
+        row_index = all_rows[start:start + rows.tile]
         band = _band_outputs(predict_tiles, read(row_index, col_index), rows, cols, batch)
         # The rows this band finishes: its head plus the tail of the band before it.
         pair = overlap_add(np.stack([previous, band]).reshape(1, 2, rows.keep, -1), rows.step)
@@ -76,9 +73,36 @@ def iter_window_rows(network: keras.Model | TileNetwork, read: Reader,
         previous = band
 
 
-def _padded_indices(plan: AxisPlan, start: int, size: int) -> np.ndarray:
-    """Image indices of the whole mirror-padded axis the tiles of ``plan`` read."""
-    return mirror(np.arange(plan.padded) - plan.before + start, size).numpy()
+def _window_axis(tiling: AxisTiling, start: int, length: int, size: int
+                 ) -> tuple[AxisPlan, int, np.ndarray]:
+    """The plan of one axis of a window, the pixels it skips to start on the pooling grid of
+    the whole image, and the image indices (mirrored at the image's edges) its tiles read."""
+    skip = start % tiling.grid
+    plan = concrete_plan(plan_axis(length + skip, tiling))
+    index = mirror(np.arange(plan.padded) - plan.before + start - skip, size).numpy()
+    return plan, skip, index
+
+
+def read_span(geom: ModelGeometry, window: tuple[int, int, int, int],
+              image_shape: tuple[int, int], tile_size=None, batch_size: int = 4
+              ) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The rows and columns ``[start, stop)`` of the image that predicting ``window`` reads.
+
+    What a task that holds only part of an image needs of it (:mod:`keras_unet.inference.
+    dask_graph`): the indices :func:`iter_window_rows` reads, from the same plan.
+
+    Example:
+        >>> read_span(ModelGeometry(2, "valid", 1, 2, (None, None), 4), (40, 0, 30, 30),
+        ...           (100, 100))
+        ((20, 92), (0, 52))
+    """
+    _check_window(image_shape, window)
+    spans = []
+    for tiling, start, length, size in zip(tilings(geom, tile_size, batch_size)[:2], window[:2],
+                                           window[2:], image_shape):
+        index = _window_axis(tiling, start, length, size)[2]
+        spans.append((int(index.min()), int(index.max()) + 1))
+    return spans[0], spans[1]
 
 
 def _band_outputs(predict_tiles, band: np.ndarray, rows: AxisPlan, cols: AxisPlan,
@@ -107,7 +131,7 @@ def predict_window(network: keras.Model | TileNetwork, read: Reader,
         read: the pixel reader.
         image_shape: ``(H, W)`` of the whole image.
         window: ``(top, left, height, width)`` inside it.
-        tile_size, batch_size: see :func:`keras_unet.tiling_plan.tilings`.
+        tile_size, batch_size: see :func:`keras_unet.inference.plan.tilings`.
         tta: average each tile over the 8 flips/rotations.
 
     Returns:

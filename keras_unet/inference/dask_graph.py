@@ -1,13 +1,13 @@
 """Block-wise prediction as a dask graph, for a ``dask.distributed`` cluster or one machine.
 
-One task per output block runs :func:`keras_unet.blockwise.predict_block` (the tiling engine of
-:func:`keras_unet.predict_tiled`) on a worker, which loads the model once and keeps it
-(:func:`cached_model`). The tasks read their input windows themselves from an array the workers
-can open (zarr, a memory map, or NumPy shipped once), or, for a dask array, from a slice of it
-that holds the block and its context. The graph is a ``dask.array`` of the probabilities, so
-``dask.array.store`` writes each block into its own chunks of a zarr array on the worker
-that computed it; zarr replaces each chunk file atomically, and dask re-runs the blocks of a
-worker that dies, so no chunk is ever half written.
+One task per output block runs :func:`keras_unet.inference.blockwise.predict_block` (the tiling
+engine of :func:`keras_unet.predict_tiled`) on a worker, which loads the model once and keeps it
+(:func:`cached_network`). The tasks read their input windows themselves from an array the workers
+can open (zarr, a memory map, or NumPy shipped once), or, for a dask array, from a slice of it that
+holds the block and its context. The graph is a ``dask.array`` of the probabilities, so
+``dask.array.store`` writes each block into its own chunks of a zarr array on the worker that
+computed it; zarr replaces each chunk file atomically, and dask re-runs the blocks of a worker that
+dies, so no chunk is ever half written.
 """
 
 from __future__ import annotations
@@ -20,25 +20,16 @@ import dask
 import dask.array as da
 import numpy as np
 
-from keras_unet.errors import InputError, InputNotFoundError, UserError
+from keras_unet.errors import InputError, InputNotFoundError, SchedulerUnreachableError
 
 CONNECT_TIMEOUT = 5.0
 """Seconds to wait for a scheduler address to answer before giving up."""
 
 
-class SchedulerUnreachableError(UserError, ConnectionError):
-    """A scheduler address that did not answer: a connection failure the user can fix
-    (so ``unet`` reports it in one line with exit code 2).
-
-    Example:
-        >>> isinstance(SchedulerUnreachableError("tcp://x:1"), ConnectionError)
-        True
-    """
-
-
 @functools.lru_cache(maxsize=4)
-def cached_model(path: str, modified: int):
-    """The Keras model at ``path``, loaded once per process (a dask worker keeps it).
+def cached_network(path: str, modified: int):
+    """What the tiling engine runs of the model at ``path`` (a ``.keras`` or ``.onnx`` file),
+    opened once per process by :func:`keras_unet.inference.load_network` (a dask worker keeps it).
 
     ``modified`` (the file's ``st_mtime_ns``) is part of the key, so a replaced file is
     loaded again.
@@ -49,22 +40,20 @@ def cached_model(path: str, modified: int):
         >>> path = os.path.join(tempfile.mkdtemp(), "unet.keras")
         >>> build_unet((None, None, 1), 2, filters=4, depth=2).save(path)
         >>> stamp = os.stat(path).st_mtime_ns
-        >>> cached_model(path, stamp) is cached_model(path, stamp)
+        >>> cached_network(path, stamp) is cached_network(path, stamp)
         True
     """
-    import importlib
+    from keras_unet.inference.loading import load_network
 
-    import keras
-
-    import keras_unet
-
-    for module in keras_unet.KERAS_MODULES:  # registers the classes a saved U-Net names
-        importlib.import_module(f"keras_unet.{module}")
-    return keras.models.load_model(path, compile=False)
+    network = load_network(path)
+    if network.tiles is None:
+        raise InputError(f"--model {path!r} is a SavedModel; block-wise prediction needs the "
+                         ".keras or .onnx model, whose tiles the engine runs.")
+    return network.tiles
 
 
 def load_cached(path: str):
-    """:func:`cached_model` for the file as it is now.
+    """:func:`cached_network` for the file as it is now.
 
     Raises:
         FileNotFoundError: if the model file does not exist (on this machine or worker).
@@ -80,7 +69,7 @@ def load_cached(path: str):
     except FileNotFoundError:
         raise InputNotFoundError(f"model {path!r} does not exist here (pid {os.getpid()}).") \
             from None
-    return cached_model(path, stamp)
+    return cached_network(path, stamp)
 
 
 class BoxArray:
@@ -112,7 +101,7 @@ class BoxArray:
 
 def _predict_task(model_path: str, source, window, mean: float, std: float, tile_size,
                   batch_size: int, tta: bool) -> np.ndarray:
-    from keras_unet.blockwise import predict_block
+    from keras_unet.inference.blockwise import predict_block
 
     model = load_cached(model_path)
     return predict_block(model, source, window, mean, std, tile_size=tile_size,
@@ -130,18 +119,18 @@ def predict_dask(model_path: str | os.PathLike, array, *, block_size=None, tile_
                  batch_size: int = 4, tta: bool = False, name: str = "array") -> da.Array:
     """The block-wise prediction of an array-like image as a lazy ``dask.array`` (H, W, K).
 
-    Computing it (on a ``dask.distributed`` client when one is active, else dask's threads)
-    gives exactly :func:`keras_unet.blockwise.predict_array`'s result: the same blocks through
-    the same engine, with the image's statistics from the same pass (computed here, before the
-    graph is built). Each task loads the model from ``model_path`` once per worker. Store it
-    (``dask.array.store``) into chunks that hold whole blocks, so that no two tasks write to
-    the same chunk.
+    Computing it (on a ``dask.distributed`` client when one is active, else dask's threads) gives
+    exactly :func:`keras_unet.inference.blockwise.predict_array`'s result: the same blocks through
+    the same engine, with the image's statistics from the same pass (computed here, before the graph
+    is built). Each task loads the model from ``model_path`` once per worker. Store it
+    (``dask.array.store``) into chunks that hold whole blocks, so that no two tasks write to the
+    same chunk.
 
     Args:
         model_path: a ``.keras`` file every worker can read.
         array: (H, W) or (H, W, C) zarr array, memory map, NumPy or dask array.
         block_size: output block side (int or pair); default: the array's spatial chunks,
-            else :data:`keras_unet.blockwise.DEFAULT_BLOCK`. One task per block.
+            else :data:`keras_unet.inference.blockwise.DEFAULT_BLOCK`. One task per block.
         tile_size, batch_size, tta: as for :func:`keras_unet.predict_tiled`.
         name: what to call the array in error messages.
 
@@ -152,7 +141,7 @@ def predict_dask(model_path: str | os.PathLike, array, *, block_size=None, tile_
     Example:
         >>> import tempfile
         >>> from keras_unet import build_unet
-        >>> from keras_unet.blockwise import predict_array
+        >>> from keras_unet.inference.blockwise import predict_array
         >>> path = os.path.join(tempfile.mkdtemp(), "unet.keras")
         >>> build_unet((None, None, 1), 2, filters=4, depth=2).save(path)
         >>> image = np.random.default_rng(0).integers(0, 255, (50, 70), dtype="uint8")
@@ -166,9 +155,10 @@ def predict_dask(model_path: str | os.PathLike, array, *, block_size=None, tile_
     model_path = str(Path(model_path).resolve())
     if not os.path.isfile(model_path):
         raise InputNotFoundError(f"model {model_path!r} does not exist.")
-    from keras_unet.blockwise import (array_moments, block_pair, block_windows, check_array,
-                                      default_block_size)
-    from keras_unet.inference import model_geometry
+    from keras_unet.inference.blocks import block_pair, block_windows, default_block_size
+    from keras_unet.inference.blockwise import array_moments, check_array
+    from keras_unet.inference.engine import read_span
+    from keras_unet.inference.network import model_geometry
 
     geom = model_geometry(load_cached(model_path))
     shape = check_array(array, geom.channels, name)
@@ -195,34 +185,6 @@ def predict_dask(model_path: str | os.PathLike, array, *, block_size=None, tile_
     return da.concatenate([da.concatenate(row, axis=1) for row in rows.values()], axis=0)
 
 
-def read_span(geom, window, shape: tuple[int, int], tile_size=None,
-              batch_size: int = 4) -> tuple[tuple[int, int], tuple[int, int]]:
-    """The rows and columns ``[start, stop)`` of the image that predicting ``window`` reads.
-
-    The tiles :func:`keras_unet.tiling.predict_window` lays over the window, from the same
-    plan (:mod:`keras_unet.tiling_plan`): they start on the pooling grid of the whole image,
-    a border before the window, and are mirrored at the image's edges only.
-
-    Example:
-        >>> from keras_unet.network import ModelGeometry
-        >>> read_span(ModelGeometry(2, "valid", 1, 2, (None, None), 4), (40, 0, 30, 30),
-        ...           (100, 100))
-        ((20, 92), (0, 52))
-    """
-    from keras_unet.mirror import mirror
-    from keras_unet.tiling_plan import concrete_plan, plan_axis, tilings
-
-    spans = []
-    for tiling, start, length, size in zip(tilings(geom, tile_size, batch_size)[:2],
-                                           window[:2], window[2:], shape):
-        skip = start % tiling.grid
-        plan = concrete_plan(plan_axis(length + skip, tiling))
-        first = start - skip - plan.before
-        read = mirror(np.arange(first, first + plan.padded), size).numpy()
-        spans.append((int(read.min()), int(read.max()) + 1))
-    return spans[0], spans[1]
-
-
 def connect(address: str, timeout: float = CONNECT_TIMEOUT):
     """A ``dask.distributed`` client of the scheduler at ``address`` (``tcp://host:8786``).
 
@@ -234,7 +196,7 @@ def connect(address: str, timeout: float = CONNECT_TIMEOUT):
         >>> connect("tcp://127.0.0.1:9", timeout=1)
         Traceback (most recent call last):
         ...
-        keras_unet.dask_prediction.SchedulerUnreachableError: --scheduler 'tcp://127.0.0.1:9' ...
+        keras_unet.errors.SchedulerUnreachableError: --scheduler 'tcp://127.0.0.1:9' ...
     """
     from distributed import Client
 

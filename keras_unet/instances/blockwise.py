@@ -26,9 +26,11 @@ import numpy as np
 import scipy.sparse
 import scipy.sparse.csgraph
 
-from keras_unet.blockwise import block_pair, block_windows, default_block_size
+from keras_unet.class_layout import ClassLayout
 from keras_unet.errors import InputError
-from keras_unet.instances import MIN_SIZE, SPLIT_H, instance_labels
+from keras_unet.inference.blocks import block_pair, block_windows, default_block_size
+from keras_unet.instances.labels import SPLIT_H, instance_labels
+from keras_unet.instances.settings import check_min_size, settings_of
 
 HALO = 64
 """Context around each block for the watershed, in pixels: wider than the cells it must see."""
@@ -41,8 +43,8 @@ DEFAULT_INSTANCE_BLOCK = 1024
 
 
 def blockwise_instance_labels(probabilities, output=None, *, block_size=None, halo: int = HALO,
-                              method: str = "auto", min_size: int = MIN_SIZE,
-                              h: float = SPLIT_H, connectivity: int = 1):
+                              method: str | None = None, min_size: int | None = None,
+                              h: float = SPLIT_H, connectivity: int = 1, model=None):
     """Instance labels of an (H, W, K) probability array-like, block by block, one per cell.
 
     Runs :func:`keras_unet.instances.instance_labels` (same ``method``, ``h``,
@@ -58,7 +60,8 @@ def blockwise_instance_labels(probabilities, output=None, *, block_size=None, ha
         block_size: block side (int or pair); default: the output's chunks, else
             :data:`DEFAULT_INSTANCE_BLOCK`.
         halo: context around each block for the watershed (components need none).
-        method, min_size, h, connectivity: as for ``instance_labels``.
+        method, min_size, h, connectivity, model: as for ``instance_labels`` (``method`` and
+            ``min_size`` default to what ``model`` carries).
 
     Returns:
         ``output`` (or the new array): 0 background, 1..N cells.
@@ -79,12 +82,12 @@ def blockwise_instance_labels(probabilities, output=None, *, block_size=None, ha
     """
     if isinstance(halo, bool) or not isinstance(halo, (int, np.integer)) or halo < 0:
         raise InputError(f"halo must be an integer >= 0 (pixels), got {halo!r}.")
-    if isinstance(min_size, bool) or not isinstance(min_size, (int, np.integer)) or min_size < 0:
-        raise InputError(f"min_size must be an integer >= 0 (pixels), got {min_size!r}.")
+    settings = settings_of(model).replaced(method=method, min_size=min_size)
+    method, min_size = settings.method, check_min_size(settings.min_size)
     height, width = (int(n) for n in probabilities.shape[:2])
     num_classes = int(probabilities.shape[-1])
     if method == "auto":
-        method = "watershed" if num_classes == 3 else "components"
+        method = ClassLayout.of(num_classes).instance_method
     joins_any = method == "components"
     context = BAND if joins_any else max(int(halo), BAND)
     if output is None:

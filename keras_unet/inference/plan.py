@@ -20,8 +20,8 @@ import tensorflow as tf
 
 from keras_unet import geometry
 from keras_unet.errors import InputError
-from keras_unet.mirror import mirror
-from keras_unet.network import ModelGeometry
+from keras_unet.inference.mirror import mirror
+from keras_unet.inference.network import ModelGeometry
 
 MEMORY_BUDGET = 2 * 2**30
 """Bytes of activations one model call may use; sets the default tile size and batch."""

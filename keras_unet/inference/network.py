@@ -18,9 +18,9 @@ import numpy as np
 import tensorflow as tf
 
 from keras_unet import geometry
-from keras_unet.layers import CropToMatch
-from keras_unet.class_layout import default_class_names
+from keras_unet.class_layout import ClassLayout
 from keras_unet.errors import InputError
+from keras_unet.layers import CropToMatch
 from keras_unet.model import UNet
 
 
@@ -37,6 +37,8 @@ class ModelGeometry:
         filters: channels of the first level (to estimate memory per tile).
         class_names: what each output channel means (default:
             :func:`keras_unet.class_layout.default_class_names`).
+        labels: ``"instances"`` or ``"semantic"`` (default: read from the class count,
+            :func:`keras_unet.class_layout.label_mode`).
 
     Example:
         >>> geom = ModelGeometry(4, "valid", 1, 2, (None, None), 64)
@@ -51,12 +53,18 @@ class ModelGeometry:
     input_size: tuple[int | None, int | None]
     filters: int
     class_names: tuple[str, ...] | None = None
+    labels: str | None = None
 
     def __post_init__(self) -> None:
-        if self.class_names is None:
-            object.__setattr__(self, "class_names", default_class_names(self.num_classes))
-        object.__setattr__(self, "class_names", tuple(self.class_names))
+        layout = ClassLayout.of(self.num_classes, self.labels, self.class_names)
+        object.__setattr__(self, "class_names", layout.class_names)
+        object.__setattr__(self, "labels", layout.labels)
         object.__setattr__(self, "input_size", tuple(self.input_size))
+
+    @property
+    def layout(self) -> ClassLayout:
+        """What the output channels mean and how masks hold them."""
+        return ClassLayout(self.num_classes, self.labels, self.class_names)
 
     @property
     def border(self) -> int:
@@ -71,8 +79,9 @@ class ModelGeometry:
 
     @classmethod
     def from_json(cls, data: dict) -> ModelGeometry:
-        """The inverse of :meth:`to_json`."""
-        return cls(**{field.name: data[field.name] for field in dataclasses.fields(cls)})
+        """The inverse of :meth:`to_json` (records written before ``labels`` existed read too)."""
+        return cls(**{field.name: data[field.name] for field in dataclasses.fields(cls)
+                      if field.name in data})
 
 
 @runtime_checkable
@@ -103,14 +112,15 @@ def model_geometry(model: keras.Model | TileNetwork) -> ModelGeometry:
         >>> from keras_unet import build_unet
         >>> model_geometry(build_unet((None, None, 3), 2, filters=4, depth=2))
         ModelGeometry(depth=2, padding='valid', channels=3, num_classes=2,
-                      input_size=(None, None), filters=4, class_names=('background', 'cell'))
+                      input_size=(None, None), filters=4, class_names=('background', 'cell'),
+                      labels='instances')
     """
     if isinstance(model, UNet):
         arguments = model.arguments
         height, width, channels = arguments["input_shape"]
         return ModelGeometry(arguments["depth"], arguments["padding"], channels,
                              arguments["num_classes"], (height, width), arguments["filters"],
-                             arguments["class_names"])
+                             arguments["class_names"], arguments["labels"])
     if not isinstance(model, keras.Model):
         if isinstance(model, TileNetwork) and isinstance(model.geometry, ModelGeometry):
             return model.geometry

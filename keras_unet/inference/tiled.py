@@ -3,9 +3,8 @@
 The image is normalised once over its whole extent, mirrored at its edges by the model's border
 and cut into tiles on the max-pooling grid, so that for a valid-padding model the stitched map
 equals the prediction of the whole padded image in one pass (seamless to float precision).
-The engine is :mod:`keras_unet.tiling`; the network's geometry comes from
-:func:`model_geometry`, which also makes ``ModelGeometry`` and ``model_geometry`` importable
-from here.
+The engine is :mod:`keras_unet.inference.engine`; the network's geometry comes from
+:func:`keras_unet.inference.network.model_geometry`.
 """
 
 from __future__ import annotations
@@ -14,14 +13,11 @@ import keras
 import numpy as np
 
 from keras_unet.errors import InputError
-from keras_unet.network import ModelGeometry, TileNetwork, model_geometry
+from keras_unet.inference.engine import predict_window
+from keras_unet.inference.network import TileNetwork, model_geometry
+from keras_unet.inference.plan import tilings
+from keras_unet.inference.tta import averaged_image
 from keras_unet.normalization import normalize_image
-from keras_unet.test_time_augmentation import averaged_image, dihedral
-from keras_unet.tiling import predict_window
-from keras_unet.tiling_plan import tilings
-
-__all__ = ["ModelGeometry", "check_image", "dihedral", "mask_from_probabilities",
-           "model_geometry", "predict_tiled"]
 
 
 def check_image(image, channels: int, name: str = "image") -> np.ndarray:
@@ -92,32 +88,3 @@ def predict_tiled(network: keras.Model | TileNetwork, image, *, tile_size=None,
 
     normalized = normalize_image(image).numpy()
     return averaged_image(predict, normalized) if tta else predict(normalized)
-
-
-def mask_from_probabilities(probabilities: np.ndarray) -> np.ndarray:
-    """Class mask for image files: the argmax class, spread over 0..255 for the cell layouts.
-
-    Two classes give 0/255 (background, cell). Three (background, cell interior, border ring:
-    :func:`keras_unet.weight_maps.class_labels`) give the class index mask 0/127/254, in which
-    a cell is its 127 interior plus its 254 ring; the cells themselves, one label each, are
-    :func:`keras_unet.instances.instance_labels`. One output channel (sigmoid) is thresholded
-    at 0.5. Read the class back with ``mask // (255 // (K - 1))``. Four classes or more
-    (semantic models) give the class indices themselves, uint8 (uint16 beyond 256 classes).
-
-    Example:
-        >>> p = np.array([[[0.9, 0.1], [0.2, 0.8]]], "float32")
-        >>> mask_from_probabilities(p).tolist()
-        [[0, 255]]
-        >>> mask_from_probabilities(np.eye(3)[[[0, 1, 2]]]).tolist()  # background, cell, border
-        [[0, 127, 254]]
-        >>> mask_from_probabilities(np.eye(5)[[[0, 3, 4]]]).tolist()  # semantic: the indices
-        [[0, 3, 4]]
-    """
-    probabilities = np.asarray(probabilities)
-    if probabilities.shape[-1] == 1:
-        return np.where(probabilities[..., 0] > 0.5, 255, 0).astype(np.uint8)
-    if probabilities.shape[-1] > 3:
-        return np.argmax(probabilities, axis=-1).astype(
-            np.uint8 if probabilities.shape[-1] <= 256 else np.uint16)
-    classes = np.argmax(probabilities, axis=-1).astype(np.uint8)
-    return classes * np.uint8(255 // (probabilities.shape[-1] - 1))

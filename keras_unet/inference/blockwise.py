@@ -3,7 +3,7 @@
 An unpadded U-Net predicts a block exactly from the block plus the network's border of context,
 so an image too large for memory is predicted one output block at a time: each block's input
 window is read from the array with that context (mirrored only at the image's edges) and
-passed through :func:`keras_unet.tiling.predict_window`, the engine of
+passed through :func:`keras_unet.inference.engine.predict_window`, the engine of
 :func:`keras_unet.predict_tiled`, so the blocks together equal the whole-image prediction.
 Before that, one streaming pass over the array computes the image's own mean and standard
 deviation (:func:`keras_unet.normalization.image_moments`), the statistics the whole-image
@@ -17,55 +17,14 @@ import math
 import keras
 import numpy as np
 
+from keras_unet.class_layout import predicted_classes
 from keras_unet.errors import InputError
-from keras_unet.inference import mask_from_probabilities, model_geometry
+from keras_unet.inference.blocks import Window, block_pair, block_windows, default_block_size
+from keras_unet.inference.network import model_geometry
 from keras_unet.normalization import image_moments, normalize_image
-
-DEFAULT_BLOCK = 2048
-"""Output block side when neither ``block_size`` nor the output's chunks say otherwise."""
 
 MOMENT_PIXELS = 2**24
 """Pixels per row chunk of the statistics pass (128 MiB as float64)."""
-
-Window = tuple[int, int, int, int]
-"""An output block: ``(top, left, height, width)`` in image pixels."""
-
-
-def block_windows(shape: tuple[int, int], block_size: int | tuple[int, int]) -> list[Window]:
-    """The output blocks ``(top, left, height, width)`` that tile an image, row by row.
-
-    Blocks at the right and bottom edges are cut to the image.
-
-    Raises:
-        ValueError: for a block size that is not a positive integer or pair of them.
-
-    Example:
-        >>> block_windows((5, 7), 4)
-        [(0, 0, 4, 4), (0, 4, 4, 3), (4, 0, 1, 4), (4, 4, 1, 3)]
-    """
-    block_rows, block_cols = block_pair(block_size)
-    height, width = shape
-    return [(top, left, min(block_rows, height - top), min(block_cols, width - left))
-            for top in range(0, height, block_rows) for left in range(0, width, block_cols)]
-
-
-def block_pair(block_size) -> tuple[int, int]:
-    """``block_size`` (an int or a ``(rows, cols)`` pair) as a checked pair of positive ints.
-
-    Example:
-        >>> block_pair(256), block_pair((128, 64))
-        ((256, 256), (128, 64))
-    """
-    pair = (block_size, block_size) if isinstance(block_size, (int, np.integer)) else block_size
-    try:
-        pair = tuple(pair)
-    except TypeError:
-        pair = ()
-    if len(pair) != 2 or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool)
-                                 and n > 0 for n in pair):
-        raise InputError(f"block_size must be a positive integer or a (rows, cols) pair of them, "
-                         f"got {block_size!r}.")
-    return int(pair[0]), int(pair[1])
 
 
 def check_array(array, channels: int, name: str = "array") -> tuple[int, int]:
@@ -164,28 +123,11 @@ def predict_block(model: keras.Model, array, window: Window, mean: float, std: f
         >>> predict_block(model, image, (8, 16, 20, 30), *array_moments(image)).shape
         (20, 30, 2)
     """
-    from keras_unet.tiling import predict_window
+    from keras_unet.inference.engine import predict_window
 
     shape = tuple(int(n) for n in array.shape[:2])
     return predict_window(model, lambda rows, cols: read_normalized(array, rows, cols, mean, std),
                           shape, window, tile_size=tile_size, batch_size=batch_size, tta=tta)
-
-
-def default_block_size(*arrays) -> tuple[int, int]:
-    """Block side pair: the spatial chunks of the first chunked array (zarr or dask), else
-    :data:`DEFAULT_BLOCK`, so that every block reads or writes whole chunks.
-
-    Example:
-        >>> import dask.array as da
-        >>> default_block_size(None, da.zeros((100, 90), chunks=(64, 32))), default_block_size()
-        ((64, 32), (2048, 2048))
-    """
-    for array in arrays:
-        chunks = getattr(array, "chunks", None)
-        if chunks and len(chunks) >= 2:
-            first = [c[0] if isinstance(c, tuple) else c for c in chunks[:2]]  # dask: per block
-            return int(first[0]), int(first[1])
-    return DEFAULT_BLOCK, DEFAULT_BLOCK
 
 
 def predict_array(model: keras.Model, array, *, output=None, classes=None, block_size=None,
@@ -207,7 +149,8 @@ def predict_array(model: keras.Model, array, *, output=None, classes=None, block
             given, in which case the probabilities are not kept.
         classes: optional (H, W) array-like to write the argmax class of each pixel into.
         block_size: output block side (int or pair); default: the spatial chunks of
-            ``output`` (or of ``classes``), else :data:`DEFAULT_BLOCK`.
+            ``output`` (or of ``classes``), else
+            :data:`~keras_unet.inference.blocks.DEFAULT_BLOCK`.
         tile_size, batch_size, tta: as for :func:`keras_unet.predict_tiled`.
         name: what to call the array in error messages (e.g. its path).
 
@@ -249,21 +192,5 @@ def predict_array(model: keras.Model, array, *, output=None, classes=None, block
         if output is not None:
             output[where] = probabilities
         if classes is not None:
-            classes[where] = class_indices(probabilities)
+            classes[where] = predicted_classes(probabilities)
     return output
-
-
-def class_indices(probabilities: np.ndarray) -> np.ndarray:
-    """The argmax class of each pixel as uint8 (a one-channel sigmoid output: > 0.5).
-
-    The label values (0, 1, 2) that :func:`keras_unet.inference.mask_from_probabilities`
-    spreads over 0..255 for image files.
-
-    Example:
-        >>> class_indices(np.eye(3, dtype="float32")[[[0, 2, 1]]]).tolist()
-        [[0, 2, 1]]
-    """
-    mask = mask_from_probabilities(probabilities)
-    spread = 255 // max(probabilities.shape[-1] - 1, 1)
-    return mask // np.uint8(spread)
-

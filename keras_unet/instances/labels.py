@@ -26,18 +26,12 @@ import skimage.measure
 import skimage.morphology
 import skimage.segmentation
 
-from keras_unet.class_layout import CLASS_NAMES, NUM_CLASSES
+from keras_unet.class_layout import CLASS_NAMES, NUM_CLASSES, ClassLayout
 from keras_unet.errors import InputError
+from keras_unet.instances.settings import check_method, check_min_size, settings_of
 
 CELL = CLASS_NAMES[3].index("cell")
 """Class index of the cells (their interiors in the 3-class layout) in both layouts."""
-
-METHODS = ("auto", "components", "watershed", "membranes")
-"""How :func:`instance_labels` finds objects."""
-
-MIN_SIZE = 10
-"""Default smallest object in pixels: below the smallest cells of the package's data (12 px in
-:mod:`keras_unet.data.synthetic`, hundreds in the paper's), above the specks of a noisy map."""
 
 SPLIT_H = 2.0
 """Default ``h`` of the 2-class watershed, in pixels of distance to the background. Of h = 1..5,
@@ -61,8 +55,8 @@ TIE_BREAK = 1e-3
 a ring pixel goes to the nearest seed pixel instead of the first seed to reach it."""
 
 
-def instance_labels(probabilities, *, method: str = "auto", min_size: int = MIN_SIZE,
-                    h: float = SPLIT_H, connectivity: int = 1) -> np.ndarray:
+def instance_labels(probabilities, *, method: str | None = None, min_size: int | None = None,
+                    h: float = SPLIT_H, connectivity: int = 1, model=None) -> np.ndarray:
     """Instance labels from class probabilities ``(H, W, K)``, K = 2 or 3 as in ``weight_maps``.
 
     The foreground is every pixel whose argmax is not background (cells and, for K = 3,
@@ -88,9 +82,13 @@ def instance_labels(probabilities, *, method: str = "auto", min_size: int = MIN_
       background to the cells too.
     * ``"auto"``: ``"watershed"`` for K = 3 (the ring is there to be used), ``"components"``
       for K = 2 (distance splitting also cuts elongated or waisted cells, so it is opt-in;
-      whether the background is space or membrane cannot be told from the map).
+      whether the background is space or membrane cannot be told from the map):
+      :attr:`keras_unet.class_layout.ClassLayout.instance_method`.
 
-    Objects under ``min_size`` pixels are then removed and the rest numbered 1..N.
+    Objects under ``min_size`` pixels are then removed and the rest numbered 1..N. ``method``
+    and ``min_size`` default to what ``model`` carries (the settings ``unet train`` chose on its
+    validation images, :mod:`keras_unet.instances.settings`), else ``"auto"`` and
+    :data:`~keras_unet.instances.settings.MIN_SIZE`.
 
     Args:
         probabilities: ``(H, W, K)`` class probabilities (softmax outputs; logits work too
@@ -98,6 +96,8 @@ def instance_labels(probabilities, *, method: str = "auto", min_size: int = MIN_
             cell channel count).
         method: ``"auto"``, ``"components"``, ``"watershed"`` or ``"membranes"``.
         min_size: smallest object kept, in pixels (0 keeps all).
+        model: a :class:`keras_unet.model.UNet` or a network of
+            :func:`keras_unet.inference.load_network` whose recorded settings to use.
         h: K = 2 watershed only: how far (px) a distance maximum must rise above the saddle to
             its neighbour to seed its own object; larger splits less.
         connectivity: 1 (4-neighbours, so cells touching at a corner stay apart) or 2
@@ -130,11 +130,8 @@ def instance_labels(probabilities, *, method: str = "auto", min_size: int = MIN_
         0
     """
     probabilities = _check_probabilities(probabilities)
-    if not isinstance(method, str) or method not in METHODS:
-        raise InputError(f"method must be one of {', '.join(map(repr, METHODS))}, got "
-                         f"{method!r}.")
-    if isinstance(min_size, bool) or not isinstance(min_size, (int, np.integer)) or min_size < 0:
-        raise InputError(f"min_size must be an integer >= 0 (pixels), got {min_size!r}.")
+    settings = settings_of(model).replaced(method=method, min_size=min_size)
+    method, min_size = check_method(settings.method), check_min_size(settings.min_size)
     if (isinstance(h, bool) or not isinstance(h, (int, float, np.integer, np.floating))
             or not math.isfinite(h) or h <= 0):
         raise InputError(f"h must be a finite number > 0 (pixels of distance), got {h!r}.")
@@ -143,7 +140,7 @@ def instance_labels(probabilities, *, method: str = "auto", min_size: int = MIN_
                          f"{connectivity!r}.")
     num_classes = probabilities.shape[-1]
     if method == "auto":
-        method = "watershed" if num_classes == 3 else "components"
+        method = ClassLayout.of(num_classes).instance_method
     classes = np.argmax(probabilities, axis=-1)
     foreground = classes != 0
     if method == "components":

@@ -1,0 +1,89 @@
+"""The options ``unet predict`` and ``unet evaluate`` share: the model, and how cells are made.
+
+One definition for both commands, so a model is scored with the same cells it predicts. The
+cell options default to what the model carries (the settings ``unet train`` chose, see
+:mod:`keras_unet.instances.settings`); given, they win.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from keras_unet.errors import InputError
+from keras_unet.instances.settings import METHODS, MIN_SIZE, CellSettings
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--model``, ``--tta``, ``--tile-size`` and ``--batch-size``.
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> add_model_arguments(parser)
+        >>> parser.parse_args(["--model", "m.keras", "--tta"]).tta
+        True
+    """
+    parser.add_argument("--model", required=True, type=Path,
+                        help="a .keras file, a SavedModel folder or an .onnx file")
+    parser.add_argument("--tta", action="store_true",
+                        help="average the 8 flips/rotations of every image (8x slower)")
+    parser.add_argument("--tile-size", type=int, default=None,
+                        help="model input tile size (.keras and .onnx models; default: chosen\n"
+                             "per image)")
+    parser.add_argument("--batch-size", type=int, default=4,
+                        help="tiles per model call (default: %(default)s)")
+
+
+def add_instance_arguments(parser: argparse.ArgumentParser, purpose: str) -> None:
+    """Adds ``--instance-method`` and ``--min-size``; ``purpose`` says what the cells are for.
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> add_instance_arguments(parser, "scoring")
+        >>> parser.parse_args(["--instance-method", "membranes"]).instance_method
+        'membranes'
+    """
+    parser.add_argument("--instance-method", choices=METHODS, default=None,
+                        help=f"how cells are found for {purpose}: 'auto' is 'watershed'\n"
+                             "from the cell interiors for 3-class models, connected\n"
+                             "'components' for 2-class ones; 'membranes' for cells that\n"
+                             "tile the image with membranes between them, as in EM\n"
+                             "(default: what the model carries, else auto)")
+    parser.add_argument("--min-size", type=int, default=None,
+                        help="drop cells under this many pixels (default: what the model\n"
+                             f"carries, else {MIN_SIZE})")
+
+
+def check_instance_arguments(args: argparse.Namespace) -> None:
+    """Refuses a negative ``--min-size`` before any work.
+
+    Example:
+        >>> check_instance_arguments(argparse.Namespace(min_size=-1))
+        Traceback (most recent call last):
+        ...
+        keras_unet.errors.InputError: --min-size must be >= 0 (pixels), got -1.
+    """
+    if args.min_size is not None and args.min_size < 0:
+        raise InputError(f"--min-size must be >= 0 (pixels), got {args.min_size}.")
+
+
+def cell_settings(args: argparse.Namespace, carried: CellSettings) -> CellSettings:
+    """The model's settings with the options given on the command line in their place.
+
+    Example:
+        >>> args = argparse.Namespace(instance_method=None, min_size=30)
+        >>> cell_settings(args, CellSettings()).describe()
+        'method auto, min_size 30 (from the command line)'
+    """
+    return carried.replaced(method=args.instance_method, min_size=args.min_size)
+
+
+def print_notes(command: str, notes) -> None:
+    """Prints a loaded model's notes, one line each, on stderr.
+
+    Example:
+        >>> print_notes("predict", ["a note"])
+    """
+    for note in notes:
+        print(f"unet {command}: note: {note}", file=sys.stderr)

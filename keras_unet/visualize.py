@@ -1,0 +1,189 @@
+"""Pictures of predictions: overlays for files and viewers, panels for TensorBoard.
+
+Colours come from the class layout (:func:`keras_unet.class_layout.class_colour`), so a mask
+file, an overlay, a TensorBoard panel and a napari labels layer show each class alike. Cell
+outlines are drawn by scikit-image (:func:`skimage.segmentation.mark_boundaries`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from keras_unet.class_layout import class_colour, default_class_names
+
+OUTLINE = (255, 255, 0)
+"""The colour of cell outlines in overlays (yellow)."""
+
+CLASS_OPACITY = 0.45
+"""How strongly a class overlay tints the image with each class's colour."""
+
+PANEL_GAP = 4
+"""Pixels of white between the columns of a validation panel."""
+
+PANEL_TILE_PIXELS = 256
+"""Smallest size a validation tile is shown at in TensorBoard (whole-factor enlargement)."""
+
+PANEL_TITLE = 16
+"""Rows of the strip above a validation panel that names its columns."""
+
+PANEL_COLUMNS = ("input", "ground truth", "prediction", "weight map")
+"""The columns of a validation panel, left to right."""
+
+PANEL_LEGEND = 16
+"""Rows of the strip below the titles that shows each class's colour and name."""
+
+
+def display_grey(image) -> np.ndarray:
+    """An image as 8-bit grey for display: 1st-99th percentile stretch, channels averaged.
+
+    Example:
+        >>> display_grey(np.arange(5.0)[None]).tolist()
+        [[0, 62, 128, 193, 255]]
+    """
+    image = np.asarray(image, np.float64)
+    grey = image if image.ndim == 2 else image[..., :3].mean(-1)
+    low, high = np.percentile(grey, (1, 99))
+    return np.clip((grey - low) / max(high - low, 1e-12) * 255, 0, 255).round().astype(np.uint8)
+
+
+def outline_overlay(image, labels) -> np.ndarray:
+    """The image as 8-bit RGB (:func:`display_grey`) with the outlines of the labelled cells.
+
+    Example:
+        >>> labels = np.zeros((5, 5), int); labels[1:4, 1:4] = 1
+        >>> outline_overlay(np.zeros((5, 5)), labels)[2, :, 0].tolist()
+        [0, 255, 0, 255, 0]
+    """
+    from skimage.segmentation import mark_boundaries
+
+    grey = display_grey(image)
+    marked = mark_boundaries(np.repeat(grey[..., None], 3, -1), np.asarray(labels),
+                             color=np.array(OUTLINE) / 255.0, mode="inner")
+    return np.round(marked * 255).astype(np.uint8)
+
+
+def class_overlay(image, classes, opacity: float = CLASS_OPACITY) -> np.ndarray:
+    """The image as 8-bit RGB with every class but background tinted in its colour.
+
+    Example:
+        >>> class_overlay(np.zeros((1, 3)), np.array([[0, 1, 2]]), opacity=1.0)[0].tolist()
+        [[0, 0, 0], [230, 25, 75], [60, 180, 75]]
+    """
+    classes = np.asarray(classes)
+    rgb = np.repeat(display_grey(image)[..., None], 3, -1).astype(np.float64)
+    colours = class_colours(int(np.max(classes, initial=0)) + 1) * 255.0
+    tinted = classes > 0
+    rgb[tinted] = (1 - opacity) * rgb[tinted] + opacity * colours[classes[tinted]]
+    return np.round(rgb).astype(np.uint8)
+
+
+def class_colours(count: int) -> np.ndarray:
+    """``(count, 3)`` float32 colours in [0, 1] of classes 0..count-1.
+
+    Example:
+        >>> class_colours(2).round(3).tolist()
+        [[0.0, 0.0, 0.0], [0.902, 0.098, 0.294]]
+    """
+    return np.array([class_colour(index) for index in range(count)], np.float32) / 255.0
+
+
+def validation_panel(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
+                     weights: np.ndarray, class_names: Sequence[str] | None = None) -> np.ndarray:
+    """Pictures of input / ground truth / prediction / weight map side by side, one per tile.
+
+    All four are shown over the output area of the network: the input tile is centre-cropped to
+    it (a valid-padding network predicts only the centre of its input). The input is grey,
+    scaled by its own minimum and maximum; the ground truth shows each class in its fixed colour
+    (:func:`keras_unet.class_layout.class_colour`, unlabelled pixels mid-grey); the prediction
+    shows the argmax class in its colour, as bright as its probability; the weight map is grey,
+    scaled by its maximum. Small tiles are enlarged by a whole factor (nearest neighbour) to at
+    least :data:`PANEL_TILE_PIXELS`; a strip of :data:`PANEL_TITLE` rows on top names the
+    columns and one of :data:`PANEL_LEGEND` rows below it the class colours.
+
+    Args:
+        images: ``(N, T, T, C)`` input tiles (the first channel is shown).
+        labels: ``(N, O, O)`` integer class labels (-1: unlabelled).
+        probabilities: ``(N, O, O, K)`` predicted class probabilities.
+        weights: ``(N, O, O)`` pixel weights.
+        class_names: the K names for the legend (default:
+            :func:`keras_unet.class_layout.default_class_names`).
+
+    Returns:
+        float32 RGB ``(N, PANEL_TITLE + PANEL_LEGEND + s * O, 4 * s * O + 3 * PANEL_GAP, 3)``
+        pictures in [0, 1] for ``tf.summary.image``, with ``s = ceil(PANEL_TILE_PIXELS / O)``.
+
+    Example:
+        >>> images = np.zeros((1, 6, 6, 1)); images[0, 2, 2] = 1
+        >>> probabilities = np.stack([np.ones((1, 2, 2)), np.zeros((1, 2, 2))], -1)
+        >>> panel = validation_panel(images, np.ones((1, 2, 2), int), probabilities,
+        ...                          np.full((1, 2, 2), 3.0))
+        >>> panel.shape  # 2x2 tiles shown as 256x256
+        (1, 288, 1036, 3)
+        >>> row = panel[0, PANEL_TITLE + PANEL_LEGEND]  # the top row of the four pictures
+        >>> [row[column * (256 + PANEL_GAP)].round(3).tolist() for column in range(4)]
+        [[1.0, 1.0, 1.0], [0.902, 0.098, 0.294], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]
+    """
+    size = labels.shape[1]
+    classes = probabilities.shape[-1]
+    names = tuple(class_names) if class_names is not None else default_class_names(classes)
+    top = (images.shape[1] - size) // 2
+    left = (images.shape[2] - size) // 2
+    picture = np.asarray(images[:, top:top + size, left:left + size, 0], np.float32)
+    low = picture.min(axis=(1, 2), keepdims=True)
+    high = picture.max(axis=(1, 2), keepdims=True)
+    picture = (picture - low) / np.maximum(high - low, 1e-6)
+    colours = class_colours(max(classes, int(np.max(labels, initial=0)) + 1))
+    labels = np.asarray(labels)
+    truth = np.where((labels < 0)[..., None], UNLABELLED_GREY, colours[np.maximum(labels, 0)])
+    predicted = np.argmax(probabilities, axis=-1)
+    confidence = np.max(probabilities, axis=-1)[..., None].astype(np.float32)
+    prediction = colours[predicted] * confidence
+    weights = np.asarray(weights, np.float32)
+    weights = weights / np.maximum(weights.max(axis=(1, 2), keepdims=True), 1e-6)
+    scale = math.ceil(PANEL_TILE_PIXELS / size)
+    gap = np.ones((labels.shape[0], size * scale, PANEL_GAP, 3), np.float32)
+    row = [gap] * 7
+    row[::2] = [np.repeat(np.repeat(part, scale, axis=1), scale, axis=2)
+                for part in (_grey(picture), truth, prediction, _grey(weights))]
+    row = np.concatenate(row, axis=2)
+    strips = np.concatenate([_column_titles(row.shape[2], size * scale + PANEL_GAP),
+                             _legend(row.shape[2], names, colours)], axis=0)
+    return np.concatenate([np.broadcast_to(strips, (len(row), *strips.shape)), row],
+                          axis=1).astype(np.float32)
+
+
+UNLABELLED_GREY = np.float32(0.5)
+"""The shade of unlabelled ground-truth pixels in a validation panel."""
+
+
+def _grey(picture: np.ndarray) -> np.ndarray:
+    return np.repeat(picture[..., None], 3, axis=-1)
+
+
+def _column_titles(width: int, column_width: int) -> np.ndarray:
+    """A ``(PANEL_TITLE, width, 3)`` strip with the names of :data:`PANEL_COLUMNS`."""
+    from PIL import Image, ImageDraw
+
+    strip = Image.new("RGB", (width, PANEL_TITLE), (0, 0, 0))
+    draw = ImageDraw.Draw(strip)
+    for index, name in enumerate(PANEL_COLUMNS):
+        draw.text((index * column_width + 2, 2), name, fill=(255, 255, 255))
+    return np.asarray(strip, np.float32) / 255.0
+
+
+def _legend(width: int, names: Sequence[str], colours: np.ndarray) -> np.ndarray:
+    """A ``(PANEL_LEGEND, width, 3)`` strip: a square of each class's colour and its name."""
+    from PIL import Image, ImageDraw
+
+    strip = Image.new("RGB", (width, PANEL_LEGEND), (0, 0, 0))
+    draw = ImageDraw.Draw(strip)
+    x = 2
+    for index, name in enumerate(names):
+        colour = tuple(int(round(c * 255)) for c in colours[index])
+        draw.rectangle((x, 3, x + 9, 12), fill=colour, outline=(255, 255, 255))
+        draw.text((x + 13, 2), f"{index} {name}", fill=(255, 255, 255))
+        x += 13 + int(draw.textlength(f"{index} {name}")) + 12
+    return np.asarray(strip, np.float32) / 255.0
