@@ -101,7 +101,7 @@ class UNet(keras.Model):
             "filters": filters, "depth": depth, "padding": padding, "batch_norm": batch_norm,
             "dropout": dropout, "upsampling": upsampling, "final_activation": final_activation,
             "class_names": layout.class_names, "labels": layout.labels,
-            "cells": None if cells is None else dict(cells),
+            "cells": dict(cells) if isinstance(cells, dict) else cells,
         }
 
     @property

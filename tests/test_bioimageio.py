@@ -12,6 +12,7 @@ import yaml
 
 from keras_unet import build_unet, geometry
 from keras_unet.inference.network import model_geometry
+from keras_unet.instances.settings import CellSettings
 from keras_unet.normalization import MIN_STD, normalize_image
 from keras_unet.serving.bioimageio import (
     PAPER_DOI,
@@ -29,6 +30,7 @@ INFO = PackageInfo(name="tiny test U-Net", authors=("A. Tester", "B. Tester"), l
 def package(tmp_path_factory):
     """(model, zip path, rdf as a dict): a 3-class depth-2 valid-padding U-Net."""
     model = build_unet((None, None, 1), 3, filters=4, depth=2)
+    model.record_cells(CellSettings("membranes", 30))
     path = export_bioimageio(model, tmp_path_factory.mktemp("zoo"), INFO)
     with zipfile.ZipFile(path) as archive:
         rdf = yaml.safe_load(archive.read("rdf.yaml"))
@@ -48,6 +50,7 @@ def test_the_package_holds_every_file_the_issue_lists(package):
     assert rdf["covers"][0]["source"] == "cover.png"
     assert "0 background, 1 cell, 2 border" in rdf["description"]
     assert rdf["config"]["keras_unet"]["training"] == INFO.training_config
+    assert rdf["config"]["keras_unet"]["cells"] == CellSettings("membranes", 30).to_json()
     assert yaml.safe_load(zipfile.ZipFile(path).read("training_config.yaml")) == {
         "epochs": 3, "depth": 2}
     weights = rdf["weights"]

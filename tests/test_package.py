@@ -1,7 +1,12 @@
-"""``import keras_unet``: light until a name is used, and saved models load with plain Keras."""
+"""``import keras_unet``: light until a name is used, and saved models load in any import order."""
 
 import subprocess
 import sys
+
+import pytest
+
+FIRST_IMPORTS = ("import keras_unet", "from keras_unet.data import synthetic_cells",
+                 "import keras_unet.evaluation")
 
 
 def _python(code: str) -> subprocess.CompletedProcess:
@@ -17,14 +22,38 @@ def test_import_does_not_load_tensorflow_until_a_name_is_used():
     assert result.returncode == 0, result.stderr
 
 
-def test_plain_keras_loads_a_saved_unet_after_import_keras_unet(tmp_path):
-    path = tmp_path / "unet.keras"
-    saved = _python("import keras_unet\n"
-                    "keras_unet.build_unet((None, None, 1), 2, filters=2, depth=2)"
-                    f".save({str(path)!r})\n")
+def test_unet_help_answers_without_tensorflow_scipy_or_keras():
+    result = _python("import sys\nfrom keras_unet.cli import build_parser\n"
+                     "build_parser().format_help()\n"
+                     "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+                     "('tensorflow', 'keras', 'scipy', 'skimage')))\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+@pytest.fixture(scope="module")
+def compiled_model(tmp_path_factory):
+    """A U-Net saved by keras_unet, compiled with its loss and metrics."""
+    path = tmp_path_factory.mktemp("saved") / "unet.keras"
+    saved = _python(
+        "import keras_unet\nfrom keras_unet.losses import WeightedCrossentropy\n"
+        "from keras_unet.metrics import Dice, IoU\n"
+        "model = keras_unet.build_unet((None, None, 1), 2, filters=2, depth=2)\n"
+        "model.compile(optimizer='adam', loss=WeightedCrossentropy(), "
+        "metrics=[IoU(2, [1]), Dice(2, [1])])\n"
+        f"model.save({str(path)!r})\n")
     assert saved.returncode == 0, saved.stderr
-    loaded = _python("import keras\nimport keras_unet\n"
-                     f"model = keras.models.load_model({str(path)!r})\n"
-                     "print(model.output_shape)\n")
+    return path
+
+
+@pytest.mark.parametrize("keras_first", [False, True], ids=["keras-after", "keras-before"])
+@pytest.mark.parametrize("first_import", FIRST_IMPORTS)
+def test_a_saved_model_loads_whatever_the_import_order(compiled_model, first_import,
+                                                       keras_first):
+    imports = ["import keras", first_import][::1 if keras_first else -1]
+    loaded = _python("\n".join(imports) + "\n"
+                     f"model = keras.models.load_model({str(compiled_model)!r}, safe_mode=True)\n"
+                     "print(type(model).__name__, type(model.loss).__name__,\n"
+                     "      model.output_shape)\n")
     assert loaded.returncode == 0, loaded.stderr
-    assert loaded.stdout.strip() == "(None, None, None, 2)"
+    assert loaded.stdout.split()[:2] == ["UNet", "WeightedCrossentropy"]

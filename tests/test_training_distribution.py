@@ -183,3 +183,43 @@ def test_multi_worker_on_localhost_both_finish_and_agree(tmp_path):
     assert (tmp_path / "run" / "checkpoints" / "last.keras").is_file()
     assert (tmp_path / "run" / "workers" / "worker-1").is_dir()
     assert not (tmp_path / "run" / "workers" / "worker-1" / "backup").exists()
+
+
+@pytest.mark.slow
+def test_the_documented_multi_worker_command_runs_on_two_localhost_workers(tmp_path):
+    """training/README.md's recipe as users run it: the same command on every worker with its
+    own TF_CONFIG (one says --strategy multi-worker, the other relies on auto)."""
+    import keras
+
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    (tmp_path / "tiny.yaml").write_text("synthetic_images: 3\n")
+    command = [os.path.join(os.path.dirname(sys.executable), "unet"), "train", "--config",
+               str(tmp_path / "tiny.yaml"), "--run-dir", str(tmp_path / "run"), "--epochs", "2",
+               "--steps-per-epoch", "2", "--batch-size", "2", "--tile-size", "92", "--depth",
+               "2", "--filters", "2", "--mixed-precision", "off", "--val-fraction", "0.34"]
+    processes = [subprocess.Popen(command + ["--strategy", strategy],
+                                  env={**os.environ, **_tf_config(workers, index=index)},
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for index, strategy in enumerate(("multi-worker", "auto"))]
+    outputs = [_finish(process, timeout=300) for process in processes]
+    assert "MultiWorkerMirroredStrategy strategy with 2 replica(s)" in outputs[0]
+    assert "Served model:" in outputs[0] and "Served model:" not in outputs[1]
+    chief, worker = (keras.models.load_model(path, compile=False) for path in (
+        tmp_path / "run" / "checkpoints" / "last.keras",
+        tmp_path / "run" / "workers" / "worker-1" / "checkpoints" / "last.keras"))
+    for a, b in zip(chief.get_weights(), worker.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_mirrored_recipe_runs_as_a_command(tmp_path):
+    """``--strategy mirrored`` over the visible devices (one CPU here), as training/README.md has
+    it."""
+    (tmp_path / "tiny.yaml").write_text("synthetic_images: 2\n")
+    result = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "unet"), "train", "--config",
+         str(tmp_path / "tiny.yaml"), "--strategy", "mirrored", "--run-dir", str(tmp_path / "run"),
+         "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "2", "--tile-size", "92",
+         "--depth", "2", "--filters", "2", "--mixed-precision", "off", "--val-fraction", "0"],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "MirroredStrategy strategy with 1 replica(s)" in result.stdout

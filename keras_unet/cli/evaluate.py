@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         if layout is None:
             raise InputError("--class-names needs a model that says how many classes it has.")
         names = parse_class_names(args.class_names, layout.num_classes, "--class-names")
-    labels = args.labels or (layout.labels if layout is not None and not layout.cells else None)
+    labels = args.labels or (layout.labels if layout is not None else None)
     samples = load_samples(args.data, labels, ignore_label=args.ignore_label,
                            num_classes=layout.num_classes if layout and labels == "semantic"
                            else None)

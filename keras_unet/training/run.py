@@ -217,6 +217,9 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
         keras.mixed_precision.set_global_policy(previous_policy)
     if guard.message:
         raise FloatingPointError(guard.message)
+    if not cluster.is_chief:  # its replica's final weights, the chief's too
+        run.checkpoints.mkdir(parents=True, exist_ok=True)
+        save_model_atomically(model, run.checkpoints / "last.keras")
     best = export = cells = None
     scores = {}
     if config.patience is not None and (run.checkpoints / "best.keras").is_file():
