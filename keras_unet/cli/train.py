@@ -4,9 +4,12 @@
     unet train --config training/paper.yaml --data isbi2012/ --run-dir runs/isbi
     unet train --data tissue/ --labels semantic --num-classes 4 --ignore-label 255
     unet train --data more_cells/ --init runs/isbi/checkpoints/best.keras --patience 3
+    unet train --time-limit 5                    # the demo in 5 minutes of training
 
 Options given on the command line override the ``--config`` file, which overrides the defaults
 (``training/cpu_demo.yaml``). Run the same command again after an interruption to resume.
+With ``--time-limit`` the epochs are shortened to spread over the limit and training stops at
+it (or after the epochs, whichever comes first); a resumed run trains for what is left.
 On cells (not semantic classes), the smallest-cell cut-off ``--min-size`` that gives the best
 object F1 on the validation images is printed and put in the printed ``unet predict`` and
 ``unet evaluate`` commands.
@@ -28,6 +31,10 @@ OPTIONS = (
     ("--run-dir", str, None, "output folder (default: runs/<timestamp>)"),
     ("--epochs", int, None, "number of epochs"),
     ("--steps-per-epoch", int, None, "training steps per epoch"),
+    # A string, checked by TrainConfig, so that "abc" or "nan" is one line naming the option.
+    ("--time-limit", str, None, "minutes of training (validation and export not counted): "
+     "epochs are shortened to spread over it; stops at it or after the epochs, whichever "
+     "comes first (default: no limit)"),
     ("--batch-size", int, None, "global batch: tiles per step over all replicas"),
     ("--tile-size", int, None, "input tile size (a size the network takes)"),
     ("--filters", int, None, "channels of the first level"),
@@ -110,10 +117,11 @@ def run(args: argparse.Namespace) -> int:
     from keras_unet.training import load_config, train
 
     config = load_config(args.config) if args.config else TrainConfig()
+    given = overrides(args)
     try:
-        config = config.replace(**overrides(args))
+        config = config.replace(**given)
     except ValueError as error:
-        raise InputError(f"command line: {error}") from None
+        raise InputError(f"command line: {_as_option(str(error), given)}") from None
     try:
         result = train(config, overwrite=args.overwrite)
     except FloatingPointError as error:
@@ -128,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"TensorBoard:     tensorboard --logdir {result.run.logs}")
     print(f"Checkpoints:     {result.run.checkpoints / 'best.keras'} (best), last.keras (last)")
     print(f"Served model:    {result.export}")
+    print(f"Stopped:         {result.stopped}")
     nan = float("nan")
     if final:
         print(f"Last epoch:      validation IoU {final.get('val_iou', nan):.3f}, "
@@ -161,6 +170,20 @@ def run(args: argparse.Namespace) -> int:
           f"{shlex.quote(str(result.run.path / 'evaluation'))}{_label_options(result.config)}"
           f"{cells}")
     return 0
+
+
+def _as_option(message: str, given: dict) -> str:
+    """A config error about a value given on the command line, naming the option as typed.
+
+    Example:
+        >>> _as_option("time_limit must be a number, got 'abc'.", {"time_limit": "abc"})
+        "--time-limit must be a number, got 'abc'."
+        >>> _as_option("tile_size: input size 125 does not fit", {"tile_size": 125})
+        '--tile-size: input size 125 does not fit'
+    """
+    name = next((name for name in given if message.startswith(f"{name} ")
+                 or message.startswith(f"{name}:")), None)
+    return message if name is None else "--" + name.replace("_", "-") + message[len(name):]
 
 
 def _label_options(config: TrainConfig) -> str:

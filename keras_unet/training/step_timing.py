@@ -40,7 +40,7 @@ def measure_seconds_per_step(model: keras.Model, dataset: tf.data.Dataset,
     seeds) are then put back as they were, so the measurement does not train the model.
 
     Args:
-        model: a compiled model whose optimizer is built.
+        model: a built and compiled model.
         dataset: the training batches (an endless ``tf.data.Dataset``, as ``fit`` gets it).
         steps: steps to time after the first (>= 1).
 
@@ -52,7 +52,6 @@ def measure_seconds_per_step(model: keras.Model, dataset: tf.data.Dataset,
         >>> from keras_unet.data import make_dataset, synthetic_cells
         >>> model = keras_unet.build_unet((None, None, 1), 2, filters=2, depth=2)
         >>> model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-        >>> model.optimizer.build(model.trainable_variables)
         >>> tiles = make_dataset(synthetic_cells(1), tile_size=92, batch_size=2, depth=2)
         >>> seconds = measure_seconds_per_step(model, tiles, steps=2)
         >>> seconds > 0, int(model.optimizer.iterations)  # the step counter is put back
@@ -60,6 +59,10 @@ def measure_seconds_per_step(model: keras.Model, dataset: tf.data.Dataset,
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}.")
+    if not model.built:
+        raise ValueError("measure_seconds_per_step needs a built model: its weights are put back.")
+    if not model.optimizer.built:  # its moments must exist to be put back
+        model.optimizer.build(model.trainable_variables)
     variables = list(model.variables) + list(model.optimizer.variables)
     saved = [variable.numpy() for variable in variables]
     clock = _StepClock()
