@@ -29,7 +29,8 @@ def _fit(progress, budget, epochs=3, steps=4):
     model.fit(data, data, batch_size=1, epochs=epochs, verbose=0, callbacks=[budget, progress])
 
 
-def test_in_place_the_whole_run_is_one_line_rewritten():
+def test_in_place_the_whole_run_is_one_line_rewritten(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
     out = io.StringIO()
     budget = TimeBudget()
     _fit(ProgressLine(3, 4, budget, in_place=True, stream=out, prefix="unet train: "), budget)
@@ -54,3 +55,13 @@ def test_not_on_a_terminal_at_most_one_line_per_epoch(tmp_path, capsys):
         assert re.fullmatch(rf"unet train: step {2 * epoch}/6, epoch {epoch}/3, loss \d+\.\d{{4}}, "
                             rf"val object F1 {f1:.3f}(, \d+ s left)?", line), line
     assert lines[-1].endswith(", 0 s left")
+
+
+def test_in_place_the_line_is_cut_to_the_terminal_width(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "30")  # a wrapped line could not be rewritten
+    out = io.StringIO()
+    budget = TimeBudget()
+    _fit(ProgressLine(3, 4, budget, in_place=True, stream=out, prefix="unet train: "), budget)
+    draws = out.getvalue()[:-1].split("\r")[1:]
+    assert draws and all(len(draw) == 29 for draw in draws)
+    assert draws[-1] == "unet train: step 12/12, epoch"

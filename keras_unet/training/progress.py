@@ -6,6 +6,7 @@ rewritten in place as the steps go; elsewhere (CI logs, a file) one line per epo
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from typing import TextIO
@@ -75,11 +76,11 @@ class ProgressLine(keras.callbacks.Callback):
     """Shows :func:`progress_text` for a whole run: in place on a terminal, else once per epoch.
 
     In place, the line is rewritten after a step at most every :data:`REDRAW_SECONDS` and at
-    every epoch's end, and ends with a newline when training ends. Otherwise a line is written
-    at each epoch's end only. The time left is the steps left at the speed of this run's steps
-    so far, or what is left of the time limit if that is less. Put it last in the callback list,
-    so that the epoch's validation scores (``val_object_f1`` of
-    :class:`~keras_unet.training.callbacks.ObjectF1`) are in the logs it reads.
+    every epoch's end, cut to the terminal's width, and ends with a newline when training
+    ends. Otherwise a line is written at each epoch's end only. The time left is the steps left
+    at the speed of this run's steps so far, or what is left of the time limit if that is less.
+    Put it last in the callback list, so that the epoch's validation scores (``val_object_f1``
+    of :class:`~keras_unet.training.callbacks.ObjectF1`) are in the logs it reads.
 
     Args:
         epochs: epochs of the run.
@@ -178,7 +179,8 @@ class ProgressLine(keras.callbacks.Callback):
         return by_steps if left is None else min(by_steps, left)
 
     def _draw(self) -> None:
-        text = self.prefix + self._text()
+        """Rewrites the line, cut to the terminal's width: a wrapped line cannot be rewritten."""
+        text = (self.prefix + self._text())[:shutil.get_terminal_size().columns - 1]
         self._out.write("\r" + text.ljust(self._width))
         self._out.flush()
         self._width = len(text)
