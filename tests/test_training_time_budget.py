@@ -169,7 +169,7 @@ def test_a_run_whose_epochs_end_first_says_so(tmp_path, capsys):
     out = capsys.readouterr().out
     expected = [line for line in out.splitlines() if "of training expected" in line]
     assert len(expected) == 1 and expected[0].startswith("unet train: about ")
-    assert "per step over steps 2-6; limit 10 min)" in expected[0]
+    assert "per step over steps 5-9; limit 10 min)" in expected[0]
     stopped = [line for line in out.splitlines() if line.startswith("Stopped:")]
     assert len(stopped) == 1 and stopped[0].startswith("Stopped:         all 2 epochs done in ")
     assert stopped[0].endswith(" (6 steps)")

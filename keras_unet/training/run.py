@@ -36,8 +36,8 @@ from keras_unet.training.finetune import load_init_model, transfer_weights
 from keras_unet.training.learning_rate import CosineDecayOverBudget
 from keras_unet.training.progress import ProgressLine, format_duration
 from keras_unet.training.run_dir import RunDir, prepare_run_dir
-from keras_unet.training.step_timing import (MEASURED_STEPS, measure_seconds_per_step,
-                                             plan_steps_per_epoch)
+from keras_unet.training.step_timing import (MEASURED_STEPS, WARMUP_STEPS,
+                                             measure_seconds_per_step, plan_steps_per_epoch)
 from keras_unet.training.time_budget import TimeBudget, TrainingTime
 
 PANEL_TILES = 4
@@ -507,7 +507,8 @@ def _plan(config: TrainConfig, run: RunDir, cluster: Cluster, model: keras.Model
         record = TrainingTime(plan_steps_per_epoch(limit, config.epochs, config.steps_per_epoch,
                                                    seconds_per_step))
     expected = (config.epochs - record.epochs_done) * record.steps_per_epoch * seconds_per_step
-    details = f"{seconds_per_step:.2g} s per step over steps 2-{MEASURED_STEPS + 1}"
+    details = (f"{seconds_per_step:.2g} s per step over steps {WARMUP_STEPS + 1}-"
+               f"{WARMUP_STEPS + MEASURED_STEPS}")
     if limit is not None:
         expected = min(expected, max(0.0, limit - record.seconds))
         details += f"; limit {format_duration(limit)}"

@@ -1,6 +1,6 @@
 """How long a training step takes on this machine, and the epoch length that fits a time limit.
 
-``unet train`` measures a few steps before training (:func:`measure_seconds_per_step`), says
+``unet train`` times a few steps before training (:func:`measure_seconds_per_step`), says
 how long the run should take, and with a time limit shortens the epochs so that they spread
 over it (:func:`plan_steps_per_epoch`): the checkpoints, the validation and the panels then
 come at fractions of the limit, not of a step count the machine may never reach.
@@ -14,8 +14,12 @@ import time
 import keras
 import tensorflow as tf
 
+WARMUP_STEPS = 4
+"""Steps run before the timed ones: the first traces and compiles the step function, the next
+ones are slower too (the input pipeline fills, oneDNN prepares its kernels)."""
+
 MEASURED_STEPS = 5
-"""Steps timed after the first (which traces and compiles the step function)."""
+"""Steps timed after the warm-up ones."""
 
 
 class _StepClock(keras.callbacks.Callback):
@@ -30,19 +34,21 @@ class _StepClock(keras.callbacks.Callback):
 
 
 def measure_seconds_per_step(model: keras.Model, dataset: tf.data.Dataset,
-                             steps: int = MEASURED_STEPS) -> float:
+                             steps: int = MEASURED_STEPS, warmup: int = WARMUP_STEPS) -> float:
     """Seconds per training step of a compiled model, measured and then undone.
 
-    Runs ``steps + 1`` training steps with ``model.fit`` on ``dataset`` and times steps 2 to
-    ``steps + 1``: the first traces and compiles the step function (the next ``fit`` reuses
-    it, so the measurement costs only the timed steps) and fills the input pipeline. The
-    model's and the optimizer's variables (weights, optimizer moments, step counter, random
-    seeds) are then put back as they were, so the measurement does not train the model.
+    Runs ``warmup + steps`` training steps with ``model.fit`` on ``dataset`` and times the
+    last ``steps`` of them: the first traces and compiles the step function (the next ``fit``
+    reuses it, so the measurement costs only the other steps), and the first few are slower
+    than the rest of a run. The model's and the optimizer's variables (weights, optimizer
+    moments, step counter, random seeds) are then put back as they were, so the measurement
+    does not train the model.
 
     Args:
         model: a built and compiled model.
         dataset: the training batches (an endless ``tf.data.Dataset``, as ``fit`` gets it).
-        steps: steps to time after the first (>= 1).
+        steps: steps timed (>= 1).
+        warmup: steps run before them (>= 1: the first compiles).
 
     Returns:
         The mean time of the timed steps, in seconds.
@@ -53,12 +59,12 @@ def measure_seconds_per_step(model: keras.Model, dataset: tf.data.Dataset,
         >>> model = keras_unet.build_unet((None, None, 1), 2, filters=2, depth=2)
         >>> model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
         >>> tiles = make_dataset(synthetic_cells(1), tile_size=92, batch_size=2, depth=2)
-        >>> seconds = measure_seconds_per_step(model, tiles, steps=2)
+        >>> seconds = measure_seconds_per_step(model, tiles, steps=2, warmup=1)
         >>> seconds > 0, int(model.optimizer.iterations)  # the step counter is put back
         (True, 0)
     """
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}.")
+    if steps < 1 or warmup < 1:
+        raise ValueError(f"steps and warmup must be >= 1, got {steps} and {warmup}.")
     if not model.built:
         raise ValueError("measure_seconds_per_step needs a built model: its weights are put back.")
     if not model.optimizer.built:  # its moments must exist to be put back
@@ -67,12 +73,12 @@ def measure_seconds_per_step(model: keras.Model, dataset: tf.data.Dataset,
     saved = [variable.numpy() for variable in variables]
     clock = _StepClock()
     try:
-        model.fit(dataset, epochs=1, steps_per_epoch=steps + 1, callbacks=[clock], verbose=0,
-                  shuffle=False)
+        model.fit(dataset, epochs=1, steps_per_epoch=warmup + steps, callbacks=[clock],
+                  verbose=0, shuffle=False)
     finally:
         for variable, value in zip(variables, saved):
             variable.assign(value)
-    return (clock.ends[-1] - clock.ends[0]) / steps
+    return (clock.ends[-1] - clock.ends[warmup - 1]) / steps
 
 
 def plan_steps_per_epoch(limit_seconds: float | None, epochs: int, steps_per_epoch: int,
