@@ -14,6 +14,8 @@ import time
 import keras
 import tensorflow as tf
 
+from keras_unet.errors import InputError
+
 WARMUP_STEPS = 4
 """Steps run before the timed ones: the first traces and compiles the step function, the next
 ones are slower too (the input pipeline fills, oneDNN prepares its kernels)."""
@@ -64,9 +66,9 @@ def measure_seconds_per_step(model: keras.Model, dataset: tf.data.Dataset,
         (True, 0)
     """
     if steps < 1 or warmup < 1:
-        raise ValueError(f"steps and warmup must be >= 1, got {steps} and {warmup}.")
+        raise InputError(f"steps and warmup must be >= 1, got {steps} and {warmup}.")
     if not model.built:
-        raise ValueError("measure_seconds_per_step needs a built model: its weights are put back.")
+        raise InputError("measure_seconds_per_step needs a built model: its weights are put back.")
     if not model.optimizer.built:  # its moments must exist to be put back
         model.optimizer.build(model.trainable_variables)
     variables = list(model.variables) + list(model.optimizer.variables)
