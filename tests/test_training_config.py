@@ -1,6 +1,8 @@
 """TrainConfig: YAML in and out, command-line overrides, and clear refusals of bad values."""
 
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -61,6 +63,12 @@ def test_unknown_key_without_a_close_match_lists_the_known_keys(tmp_path):
     ({"epochs": 2.5}, "epochs must be an integer, got 2.5"),
     ({"elastic": "yes"}, "elastic must be true or false, got 'yes'"),
     ({"seed": -1}, "seed must be >= 0"),
+    ({"time_limit": 0}, r"time_limit must be a number of minutes > 0 .*, got 0.0"),
+    ({"time_limit": -1.5}, "time_limit must be a number of minutes > 0"),
+    ({"time_limit": float("nan")}, "time_limit must be a number of minutes > 0 .*, got nan"),
+    ({"time_limit": "inf"}, "time_limit must be a number of minutes > 0 .*, got inf"),
+    ({"time_limit": "abc"}, "time_limit must be a number, got 'abc'"),
+    ({"time_limit": True}, "time_limit must be a number, got True"),
 ])
 def test_out_of_range_values_are_refused_naming_the_key(changes, message):
     with pytest.raises(ValueError, match=message):
@@ -103,6 +111,34 @@ def test_cli_reports_bad_config_and_bad_values_in_one_line_with_exit_2(tmp_path,
         f"unet train: error: {path}: unknown key 'epoch'; did you mean 'epochs'?\n")
     assert main(["train", "--tile-size", "125", "--run-dir", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("unet train: error: command line: tile_size: input size 125 does not")
+    assert err.startswith("unet train: error: command line: --tile-size: input size 125 does "
+                          "not")
     assert len(err.splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("text", ["time_limit: 0", "time_limit: -3", "time_limit: .nan",
+                                  "time_limit: .inf", "time_limit: abc", "time_limit: 1e999"])
+def test_a_bad_time_limit_in_yaml_is_refused_naming_the_key(tmp_path, text):
+    path = _write(tmp_path, text + "\n")
+    with pytest.raises(ValueError, match=f"^{path}: time_limit must be a number"):
+        load_config(path)
+
+
+def test_a_time_limit_in_yaml_is_minutes(tmp_path):
+    config = load_config(_write(tmp_path, "time_limit: 2.5\n"))
+    assert (config.time_limit, config.time_limit_seconds) == (2.5, 150.0)
+    assert load_config(_write(tmp_path, config.to_yaml())) == config
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "abc", "nan", "inf"])
+def test_a_bad_time_limit_on_the_command_line_is_one_line_exit_2_and_creates_nothing(
+        tmp_path, value):
+    command = [sys.executable, "-c", "import sys; from keras_unet.cli import main; "
+               "sys.exit(main(sys.argv[1:]))", "train", "--time-limit", value]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("unet train: error: command line: --time-limit must be a "
+                                  "number"), done.stderr
+    assert value in done.stderr and len(done.stderr.splitlines()) == 1
+    assert done.stdout == "" and list(tmp_path.iterdir()) == []

@@ -4,9 +4,12 @@
     unet train --config training/paper.yaml --data isbi2012/ --run-dir runs/isbi
     unet train --data tissue/ --labels semantic --num-classes 4 --ignore-label 255
     unet train --data more_cells/ --init runs/isbi/checkpoints/best.keras --patience 3
+    unet train --time-limit 5                    # the demo in 5 minutes of training
 
 Options given on the command line override the ``--config`` file, which overrides the defaults
 (``training/cpu_demo.yaml``). Run the same command again after an interruption to resume.
+With ``--time-limit`` the epochs are shortened to spread over the limit and training stops at
+it (or after the epochs, whichever comes first); a resumed run trains for what is left.
 On cells (not semantic classes), the instance method and smallest-cell cut-off that give the
 best object F1 on the validation images are recorded in the model, so ``unet predict`` and
 ``unet evaluate`` use them; ``--init`` starts from a model's weights, classes and cell settings.
@@ -28,6 +31,10 @@ OPTIONS = (
     ("--run-dir", str, None, "output folder (default: runs/<timestamp>)"),
     ("--epochs", int, None, "number of epochs"),
     ("--steps-per-epoch", int, None, "training steps per epoch"),
+    # A string, checked by TrainConfig, so that "abc" or "nan" is one line naming the option.
+    ("--time-limit", str, None, "minutes of training (validation and export not counted): "
+     "epochs are shortened to spread over it; stops at it or after the epochs, whichever "
+     "comes first (default: no limit)"),
     ("--batch-size", int, None, "global batch: tiles per step over all replicas"),
     ("--tile-size", int, None, "input tile size (a size the network takes)"),
     ("--filters", int, None, "channels of the first level"),
@@ -109,19 +116,23 @@ def resolved_config(args: argparse.Namespace) -> TrainConfig:
     from keras_unet.training import load_config
 
     config = load_config(args.config) if args.config else TrainConfig()
+    given = overrides(args)
     try:
-        return config.replace(**overrides(args))
+        return config.replace(**given)
     except ValueError as error:
-        raise InputError(f"command line: {error}") from None
+        raise InputError(f"command line: {_as_option(str(error), given)}") from None
 
 
 def first(args: argparse.Namespace) -> None:
     """Creates the tf.distribute strategy before anything else touches TensorFlow's runtime:
     collective operations of several workers must be configured at program startup."""
-    from keras_unet.training.distribution import choose_strategy
+    from keras_unet.training.distribution import choose_strategy, cluster_from_env
+    from keras_unet.training.run import check_for_cluster
 
     args.resolved = resolved_config(args)
-    choose_strategy(args.resolved.strategy)
+    cluster = cluster_from_env()
+    check_for_cluster(args.resolved, cluster)
+    choose_strategy(args.resolved.strategy, cluster)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -152,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"TensorBoard:     tensorboard --logdir {result.run.logs}")
     print(f"Checkpoints:     {result.run.checkpoints / 'best.keras'} (best), last.keras (last)")
     print(f"Served model:    {result.export}")
+    print(f"Stopped:         {result.stopped}")
     nan = float("nan")
     if final:
         print(f"Last epoch:      validation IoU {final.get('val_iou', nan):.3f}, "
@@ -181,6 +193,20 @@ def run(args: argparse.Namespace) -> int:
           f"{shlex.quote(str(result.validation))} --report "
           f"{shlex.quote(str(result.run.path / 'evaluation'))}{_label_options(result.config)}")
     return 0
+
+
+def _as_option(message: str, given: dict) -> str:
+    """A config error about a value given on the command line, naming the option as typed.
+
+    Example:
+        >>> _as_option("time_limit must be a number, got 'abc'.", {"time_limit": "abc"})
+        "--time-limit must be a number, got 'abc'."
+        >>> _as_option("tile_size: input size 125 does not fit", {"tile_size": 125})
+        '--tile-size: input size 125 does not fit'
+    """
+    name = next((name for name in given if message.startswith(f"{name} ")
+                 or message.startswith(f"{name}:")), None)
+    return message if name is None else "--" + name.replace("_", "-") + message[len(name):]
 
 
 def _label_options(config: TrainConfig) -> str:

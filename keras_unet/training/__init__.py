@@ -18,5 +18,8 @@ import lazy_loader
 __getattr__, __dir__, __all__ = lazy_loader.attach(
     __name__,
     submod_attrs={"config": ["TrainConfig", "load_config"],
-                  "run": ["TrainResult", "split_samples", "train"]},
+                  "learning_rate": ["CosineDecayOverBudget"],
+                  "run": ["TrainResult", "split_samples", "train"],
+                  "step_timing": ["measure_seconds_per_step", "plan_steps_per_epoch"],
+                  "time_budget": ["TimeBudget"]},
 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -49,6 +50,10 @@ class TrainConfig:
             makes ``runs/<timestamp>``.
         epochs: number of epochs.
         steps_per_epoch: training steps (global batches) per epoch.
+        time_limit: minutes of training time; ``None``: no limit. Training stops at the limit
+            or after ``epochs`` epochs, whichever comes first, and the epochs are shortened so
+            that they spread over the limit (:mod:`keras_unet.training.time_budget` says what
+            counts as training time).
         batch_size: global batch: tiles per step summed over all replicas; it must divide evenly
             among them.
         tile_size: input tile size in pixels; must be a size the network takes (valid padding:
@@ -107,6 +112,7 @@ class TrainConfig:
     run_dir: str | None = None
     epochs: int = 15
     steps_per_epoch: int = 120
+    time_limit: float | None = None
     batch_size: int = 4
     tile_size: int = 188
     filters: int = 16
@@ -167,6 +173,16 @@ class TrainConfig:
             3
         """
         return max(1, self.epochs // 3) if self.freeze_encoder else 0
+
+    @property
+    def time_limit_seconds(self) -> float | None:
+        """``time_limit`` in seconds (None without a limit).
+
+        Example:
+            >>> TrainConfig(time_limit=2.5).time_limit_seconds, TrainConfig().time_limit_seconds
+            (150.0, None)
+        """
+        return None if self.time_limit is None else self.time_limit * 60.0
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any], source: str = "config") -> TrainConfig:
@@ -319,6 +335,10 @@ def _check_ranges(config: TrainConfig) -> None:
             raise InputError(f"{name} must be in [0, 1), got {getattr(config, name)}.")
     if not 0.0 <= config.val_fraction < 1.0:
         raise InputError(f"val_fraction must be in [0, 1), got {config.val_fraction}.")
+    if config.time_limit is not None and not (math.isfinite(config.time_limit)
+                                              and config.time_limit > 0):
+        raise InputError(f"time_limit must be a number of minutes > 0 (or unset: no limit), got "
+                         f"{config.time_limit}.")
     if config.patience is not None and config.patience < 1:
         raise InputError(f"patience must be >= 1 (or unset: no early stopping), got "
                          f"{config.patience}.")

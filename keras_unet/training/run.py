@@ -3,7 +3,8 @@
 The steps, in order, each failing early with a clear message: check the config, pick the
 tf.distribute strategy (first, before other TensorFlow work) and the mixed-precision policy,
 read and split the data, choose or resume the run directory, build and compile the U-Net in the
-strategy's scope, ``model.fit`` with the callbacks, then export the best model for serving.
+strategy's scope, time a few steps (and with a time limit, shorten the epochs to spread over
+it), ``model.fit`` with the callbacks, then export the best model for serving.
 """
 
 from __future__ import annotations
@@ -45,7 +46,12 @@ from keras_unet.training.distribution import (
     strategy_name,
 )
 from keras_unet.training.finetune import inherited_config, load_init_model, transfer_weights
+from keras_unet.training.learning_rate import CosineDecayOverBudget
+from keras_unet.training.progress import ProgressLine, format_duration
 from keras_unet.training.run_dir import RunDir, prepare_run_dir
+from keras_unet.training.step_timing import (MEASURED_STEPS, WARMUP_STEPS,
+                                             measure_seconds_per_step, plan_steps_per_epoch)
+from keras_unet.training.time_budget import TimeBudget, TrainingTime
 
 PANEL_TILES = 4
 """Validation tiles shown in the TensorBoard image panel."""
@@ -80,14 +86,25 @@ class TrainResult:
             the ``init`` model; None for semantic classes, on non-chief workers, and without
             validation images or a model to start from.
         cell_scores: object F1 on the validation images of each ``(method, min_size)`` tried.
+        stop_reason: why training stopped: ``"epochs"`` (all done), ``"time_limit"``
+            (``config.time_limit`` reached) or ``"patience"`` (early stopping).
+        training_seconds: training time of the whole run, a resumed one included (what counts:
+            :mod:`keras_unet.training.time_budget`).
+        steps: training steps of the whole run.
+        epochs_done: finished epochs of the whole run (the one the time limit ended included).
+        steps_per_epoch: steps of each epoch: ``config.steps_per_epoch``, or fewer so that the
+            epochs spread over ``config.time_limit``.
 
     Example:
         >>> from keras_unet.training.run_dir import RunDir
-        >>> result = TrainResult(TrainConfig(epochs=2), RunDir(Path("runs/a"), resume=False),
-        ...                      None, {"loss": [0.9, 0.4], "val_loss": [0.8, 0.5]}, None,
-        ...                      None, None, "float32", "default", False, None, {})
+        >>> result = TrainResult(TrainConfig(epochs=15, time_limit=5), RunDir(Path("runs/a"),
+        ...                      resume=False), None, {"loss": [0.9, 0.4], "val_loss": [0.8, 0.5]},
+        ...                      None, None, None, "float32", "default", False, None, {},
+        ...                      "time_limit", 300.4, 812, 7, 120)
         >>> result.final, str(result.run.logs)
         ({'loss': 0.4, 'val_loss': 0.5}, 'runs/a/logs')
+        >>> result.stopped
+        'time limit of 5 min reached after 812 steps (epoch 7 of 15)'
     """
 
     config: TrainConfig
@@ -102,16 +119,42 @@ class TrainResult:
     resumed: bool
     cells: CellSettings | None
     cell_scores: dict[tuple[str, int], float]
+    stop_reason: str
+    training_seconds: float
+    steps: int
+    epochs_done: int
+    steps_per_epoch: int
 
     @property
     def final(self) -> dict[str, float]:
         """The last epoch's logs (empty if no epoch ran)."""
         return {key: values[-1] for key, values in self.history.items() if values}
 
+    @property
+    def stopped(self) -> str:
+        """Why and when training stopped, in words (``unet train`` prints it)."""
+        epochs = f"epoch {self.epochs_done} of {self.config.epochs}"
+        if self.stop_reason == "time_limit":
+            return (f"time limit of {format_duration(self.config.time_limit_seconds)} reached "
+                    f"after {self.steps} steps ({epochs})")
+        if self.stop_reason == "patience":
+            return (f"no lower validation loss for {self.config.patience} epochs, after "
+                    f"{self.steps} steps ({epochs}) in {format_duration(self.training_seconds)}")
+        return (f"all {self.config.epochs} epochs done in "
+                f"{format_duration(self.training_seconds)} ({self.steps} steps)")
+
 
 def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: bool = False,
           verbose: int | None = None) -> TrainResult:
     """Trains a U-Net as ``config`` says and exports the best model for serving.
+
+    Before training it times a few steps and says how long training should take; with
+    ``config.time_limit`` it also shortens the epochs so that ``config.epochs`` of them spread
+    over the limit (:func:`~keras_unet.training.step_timing.plan_steps_per_epoch`), stops at the
+    limit (the epoch it stops in is validated and checkpointed) and decays the learning rate
+    over the steps or the time, whichever runs out first
+    (:class:`~keras_unet.training.learning_rate.CosineDecayOverBudget`). A resumed run keeps
+    the epoch length and trains only for what is left of the limit.
 
     Writes to the run directory (see :mod:`keras_unet.training.run_dir`): ``config.yaml``,
     ``logs/`` for TensorBoard (loss, IoU, Dice, learning rate, ``tiles_per_second``, object F1
@@ -121,8 +164,9 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
     ``checkpoints/last.keras`` (written atomically), ``export/<version>/`` (a float32
     SavedModel for TF-Serving, :func:`keras_unet.serving.export_for_serving`) and
     ``validation/`` (the held-out images and their masks, for ``unet predict`` and ``unet
-    evaluate``). With several workers only the chief writes there; the others keep their
-    backup under ``workers/<task>/``. On cells, the instance method and ``min_size`` of
+    evaluate``), ``training_time.json`` (:class:`~keras_unet.training.time_budget.TrainingTime`).
+    With several workers only the chief writes there; the others keep their backup under
+    ``workers/<task>/``. On cells, the instance method and ``min_size`` of
     :func:`keras_unet.instances.instance_labels` are then chosen on the validation images with
     the best model, and recorded in ``best.keras`` and the export (:attr:`TrainResult.cells`).
 
@@ -130,8 +174,10 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
         config: a :class:`TrainConfig`, a mapping of its fields, or None for the defaults.
         overwrite: move an earlier, different run in ``config.run_dir`` aside instead of
             refusing to start.
-        verbose: 0 silent, 1 progress bar, 2 one line per epoch; default: a progress bar on a
-            terminal, one line per epoch otherwise (CI logs).
+        verbose: 0 silent; 1 status lines and one progress line for the whole run, rewritten
+            in place on a terminal and written once per epoch otherwise (CI logs,
+            :class:`~keras_unet.training.progress.ProgressLine`); 2 the same, always once per
+            epoch. Default 1.
 
     Returns:
         A :class:`TrainResult`.
@@ -155,20 +201,15 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
         ['best.json', 'best.keras', 'last.keras']
     """
     config = _as_config(config)
-    verbose = (1 if sys.stdout.isatty() else 2) if verbose is None else verbose
+    verbose = 1 if verbose is None else verbose
     say = print if verbose else _silent
     cluster = cluster_from_env()
+    check_for_cluster(config, cluster)
     strategy = choose_strategy(config.strategy, cluster)
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
         raise InputError(f"batch_size {config.batch_size} does not split evenly over {replicas} "
                          f"replicas; use a multiple of {replicas}.")
-    if cluster.num_tasks > 1 and config.patience is not None:
-        raise InputError("patience (early stopping) works with one worker only; leave it unset "
-                         "for multi-worker training.")
-    if cluster.num_tasks > 1 and config.run_dir is None:
-        raise InputError("multi-worker training needs --run-dir: every worker must name the "
-                         "same run.")
     policy = choose_policy(config.mixed_precision)
     trained = None if config.init is None else load_init_model(config.init, "--init")
     config = inherited_config(config, trained)
@@ -207,12 +248,19 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
                 transfer_weights(trained, model)
             _compile(model, config)
             model.optimizer.build(model.trainable_variables)  # all of them, frozen or not
+        record = _plan(config, run, cluster, model, train_data, say)
         guard = NaNGuard(hint=f"lower learning_rate (it is {config.learning_rate:g}), or "
                               "try mixed_precision off.")
-        callbacks = _callbacks(config, run, cluster, guard, val_data, val_samples, monitor)
+        budget = TimeBudget(config.time_limit_seconds, record, run.training_time)
+        callbacks = _callbacks(config, run, cluster, guard, budget, val_data, val_samples,
+                               monitor)
+        if verbose:
+            callbacks.append(ProgressLine(config.epochs, record.steps_per_epoch, budget,
+                                          in_place=verbose == 1 and sys.stdout.isatty(),
+                                          prefix="unet train: "))
         history = model.fit(train_data, epochs=config.epochs,
-                            steps_per_epoch=config.steps_per_epoch, validation_data=val_data,
-                            callbacks=callbacks, verbose=verbose, shuffle=False)
+                            steps_per_epoch=record.steps_per_epoch, validation_data=val_data,
+                            callbacks=callbacks, verbose=0, shuffle=False)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
     if guard.message:
@@ -220,6 +268,9 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
     if not cluster.is_chief:  # its replica's final weights, the chief's too
         run.checkpoints.mkdir(parents=True, exist_ok=True)
         save_model_atomically(model, run.checkpoints / "last.keras")
+    patience = next((c for c in callbacks if isinstance(c, PatienceOnBest)), None)
+    stop_reason = ("time_limit" if budget.stopped_at is not None else
+                   "patience" if patience is not None and patience.stopped_epoch else "epochs")
     best = export = cells = None
     scores = {}
     if config.patience is not None and (run.checkpoints / "best.keras").is_file():
@@ -231,7 +282,33 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
             cells, scores = _cell_settings(run, model, val_samples, trained)
         export = _export(config, run, model, _channels(train_samples))
     return TrainResult(config, run, model, history.history, best, export, validation, policy,
-                       strategy_name(strategy), run.resume, cells, scores)
+                       strategy_name(strategy), run.resume, cells, scores, stop_reason,
+                       budget.training_seconds,
+                       int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
+                       budget.record.epochs_done, record.steps_per_epoch)
+
+
+def check_for_cluster(config: TrainConfig, cluster: Cluster) -> None:
+    """Refuses what several workers cannot do together, before any of them starts.
+
+    Example:
+        >>> check_for_cluster(TrainConfig(patience=2), Cluster(2, "worker", 0))
+        Traceback (most recent call last):
+        ...
+        keras_unet.errors.InputError: patience (early stopping) works with one worker only; ...
+    """
+    if cluster.num_tasks < 2:
+        return
+    if config.time_limit is not None:
+        raise InputError("time_limit works with one worker only (each worker's own clock would "
+                         "stop it at another step, leaving the others waiting); leave it unset "
+                         "for multi-worker training.")
+    if config.patience is not None:
+        raise InputError("patience (early stopping) works with one worker only; leave it unset "
+                         "for multi-worker training.")
+    if config.run_dir is None:
+        raise InputError("multi-worker training needs --run-dir: every worker must name the "
+                         "same run.")
 
 
 def split_samples(samples: list, val_fraction: float, seed: int = 0) -> tuple[list, list]:
@@ -374,10 +451,8 @@ def _build_model(config: TrainConfig, channels: int) -> keras.Model:
 
 
 def _compile(model: keras.Model, config: TrainConfig) -> None:
+    """Compiles with the initial learning rate; :class:`CosineDecayOverBudget` decays it."""
     learning_rate = config.learning_rate
-    if config.learning_rate_schedule == "cosine":
-        learning_rate = keras.optimizers.schedules.CosineDecay(
-            learning_rate, decay_steps=config.epochs * config.steps_per_epoch)
     if config.optimizer == "sgd":
         optimizer = keras.optimizers.SGD(learning_rate, momentum=config.momentum)
     else:
@@ -448,11 +523,51 @@ def _full_batches(val_data: tf.data.Dataset, batch_size: int, replicas: int) -> 
     return tiles.batch(batch_size).apply(tf.data.experimental.assert_cardinality(batches))
 
 
+def _plan(config: TrainConfig, run: RunDir, cluster: Cluster, model: keras.Model,
+          train_data: tf.data.Dataset, say) -> TrainingTime:
+    """Times a few steps, chooses the epoch length (kept on resume) and says what to expect.
+
+    A resumed run continues its record (:class:`TrainingTime`); a new one starts one with the
+    epoch length that spreads ``config.epochs`` over the time limit. Several workers are not
+    timed: each would time its own steps (no limit is allowed there).
+    """
+    record = TrainingTime.read(run.training_time) if run.resume else None
+    if cluster.num_tasks > 1:
+        return record or TrainingTime(config.steps_per_epoch)
+    seconds_per_step = measure_seconds_per_step(model, train_data)
+    limit = config.time_limit_seconds
+    if record is None or record.steps_per_epoch is None:
+        record = TrainingTime(plan_steps_per_epoch(limit, config.epochs, config.steps_per_epoch,
+                                                   seconds_per_step))
+    expected = (config.epochs - record.epochs_done) * record.steps_per_epoch * seconds_per_step
+    details = (f"{seconds_per_step:.2g} s per step over steps {WARMUP_STEPS + 1}-"
+               f"{WARMUP_STEPS + MEASURED_STEPS}")
+    if limit is not None:
+        expected = min(expected, max(0.0, limit - record.seconds))
+        details += f"; limit {format_duration(limit)}"
+        if record.steps_per_epoch < config.steps_per_epoch:
+            details += f", so epochs of {record.steps_per_epoch} steps"
+    if record.epochs_done:
+        details += f"; {format_duration(record.seconds)} trained before"
+    say(f"unet train: about {format_duration(expected)} of training "
+        f"{'left' if record.epochs_done else 'expected'} on this machine ({details})")
+    return record
+
+
 def _callbacks(config: TrainConfig, run: RunDir, cluster: Cluster, guard: NaNGuard,
-               val_data: tf.data.Dataset | None, val_samples: list,
+               budget: TimeBudget, val_data: tf.data.Dataset | None, val_samples: list,
                monitor: str | None) -> list[keras.callbacks.Callback]:
-    callbacks = [guard, Throughput(config.batch_size),
+    """The run's callbacks, in the order they must see each epoch's end.
+
+    The time record before the backup (:class:`TimeBudget`), the learning rate after it (it
+    reads the restored step counter), object F1 before the checkpoints that log it.
+    """
+    callbacks = [guard, Throughput(config.batch_size), budget,
                  keras.callbacks.BackupAndRestore(str(run.backup), double_checkpoint=True)]
+    if config.learning_rate_schedule == "cosine":
+        callbacks.append(CosineDecayOverBudget(config.learning_rate,
+                                               config.epochs * budget.record.steps_per_epoch,
+                                               budget))
     if config.freeze_encoder:
         callbacks.append(FreezeEncoder(config.frozen_epochs))
     if not cluster.is_chief:

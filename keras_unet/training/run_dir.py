@@ -2,7 +2,9 @@
 
 A run directory holds ``config.yaml`` (the resolved config), ``backup/`` (Keras's
 ``BackupAndRestore`` state, present while a run is unfinished), ``checkpoints/``, ``logs/``
-(TensorBoard), ``export/`` and ``validation/`` (the held-out images and masks). Starting a run
+(TensorBoard), ``export/``, ``validation/`` (the held-out images and masks) and
+``training_time.json`` (the training time of each finished epoch and the epoch length chosen
+for a time limit, :mod:`keras_unet.training.time_budget`). Starting a run
 in a directory that already holds one:
 
 - the same config with a backup: the run was interrupted; it resumes there;
@@ -27,6 +29,7 @@ from keras_unet.training.config import TrainConfig
 
 CONFIG_FILE = "config.yaml"
 BACKUP_DIR = "backup"
+TRAINING_TIME_FILE = "training_time.json"
 RUNS_ROOT = Path("runs")
 
 
@@ -67,6 +70,11 @@ class RunDir:
     def export(self) -> Path:
         """Folder of the model exported for serving."""
         return self.path / "export"
+
+    @property
+    def training_time(self) -> Path:
+        """The run's training time (:class:`~keras_unet.training.time_budget.TrainingTime`)."""
+        return self.path / TRAINING_TIME_FILE
 
     @property
     def validation(self) -> Path:
