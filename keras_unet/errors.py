@@ -1,9 +1,11 @@
-"""The exceptions that mean "the input is wrong", raised where the input is checked.
+"""The exceptions that mean "the input is wrong" or "the world failed", raised where it is seen.
 
-``unet`` prints these as one line naming the file or argument and exits with code 2; anything
-else is a bug and keeps its traceback. Each is also the built-in exception it refines
-(``ValueError``, ``FileNotFoundError``, ``FileExistsError``, ``NotADirectoryError``,
-``IsADirectoryError``, ``ConnectionError``), so code that catches those keeps working.
+``unet`` prints a :class:`UserError` as one line naming the file or argument and exits with
+code 2, and a :class:`FaultError` (a full disk, a read-only folder, a corrupt file) as one line
+with exit code 1; anything else is a bug and keeps its traceback. Each user error is also the
+built-in exception it refines (``ValueError``, ``FileNotFoundError``, ``FileExistsError``,
+``NotADirectoryError``, ``IsADirectoryError``, ``ConnectionError``), so code that catches those
+keeps working.
 
 Example:
     >>> try:
@@ -44,4 +46,14 @@ class SchedulerUnreachableError(UserError, ConnectionError):
     Example:
         >>> isinstance(SchedulerUnreachableError("tcp://x:1"), ConnectionError)
         True
+    """
+
+
+class FaultError(Exception):
+    """Something outside the input and the code failed: a full disk, a read-only folder, a
+    corrupt or truncated file. ``unet`` prints it as one line, exit code 1.
+
+    Example:
+        >>> isinstance(FaultError("out/a.png could not be written"), UserError)
+        False
     """

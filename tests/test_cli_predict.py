@@ -114,7 +114,7 @@ def test_predict_never_overwrites_inputs(tmp_path, images, model_file, capsys):
     before = (images / "a.png").read_bytes()
     code = main(["predict", "--model", str(model_file), "--input", str(images), "--output",
                  str(images), "--overwrite"])
-    assert code == 2 and "input folder" in capsys.readouterr().err
+    assert code == 2 and "is --input" in capsys.readouterr().err
     code = main(["predict", "--model", str(model_file), "--input", str(images / "a.png"),
                  "--output", str(images)])
     assert code == 2

@@ -99,7 +99,7 @@ def test_an_existing_output_is_refused_and_a_failed_store_is_discarded(tmp_path)
         PredictionStore(tmp_path / "taken", image, ClassLayout.of(2), (16, 16))
     with pytest.raises(FileExistsError, match="not a zarr store"):
         PredictionStore(tmp_path / "taken", image, ClassLayout.of(2), (16, 16), overwrite=True)
-    with pytest.raises(ValueError, match="is the input"):
+    with pytest.raises(ValueError, match="lies inside --input"):
         PredictionStore(tmp_path / "in.zarr" / "out", image, ClassLayout.of(2), (16, 16))
     store = PredictionStore(tmp_path / "out.zarr", image, ClassLayout.of(2), (16, 16))
     store.discard()

@@ -410,7 +410,7 @@ def test_a_failed_export_leaves_nothing(tmp_path, tiny_model, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(export_module, "write_warmup", broken)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(FaultError, match=r"^version '.*unet/1' could not be written: disk full"):
         export_for_serving(tiny_model, tmp_path / "unet")
     assert os.listdir(tmp_path / "unet") == []
 

@@ -7,8 +7,9 @@ unless ``--verbose`` or ``UNET_DEBUG=1``; a subcommand that must configure Tenso
 anything else touches it (``unet train``'s multi-worker strategy) sets ``first(args)``, which
 runs right after the import. Mistakes a user can fix (bad paths, values, files)
 are raised where the input is checked as :class:`keras_unet.errors.UserError` and printed as one
-line, exit code 2 (``UNET_DEBUG=1`` shows the traceback instead). An operating-system error on a
-named file (permission denied, disk full) is one line too, exit code 1. Anything else is a bug in
+line, exit code 2 (``UNET_DEBUG=1`` shows the traceback instead). A fault
+(:class:`keras_unet.errors.FaultError`: a full disk, a read-only folder, a corrupt file) or an
+operating-system error on a named file is one line too, exit code 1. Anything else is a bug in
 keras_unet: its traceback is printed with a request to report it, exit code 1.
 """
 
@@ -22,7 +23,7 @@ import traceback
 from collections.abc import Sequence
 
 from keras_unet.cli.tensorflow_start import start_tensorflow
-from keras_unet.errors import UserError
+from keras_unet.errors import FaultError, UserError
 
 SUBCOMMANDS = ("train", "predict", "evaluate", "export")
 
@@ -84,12 +85,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"unet {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except FaultError as error:
+        if debug:
+            raise
+        print(f"unet {args.command}: error: {error}", file=sys.stderr)
+        return 1
     except OSError as error:
         if debug:
             raise
         if error.errno is None or error.filename is None:
             return _report_bug(args.command)
         print(f"unet {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        if debug:
+            raise
+        print(f"unet {args.command}: error: out of memory; use smaller tiles (--tile-size), "
+              "blocks or images.", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"unet {args.command}: interrupted", file=sys.stderr)

@@ -38,7 +38,9 @@ from keras_unet.cli.arguments import (
     check_instance_arguments,
     print_notes,
 )
-from keras_unet.errors import InputError, InputNotFoundError, OutputExistsError
+from keras_unet.errors import InputError
+from keras_unet.evaluation.report import report_paths
+from keras_unet.io.paths import existing_input, refuse_overlap
 
 DEFAULT_REPORT = Path("runs") / "evaluation"
 
@@ -104,12 +106,10 @@ def run(args: argparse.Namespace) -> int:
         0
     """
     check_instance_arguments(args)
-    if not args.data.exists():
-        raise InputNotFoundError(f"--data {str(args.data)!r} does not exist.")
-    for name in ("evaluation.csv", "evaluation.json"):
-        if (args.report / name).exists() and not args.overwrite:
-            raise OutputExistsError(f"{str(args.report / name)!r} exists; pass --overwrite to "
-                                    "replace it.")
+    existing_input(args.data, "--data")
+    existing_input(args.model, "--model")
+    refuse_overlap(args.report, {"--data": args.data, "--model": args.model}, "--report")
+    report_paths(args.report, overwrite=args.overwrite)  # before any work
     from keras_unet.class_layout import parse_class_names
     from keras_unet.data import load_samples
     from keras_unet.evaluation import evaluate_classes, evaluate_probabilities

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from keras_unet.cli import help_text
 from keras_unet.errors import InputError, InputNotFoundError
+from keras_unet.io.paths import existing_input, refuse_overlap
 
 FORMATS = ("savedmodel", "onnx", "bioimageio")
 SAVEDMODEL_OPTIONS = {"version": "--version", "tile_size": "--tile-size",
@@ -129,11 +130,14 @@ def _refuse_options_of_other_formats(args: argparse.Namespace) -> None:
                          "the next one.")
 
 
-def _check_model_path(path: Path) -> None:
-    if not path.exists():
-        raise InputNotFoundError(f"--model {str(path)!r} does not exist.")
-    if path.is_dir():
-        raise InputError(f"--model {str(path)!r} is a folder; export takes a .keras file.")
+def _check_paths(args: argparse.Namespace) -> None:
+    """The model file is there, and the output touches none of the inputs."""
+    existing_input(args.model, "--model")
+    if args.model.is_dir():
+        raise InputError(f"--model {str(args.model)!r} is a folder; export takes a .keras file.")
+    refuse_overlap(args.out, {"--model": args.model,
+                              "--training-config": getattr(args, "training_config", None),
+                              "--sample-image": getattr(args, "sample_image", None)}, "--out")
 
 
 def _load(path: Path):
@@ -155,7 +159,7 @@ def _export_savedmodel(args: argparse.Namespace) -> int:
 
     pixels = DEFAULT_MAX_IMAGE_PIXELS if args.max_image_pixels is None else args.max_image_pixels
     check_export_target(args.out, args.version, pixels)  # before the slow model load
-    _check_model_path(args.model)
+    _check_paths(args)
     path = export_for_serving(_load(args.model), args.out, version=args.version,
                               tile_size=args.tile_size, max_image_pixels=pixels,
                               warmup=args.warmup)
@@ -172,7 +176,7 @@ def _export_onnx(args: argparse.Namespace) -> int:
     refuse_existing(args.out, overwrite=args.overwrite, option="--out")
     opset = DEFAULT_OPSET if args.opset is None else args.opset
     check_opset(opset)
-    _check_model_path(args.model)
+    _check_paths(args)
     print(export_onnx(_load(args.model), args.out, opset=opset, overwrite=args.overwrite))
     return 0
 
@@ -197,7 +201,7 @@ def _export_bioimageio(args: argparse.Namespace) -> int:
     check_opset(opset)
     check_package_target(args.out, info.name, overwrite=args.overwrite)
     sample = _sample_image(args.sample_image)
-    _check_model_path(args.model)
+    _check_paths(args)
     print(export_bioimageio(_load(args.model), args.out, info, sample_image=sample,
                             opset=opset, overwrite=args.overwrite))
     return 0
@@ -205,8 +209,7 @@ def _export_bioimageio(args: argparse.Namespace) -> int:
 
 def _training_config(model: Path, given: Path | None) -> dict | None:
     """The given config file, else the run's ``config.yaml`` beside ``checkpoints/``."""
-    import yaml
-
+    from keras_unet.io.config_files import read_yaml
     from keras_unet.training.run_dir import CONFIG_FILE
 
     option = "--training-config"
@@ -215,13 +218,7 @@ def _training_config(model: Path, given: Path | None) -> dict | None:
         if model.resolve().parent.name != "checkpoints" or not found.is_file():
             return None
         given, option = found, f"the run's {CONFIG_FILE}"
-    if not given.is_file():
-        raise InputNotFoundError(f"--training-config {str(given)!r} does not exist.")
-    try:
-        config = yaml.safe_load(given.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise InputError(f"{option} {str(given)!r} is not YAML: "
-                         f"{' '.join(str(error).split())}") from None
+    config = read_yaml(given, option)
     if not isinstance(config, dict):
         raise InputError(f"{option} {str(given)!r} holds no mapping of settings.")
     return config

@@ -28,6 +28,7 @@ predicted is reported and skipped; the exit code is then 1.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -39,7 +40,8 @@ from keras_unet.cli.arguments import (
     check_instance_arguments,
     print_notes,
 )
-from keras_unet.errors import InputError, InputNotFoundError, NotAFolderError, OutputExistsError
+from keras_unet.errors import InputError, NotAFolderError, OutputExistsError
+from keras_unet.io.paths import existing_input, refuse_overlap
 from keras_unet.io.zarr_images import is_zarr_path
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
@@ -93,8 +95,7 @@ def list_images(path: Path) -> list[Path]:
         ...
         keras_unet.errors.InputError: --input folder ... has no images (.png, .tif, .tiff, ...
     """
-    if not path.exists():
-        raise InputNotFoundError(f"--input {str(path)!r} does not exist.")
+    existing_input(path, "--input")
     if path.is_file():
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             raise InputError(f"--input {str(path)!r} is not an image; expected one of "
@@ -128,22 +129,26 @@ def output_paths(image: Path, folder: Path, *, probabilities: bool, overlays: bo
     return paths
 
 
-def check_outputs(images: list[Path], folder: Path, plans: list[dict], overwrite: bool) -> None:
-    """Refuses outputs that would replace an input, each other, or (without ``overwrite``) files.
+def check_outputs(images: list[Path], folder: Path, plans: list[dict], overwrite: bool,
+                  inputs: dict[str, Path] | None = None) -> None:
+    """Refuses outputs that would touch an input (the images, their folder, ``inputs``), each
+    other, or (without ``overwrite``) existing files, dangling symlinks included.
 
     Example:
         >>> image = Path("data/a.png")
         >>> check_outputs([image], Path("data"), [{"mask": image}], False)
         Traceback (most recent call last):
         ...
-        keras_unet.errors.InputError: --output 'data' is the input folder; masks would ...
+        keras_unet.errors.InputError: --output 'data' is the folder of --input 'data/a.png'; ...
     """
-    inputs = {image.resolve() for image in images}
     if folder.exists() and not folder.is_dir():
         raise NotAFolderError(f"--output {str(folder)!r} exists and is not a folder.")
-    if any(image.parent.resolve() == folder.resolve() for image in images):
-        raise InputError(f"--output {str(folder)!r} is the input folder; masks would overwrite "
-                         "the images there.")
+    refuse_overlap(folder, dict(inputs or {}))
+    for image in images:
+        if os.path.realpath(folder) == os.path.realpath(image.parent):
+            raise InputError(f"--output {str(folder)!r} is the folder of --input "
+                             f"{str(image)!r}; masks would lie among the images there.")
+    inputs = {image.resolve() for image in images}
     seen: dict[Path, Path] = {}
     for image, plan in zip(images, plans):
         for path in plan.values():
@@ -155,7 +160,8 @@ def check_outputs(images: list[Path], folder: Path, plans: list[dict], overwrite
                 raise InputError(f"{str(image)!r} and {str(seen[resolved])!r} would both write "
                                  f"{str(path)!r}; rename one of them.")
             seen[resolved] = image
-    existing = [path for path in seen if path.exists()]
+    existing = [path for image, plan in zip(images, plans) for path in plan.values()
+                if os.path.lexists(path)]
     if existing and not overwrite:
         raise OutputExistsError(f"{len(existing)} output file(s) exist, e.g. {str(existing[0])!r}; "
                                 "pass --overwrite to replace them.")
@@ -208,7 +214,8 @@ def run(args: argparse.Namespace) -> int:
     images = list_images(args.input)
     plans = [output_paths(image, args.output, probabilities=args.probabilities,
                           overlays=args.overlays, instances=args.instances) for image in images]
-    check_outputs(images, args.output, plans, args.overwrite)
+    check_outputs(images, args.output, plans, args.overwrite,
+                  {"--input": args.input, "--model": args.model})
     network = load_network(args.model)
     network.check_options(tile_size=args.tile_size, batch_size=args.batch_size)
     print_notes("predict", network.notes)
@@ -220,7 +227,9 @@ def run(args: argparse.Namespace) -> int:
     for image, plan in zip(images, plans):
         try:
             _predict_one(network, image, plan, cells, args)
-        except (ValueError, OSError) as error:
+        except OutputExistsError:  # another run wrote it meanwhile: stop, leave it as it is
+            raise
+        except (ValueError, OSError) as error:  # this image cannot be read or predicted
             failed += 1
             print(f"unet predict: skipped {str(image)!r}: {error}", file=sys.stderr)
             continue
@@ -234,7 +243,11 @@ def _run_zarr(args: argparse.Namespace) -> int:
     """Predicts a zarr / OME-Zarr ``--input`` into the OME-Zarr store ``--output``."""
     from keras_unet.inference.loading import load_network
     from keras_unet.inference.zarr_prediction import predict_zarr
+    from keras_unet.io.zarr_images import check_output
 
+    existing_input(args.input, "--input")
+    refuse_overlap(args.output, {"--model": args.model})
+    check_output(args.output, args.input, args.overwrite)  # before the model loads
     if args.probabilities:
         print("unet predict: note: zarr output always holds the probabilities (its image).",
               file=sys.stderr)

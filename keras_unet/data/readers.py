@@ -32,7 +32,7 @@ import tifffile
 from keras_unet.class_layout import LABEL_MODES, UNLABELLED
 from keras_unet.data.samples import Sample
 from keras_unet.errors import InputError, InputNotFoundError
-from keras_unet.io.tiff import read_tiff
+from keras_unet.io.tiff import check_pixels, max_image_pixels, read_tiff
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -318,7 +318,9 @@ def read_image(path: str | os.PathLike, *, labels: bool = False) -> np.ndarray:
             return read_tiff(path)
         from PIL import Image
 
-        with Image.open(path) as image:
+        Image.MAX_IMAGE_PIXELS = max_image_pixels()  # Pillow's own bomb check agrees with ours
+        with Image.open(path) as image:  # reads the header only
+            check_pixels(path, image.height, image.width)
             if not labels and image.mode in ("P", "PA", "RGBA", "LA", "CMYK"):
                 image = image.convert("L" if image.mode == "LA" else "RGB")
             return np.asarray(image)

@@ -21,6 +21,7 @@ from PIL import Image
 from keras_unet.class_layout import UNLABELLED
 from keras_unet.data.samples import Sample
 from keras_unet.errors import InputError
+from keras_unet.io.atomic import written_atomically
 from keras_unet.io.images import write_instances
 
 
@@ -68,13 +69,15 @@ def save_samples(samples: Sequence[Sample], folder: str | os.PathLike, *,
             name = f"{name}_{index}"
         used.add(name)
         image = np.asarray(sample.image)
-        if image.dtype == np.uint8 and (image.ndim == 2 or image.shape[-1] in (1, 3)):
-            path = folder / "images" / f"{name}.png"
-            Image.fromarray(image[..., 0] if image.ndim == 3 and image.shape[-1] == 1
-                            else image).save(path)
-        else:
-            path = folder / "images" / f"{name}.tif"
-            tifffile.imwrite(path, image, photometric="minisblack" if image.ndim == 2 else None)
+        png = image.dtype == np.uint8 and (image.ndim == 2 or image.shape[-1] in (1, 3))
+        path = folder / "images" / f"{name}.{'png' if png else 'tif'}"
+        with written_atomically(path, overwrite=True) as temporary:
+            if png:
+                Image.fromarray(image[..., 0] if image.ndim == 3 and image.shape[-1] == 1
+                                else image).save(temporary, format="PNG")
+            else:
+                tifffile.imwrite(temporary, image,
+                                 photometric="minisblack" if image.ndim == 2 else None)
         write_instances(folder / "masks" / f"{name}.tif",
                         _with_ignore_label(sample, ignore_label), overwrite=True)
         written.append(path)

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import math
 import os
 import textwrap
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from keras_unet.errors import OutputExistsError
+from keras_unet.errors import NotAFolderError
 from keras_unet.evaluation.isbi import (
     ISBI_THRESHOLDS,
     best_threshold,
@@ -39,6 +41,7 @@ from keras_unet.evaluation.matching import (
     statistics,
 )
 from keras_unet.evaluation.pixel import pixel_dice, pixel_iou, ratio
+from keras_unet.io.atomic import refuse_existing, written_atomically
 
 METRICS = ("n_true", "n_pred", "f1_50", "f1_75", "ap_50", "ap_75", "ap_50_95", "pq_50", "seg",
            "rand_error", "vi_error", "warping_error", "iou_foreground", "iou_background",
@@ -233,7 +236,9 @@ class EvaluationReport:
         """Writes ``evaluation.csv`` (rows, mean, dataset) and ``evaluation.json`` into ``folder``.
 
         The JSON holds ``"images"`` (the rows), ``"dataset"``, ``"mean"`` (over the images) and
-        ``"pooling"`` (:data:`POOLING`); NaN is written as null.
+        ``"pooling"`` (:data:`POOLING`); NaN is written as null. Both files are written whole
+        under temporary names and then renamed (:mod:`keras_unet.io.atomic`): with
+        ``overwrite`` an earlier report stays as it was until the new one is complete.
 
         Raises:
             FileExistsError: if either file exists and ``overwrite`` is false.
@@ -244,25 +249,48 @@ class EvaluationReport:
             >>> [os.path.basename(p) for p in report.save(tempfile.mkdtemp())]
             ['evaluation.csv', 'evaluation.json']
         """
+        paths = report_paths(folder, overwrite=overwrite)
         os.makedirs(folder, exist_ok=True)
-        paths = (os.path.join(folder, "evaluation.csv"), os.path.join(folder, "evaluation.json"))
-        existing = [path for path in paths if os.path.exists(path)]
-        if existing and not overwrite:
-            raise OutputExistsError(f"{existing[0]!r} exists; pass overwrite=True to replace it.")
-        with open(paths[0], "w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=["image", *self.columns])
-            writer.writeheader()
-            writer.writerows(self.rows + [{"image": "mean", **self.mean},
-                                          {"image": "dataset", **self.dataset}])
+        table = io.StringIO()
+        writer = csv.DictWriter(table, fieldnames=["image", *self.columns])
+        writer.writeheader()
+        writer.writerows(self.rows + [{"image": "mean", **self.mean},
+                                      {"image": "dataset", **self.dataset}])
         document = {"images": self.rows, "dataset": self.dataset, "mean": self.mean,
                     "pooling": self.pooling}
         document = {key: [{k: _json_value(v) for k, v in row.items()} for row in value]
                     if isinstance(value, list) else
                     {k: _json_value(v) for k, v in value.items()} if isinstance(value, dict)
                     else value for key, value in document.items()}
-        with open(paths[1], "w") as file:
-            json.dump(document, file, indent=2)
+        for path, text in zip(paths, (table.getvalue(), json.dumps(document, indent=2))):
+            with written_atomically(Path(path), overwrite=overwrite,
+                                    option="--report file") as temporary:
+                temporary.write_text(text, newline="")
         return paths
+
+
+REPORT_FILES = ("evaluation.csv", "evaluation.json")
+"""What :meth:`EvaluationReport.save` writes into its folder."""
+
+
+def report_paths(folder: str | os.PathLike, *, overwrite: bool = False) -> tuple[str, str]:
+    """The report files of ``folder``, refused before any work when they cannot be written.
+
+    Raises:
+        NotADirectoryError: if ``folder`` is a file.
+        FileExistsError: if a report file exists and ``overwrite`` is false.
+
+    Example:
+        >>> [os.path.basename(p) for p in report_paths("runs/evaluation")]
+        ['evaluation.csv', 'evaluation.json']
+    """
+    if os.path.lexists(folder) and not os.path.isdir(folder):
+        raise NotAFolderError(f"--report {str(folder)!r} is a file; expected a folder for "
+                              f"{' and '.join(REPORT_FILES)}.")
+    paths = tuple(os.path.join(folder, name) for name in REPORT_FILES)
+    for path in paths:
+        refuse_existing(Path(path), overwrite=overwrite, option="--report file")
+    return paths
 
 
 CLASS_POOLING = ("mean row: every column averaged over the images, NaN (a class absent from "

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 
 import numpy as np
 import tensorflow as tf
@@ -214,7 +215,27 @@ def tilings(geom: ModelGeometry, tile_size=None, batch_size: int = 4,
         max_tile = min(MAX_TILE, math.isqrt(MEMORY_BUDGET // activation_bytes(geom, 1, 1)))
     rows, cols = (axis_tiling(geom, tile, max_tile) for tile in requested_tiles(tile_size, geom))
     per_call = activation_bytes(geom, rows.tile, cols.tile)
+    memory = physical_memory()
+    if per_call > memory:
+        side = math.isqrt(memory // activation_bytes(geom, 1, 1))
+        raise InputError(f"tile_size {tile_size!r}: needs about {per_call / 2**30:.0f} GiB for "
+                         f"one tile of this network; this machine has {memory / 2**30:.0f} GiB: "
+                         f"use tiles of at most about {side} px (or leave the tile size to "
+                         "keras_unet).")
     return rows, cols, max(1, min(batch_size, MEMORY_BUDGET // per_call))
+
+
+def physical_memory() -> int:
+    """Bytes of memory of this machine (``os.sysconf``), or a generous 2**40 where unknown.
+
+    Example:
+        >>> physical_memory() > 2**28
+        True
+    """
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 2**40
 
 
 def plan_tiles(shape: tuple[int, int], geom: ModelGeometry, tile_size=None,

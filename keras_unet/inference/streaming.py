@@ -9,6 +9,7 @@ output arrays, memory stays that of one band of tiles, whatever the image area.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from keras_unet.inference.engine import iter_window_rows
 from keras_unet.inference.network import TileNetwork, model_geometry
 from keras_unet.inference.plan import tilings
 from keras_unet.inference.tiled import check_image
+from keras_unet.io.atomic import refuse_existing, written_atomically
 from keras_unet.io.tiff import read_tiff
 from keras_unet.normalization import image_moments, normalize_image
 
@@ -33,7 +35,8 @@ def predict_tiff(model: keras.Model | TileNetwork, input_path: str | os.PathLike
 
     Writes the 8-bit class mask of :func:`keras_unet.inference.mask_from_probabilities` (0/255
     for two classes) to ``output_path`` and, if given, the float32 (H, W, K) probabilities to
-    ``probabilities_path``. Files are written under a temporary name and renamed when complete.
+    ``probabilities_path``. Files are written under a temporary name and renamed when complete
+    (:func:`keras_unet.io.atomic.written_atomically`).
     Without augmentation the result equals :func:`keras_unet.predict_tiled` (same tiles, same
     normalisation, statistics summed in float64). With ``tta=True`` each *tile* is averaged
     over the 8 flips/rotations (rotating the whole image would need all of it in memory), which
@@ -78,9 +81,7 @@ def predict_tiff(model: keras.Model | TileNetwork, input_path: str | os.PathLike
         if path.resolve() == input_path.resolve():
             raise OutputExistsError(f"output {str(path)!r} is the input image; choose another "
                                     "path.")
-        if path.exists() and not overwrite:
-            raise OutputExistsError(f"output {str(path)!r} exists; pass overwrite=True to "
-                                    "replace it.")
+        refuse_existing(path, overwrite=overwrite, option="output")
     geom = model_geometry(model)
     layout = geom.layout
     image = read_tiff(input_path)
@@ -93,35 +94,30 @@ def predict_tiff(model: keras.Model | TileNetwork, input_path: str | os.PathLike
     mean, std = image_moments(image)
     if not np.isfinite([mean, std]).all():
         raise InputError(f"{str(input_path)!r} contains NaN or infinite pixels.")
-    partial = [path.with_name(path.name + ".partial") for path in outputs]
-    # The memory maps live only in this dict: clearing it releases them before the rename.
-    arrays = {"mask": tifffile.memmap(partial[0], shape=(height, width),
-                                      dtype=layout.mask_dtype,
-                                      photometric="minisblack")}
-    if probabilities_path:
-        arrays["probabilities"] = tifffile.memmap(
-            partial[1], shape=(height, width, geom.num_classes), dtype=np.float32,
-            photometric="minisblack", planarconfig="contig")
 
     def read_rows(row_index: np.ndarray, col_index: np.ndarray) -> np.ndarray:
         band = np.asarray(image[row_index]).reshape(len(row_index), width, -1)[:, col_index]
         return normalize_image(band, mean, std).numpy()
 
-    try:
-        for start, block in iter_window_rows(model, read_rows, (height, width),
-                                             (0, 0, height, width), tile_size=tile_size,
-                                             batch_size=batch_size, tta=tta):
-            arrays["mask"][start:start + len(block)] = layout.mask(block)
-            if "probabilities" in arrays:
-                arrays["probabilities"][start:start + len(block)] = block
-        for array in arrays.values():
-            array.flush()
-    except BaseException:
-        arrays.clear()
-        for path in partial:
-            path.unlink(missing_ok=True)
-        raise
-    arrays.clear()
-    for done, path in zip(partial, outputs):
-        os.replace(done, path)
+    with contextlib.ExitStack() as outputs_written:
+        temporary = [outputs_written.enter_context(
+            written_atomically(path, overwrite=overwrite, option="output")) for path in outputs]
+        # The memory maps live only in this dict: clearing it releases them before the rename.
+        arrays = {"mask": tifffile.memmap(temporary[0], shape=(height, width),
+                                          dtype=layout.mask_dtype, photometric="minisblack")}
+        if probabilities_path:
+            arrays["probabilities"] = tifffile.memmap(
+                temporary[1], shape=(height, width, geom.num_classes), dtype=np.float32,
+                photometric="minisblack", planarconfig="contig")
+        try:
+            for start, block in iter_window_rows(model, read_rows, (height, width),
+                                                 (0, 0, height, width), tile_size=tile_size,
+                                                 batch_size=batch_size, tta=tta):
+                arrays["mask"][start:start + len(block)] = layout.mask(block)
+                if "probabilities" in arrays:
+                    arrays["probabilities"][start:start + len(block)] = block
+            for array in arrays.values():
+                array.flush()
+        finally:
+            arrays.clear()
     return output_path

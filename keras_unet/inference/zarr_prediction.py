@@ -17,6 +17,7 @@ from pathlib import Path
 
 from keras_unet.errors import InputError
 from keras_unet.inference.loading import Network
+from keras_unet.io.atomic import faults_named
 from keras_unet.instances.settings import CellSettings
 
 
@@ -90,18 +91,19 @@ def predict_zarr(network: Network, input_path: str | os.PathLike,
 
         client = connect(scheduler)
     try:
-        store = PredictionStore(output_path, image, layout, block, instances=instances,
-                                overwrite=overwrite)
-        try:
-            for index, plane in planes:
-                name = f"--input {str(input_path)!r}" + (f" plane {index}" if index else "")
-                _predict_plane(network, plane, store.views(index), block, name, cells,
-                               client is not None, tile_size=tile_size, batch_size=batch_size,
-                               tta=tta)
-            return store.finish()
-        except BaseException:
-            store.discard()
-            raise
+        with faults_named(output_path, "--output"):
+            store = PredictionStore(output_path, image, layout, block, instances=instances,
+                                    overwrite=overwrite)
+            try:
+                for index, plane in planes:
+                    name = f"--input {str(input_path)!r}" + (f" plane {index}" if index else "")
+                    _predict_plane(network, plane, store.views(index), block, name, cells,
+                                   client is not None, tile_size=tile_size,
+                                   batch_size=batch_size, tta=tta)
+                return store.finish()
+            except BaseException:
+                store.discard()
+                raise
     finally:
         if client is not None:
             client.close()

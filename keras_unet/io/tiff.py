@@ -1,7 +1,12 @@
-"""Reading TIFFs without loading them: memory-mapped where the file allows it.
+"""Reading TIFFs without loading them: memory-mapped where the file allows it, and the size a
+header claims checked before anything is allocated.
 
 Used both to read training data and to stream large images through prediction, so it lives
-apart from either (reading PNG training data must not load the inference engine).
+apart from either (reading PNG training data must not load the inference engine). A TIFF's
+header can claim any size: one whose uncompressed pixels would need more bytes than the file
+holds is refused, and one that must be decoded into memory (compressed, or not mappable) is
+refused above :func:`max_image_pixels`; uncompressed TIFFs of any size stay memory-mapped and
+stream through prediction.
 """
 
 from __future__ import annotations
@@ -13,6 +18,42 @@ import numpy as np
 import tifffile
 
 from keras_unet.errors import InputError, InputNotFoundError
+
+MAX_IMAGE_PIXELS = 2**28
+"""Default largest image (height * width) read into memory: 268 Mpx (16384 x 16384); set
+``UNET_MAX_IMAGE_PIXELS`` to change it. Memory-mapped TIFFs are not bound by it."""
+
+
+def max_image_pixels() -> int:
+    """The largest image read into memory: ``UNET_MAX_IMAGE_PIXELS``, else the default.
+
+    Example:
+        >>> max_image_pixels() == int(os.environ.get("UNET_MAX_IMAGE_PIXELS", MAX_IMAGE_PIXELS))
+        True
+    """
+    given = os.environ.get("UNET_MAX_IMAGE_PIXELS", "")
+    if not given:
+        return MAX_IMAGE_PIXELS
+    if not given.isdigit() or int(given) < 1:
+        raise InputError(f"UNET_MAX_IMAGE_PIXELS must be a positive integer, got {given!r}.")
+    return int(given)
+
+
+def check_pixels(path: Path, height: int, width: int) -> None:
+    """Refuses an image to be read into memory whose header claims more than
+    :func:`max_image_pixels`.
+
+    Example:
+        >>> check_pixels(Path("huge.png"), 100000, 100000)
+        Traceback (most recent call last):
+        ...
+        keras_unet.errors.InputError: 'huge.png' claims 100000 x 100000 pixels, more than the ...
+    """
+    limit = max_image_pixels()
+    if height * width > limit:
+        raise InputError(f"{str(path)!r} claims {height} x {width} pixels, more than the "
+                         f"{limit} that are read into memory (UNET_MAX_IMAGE_PIXELS); an "
+                         "uncompressed TIFF of that size is streamed.")
 
 
 def read_tiff(path: str | os.PathLike) -> np.ndarray:
@@ -37,11 +78,11 @@ def read_tiff(path: str | os.PathLike) -> np.ndarray:
     try:
         with tifffile.TiffFile(path) as tif:
             axes = tif.series[0].axes
-        try:
-            image = tifffile.memmap(path, mode="r")
-        except ValueError:  # compressed or tiled: not mappable
-            image = tifffile.imread(path)
-    except (tifffile.TiffFileError, OSError, IndexError) as error:
+            mappable = _check_claims(path, tif)
+        image = tifffile.memmap(path, mode="r") if mappable else tifffile.imread(path)
+    except (tifffile.TiffFileError, OSError, IndexError, ValueError) as error:
+        if isinstance(error, InputError):
+            raise
         raise InputError(f"{str(path)!r} is not a readable TIFF ({error}).") from None
     if axes in ("YX", "YXS", "YXC"):
         return image
@@ -51,3 +92,26 @@ def read_tiff(path: str | os.PathLike) -> np.ndarray:
         f"{str(path)!r} has axes {axes!r} with shape {image.shape}; expected one 2D image "
         "(YX) with optional channels (YXS, CYX)."
     )
+
+
+def _check_claims(path: Path, tif: tifffile.TiffFile) -> bool:
+    """Refuses what the file cannot hold or memory cannot take; returns whether it maps."""
+    series = tif.series[0]
+    pages = list(series.pages)
+    claimed = int(np.prod(series.shape)) * np.dtype(series.dtype).itemsize
+    stored = sum(sum(page.databytecounts) for page in pages)
+    ends = [offset + count for page in pages
+            for offset, count in zip(page.dataoffsets, page.databytecounts)]
+    size = path.stat().st_size
+    if max(ends, default=0) > size:
+        raise InputError(f"{str(path)!r} is truncated: its header places pixel data up to byte "
+                         f"{max(ends)} of a {size}-byte file.")
+    uncompressed = all(int(page.compression) == 1 for page in pages)
+    if uncompressed and stored < claimed:
+        raise InputError(f"{str(path)!r} claims {' x '.join(map(str, series.shape))} pixels "
+                         f"({claimed} bytes) but holds {stored} bytes of them.")
+    mappable = uncompressed and all(page.is_memmappable for page in pages)
+    if not mappable and "Y" in series.axes and "X" in series.axes:
+        check_pixels(path, int(series.shape[series.axes.index("Y")]),
+                     int(series.shape[series.axes.index("X")]))
+    return mappable

@@ -8,28 +8,27 @@ that :func:`keras_unet.inference.blockwise.predict_array` reads block by block.
 Writing (:class:`PredictionStore`): one OME-Zarr store holding the probabilities as its image
 (a ``c`` axis of classes) and, under ``labels/``, the class mask and optionally the cells, each
 with a nearest-neighbour multiscale pyramid, so napari opens them with the input image. The
-store is written under ``<name>.partial`` and renamed when complete: nothing appears under the
-output name before then.
+store is written under a temporary name and published when complete by the one atomic writer
+(:mod:`keras_unet.io.atomic`): nothing appears under the output name before then, and an
+output that appeared meanwhile is not replaced.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import zarr
 
 from keras_unet.class_layout import ClassLayout
-from keras_unet.errors import InputError, InputNotFoundError, OutputExistsError
+from keras_unet.errors import FaultError, InputError, InputNotFoundError, OutputExistsError
+from keras_unet.io.atomic import discard, publish, remove_leftovers, temporary_path
+from keras_unet.io.paths import refuse_overlap
 
 PYRAMID_TOP = 512
 """The pyramid halves its levels until the longer side is at most this many pixels."""
-
-PARTIAL_SUFFIX = ".partial"
-"""Added to the output name while the store is written."""
 
 ZARR_METADATA = ("zarr.json", ".zarray", ".zgroup", ".zattrs")
 """The files that make a folder a zarr store (v3, v2)."""
@@ -67,8 +66,8 @@ class PlaneView:
         ((4, 5, 3), (2, 2, 3), 100)
     """
 
-    def __init__(self, array, axes: tuple[str, ...], index: dict[str, int]):
-        self.array, self.axes, self.index = array, tuple(axes), dict(index)
+    def __init__(self, array, axes: tuple[str, ...], index: dict[str, int], name: str = "array"):
+        self.array, self.axes, self.index, self.name = array, tuple(axes), dict(index), name
         self.has_channels = "c" in self.axes
         kept = [axis for axis in self.axes if axis not in self.index]
         self._order = [kept.index(axis) for axis in ("y", "x", "c") if axis in kept]
@@ -85,7 +84,13 @@ class PlaneView:
         return tuple(where[axis] for axis in self.axes)
 
     def __getitem__(self, key) -> np.ndarray:
-        return np.transpose(np.asarray(self.array[self._key(key)]), self._order)
+        try:
+            pixels = np.asarray(self.array[self._key(key)])
+        except Exception as error:  # zarr and its codecs raise many types for a corrupt chunk
+            raise FaultError(f"{self.name}: a chunk could not be read "
+                             f"({type(error).__name__}: {' '.join(str(error).split())[:160]})."
+                             ) from None
+        return np.transpose(pixels, self._order)
 
     def __setitem__(self, key, value) -> None:
         self.array[self._key(key)] = np.transpose(np.asarray(value), np.argsort(self._order))
@@ -123,7 +128,8 @@ class ZarrImage:
         """Every 2D plane as ``(index, view)``, with ``index`` the plane axes' positions."""
         sizes = [self.array.shape[self.axes.index(axis)] for axis in self.plane_axes]
         return [(dict(zip(self.plane_axes, map(int, position))),
-                 PlaneView(self.array, self.axes, dict(zip(self.plane_axes, map(int, position)))))
+                 PlaneView(self.array, self.axes, dict(zip(self.plane_axes, map(int, position))),
+                           name=f"--input {str(self.path)!r}"))
                 for position in np.ndindex(*sizes)]
 
 
@@ -218,8 +224,8 @@ class PredictionStore:
                  block: tuple[int, int], *, instances: bool = False, overwrite: bool = False):
         self.path = Path(path)
         check_output(self.path, image.path, overwrite)
-        self.partial = self.path.with_name(self.path.name + PARTIAL_SUFFIX)
-        shutil.rmtree(self.partial, ignore_errors=True)  # a previous run's leftover
+        remove_leftovers(self.path)
+        self.partial, self.overwrite = temporary_path(self.path), overwrite
         self.layout = layout
         num_classes = layout.num_classes
         plane = [axis for axis in image.axes if axis not in ("y", "x", "c")]
@@ -268,16 +274,12 @@ class PredictionStore:
             for value, name in enumerate(self.layout.class_names)])
         if "instances" in self.arrays:
             write_label_metadata(labels, "instances")
-        old = self.path.with_name(self.path.name + ".old")
-        if self.path.exists():
-            os.replace(self.path, old)
-        os.replace(self.partial, self.path)
-        shutil.rmtree(old, ignore_errors=True)
+        publish(self.partial, self.path, overwrite=self.overwrite, option="--output")
         return self.path
 
     def discard(self) -> None:
         """Removes the partial store (after a failure)."""
-        shutil.rmtree(self.partial, ignore_errors=True)
+        discard(self.partial)
 
     def _pyramid(self, group, level0, axes: tuple[str, ...]) -> list[list[float]]:
         """Levels 1.. of ``level0`` by taking every other pixel (nearest neighbour)."""
@@ -301,23 +303,17 @@ class PredictionStore:
 
 
 def check_output(path: Path, input_path: Path | None, overwrite: bool) -> None:
-    """Refuses an output store that is (inside) the input, or exists without ``overwrite``,
-    or exists and is not a zarr store (never replaced).
+    """Refuses an output store that is, lies inside or contains the input, or exists without
+    ``overwrite``, or exists and is not a zarr store (never replaced).
 
     Example:
         >>> check_output(Path("a.zarr"), Path("a.zarr"), False)
         Traceback (most recent call last):
         ...
-        keras_unet.errors.InputError: --output 'a.zarr' is the input or inside it; choose another
-        path.
+        keras_unet.errors.InputError: --output 'a.zarr' is --input 'a.zarr'; an output must ...
     """
-    if input_path is not None:
-        inside = path.resolve() == input_path.resolve() or input_path.resolve() in \
-            path.resolve().parents
-        if inside:
-            raise InputError(f"--output {str(path)!r} is the input or inside it; choose "
-                             "another path.")
-    if path.exists():
+    refuse_overlap(path, {"--input": input_path})
+    if os.path.lexists(path):
         if not overwrite:
             raise OutputExistsError(f"--output {str(path)!r} exists; pass --overwrite to "
                                     "replace it.")

@@ -2,8 +2,9 @@
 
 TF-Serving watches ``BASE/`` and loads every sub-folder whose name is an integer. A version is
 therefore written to a hidden temporary folder inside ``BASE`` (a name that is not a number, on
-the same file system) and renamed to ``BASE/<version>`` only when complete: the server never
-sees half a model. An existing version is never replaced.
+the same file system) and renamed to ``BASE/<version>`` only when complete
+(:mod:`keras_unet.io.atomic`): the server never sees half a model. An existing version is never
+replaced, not even one that appears while the export runs.
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import uuid
 from pathlib import Path
 
 import keras
+import tensorflow as tf
 
-from keras_unet.errors import InputError, NotAFolderError, OutputExistsError
+from keras_unet.errors import FaultError, InputError, NotAFolderError, OutputExistsError
 from keras_unet.inference.network import model_geometry
+from keras_unet.io.atomic import written_atomically
 from keras_unet.serving.graph import ServingTiling, serving_tiling
 from keras_unet.serving.signatures import serving_functions
 from keras_unet.serving.warmup import WARMUP_SIZE, warmup_logs, write_warmup
@@ -182,14 +183,17 @@ def export_for_serving(model: keras.Model, export_base, *, version: int | None =
     if version is None:
         version = max(existing_versions(export_base), default=0) + 1
     final = export_base / str(version)
-    temporary = export_base / f".tmp-{version}-{uuid.uuid4().hex[:12]}"  # not a number
-    try:
-        temporary.mkdir()  # with the user's umask (mkdtemp would make it private to us)
+    # A hidden name that is not a number, so TF-Serving never loads a version being written.
+    with written_atomically(final, folder=True, option="version") as temporary:
         archive = keras.export.ExportArchive()
         archive.track(model)
         for name, (function, input_signature) in functions.items():
             archive.add_endpoint(name, function, input_signature=input_signature)
-        archive.write_out(str(temporary), verbose=False)
+        try:
+            archive.write_out(str(temporary), verbose=False)
+        except tf.errors.OpError as error:  # TensorFlow's own errors for a full disk and kin
+            raise FaultError(f"version {str(final)!r} could not be written: "
+                             f"{' '.join(error.message.split())[:200]}") from None
         (temporary / METADATA_FILE).parent.mkdir(exist_ok=True)
         (temporary / METADATA_FILE).write_text(json.dumps(
             export_metadata(model, tiling, max_image_pixels, list(functions)), indent=2))
@@ -197,11 +201,4 @@ def export_for_serving(model: keras.Model, export_base, *, version: int | None =
             size = min(WARMUP_SIZE, math.isqrt(max_image_pixels))  # must pass the limit
             write_warmup(temporary, warmup_logs(export_base.resolve().name, list(functions),
                                                 tiling.channels, size))
-        if final.exists():
-            raise OutputExistsError(f"version {version} appeared in {str(export_base)!r} while "
-                                    "exporting; it was left as it is.")
-        os.rename(temporary, final)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
     return final

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_unet.errors import InputError
+from keras_unet.errors import FaultError, InputError
 from keras_unet.io.atomic import written_atomically
 from keras_unet.visualize import PANEL_COLUMNS, validation_panel
 
@@ -196,6 +196,29 @@ def write_text_atomically(path: str | os.PathLike, text: str) -> Path:
     return path
 
 
+
+
+class ResumableBackup(keras.callbacks.BackupAndRestore):
+    """Keras's ``BackupAndRestore`` (two weight copies), saying what to do when both are broken.
+
+    A run killed while writing its backup, or a disk that truncated both copies, would
+    otherwise end in an h5py traceback; this says which folder holds them and how to start over.
+
+    Example:
+        >>> import tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> ResumableBackup(folder, double_checkpoint=True).backup_dir == folder
+        True
+    """
+
+    def on_train_begin(self, logs=None):
+        try:
+            super().on_train_begin(logs)
+        except (OSError, ValueError) as error:  # h5py and Keras raise both for a broken file
+            reason = " ".join(str(error).split())[:160]
+            raise FaultError(f"{self.backup_dir!r}: both weight backups of the interrupted run "
+                             f"are unreadable ({reason}); delete that folder to start the run "
+                             "over from its first epoch.") from None
 
 
 class AtomicCheckpoints(keras.callbacks.Callback):

@@ -22,7 +22,8 @@ import yaml
 
 from keras_unet import geometry
 from keras_unet.class_layout import LABEL_MODES, NUM_CLASSES, parse_class_names
-from keras_unet.errors import InputError, InputNotFoundError
+from keras_unet.errors import InputError
+from keras_unet.io.config_files import read_yaml, shown
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine")
@@ -249,7 +250,9 @@ def load_config(path: str | Path) -> TrainConfig:
 
     Raises:
         FileNotFoundError: if the file does not exist.
-        ValueError: if it is not YAML, not a mapping, or holds an unknown key or a bad value.
+        ValueError: if it is not YAML (or too large, not UTF-8, full of aliases:
+            :func:`keras_unet.io.config_files.read_yaml`), not a mapping, or holds an unknown
+            key or a bad value.
 
     Example:
         >>> import tempfile
@@ -259,15 +262,7 @@ def load_config(path: str | Path) -> TrainConfig:
         >>> config.epochs, config.learning_rate
         (4, 0.001)
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputNotFoundError(f"config file {str(path)!r} does not exist.")
-    try:
-        mapping = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise InputError(f"config file {str(path)!r} is not valid YAML: "
-                         f"{str(error).splitlines()[0]}") from None
-    return TrainConfig.from_mapping(mapping or {}, source=str(path))
+    return TrainConfig.from_mapping(read_yaml(path) or {}, source=str(path))
 
 
 _KIND_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
@@ -276,7 +271,7 @@ _KIND_NAMES = {bool: "true or false", int: "an integer", float: "a number", str:
 def _unknown_key_message(key: str, names: list[str]) -> str:
     close = difflib.get_close_matches(key, names, n=1)
     hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(names)}."
-    return f"unknown key {key!r}; {hint}"
+    return f"unknown key {shown(key)}; {hint}"
 
 
 def _hints() -> dict[str, Any]:
@@ -309,7 +304,7 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
                 pass
     elif isinstance(value, (str, Path)):
         return str(value)
-    raise InputError(f"{name} must be {_KIND_NAMES[kind]}, got {value!r}.")
+    raise InputError(f"{name} must be {_KIND_NAMES[kind]}, got {shown(value)}.")
 
 
 def _check_ranges(config: TrainConfig) -> None:
@@ -325,7 +320,7 @@ def _check_ranges(config: TrainConfig) -> None:
     for name, allowed in choices.items():
         if getattr(config, name) not in allowed:
             raise InputError(f"{name} must be one of {', '.join(allowed)}; got "
-                             f"{getattr(config, name)!r}.")
+                             f"{shown(getattr(config, name))}.")
     if config.seed < 0:
         raise InputError(f"seed must be >= 0, got {config.seed}.")
     if not config.learning_rate > 0:
@@ -356,7 +351,8 @@ def _check_ranges(config: TrainConfig) -> None:
 def _check_labels(config: TrainConfig) -> None:
     """The label mode, the class count, the ignore value and the class names agree."""
     if config.labels is not None and config.labels not in LABEL_MODES:
-        raise InputError(f"labels must be one of {', '.join(LABEL_MODES)}; got {config.labels!r}.")
+        raise InputError(f"labels must be one of {', '.join(LABEL_MODES)}; got "
+                         f"{shown(config.labels)}.")
     if config.labels == "semantic":
         if config.num_classes is not None and config.num_classes < 2:
             raise InputError(f"num_classes must be >= 2, got {config.num_classes}.")

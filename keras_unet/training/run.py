@@ -23,6 +23,7 @@ from keras_unet import data as unet_data
 from keras_unet.class_layout import default_class_names, parse_class_names
 from keras_unet.errors import InputError
 from keras_unet.instances.settings import CellSettings
+from keras_unet.io.paths import refuse_overlap
 from keras_unet.losses import CrossentropyDiceLoss, DiceLoss, WeightedCrossentropy
 from keras_unet.metrics import Dice, IoU
 from keras_unet.model import build_unet
@@ -33,6 +34,7 @@ from keras_unet.training.callbacks import (
     NaNGuard,
     ObjectF1,
     PatienceOnBest,
+    ResumableBackup,
     Throughput,
     ValidationPanel,
     save_model_atomically,
@@ -48,9 +50,13 @@ from keras_unet.training.distribution import (
 from keras_unet.training.finetune import inherited_config, load_init_model, transfer_weights
 from keras_unet.training.learning_rate import CosineDecayOverBudget
 from keras_unet.training.progress import ProgressLine, format_duration
-from keras_unet.training.run_dir import RunDir, prepare_run_dir
-from keras_unet.training.step_timing import (MEASURED_STEPS, WARMUP_STEPS,
-                                             measure_seconds_per_step, plan_steps_per_epoch)
+from keras_unet.training.run_dir import RUNS_ROOT, RunDir, prepare_run_dir
+from keras_unet.training.step_timing import (
+    MEASURED_STEPS,
+    WARMUP_STEPS,
+    measure_seconds_per_step,
+    plan_steps_per_epoch,
+)
 from keras_unet.training.time_budget import TimeBudget, TrainingTime
 
 PANEL_TILES = 4
@@ -205,6 +211,8 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
     say = print if verbose else _silent
     cluster = cluster_from_env()
     check_for_cluster(config, cluster)
+    refuse_overlap(config.run_dir or RUNS_ROOT, {"--data": config.data, "--init": config.init},
+                   "--run-dir" if config.run_dir else "the run folder runs/")
     strategy = choose_strategy(config.strategy, cluster)
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
@@ -563,7 +571,7 @@ def _callbacks(config: TrainConfig, run: RunDir, cluster: Cluster, guard: NaNGua
     reads the restored step counter), object F1 before the checkpoints that log it.
     """
     callbacks = [guard, Throughput(config.batch_size), budget,
-                 keras.callbacks.BackupAndRestore(str(run.backup), double_checkpoint=True)]
+                 ResumableBackup(str(run.backup), double_checkpoint=True)]
     if config.learning_rate_schedule == "cosine":
         callbacks.append(CosineDecayOverBudget(config.learning_rate,
                                                config.epochs * budget.record.steps_per_epoch,

@@ -25,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from keras_unet.errors import NotAFolderError, OutputExistsError
+from keras_unet.io.atomic import written_atomically
 from keras_unet.training.config import TrainConfig
 
 CONFIG_FILE = "config.yaml"
@@ -122,7 +123,8 @@ def prepare_run_dir(config: TrainConfig, *, overwrite: bool = False,
         path = Path(config.run_dir)
         resume, replaced = _check_given_run_dir(path, config, overwrite, now)
     path.mkdir(parents=True, exist_ok=True)
-    (path / CONFIG_FILE).write_text(config.replace(run_dir=str(path)).to_yaml())
+    with written_atomically(path / CONFIG_FILE, overwrite=True) as temporary:
+        temporary.write_text(config.replace(run_dir=str(path)).to_yaml())
     return RunDir(path, resume, replaced)
 
 
