@@ -35,6 +35,7 @@ from tensorflow_serving.config import model_server_config_pb2
 from keras_unet import build_unet, predict_tiled
 from keras_unet.class_layout import ClassLayout, mask_from_probabilities
 from keras_unet.cli import main
+from keras_unet.errors import FaultError
 from keras_unet.inference.network import ModelGeometry, model_geometry
 from keras_unet.inference.plan import concrete_plan, plan_axis, tilings
 from keras_unet.serving import export as export_module
