@@ -39,7 +39,6 @@ from keras_unet.cli.arguments import (
     print_notes,
 )
 from keras_unet.errors import InputError
-from keras_unet.evaluation.report import report_paths
 from keras_unet.io.paths import existing_input, refuse_overlap
 
 DEFAULT_REPORT = Path("runs") / "evaluation"
@@ -105,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
         wrote /tmp/.../report/evaluation.json
         0
     """
+    from keras_unet.evaluation.report import report_paths
+
     check_instance_arguments(args)
     existing_input(args.data, "--data")
     existing_input(args.model, "--model")

@@ -7,7 +7,8 @@ block by block (:func:`keras_unet.inference.blockwise.predict_array`, or its das
 ``labels/mask`` (the class of each pixel, named by the model's class names) and, for cells,
 ``labels/instances`` (one label per cell across blocks, :mod:`keras_unet.instances.blockwise`,
 with the cell settings the model carries unless others are given), each with a
-nearest-neighbour pyramid. The store is written as ``<output>.partial`` and renamed when done.
+nearest-neighbour pyramid. The store is written under a temporary name and published when done
+(:mod:`keras_unet.io.atomic`).
 """
 
 from __future__ import annotations

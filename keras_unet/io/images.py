@@ -39,7 +39,7 @@ def write_class_mask(path: Path, classes: np.ndarray, layout: ClassLayout, *,
     """
     path = Path(path)
     mask = layout.encode(classes)
-    with written_atomically(path, overwrite=overwrite) as temporary:
+    with written_atomically(path, overwrite=overwrite, option="output") as temporary:
         if path.suffix.lower() in TIFF_SUFFIXES:
             tifffile.imwrite(temporary, mask, photometric="minisblack")
         elif not layout.cells and mask.dtype == np.uint8:
@@ -80,7 +80,8 @@ def write_instances(path: Path, labels: np.ndarray, *, overwrite: bool = False) 
         raise InputError(f"instance labels must be a (H, W) image of integers 0..{largest}, "
                          f"got shape {labels.shape} and dtype {labels.dtype}.")
     dtype = np.uint16 if labels.max(initial=0) <= np.iinfo(np.uint16).max else np.uint32
-    with written_atomically(Path(path), overwrite=overwrite) as temporary:
+    with written_atomically(Path(path), overwrite=overwrite,
+                            option="output") as temporary:
         tifffile.imwrite(temporary, labels.astype(dtype), photometric="minisblack")
     return Path(path)
 
@@ -95,7 +96,8 @@ def write_probabilities(path: Path, probabilities: np.ndarray, *,
         >>> tifffile.imread(path).shape
         (2, 3, 2)
     """
-    with written_atomically(Path(path), overwrite=overwrite) as temporary:
+    with written_atomically(Path(path), overwrite=overwrite,
+                            option="output") as temporary:
         tifffile.imwrite(temporary, np.asarray(probabilities, np.float32),
                          photometric="minisblack")
     return Path(path)
@@ -110,6 +112,7 @@ def write_picture(path: Path, rgb: np.ndarray, *, overwrite: bool = False) -> Pa
         >>> Image.open(path).mode
         'RGB'
     """
-    with written_atomically(Path(path), overwrite=overwrite) as temporary:
+    with written_atomically(Path(path), overwrite=overwrite,
+                            option="output") as temporary:
         Image.fromarray(np.asarray(rgb, np.uint8)).save(temporary, format="PNG")
     return Path(path)

@@ -200,8 +200,9 @@ class PredictionStore:
 
     Create it with the image's geometry and the model's class layout (the mask holds class
     indices, named by the layout's class names), fill the plane views of :meth:`views`, then
-    :meth:`finish` writes the pyramids and metadata and renames ``<path>.partial`` to
-    ``path``; :meth:`discard` removes the partial store instead. An existing ``path`` is
+    :meth:`finish` writes the pyramids and metadata and publishes the store, written under a
+    temporary name, as ``path`` (:func:`keras_unet.io.atomic.publish`); :meth:`discard` removes
+    the partial store instead. An existing ``path`` is
     refused unless ``overwrite``, and then replaced only if it is a zarr store.
 
     Example:
