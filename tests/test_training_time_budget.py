@@ -29,6 +29,19 @@ def _measured(monkeypatch, seconds_per_step):
                         lambda model, dataset: seconds_per_step)
 
 
+def _ticking(monkeypatch, seconds_per_tick):
+    """Makes the run's budget read a clock that advances ``seconds_per_tick`` whenever it is
+    read (once per step and at each epoch's start), so the test does not hang on this
+    machine's load."""
+    import itertools
+
+    from keras_unet.training import run as run_module
+
+    ticks, real = itertools.count(), run_module.TimeBudget
+    monkeypatch.setattr(run_module, "TimeBudget", lambda *args, **kwargs: real(
+        *args, clock=lambda: next(ticks) * seconds_per_tick, **kwargs))
+
+
 def _record(run_dir):
     return TrainingTime.read(run_dir / "training_time.json")
 
@@ -182,8 +195,10 @@ class _Interrupted(Exception):
 
 def test_an_interrupted_run_resumes_within_the_same_limit(tmp_path, monkeypatch):
     # Epochs of 100 steps (a measured speed that fits 1000 x 99.5 steps in the limit), so many
-    # that only the 6 s limit can end the run; interrupted after the second epoch's backup.
+    # that only the 6 s limit can end the run, on a clock of 0.02 s per step: 2 s per epoch;
+    # interrupted after the second epoch's backup.
     _measured(monkeypatch, 6.0 / (1000 * 99.5))
+    _ticking(monkeypatch, 0.02)
     config = TrainConfig(**TINY, epochs=1000, steps_per_epoch=100_000, time_limit=0.1,
                          run_dir=str(tmp_path / "run"))
     panel_end = ValidationPanel.on_epoch_end

@@ -105,7 +105,8 @@ def overrides(args: argparse.Namespace) -> dict:
 
 
 def resolved_config(args: argparse.Namespace) -> TrainConfig:
-    """The config the command describes: ``--config`` (else the defaults) and the options.
+    """The config the command describes: ``--config`` (else the defaults) and the options; the
+    synthetic demo gets its time limit (:meth:`keras_unet.training.TrainConfig.with_demo_budget`).
 
     Example:
         >>> parser = argparse.ArgumentParser()
@@ -115,12 +116,15 @@ def resolved_config(args: argparse.Namespace) -> TrainConfig:
     """
     from keras_unet.training import load_config
 
+    from keras_unet.training.distribution import cluster_from_env
+
     config = load_config(args.config) if args.config else TrainConfig()
     given = overrides(args)
     try:
-        return config.replace(**given)
+        config = config.replace(**given)
     except ValueError as error:
         raise InputError(f"command line: {_as_option(str(error), given)}") from None
+    return config.with_demo_budget(cluster_from_env().num_tasks)
 
 
 def first(args: argparse.Namespace) -> None:

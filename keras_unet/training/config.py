@@ -31,6 +31,11 @@ LOSSES = ("weighted_crossentropy", "dice", "crossentropy_dice")
 MIXED_PRECISIONS = ("auto", "off", "float16", "bfloat16")
 STRATEGIES = ("auto", "default", "mirrored", "multi-worker")
 
+DEMO_TIME_LIMIT = 4.0
+"""Minutes of training ``unet train`` gives the synthetic demo by default: on a slow 2-core CPU
+enough steps to find its cells well, while faster CPUs finish its epochs first
+(benchmarks/README.md, "Quality per minute")."""
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
@@ -51,10 +56,12 @@ class TrainConfig:
             makes ``runs/<timestamp>``.
         epochs: number of epochs.
         steps_per_epoch: training steps (global batches) per epoch.
-        time_limit: minutes of training time; ``None``: no limit. Training stops at the limit
-            or after ``epochs`` epochs, whichever comes first, and the epochs are shortened so
-            that they spread over the limit (:mod:`keras_unet.training.time_budget` says what
-            counts as training time).
+        time_limit: minutes of training time. Training stops at the limit or after ``epochs``
+            epochs, whichever comes first, and the epochs are shortened so that they spread
+            over the limit (:mod:`keras_unet.training.time_budget` says what counts as training
+            time). ``None``: no limit (the defaults for your data were chosen on real data by
+            steps); ``unet train`` gives the synthetic demo on one worker
+            :data:`DEMO_TIME_LIMIT` (:meth:`with_demo_budget`), so it fits a slow laptop CPU.
         batch_size: global batch: tiles per step summed over all replicas; it must divide evenly
             among them.
         tile_size: input tile size in pixels; must be a size the network takes (valid padding:
@@ -174,6 +181,18 @@ class TrainConfig:
             3
         """
         return max(1, self.epochs // 3) if self.freeze_encoder else 0
+
+    def with_demo_budget(self, workers: int = 1) -> TrainConfig:
+        """The config with :data:`DEMO_TIME_LIMIT` when it is the synthetic demo (no ``data``,
+        no ``time_limit``) on one worker (several workers cannot stop on their own clocks).
+
+        Example:
+            >>> TrainConfig().with_demo_budget().time_limit, TrainConfig(data="d").time_limit
+            (4.0, None)
+        """
+        if self.data is None and self.time_limit is None and workers == 1:
+            return self.replace(time_limit=DEMO_TIME_LIMIT)
+        return self
 
     @property
     def time_limit_seconds(self) -> float | None:
