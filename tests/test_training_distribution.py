@@ -14,11 +14,10 @@ import textwrap
 import numpy as np
 import pytest
 
+from keras_unet.training.cluster import Cluster, cluster_from_env
 from keras_unet.training.distribution import (
-    Cluster,
     choose_policy,
     choose_strategy,
-    cluster_from_env,
     cpu_supports_bfloat16,
 )
 

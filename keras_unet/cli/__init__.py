@@ -5,7 +5,8 @@ Each subcommand lives in its own module with two functions, ``add_parser(subpars
 TensorFlow starts without its start-up log lines (:mod:`keras_unet.cli.tensorflow_start`)
 unless ``--verbose`` or ``UNET_DEBUG=1``; a subcommand that must configure TensorFlow before
 anything else touches it (``unet train``'s multi-worker strategy) sets ``first(args)``, which
-runs right after the import. Mistakes a user can fix (bad paths, values, files)
+runs right after the import, and one that can check its input without TensorFlow sets
+``prepare(args)``, which runs before it. Mistakes a user can fix (bad paths, values, files)
 are raised where the input is checked as :class:`keras_unet.errors.UserError` and printed as one
 line, exit code 2 (``UNET_DEBUG=1`` shows the traceback instead). A fault
 (:class:`keras_unet.errors.FaultError`: a full disk, a read-only folder, a corrupt file) or an
@@ -76,7 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     debug = bool(os.environ.get("UNET_DEBUG"))
     try:
-        first = getattr(args, "first", None)
+        prepare, first = getattr(args, "prepare", None), getattr(args, "first", None)
+        if prepare is not None:  # checks that need no TensorFlow
+            prepare(args)
         start_tensorflow(verbose=args.verbose or debug,
                          first=None if first is None else lambda: first(args))
         return int(args.run(args) or 0)

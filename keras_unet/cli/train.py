@@ -87,7 +87,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "of the epochs (at least one)")
     parser.add_argument("--overwrite", action="store_true",
                         help="move an earlier, different run in --run-dir aside and start anew")
-    parser.set_defaults(run=run, first=first)
+    parser.set_defaults(run=run, prepare=prepare, first=first)
     return parser
 
 
@@ -115,8 +115,7 @@ def resolved_config(args: argparse.Namespace) -> TrainConfig:
         2
     """
     from keras_unet.training import load_config
-
-    from keras_unet.training.distribution import cluster_from_env
+    from keras_unet.training.cluster import cluster_from_env
 
     config = load_config(args.config) if args.config else TrainConfig()
     given = overrides(args)
@@ -127,16 +126,30 @@ def resolved_config(args: argparse.Namespace) -> TrainConfig:
     return config.with_demo_budget(cluster_from_env().num_tasks)
 
 
+def prepare(args: argparse.Namespace) -> None:
+    """Resolves and checks the run before TensorFlow starts, so a mistake costs no time.
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> args = add_parser(parser.add_subparsers()).parse_args(["--epochs", "0"])
+        >>> prepare(args)
+        Traceback (most recent call last):
+        ...
+        keras_unet.errors.InputError: command line: --epochs must be >= 1, got 0.
+    """
+    from keras_unet.training.cluster import check_for_cluster, cluster_from_env
+
+    args.resolved = resolved_config(args)
+    check_for_cluster(args.resolved, cluster_from_env())
+
+
 def first(args: argparse.Namespace) -> None:
     """Creates the tf.distribute strategy before anything else touches TensorFlow's runtime:
     collective operations of several workers must be configured at program startup."""
-    from keras_unet.training.distribution import choose_strategy, cluster_from_env
-    from keras_unet.training.run import check_for_cluster
+    from keras_unet.training.cluster import cluster_from_env
+    from keras_unet.training.distribution import choose_strategy
 
-    args.resolved = resolved_config(args)
-    cluster = cluster_from_env()
-    check_for_cluster(args.resolved, cluster)
-    choose_strategy(args.resolved.strategy, cluster)
+    choose_strategy(args.resolved.strategy, cluster_from_env())
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,6 +4,8 @@ dataset, per-class scores of semantic masks, and the ``min_size`` ``unet train``
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -113,8 +115,11 @@ def evaluate_probabilities(predict_probabilities: Callable[[np.ndarray], np.ndar
 
 def evaluate_model(model, samples: Sequence, *, tile_size=None, batch_size: int = 4,
                    tta: bool = False) -> EvaluationReport:
-    """Scores a Keras U-Net on samples: :func:`keras_unet.predict_tiled`, then
-    :func:`evaluate_probabilities` (cells from the probabilities, and the ISBI Rand ranking form).
+    """Scores a model on samples: its probabilities, then :func:`evaluate_probabilities` (cells
+    from the probabilities, with the settings the model carries, and the ISBI Rand ranking form).
+
+    ``model`` is a Keras U-Net (predicted by :func:`keras_unet.predict_tiled`), a network of
+    :func:`keras_unet.inference.load_network`, or the path of a model file for it to open.
 
     Example:
         >>> from types import SimpleNamespace
@@ -127,11 +132,18 @@ def evaluate_model(model, samples: Sequence, *, tile_size=None, batch_size: int 
         >>> report.columns == [*METRICS, *PROBABILITY_METRICS]
         True
     """
-    from keras_unet.inference.tiled import predict_tiled  # measuring alone never loads the engine
+    from keras_unet.inference.loading import Network, load_network  # measuring alone never
+    from keras_unet.inference.tiled import predict_tiled           # loads the engine
 
-    return evaluate_probabilities(
-        lambda image: predict_tiled(model, image, tile_size=tile_size, batch_size=batch_size,
-                                    tta=tta), samples)
+    if isinstance(model, (str, os.PathLike)):
+        model = load_network(model)
+    options = {"tile_size": tile_size, "batch_size": batch_size, "tta": tta}
+    if isinstance(model, Network):
+        predict = functools.partial(model.predict, **options)
+    else:
+        predict = functools.partial(predict_tiled, model, **options)
+    return evaluate_probabilities(predict, samples,
+                                  to_labels=functools.partial(instance_labels, model=model))
 
 
 def evaluate_classes(predict_probabilities: Callable[[np.ndarray], np.ndarray],

@@ -39,14 +39,9 @@ from keras_unet.training.callbacks import (
     ValidationPanel,
     save_model_atomically,
 )
+from keras_unet.training.cluster import Cluster, check_for_cluster, cluster_from_env
 from keras_unet.training.config import TrainConfig
-from keras_unet.training.distribution import (
-    Cluster,
-    choose_policy,
-    choose_strategy,
-    cluster_from_env,
-    strategy_name,
-)
+from keras_unet.training.distribution import choose_policy, choose_strategy, strategy_name
 from keras_unet.training.finetune import inherited_config, load_init_model, transfer_weights
 from keras_unet.training.learning_rate import CosineDecayOverBudget
 from keras_unet.training.progress import ProgressLine, format_duration
@@ -294,29 +289,6 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
                        budget.training_seconds,
                        int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
                        budget.record.epochs_done, record.steps_per_epoch)
-
-
-def check_for_cluster(config: TrainConfig, cluster: Cluster) -> None:
-    """Refuses what several workers cannot do together, before any of them starts.
-
-    Example:
-        >>> check_for_cluster(TrainConfig(patience=2), Cluster(2, "worker", 0))
-        Traceback (most recent call last):
-        ...
-        keras_unet.errors.InputError: patience (early stopping) works with one worker only; ...
-    """
-    if cluster.num_tasks < 2:
-        return
-    if config.time_limit is not None:
-        raise InputError("time_limit works with one worker only (each worker's own clock would "
-                         "stop it at another step, leaving the others waiting); leave it unset "
-                         "for multi-worker training.")
-    if config.patience is not None:
-        raise InputError("patience (early stopping) works with one worker only; leave it unset "
-                         "for multi-worker training.")
-    if config.run_dir is None:
-        raise InputError("multi-worker training needs --run-dir: every worker must name the "
-                         "same run.")
 
 
 def split_samples(samples: list, val_fraction: float, seed: int = 0) -> tuple[list, list]:
