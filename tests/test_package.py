@@ -22,11 +22,12 @@ def test_import_does_not_load_tensorflow_until_a_name_is_used():
     assert result.returncode == 0, result.stderr
 
 
-def test_unet_help_answers_without_tensorflow_scipy_or_keras():
+def test_unet_help_answers_without_tensorflow_scipy_keras_or_napari():
     result = _python("import sys\nfrom keras_unet.cli import build_parser\n"
                      "build_parser().format_help()\n"
                      "print(sorted(m for m in sys.modules if m.split('.')[0] in "
-                     "('tensorflow', 'keras', 'scipy', 'skimage')))\n")
+                     "('tensorflow', 'keras', 'scipy', 'skimage', 'napari', 'magicgui', "
+                     "'qtpy', 'PyQt6')))\n")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
 
