@@ -30,7 +30,7 @@ from keras_unet.errors import InputError, UserError
 from keras_unet.napari import PLUGIN
 from keras_unet.napari.jobs import STEPS, FineTuned, finetune
 from keras_unet.napari.layer_data import BACKGROUND, TrainingPair, training_pair
-from keras_unet.napari.widget_task import WidgetTask
+from keras_unet.napari.widget_task import WidgetTask, wrapping
 
 
 class FineTuneWidget(Container):
@@ -64,11 +64,9 @@ class FineTuneWidget(Container):
         self.progress = ProgressBar(value=0, max=1, label="progress")
         self.status = Label(value="starts from the Segment widget's model")
         self.extend([self.image, self.labels, self.partial, self.add_button, self.clear_button,
-                     self.training_set, self.steps, self.folder, self.train_button,
-                     self.cancel_button, self.progress, self.status])
+                     wrapping(self.training_set), self.steps, self.folder, self.train_button,
+                     self.cancel_button, self.progress, wrapping(self.status)])
         self.pairs: list[TrainingPair] = []
-        for label in (self.status, self.training_set):
-            label.native.setWordWrap(True)  # a long message wraps, not widening the dock
         self.task = WidgetTask(self.train_button, self.cancel_button, self.progress,
                                self.status, "Fine-tuning")
         self.add_button.clicked.connect(self.add)

@@ -287,21 +287,26 @@ def segment(model: str | Path, image, *, tta: bool = False, cells=None,
 
 
 def _probabilities(network, image, plane, tta: bool) -> np.ndarray:
-    """One plane's class probabilities: whole, or block by block for a lazy layer."""
+    """One plane's class probabilities: whole, or block by block for a lazy layer, in the blocks
+    of ``unet predict`` on a zarr input."""
     if not image.lazy:
         return network.predict(np.asarray(plane), tta=tta)
+    from keras_unet.inference.blocks import DEFAULT_BLOCK
     from keras_unet.inference.blockwise import predict_array
 
-    return predict_array(network.tiles, plane, tta=tta, name=f"image {image.name!r}")
+    return predict_array(network.tiles, plane, block_size=DEFAULT_BLOCK, tta=tta,
+                         name=f"image {image.name!r}")
 
 
 def _cells(probabilities: np.ndarray, cells, lazy: bool) -> np.ndarray:
     """The cells of one plane, with the block-wise labelling where the prediction was block-wise
-    (as ``unet predict`` labels a zarr input)."""
+    (as ``unet predict`` labels a zarr input, in the same blocks)."""
     if lazy:
+        from keras_unet.inference.blocks import DEFAULT_BLOCK
         from keras_unet.instances.blockwise import blockwise_instance_labels
 
-        return blockwise_instance_labels(probabilities, **cells.options)
+        return blockwise_instance_labels(probabilities, block_size=DEFAULT_BLOCK,
+                                         **cells.options)
     from keras_unet.instances.labels import instance_labels
 
     return instance_labels(probabilities, **cells.options)

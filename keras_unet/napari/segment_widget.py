@@ -38,7 +38,7 @@ from keras_unet.napari.jobs import ModelInfo, Outcome, Segmentation, describe_mo
 from keras_unet.napari.layer_data import ImageInput, image_input
 from keras_unet.napari.model_process import MODEL_PROCESS
 from keras_unet.napari.own_layers import mark, own_layer
-from keras_unet.napari.widget_task import JobFailed, WidgetTask, run_job
+from keras_unet.napari.widget_task import JobFailed, WidgetTask, run_job, wrapping
 
 SETTINGS = ("keras_unet", "napari")
 """Organisation and application of the ``QSettings`` that remember the last model."""
@@ -90,8 +90,7 @@ class SegmentWidget(Container):
         self.status = Label(value="choose a model")
         self.extend([self.model, self.image, self.tta, self.method, self.min_size,
                      self.foreground, self.run_button, self.cancel_button, self.progress,
-                     self.status])
-        self.status.native.setWordWrap(True)  # a long message wraps, not widening the dock
+                     wrapping(self.status)])
         self.task = WidgetTask(self.run_button, self.cancel_button, self.progress, self.status,
                                "Segmentation")
         self._model: ModelInfo | None = None
@@ -207,7 +206,7 @@ class SegmentWidget(Container):
                       for plane in found.labels.reshape(-1, *image.plane_shape)]
             self.status.value = (f"{sum(counts)} cells" + (f" in {len(counts)} planes"
                                                             if len(counts) > 1 else "")
-                                 + f" ({found.cells.describe()})")
+                                 + f"; {found.cells.describe()}")
         else:
             self._put("classes", image.name, found.labels, "labels", placement,
                       features={"class": list(found.class_names)})

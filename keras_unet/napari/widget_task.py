@@ -14,12 +14,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from magicgui.widgets import Label, ProgressBar, PushButton
+from magicgui.widgets import Container, Label, ProgressBar, PushButton
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 
 from keras_unet.napari.jobs import Outcome, Progress
 from keras_unet.napari.model_process import MODEL_PROCESS, Job
+
+
+def wrapping(label: Label) -> Container:
+    """``label`` across a widget's whole width, its long messages wrapped (not widening the dock).
+    """
+    label.native.setWordWrap(True)
+    return Container(widgets=[label], labels=False)
 
 
 class JobFailed(RuntimeError):
