@@ -77,9 +77,10 @@ def _settings_and_no_tensorflow(tmp_path):
 
 @pytest.fixture
 def widgets(make_napari_viewer):
-    """(viewer, Segment widget, Fine-tune widget), opened as the Plugins menu opens them."""
+    """(viewer, Segment widget, Fine-tune widget), opened as ``napari --with PLUGIN`` opens a
+    plugin's widgets: its first, which opens the other."""
     viewer = make_napari_viewer()
-    _, finetune = viewer.window.add_plugin_dock_widget(PLUGIN, "Fine-tune")
+    _, finetune = viewer.window.add_plugin_dock_widget(PLUGIN)
     return viewer, finetune.segment, finetune
 
 
@@ -125,7 +126,8 @@ def test_the_plugin_opens_both_widgets_and_its_sample_data(widgets):
     names = [widget.display_name for widget in PluginManager.instance().iter_widgets()
              if widget.plugin_name == PLUGIN]
     assert names == ["Fine-tune", "Segment"]
-    assert viewer.window.add_plugin_dock_widget(PLUGIN, "Segment")[1] is segment  # docked
+    assert type(finetune).__name__ == "FineTuneWidget"
+    assert viewer.window.add_plugin_dock_widget(PLUGIN, "Segment")[1] is segment  # docked too
     viewer.open_sample(PLUGIN, "synthetic_cells")
     assert [(layer.name, type(layer).__name__) for layer in viewer.layers] == [
         ("synthetic cells", "Image"), ("synthetic cells masks", "Labels")]
@@ -322,6 +324,8 @@ def test_the_readme_picture_shows_the_viewer_after_segmentation(make_napari_view
     viewer.layers["synthetic cells masks"].visible = False
     _open(qtbot, segment, models["cells"])
     segment.image.value = viewer.layers["synthetic cells"]
+    segment.method.value, segment.min_size.value = "components", 30  # this briefly trained
+    # model carries "membranes", which gives the background to the cells too
     _press(qtbot, segment.run_button, segment)
     viewer.layers["synthetic cells cells"].contour = 1
     picture = viewer.screenshot(tmp_path / "napari.png", canvas_only=False)

@@ -58,3 +58,19 @@ def test_a_saved_model_loads_whatever_the_import_order(compiled_model, first_imp
                      "      model.output_shape)\n")
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout.split()[:2] == ["UNet", "WeightedCrossentropy"]
+
+
+def test_what_napari_s_process_imports_of_the_plugin_never_loads_tensorflow():
+    """The widgets import these (and napari, magicgui, Qt); TensorFlow must never load beside
+    napari's OpenGL (keras_unet/napari/model_process.py), so the sample data, the layer data and
+    the jobs' types come without it."""
+    result = _python("import sys\n"
+                     "import keras_unet.instances.settings, keras_unet.napari.jobs\n"
+                     "import keras_unet.napari.layer_data, keras_unet.napari.own_layers\n"
+                     "import keras_unet.napari.model_process\n"
+                     "from keras_unet.napari.sample_data import synthetic_cells_sample\n"
+                     "synthetic_cells_sample()\n"
+                     "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+                     "('tensorflow', 'keras')))\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

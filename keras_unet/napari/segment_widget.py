@@ -206,7 +206,7 @@ class SegmentWidget(Container):
                       for plane in found.labels.reshape(-1, *image.plane_shape)]
             self.status.value = (f"{sum(counts)} cells" + (f" in {len(counts)} planes"
                                                             if len(counts) > 1 else "")
-                                 + f"; {found.cells.describe()}")
+                                 + f" ({found.cells.method}, min_size {found.cells.min_size})")
         else:
             self._put("classes", image.name, found.labels, "labels", placement,
                       features={"class": list(found.class_names)})

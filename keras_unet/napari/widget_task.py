@@ -17,15 +17,22 @@ from typing import Any
 from magicgui.widgets import Container, Label, ProgressBar, PushButton
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import QSizePolicy
 
 from keras_unet.napari.jobs import Outcome, Progress
 from keras_unet.napari.model_process import MODEL_PROCESS, Job
 
 
+STATUS_LINES = 3
+"""Lines a status label keeps room for: its messages wrap there instead of widening the dock."""
+
+
 def wrapping(label: Label) -> Container:
-    """``label`` across a widget's whole width, its long messages wrapped (not widening the dock).
-    """
+    """``label`` across a widget's whole width, with room for :data:`STATUS_LINES` wrapped lines
+    (a dock does not grow when a message gets longer)."""
     label.native.setWordWrap(True)
+    label.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+    label.native.setMinimumHeight(label.native.fontMetrics().lineSpacing() * STATUS_LINES)
     return Container(widgets=[label], labels=False)
 
 
