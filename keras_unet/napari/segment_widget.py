@@ -17,6 +17,7 @@ import functools
 from pathlib import Path
 
 import napari
+import numpy as np
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
@@ -202,7 +203,7 @@ class SegmentWidget(Container):
         placement = {"scale": image.scale, "translate": image.translate}
         if found.kind == "cells":
             self._put("cells", image.name, found.labels, "labels", placement)
-            counts = [int(len(set(plane.ravel().tolist()) - {0}))
+            counts = [np.unique(plane[plane > 0]).size
                       for plane in found.labels.reshape(-1, *image.plane_shape)]
             self.status.value = (f"{sum(counts)} cells" + (f" in {len(counts)} planes"
                                                             if len(counts) > 1 else "")
