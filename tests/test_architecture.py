@@ -78,3 +78,11 @@ def test_imports_keep_to_the_layers_of_the_map():
                      if name.startswith(("keras_unet.training", "keras_unet.evaluation",
                                          "keras_unet.cli", "keras_unet.serving"))]
     assert crossing == []
+
+
+def test_only_the_napari_plugin_imports_the_napari_plugin():
+    """The library and the command line never depend on the plugin built on them."""
+    crossing = [f"{path.relative_to(PACKAGE)} imports {name}"
+                for path in PACKAGE.rglob("*.py") if path.relative_to(PACKAGE).parts[0] != "napari"
+                for name in _imports(path) if name.startswith("keras_unet.napari")]
+    assert crossing == []

@@ -22,11 +22,12 @@ def test_import_does_not_load_tensorflow_until_a_name_is_used():
     assert result.returncode == 0, result.stderr
 
 
-def test_unet_help_answers_without_tensorflow_scipy_or_keras():
+def test_unet_help_answers_without_tensorflow_scipy_keras_or_napari():
     result = _python("import sys\nfrom keras_unet.cli import build_parser\n"
                      "build_parser().format_help()\n"
                      "print(sorted(m for m in sys.modules if m.split('.')[0] in "
-                     "('tensorflow', 'keras', 'scipy', 'skimage')))\n")
+                     "('tensorflow', 'keras', 'scipy', 'skimage', 'napari', 'magicgui', "
+                     "'qtpy', 'PyQt6')))\n")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
 
@@ -57,3 +58,19 @@ def test_a_saved_model_loads_whatever_the_import_order(compiled_model, first_imp
                      "      model.output_shape)\n")
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout.split()[:2] == ["UNet", "WeightedCrossentropy"]
+
+
+def test_what_napari_s_process_imports_of_the_plugin_never_loads_tensorflow():
+    """The widgets import these (and napari, magicgui, Qt); TensorFlow must never load beside
+    napari's OpenGL (keras_unet/napari/model_process.py), so the sample data, the layer data and
+    the jobs' types come without it."""
+    result = _python("import sys\n"
+                     "import keras_unet.instances.settings, keras_unet.napari.jobs\n"
+                     "import keras_unet.napari.layer_data, keras_unet.napari.own_layers\n"
+                     "import keras_unet.napari.model_process\n"
+                     "from keras_unet.napari.sample_data import synthetic_cells_sample\n"
+                     "synthetic_cells_sample()\n"
+                     "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+                     "('tensorflow', 'keras')))\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

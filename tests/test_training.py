@@ -202,3 +202,40 @@ def test_killed_run_resumes_with_the_same_command_and_ends_at_the_same_epoch(tmp
     steps = [step for step, _ in _tensors(run_dir / "logs" / "train")["epoch_loss"]]
     assert sorted(set(steps)) == [0, 1, 2]
     assert f"Run directory:   {run_dir}" in second.stdout
+
+
+class _Losses(keras.callbacks.Callback):
+    """Keeps the loss of every training step it sees."""
+
+    def __init__(self):
+        super().__init__()
+        self.losses = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.losses.append(float(logs["loss"]))
+
+
+class _Cancelled(Exception):
+    """What a GUI's Cancel raises from its callback."""
+
+
+class _CancelAtFirstStep(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        raise _Cancelled
+
+
+def test_callbacks_of_the_caller_see_every_training_step(tmp_path):
+    seen = _Losses()
+    result = train({**TINY, "run_dir": str(tmp_path / "run"), "val_fraction": 0}, verbose=0,
+                   callbacks=[seen])
+    steps = TINY["epochs"] * TINY["steps_per_epoch"]
+    assert result.steps == steps and len(seen.losses) == steps  # not the timing steps
+    assert np.isfinite(seen.losses).all()
+
+
+def test_a_callback_that_raises_stops_the_run_with_nothing_saved(tmp_path):
+    with pytest.raises(_Cancelled):
+        train({**TINY, "run_dir": str(tmp_path / "run"), "mixed_precision": "bfloat16"},
+              verbose=0, callbacks=[_CancelAtFirstStep()])
+    assert not (tmp_path / "run" / "checkpoints" / "best.keras").exists()
+    assert keras.mixed_precision.global_policy().name == "float32"  # put back

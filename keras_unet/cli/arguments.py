@@ -25,7 +25,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         True
     """
     parser.add_argument("--model", required=True, type=Path,
-                        help="a .keras file, a SavedModel folder or an .onnx file")
+                        help="a .keras file, a SavedModel folder, an .onnx file or a\n"
+                             "bioimage.io .zip written by unet export")
     parser.add_argument("--tta", action="store_true",
                         help="average the 8 flips/rotations of every image (8x slower)")
     parser.add_argument("--tile-size", type=int, default=None,

@@ -7,11 +7,16 @@ Example:
     True
 """
 
-from keras_unet.data.pipeline import fixed_parallelism, make_dataset
-from keras_unet.data.readers import load_samples, read_image
-from keras_unet.data.samples import Sample
-from keras_unet.data.synthetic import synthetic_cells
-from keras_unet.data.writers import save_samples
+import lazy_loader
 
-__all__ = ["Sample", "fixed_parallelism", "load_samples", "make_dataset", "read_image",
-           "save_samples", "synthetic_cells"]
+# Lazy (SPEC 1), so that the synthetic cells and the readers load without TensorFlow, which only
+# the tf.data pipeline needs: the napari plugin's sample data comes from here in napari's own
+# process, where TensorFlow must never load (keras_unet/napari/model_process.py says why).
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={"pipeline": ["fixed_parallelism", "make_dataset"],
+                  "readers": ["load_samples", "read_image"],
+                  "samples": ["Sample"],
+                  "synthetic": ["synthetic_cells"],
+                  "writers": ["save_samples"]},
+)

@@ -1,13 +1,16 @@
-"""One way to open a model: ``.keras``, SavedModel (keras_unet's or foreign) or ONNX.
+"""One way to open a model: ``.keras``, SavedModel (keras_unet's or foreign), ONNX or a
+bioimage.io package.
 
 :func:`load_network` returns a :class:`Network`, which predicts class probabilities of an image
-of any size whatever the file: a ``.keras`` U-Net and an ONNX file are normalised and tiled by
+of any size whatever the file: a ``.keras`` U-Net, an ONNX file and the ONNX weights of a
+bioimage.io zip written by ``unet export --format bioimageio`` are normalised and tiled by
 :func:`keras_unet.predict_tiled`; a SavedModel exported by keras_unet normalises and tiles in
 its graph (it says so in ``assets.extra/keras_unet.json``), so it gets raw pixels and gives the
 same result; a foreign SavedModel gets raw pixels too, with a note saying what is assumed. The
 network also says what its classes are (:class:`~keras_unet.class_layout.ClassLayout`) and how
 its output becomes cells (:class:`~keras_unet.instances.settings.CellSettings`, what training
-recorded). The command line, fine-tuning, the dask workers and evaluation all open models here.
+recorded). The command line, fine-tuning, the dask workers, evaluation and the napari plugin all
+open models here.
 """
 
 from __future__ import annotations
@@ -26,8 +29,13 @@ from keras_unet.errors import InputError, InputNotFoundError
 from keras_unet.inference.network import ModelGeometry, model_geometry
 from keras_unet.instances.settings import CellSettings, recorded_settings
 
-KINDS = ("keras", "savedmodel", "onnx")
-"""What :func:`load_network` opens: a ``.keras`` file, a SavedModel folder, an ``.onnx`` file."""
+KINDS = ("keras", "savedmodel", "onnx", "bioimageio")
+"""What :func:`load_network` opens: a ``.keras`` file, a SavedModel folder, an ``.onnx`` file,
+a bioimage.io ``.zip`` of keras_unet's (its ONNX weights)."""
+
+EXPECTED = ("expected a .keras file, a SavedModel folder, an .onnx file or a bioimage.io .zip "
+            "written by unet export")
+"""What a model path may be, for the messages that refuse one."""
 
 KERAS_MODULES = ("layers", "losses", "metrics", "model")
 """The modules whose classes a saved U-Net may name; importing them registers the classes."""
@@ -51,7 +59,8 @@ class Network:
         notes: one-line notes for the user (a foreign SavedModel's assumptions, stored settings
             that could not be read and were replaced by the defaults).
         tiles: what the tiling engine runs on tiles (the Keras model, or an
-            :class:`~keras_unet.serving.OnnxNetwork`); ``None`` for a SavedModel, which tiles
+            :class:`~keras_unet.serving.OnnxNetwork`, also for a bioimage.io zip); ``None`` for
+            a SavedModel, which tiles
             in its own graph.
 
     Example:
@@ -146,8 +155,12 @@ class Network:
 
 
 def load_network(path: str | os.PathLike, *, option: str = "--model") -> Network:
-    """Opens a ``.keras`` U-Net, a SavedModel folder or an ONNX file as a :class:`Network`.
+    """Opens a ``.keras`` U-Net, a SavedModel folder, an ONNX file or a bioimage.io zip as a
+    :class:`Network`.
 
+    A ``.zip`` is a bioimage.io package written by ``unet export --format bioimageio``
+    (:func:`keras_unet.serving.export_bioimageio`): its ONNX weights are opened, with the
+    geometry and the cell settings its ``rdf.yaml`` records under ``config.keras_unet``.
     ``option`` names the path in messages (``--model``, ``--init``).
 
     Raises:
@@ -166,10 +179,12 @@ def load_network(path: str | os.PathLike, *, option: str = "--model") -> Network
     if path.is_dir():
         if not (path / "saved_model.pb").is_file():
             raise InputError(f"{option} {str(path)!r} is a folder without saved_model.pb; "
-                             "expected a .keras file, a SavedModel folder or an .onnx file.")
+                             f"{EXPECTED}.")
         return _saved_model(path, option)
     if path.suffix.lower() == ".onnx":
         return _onnx(path, option)
+    if path.suffix.lower() == ".zip":
+        return _bioimageio(path, option)
     return _keras(path, option)
 
 
@@ -192,8 +207,7 @@ def _keras(path: Path, option: str) -> Network:
     register_keras_classes()
     if not zipfile.is_zipfile(path):
         raise InputError(f"{option} {str(path)!r} is not a Keras model: a .keras file is a zip "
-                         "archive and this file is not one; expected a .keras file, a "
-                         "SavedModel folder or an .onnx file.")
+                         f"archive and this file is not one; {EXPECTED}.")
     try:
         model = keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # Keras raises many types for a file that is not a model
@@ -222,6 +236,45 @@ def _onnx(path: Path, option: str) -> Network:
         record = "not JSON"
     cells, note = recorded_settings(record, str(path))
     return Network(path, "onnx", network.geometry, cells, _notes(note), network)
+
+
+def _bioimageio(path: Path, option: str) -> Network:
+    """The ONNX weights of a bioimage.io package of keras_unet's, with what its rdf records."""
+    import onnxruntime
+    import yaml
+
+    from keras_unet.serving.onnx_network import OnnxNetwork
+
+    name = f"{option} {str(path)!r}"
+    try:
+        with zipfile.ZipFile(path) as package:
+            rdf = yaml.safe_load(package.read("rdf.yaml"))
+            record = rdf.get("config", {}).get("keras_unet") if isinstance(rdf, dict) else None
+            if not isinstance(record, dict) or "geometry" not in record:
+                raise InputError(f"{name} is a bioimage.io package that unet export did not "
+                                 "write (its rdf.yaml has no config.keras_unet.geometry).")
+            source = (rdf.get("weights") or {}).get("onnx", {}).get("source")
+            if not isinstance(source, str) or source not in package.namelist():
+                raise InputError(f"{name} has no ONNX weights inside the package "
+                                 f"(weights.onnx.source is {source!r}).")
+            weights = package.read(source)
+    except zipfile.BadZipFile:
+        raise InputError(f"{name} is not a zip archive; {EXPECTED}.") from None
+    except KeyError:
+        raise InputError(f"{name} is not a bioimage.io package (no rdf.yaml); "
+                         f"{EXPECTED}.") from None
+    except (yaml.YAMLError, AttributeError) as error:
+        raise InputError(f"{name}: its rdf.yaml is not a bioimage.io description "
+                         f"({type(error).__name__}).") from None
+    try:
+        geometry = ModelGeometry.from_json(record["geometry"])
+        session = onnxruntime.InferenceSession(weights, providers=["CPUExecutionProvider"])
+    except Exception as error:  # a bad record (TypeError) or onnxruntime's own types
+        raise InputError(f"{name}: its ONNX weights cannot be opened "
+                         f"({type(error).__name__}).") from None
+    cells, note = recorded_settings(record.get("cells"), str(path))
+    return Network(path, "bioimageio", geometry, cells, _notes(note),
+                   OnnxNetwork(session, geometry))
 
 
 def _saved_model(path: Path, option: str) -> Network:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +146,8 @@ class TrainResult:
 
 
 def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: bool = False,
-          verbose: int | None = None) -> TrainResult:
+          verbose: int | None = None,
+          callbacks: Sequence[keras.callbacks.Callback] = ()) -> TrainResult:
     """Trains a U-Net as ``config`` says and exports the best model for serving.
 
     Before training it times a few steps and says how long training should take; with
@@ -179,6 +180,10 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
             in place on a terminal and written once per epoch otherwise (CI logs,
             :class:`~keras_unet.training.progress.ProgressLine`); 2 the same, always once per
             epoch. Default 1.
+        callbacks: Keras callbacks of the caller's, appended to the run's own (they see every
+            training step of ``model.fit`` after the run's callbacks, and may stop it by
+            raising): a live readout and a Cancel button of a GUI, for instance
+            (:mod:`keras_unet.napari`). Not part of the config: a resumed run takes them anew.
 
     Returns:
         A :class:`TrainResult`.
@@ -255,15 +260,15 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
         guard = NaNGuard(hint=f"lower learning_rate (it is {config.learning_rate:g}), or "
                               "try mixed_precision off.")
         budget = TimeBudget(config.time_limit_seconds, record, run.training_time)
-        callbacks = _callbacks(config, run, cluster, guard, budget, val_data, val_samples,
-                               monitor)
+        run_callbacks = _callbacks(config, run, cluster, guard, budget, val_data, val_samples,
+                                   monitor)
         if verbose:
-            callbacks.append(ProgressLine(config.epochs, record.steps_per_epoch, budget,
-                                          in_place=verbose == 1 and sys.stdout.isatty(),
-                                          prefix="unet train: "))
+            run_callbacks.append(ProgressLine(config.epochs, record.steps_per_epoch, budget,
+                                              in_place=verbose == 1 and sys.stdout.isatty(),
+                                              prefix="unet train: "))
         history = model.fit(train_data, epochs=config.epochs,
                             steps_per_epoch=record.steps_per_epoch, validation_data=val_data,
-                            callbacks=callbacks, verbose=0, shuffle=False)
+                            callbacks=[*run_callbacks, *callbacks], verbose=0, shuffle=False)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
     if guard.message:
@@ -271,7 +276,7 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
     if not cluster.is_chief:  # its replica's final weights, the chief's too
         run.checkpoints.mkdir(parents=True, exist_ok=True)
         save_model_atomically(model, run.checkpoints / "last.keras")
-    patience = next((c for c in callbacks if isinstance(c, PatienceOnBest)), None)
+    patience = next((c for c in run_callbacks if isinstance(c, PatienceOnBest)), None)
     stop_reason = ("time_limit" if budget.stopped_at is not None else
                    "patience" if patience is not None and patience.stopped_epoch else "epochs")
     best = export = cells = None
