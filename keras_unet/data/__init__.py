@@ -1,4 +1,5 @@
-"""Training data: readers for the common layouts, synthetic cells, and the tf.data pipeline.
+"""Training data: readers for the common layouts, synthetic cells (and volumes of nuclei), and
+the tf.data pipeline.
 
 Example:
     >>> from keras_unet.data import synthetic_cells
@@ -10,8 +11,8 @@ Example:
 from keras_unet.data.pipeline import fixed_parallelism, make_dataset
 from keras_unet.data.readers import load_samples, read_image
 from keras_unet.data.samples import Sample
-from keras_unet.data.synthetic import synthetic_cells
+from keras_unet.data.synthetic import synthetic_cells, synthetic_volumes
 from keras_unet.data.writers import save_samples
 
 __all__ = ["Sample", "fixed_parallelism", "load_samples", "make_dataset", "read_image",
-           "save_samples", "synthetic_cells"]
+           "save_samples", "synthetic_cells", "synthetic_volumes"]
