@@ -71,9 +71,9 @@ def evaluate_samples(predict_labels: Callable[[np.ndarray], np.ndarray],
 
 def _cell_probability(probabilities: np.ndarray) -> np.ndarray:
     """The probability of the cell class: channel 1 of softmax outputs, or the one sigmoid."""
-    if probabilities.ndim != 3 or probabilities.shape[-1] < 1:
-        raise InputError(f"probabilities must be (height, width, classes), got shape "
-                         f"{probabilities.shape}.")
+    if probabilities.ndim not in (3, 4) or probabilities.shape[-1] < 1:
+        raise InputError(f"probabilities must be (height, width, classes) or (depth, height, "
+                         f"width, classes), got shape {probabilities.shape}.")
     return probabilities[..., 0] if probabilities.shape[-1] == 1 else probabilities[..., 1]
 
 
@@ -162,7 +162,7 @@ def evaluate_classes(predict_probabilities: Callable[[np.ndarray], np.ndarray],
     for sample in samples:
         probabilities = np.asarray(predict_probabilities(sample.image))
         truth = np.asarray(sample.labels)
-        if probabilities.shape[:2] != truth.shape or probabilities.ndim != 3:
+        if probabilities.shape[:-1] != truth.shape or probabilities.ndim not in (3, 4):
             raise InputError(f"probabilities of {sample.path!r} have shape "
                              f"{probabilities.shape}, but its labels have shape {truth.shape}.")
         num_classes = probabilities.shape[-1]
