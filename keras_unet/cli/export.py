@@ -58,6 +58,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true",
                         help="onnx, bioimageio: replace an existing file or package of that "
                              "name (a SavedModel version is never replaced)")
+    parser.add_argument("--ndim", type=int, choices=(2, 3), default=None,
+                        help="3: the model is a 3D U-Net (volumes); checked against the model "
+                             "(default: the model's)")
     served = parser.add_argument_group("savedmodel")
     served.add_argument("--version", type=int, default=None,
                         help="version number (default: one more than the largest present)")
@@ -136,13 +139,16 @@ def _check_model_path(path: Path) -> None:
         raise InputError(f"--model {str(path)!r} is a folder; export takes a .keras file.")
 
 
-def _load(path: Path):
+def _load(path: Path, ndim: int | None = None):
     from keras_unet.inference.loading import load_network
 
     network = load_network(path)
     if network.keras_model is None:
         raise InputError(f"--model {str(path)!r} is a {network.kind} model; export takes the "
                          "trained .keras file.")
+    if ndim is not None and ndim != network.ndim:
+        kind = "2D U-Net (images)" if network.ndim == 2 else "3D U-Net (volumes)"
+        raise InputError(f"--ndim {ndim}, but --model {str(path)!r} is a {kind}.")
     return network.keras_model
 
 
@@ -156,7 +162,7 @@ def _export_savedmodel(args: argparse.Namespace) -> int:
     pixels = DEFAULT_MAX_IMAGE_PIXELS if args.max_image_pixels is None else args.max_image_pixels
     check_export_target(args.out, args.version, pixels)  # before the slow model load
     _check_model_path(args.model)
-    path = export_for_serving(_load(args.model), args.out, version=args.version,
+    path = export_for_serving(_load(args.model, args.ndim), args.out, version=args.version,
                               tile_size=args.tile_size, max_image_pixels=pixels,
                               warmup=args.warmup)
     print(path)
@@ -173,7 +179,7 @@ def _export_onnx(args: argparse.Namespace) -> int:
     opset = DEFAULT_OPSET if args.opset is None else args.opset
     check_opset(opset)
     _check_model_path(args.model)
-    print(export_onnx(_load(args.model), args.out, opset=opset, overwrite=args.overwrite))
+    print(export_onnx(_load(args.model, args.ndim), args.out, opset=opset, overwrite=args.overwrite))
     return 0
 
 
@@ -198,7 +204,7 @@ def _export_bioimageio(args: argparse.Namespace) -> int:
     check_package_target(args.out, info.name, overwrite=args.overwrite)
     sample = _sample_image(args.sample_image)
     _check_model_path(args.model)
-    print(export_bioimageio(_load(args.model), args.out, info, sample_image=sample,
+    print(export_bioimageio(_load(args.model, args.ndim), args.out, info, sample_image=sample,
                             opset=opset, overwrite=args.overwrite))
     return 0
 

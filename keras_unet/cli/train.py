@@ -5,6 +5,8 @@
     unet train --data tissue/ --labels semantic --num-classes 4 --ignore-label 255
     unet train --data more_cells/ --init runs/isbi/checkpoints/best.keras --patience 3
     unet train --time-limit 5                    # the demo in 5 minutes of training
+    unet train --ndim 3                          # a 3D U-Net on synthetic nuclei
+    unet train --data stacks/ --spacing 2,0.5,0.5 # volumes: images/ + masks/ of TIFF stacks
 
 Options given on the command line override the ``--config`` file, which overrides the defaults
 (``training/cpu_demo.yaml``). Run the same command again after an interruption to resume.
@@ -57,6 +59,12 @@ OPTIONS = (
      "tf.distribute strategy"),
     ("--seed", int, None, "random seed"),
     ("--val-fraction", float, None, "fraction of images held out for validation"),
+    ("--ndim", int, (2, 3), "3: a 3D U-Net on volumes (without --data: synthetic nuclei); "
+     "default: as the data are (masks that are stacks are volumes)"),
+    ("--spacing", str, None, "voxel size z,y,x of volumes (default: from the files' ImageJ or "
+     "OME metadata, else 1,1,1); chooses the anisotropic network"),
+    ("--tile-depth", int, None, "planes per volume tile (default: as deep, physically, as "
+     "--tile-size is wide)"),
 )
 
 

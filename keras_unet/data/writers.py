@@ -5,6 +5,7 @@ evaluate`` commands it prints have files to run on. 8-bit grey or RGB images are
 PNG (any viewer opens them), others as TIFF in their own dtype; labels (instance ids or class
 indices) as 16-bit TIFF (32-bit past 65,535), the label format napari and Fiji open, with
 unlabelled pixels written as the dataset's ``ignore_label``, so the readers read them back alike.
+Volumes are written as TIFF stacks (images and masks) recording their voxel size.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from PIL import Image
 from keras_unet.class_layout import UNLABELLED
 from keras_unet.data.samples import Sample
 from keras_unet.errors import InputError
-from keras_unet.io.images import write_instances
+from keras_unet.io.images import write_instances, write_stack
 
 
 def sample_name(sample: Sample) -> str:
@@ -68,7 +69,11 @@ def save_samples(samples: Sequence[Sample], folder: str | os.PathLike, *,
             name = f"{name}_{index}"
         used.add(name)
         image = np.asarray(sample.image)
-        if image.dtype == np.uint8 and (image.ndim == 2 or image.shape[-1] in (1, 3)):
+        volume = np.ndim(sample.labels) == 3
+        if volume:
+            path = folder / "images" / f"{name}.tif"
+            write_stack(path, image, sample.spacing)
+        elif image.dtype == np.uint8 and (image.ndim == 2 or image.shape[-1] in (1, 3)):
             path = folder / "images" / f"{name}.png"
             Image.fromarray(image[..., 0] if image.ndim == 3 and image.shape[-1] == 1
                             else image).save(path)
@@ -76,7 +81,8 @@ def save_samples(samples: Sequence[Sample], folder: str | os.PathLike, *,
             path = folder / "images" / f"{name}.tif"
             tifffile.imwrite(path, image, photometric="minisblack" if image.ndim == 2 else None)
         write_instances(folder / "masks" / f"{name}.tif",
-                        _with_ignore_label(sample, ignore_label), overwrite=True)
+                        _with_ignore_label(sample, ignore_label), overwrite=True,
+                        spacing=sample.spacing if volume else None)
         written.append(path)
     return written
 

@@ -185,8 +185,8 @@ MIN_SIZE_CANDIDATES = (0, 10, 30, 100)
 
 
 def best_min_size(ground_truths: Sequence, probabilities: Sequence, *,
-                  candidates: Sequence[int] = MIN_SIZE_CANDIDATES, method: str = "auto"
-                  ) -> tuple[int, dict[int, float]]:
+                  candidates: Sequence[int] = MIN_SIZE_CANDIDATES, method: str = "auto",
+                  spacing=None) -> tuple[int, dict[int, float]]:
     """The ``min_size`` of :func:`keras_unet.instances.instance_labels` with the best object F1.
 
     No fixed cut-off suits both cells of 14 px and nuclei of 600, so ``unet train`` picks it
@@ -199,6 +199,7 @@ def best_min_size(ground_truths: Sequence, probabilities: Sequence, *,
         probabilities: ``(H, W, K)`` class probabilities of the same images.
         candidates: the ``min_size`` values to try.
         method: the ``instance_labels`` method.
+        spacing: the voxel size of volumes, for ``instance_labels``.
 
     Returns:
         ``(min_size, {candidate: F1})``.
@@ -210,7 +211,8 @@ def best_min_size(ground_truths: Sequence, probabilities: Sequence, *,
         (10, {0: 0.6666666666666666, 10: 1.0})
     """
     ground_truths, probabilities = list(ground_truths), list(probabilities)
-    f1 = {int(size): object_f1(ground_truths, probabilities, method=method, min_size=int(size))
+    f1 = {int(size): object_f1(ground_truths, probabilities, method=method, min_size=int(size),
+                               spacing=spacing)
           for size in candidates}
     best = max(f1.values())
     return min(size for size, value in f1.items() if value == best), f1
@@ -234,7 +236,7 @@ def object_f1(ground_truths: Sequence, probabilities: Sequence, **cell_options) 
 
 
 def best_cell_settings(ground_truths: Sequence, probabilities: Sequence, *,
-                       candidates: Sequence[int] = MIN_SIZE_CANDIDATES
+                       candidates: Sequence[int] = MIN_SIZE_CANDIDATES, spacing=None
                        ) -> tuple[CellSettings, dict[tuple[str, int], float]]:
     """The instance method and ``min_size`` with the best object F1 on labelled images.
 
@@ -257,7 +259,8 @@ def best_cell_settings(ground_truths: Sequence, probabilities: Sequence, *,
     auto = ClassLayout.of(np.shape(probabilities[0])[-1]).instance_method
     scores = {}
     for method in [m for m in METHODS if m != auto]:
-        _, f1 = best_min_size(ground_truths, probabilities, candidates=candidates, method=method)
+        _, f1 = best_min_size(ground_truths, probabilities, candidates=candidates, method=method,
+                              spacing=spacing)
         scores.update({(method, size): value for size, value in sorted(f1.items())})
     best = max(scores.values())
     method, size = next(key for key, value in scores.items() if value == best)
