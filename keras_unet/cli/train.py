@@ -162,6 +162,11 @@ def run(args: argparse.Namespace) -> int:
     except FloatingPointError as error:
         print(f"unet train: {error}", file=sys.stderr)
         return 1
+    except InputError as error:  # a value checked against the data (a volume's tile depth)
+        message = _as_option(str(error), overrides(args))
+        if message == str(error):
+            raise
+        raise InputError(message) from None
     if result.export is None:  # a non-chief worker: the chief reports
         return 0
     final = result.final
