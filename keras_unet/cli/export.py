@@ -11,8 +11,10 @@ savedmodel (the default) writes models/unet/<N>/ (next free number by default), 
 the graph; an existing version is never overwritten. Point TF-Serving at models/unet (see
 serving/README.md). onnx writes the bare network (the consumer tiles; keras_unet.predict_tiled
 does with keras_unet.serving.OnnxNetwork). bioimageio writes zoo/<NAME>.zip, validated by
-bioimageio.spec, for deepImageJ (Fiji), ilastik, napari and QuPath. Every file is written
-under a temporary name and renamed when complete.
+bioimageio.spec, for deepImageJ (Fiji), ilastik, napari and QuPath. A 3D U-Net exports
+alike: the SavedModel tiles volumes in its graph, the ONNX input is (batch, z, y, x, c), and
+the package declares the z axis with its valid sizes (--sample-image: a TIFF stack). Every
+file is written under a temporary name and renamed when complete.
 """
 
 from __future__ import annotations
@@ -239,5 +241,8 @@ def _sample_image(path: Path | None):
     if not path.is_file():
         raise InputNotFoundError(f"--sample-image {str(path)!r} does not exist.")
     from keras_unet.data.readers import read_image
+    from keras_unet.io.tiff import is_stack, read_volume
 
+    if path.suffix.lower() in (".tif", ".tiff") and is_stack(path):  # a 3D model's volume
+        return read_volume(path)[0]
     return read_image(path)
