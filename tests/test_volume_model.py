@@ -131,3 +131,17 @@ def test_2d_models_record_what_they_recorded_before():
 def test_bad_3d_arguments(kwargs, message):
     with pytest.raises(InputError, match=message):
         build_unet(num_classes=2, filters=2, depth=2, **kwargs)
+
+
+def test_the_readme_volume_example_runs(tmp_path, monkeypatch):
+    import pathlib
+    import re
+
+    readme = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+    blocks = re.findall(r"```python\n(.*?)```", readme.read_text(), flags=re.S)
+    example = next(block for block in blocks if "synthetic_volumes" in block)
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(example, "README.md", "exec"), namespace)
+    assert namespace["probabilities"].shape == (32, 32, 32, 3)
+    assert namespace["nuclei"].shape == (32, 32, 32)

@@ -123,8 +123,9 @@ def test_tta_averages_sixteen_views_and_is_equivariant(models):
         view = np.ascontiguousarray(dihedral(volume, k, axes=(0, 1, 2)))
         turned = dihedral(predict_tiled(model, view, tta=True), k, inverse=True, axes=(0, 1, 2))
         np.testing.assert_allclose(turned, averaged, atol=1e-5)
-    views = [dihedral(predict_tiled(model, np.ascontiguousarray(dihedral(volume, k, axes=(0, 1, 2)))),
-                      k, inverse=True, axes=(0, 1, 2)) for k in range(16)]
+    axes = (0, 1, 2)
+    views = [dihedral(predict_tiled(model, np.ascontiguousarray(dihedral(volume, k, axes=axes))),
+                      k, inverse=True, axes=axes) for k in range(16)]
     np.testing.assert_allclose(np.mean(views, axis=0), averaged, atol=1e-5)
 
 

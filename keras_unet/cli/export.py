@@ -181,7 +181,8 @@ def _export_onnx(args: argparse.Namespace) -> int:
     opset = DEFAULT_OPSET if args.opset is None else args.opset
     check_opset(opset)
     _check_model_path(args.model)
-    print(export_onnx(_load(args.model, args.ndim), args.out, opset=opset, overwrite=args.overwrite))
+    print(export_onnx(_load(args.model, args.ndim), args.out, opset=opset,
+                      overwrite=args.overwrite))
     return 0
 
 
