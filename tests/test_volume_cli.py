@@ -139,3 +139,22 @@ def test_a_one_plane_volume_is_mirrored_to_the_network_s_minimum(models, capsys,
     assert main(["predict", "--model", str(models / "volume.keras"), "--input",
                  str(tmp_path / "thin.tif"), "--output", str(tmp_path / "out")]) == 0
     assert read_volume(tmp_path / "out" / "thin.tif")[0].shape == (2, 24, 24)
+
+
+def test_a_stack_larger_than_memory_is_predicted_in_boxes(models, capsys, tmp_path,
+                                                          monkeypatch):
+    """Above STREAM_PIXELS voxels a stack is memory-mapped and predicted box by box: the same
+    mask and probabilities as in memory."""
+    from keras_unet.cli import predict
+
+    argv = ["predict", "--model", str(models / "volume.keras"), "--input", str(models / "v.tif"),
+            "--probabilities"]
+    assert main([*argv, "--output", str(tmp_path / "whole")]) == 0
+    monkeypatch.setattr(predict, "STREAM_PIXELS", 1000)
+    assert main([*argv, "--output", str(tmp_path / "boxes"), "--instances"]) == 0
+    assert "no instances" in capsys.readouterr().err
+    for name in ("v.tif", "v_probabilities.tif"):
+        whole, spacing = read_volume(tmp_path / "whole" / name)
+        boxes, box_spacing = read_volume(tmp_path / "boxes" / name)
+        np.testing.assert_allclose(boxes, whole, atol=1e-4)
+        assert spacing == box_spacing == (2.0, 0.5, 0.5)

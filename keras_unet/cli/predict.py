@@ -339,12 +339,32 @@ def _predict_one(network, image_path: Path, plan: dict, cells, args: argparse.Na
 def _predict_volume(network, image_path: Path, plan: dict, cells, args: argparse.Namespace
                     ) -> None:
     """A TIFF stack through a 3D U-Net: mask, probabilities and cells as TIFF stacks that
-    record the voxel size (``--spacing``, else the input's, else the model's)."""
+    record the voxel size (``--spacing``, else the input's, else the model's). Stacks of
+    ``STREAM_PIXELS`` voxels or more are predicted box by box from a memory map
+    (:func:`keras_unet.inference.streaming.predict_tiff_stack`), with mask and probabilities."""
+    import numpy as np
+
+    import tifffile
+
     from keras_unet.class_layout import ClassLayout, predicted_classes
     from keras_unet.instances.labels import instance_labels
     from keras_unet.io.images import write_class_mask, write_instances, write_probabilities
     from keras_unet.io.tiff import read_volume
 
+    with tifffile.TiffFile(image_path) as tif:
+        voxels = int(np.prod(tif.series[0].shape))
+    if network.tiles is not None and voxels >= STREAM_PIXELS:  # larger than memory: in boxes
+        from keras_unet.inference.streaming import predict_tiff_stack
+
+        predict_tiff_stack(network.tiles, image_path, plan["mask"], tile_size=args.tile_size,
+                           batch_size=args.batch_size, tta=args.tta,
+                           probabilities_path=plan.get("probabilities"),
+                           spacing=args.voxel_spacing, overwrite=args.overwrite)
+        for kind in ("instances", "overlay"):
+            if kind in plan:
+                print(f"unet predict: no {kind} for {str(image_path)!r}: too large to label "
+                      "whole; predict it as zarr for the cells.", file=sys.stderr)
+        return
     volume, file_spacing = read_volume(image_path)
     spacing = (args.voxel_spacing or file_spacing
                or (network.geometry.spacing if network.geometry is not None else None))
