@@ -81,19 +81,6 @@ def stitch_axis(outputs, step, tile_axis: int, pixel_axis: int) -> tf.Tensor:
     return tf.reshape(stitched, tf.concat([lead, [-1], rest], 0))
 
 
-def stitch_columns(outputs, cols: AxisPlan) -> tf.Tensor:
-    """Weighted outputs of rows of tiles (M, nx, kh, kw, K), added side by side: (M, kh, Lw, K).
-
-    Example:
-        >>> from keras_unet.inference.plan import AxisPlan
-        >>> plan = AxisPlan(4, 6, 2, 2, 0, 0, tf.ones([2]))
-        >>> outputs = tf.reshape(tf.range(8.0), (1, 2, 1, 2, 2))  # two 1x2 tiles, 2 classes
-        >>> stitch_columns(outputs, plan)[0, 0, :, 0].numpy().tolist()
-        [0.0, 2.0, 4.0, 6.0]
-    """
-    return stitch_axis(outputs, cols.step, 1, 3)
-
-
 def stitch_grid(outputs, plans, lead: int = 0) -> tf.Tensor:
     """One band of weighted tile outputs ``(*L, c_1, ..., c_m, k_0, k_1, ..., k_m, K)``, tiles
     on every axis but the first, stitched: ``(*L, k_0, l_1, ..., l_m, K)``.
