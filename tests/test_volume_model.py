@@ -73,7 +73,7 @@ def test_3d_network_layers_and_shapes():
 @pytest.mark.parametrize("padding", ["valid", "same"])
 def test_anisotropic_network_matches_its_geometry(upsampling, padding):
     model = build_unet((None, None, None, 1), 2, filters=2, depth=3, spacing=(2.0, 0.5, 0.5),
-                       upsampling=upsampling, padding=padding)
+                       upsampling=upsampling, padding=padding, batch_norm=padding == "same")
     config = model.get_config()
     assert config["spacing"] == [2.0, 0.5, 0.5]
     assert config["pooling"] == [[1, 2, 2], [1, 2, 2], [2, 2, 2]]
@@ -87,6 +87,8 @@ def test_anisotropic_network_matches_its_geometry(upsampling, padding):
     assert tuple(out.shape[1:4]) == expected
     assert geom.borders == ((0, 0, 0) if padding == "same" else
                             tuple((i - o) // 2 for i, o in zip(shape, expected)))
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == (14 if padding == "same" else 0)  # after each of the 14 3x3x3 convs
 
 
 def test_linear_upsampling_is_separable_bilinear():
