@@ -97,9 +97,10 @@ def middle_planes(images: np.ndarray, labels: np.ndarray, probabilities: np.ndar
     weights, ``(N, O, O, K)`` probabilities. Images pass through unchanged.
 
     Example:
-        >>> images, labels = np.arange(5.0).reshape(1, 5, 1, 1, 1), np.arange(3).reshape(1, 3, 1, 1)
+        >>> images = np.arange(5.0).reshape(1, 5, 1, 1, 1)
+        >>> labels = np.arange(3).reshape(1, 3, 1, 1)
         >>> planes = middle_planes(images, labels, np.ones((1, 3, 1, 1, 2)), np.ones((1, 3, 1, 1)))
-        >>> planes[0][0, 0, 0, 0], planes[1][0, 0, 0]  # output plane 1 is input plane 2
+        >>> float(planes[0][0, 0, 0, 0]), int(planes[1][0, 0, 0])  # output plane 1: input's 2
         (2.0, 1)
     """
     if np.ndim(labels) != 4:

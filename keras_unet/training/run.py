@@ -448,8 +448,8 @@ def volume_layout(config: TrainConfig, spacing) -> VolumeLayout:
         ValueError: for a tile an axis of the network cannot take, naming the option.
 
     Example:
-        >>> volume_layout(TrainConfig(tile_size=60, depth=2), (2.0, 0.5, 0.5)).tile
-        (15, 60, 60)
+        >>> volume_layout(TrainConfig(tile_size=60, depth=2), (2.0, 0.5, 0.5)).tile  # 5 planes out
+        (9, 60, 60)
     """
     from keras_unet import geometry
 
