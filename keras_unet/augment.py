@@ -15,6 +15,12 @@ same function reads training tiles straight out of whole images in
 deformation become one gather per pixel. Everything is pure TensorFlow (no ``numpy_function``),
 so it runs inside ``tf.data`` and inside an XLA-compiled ``tf.function``.
 
+Volumes get the same augmentation in 3D (the 3D U-Net of Cicek et al. 2016): a 3x3x3 control
+grid whose displacements are drawn in physical units (``spacing``: a coarse z step moves fewer
+planes), the 16 flips/90-degree rotations that keep z an axis of its own (:func:`volume_grid`),
+trilinear sampling with mirrored faces (:func:`sample_mirrored` with ``planes``) and the same
+gray values.
+
 Randomness: every ``seed`` argument is ``None`` (TensorFlow's global generator), an ``int``, or a
 ``(2,)`` integer tensor (stateless ops: the same seed gives the same result, also in ``tf.data``).
 """
@@ -62,7 +68,8 @@ def _uniform(shape, seed: Seed, minval=0.0, maxval=1.0, dtype=tf.float32) -> tf.
     return tf.random.stateless_uniform(shape, seed, minval, maxval, dtype)
 
 
-def random_displacement(batch, grid: int = GRID, sigma: float = SIGMA, seed: Seed = None):
+def random_displacement(batch, grid: int = GRID, sigma: float = SIGMA, seed: Seed = None, *,
+                        ndim: int = 2, spacing: Sequence[float] | None = None):
     """Random displacement vectors on a coarse ``grid`` x ``grid`` grid, ``N(0, sigma^2)`` pixels.
 
     Args:
@@ -70,11 +77,15 @@ def random_displacement(batch, grid: int = GRID, sigma: float = SIGMA, seed: See
         grid: control points per axis (>= 2; the paper's 3).
         sigma: standard deviation of each displacement component, in pixels (the paper's 10).
         seed: ``None``, an int, or a ``(2,)`` integer tensor for stateless (repeatable) draws.
+        ndim: 2, or 3 for a ``grid`` x ``grid`` x ``grid`` grid of a volume.
+        spacing: the voxel size per axis: ``sigma`` is then in pixels of the finest axis and
+            an axis of coarser voxels moves that many fewer of them (a physical displacement).
 
     Returns:
         float32 tensor ``(batch, grid, grid, 2)``: row and column displacement of every control
-        point. :func:`elastic_deform` spreads the grid over the image, corner points on the
-        corner pixels.
+        point (a volume's ``(batch, grid, grid, grid, 3)``: plane, row and column).
+        :func:`elastic_deform` spreads the grid over the image, corner points on the corner
+        pixels.
 
     Example:
         >>> d = random_displacement(4, seed=7)
@@ -85,11 +96,22 @@ def random_displacement(batch, grid: int = GRID, sigma: float = SIGMA, seed: See
         raise InputError(f"grid must be an integer >= 2, got {grid!r}.")
     if not sigma >= 0:
         raise InputError(f"sigma must be >= 0 pixels, got {sigma!r}.")
-    shape = tf.stack([tf.cast(batch, tf.int32), grid, grid, 2])
+    if ndim not in (2, 3):
+        raise InputError(f"ndim must be 2 or 3, got {ndim!r}.")
+    shape = tf.stack([tf.cast(batch, tf.int32), *[grid] * ndim, ndim])
     seed = _stateless_seed(seed)
-    if seed is None:
-        return tf.random.normal(shape, stddev=sigma)
-    return tf.random.stateless_normal(shape, seed, stddev=sigma)
+    if spacing is None:
+        if seed is None:
+            return tf.random.normal(shape, stddev=sigma)
+        return tf.random.stateless_normal(shape, seed, stddev=sigma)
+    from keras_unet.geometry import check_spacing
+
+    spacing = np.asarray(check_spacing(spacing))
+    if spacing.size != ndim:
+        raise InputError(f"spacing must have {ndim} values, got {tuple(spacing)}.")
+    scale = tf.constant(sigma * spacing.min() / spacing, tf.float32)
+    unit = (tf.random.normal(shape) if seed is None else tf.random.stateless_normal(shape, seed))
+    return unit * scale
 
 
 def _cubic_bspline(t: tf.Tensor) -> tf.Tensor:
@@ -129,8 +151,12 @@ def _spline_matrix(points: int, size) -> tf.Tensor:
     return tf.matmul(basis, tf.constant(_spline_prefilter(points), tf.float32))
 
 
-def displacement_field(displacement, height, width) -> tf.Tensor:
+def displacement_field(displacement, *sizes) -> tf.Tensor:
     """Per-pixel displacements, bicubic interpolation of a coarse grid (cubic B-spline).
+
+    ``displacement_field(grid, height, width)``; a volume's grid ``(B, planes, rows, cols, 3)``
+    is interpolated tricubically (the same spline along each axis):
+    ``displacement_field(grid, depth, height, width)`` is ``(B, depth, height, width, 3)``.
 
     The interpolating cubic spline through the control points with mirrored boundary conditions,
     the same field as ``scipy.ndimage.map_coordinates(grid, coordinates, order=3,
@@ -152,6 +178,12 @@ def displacement_field(displacement, height, width) -> tf.Tensor:
         (TensorShape([1, 5, 5, 2]), [[0.0, 2.0, 4.0], [6.0, 8.0, 10.0], [12.0, 14.0, 16.0]])
     """
     displacement = tf.convert_to_tensor(displacement, tf.float32)
+    if len(sizes) == 3:
+        return _volume_field(displacement, *sizes)
+    if len(sizes) != 2:
+        raise InputError(f"displacement_field takes (height, width) or (depth, height, width), "
+                         f"got {len(sizes)} sizes.")
+    height, width = sizes
     if displacement.shape.rank != 4 or displacement.shape[-1] != 2:
         raise InputError(
             f"displacement must have shape (batch, rows, cols, 2), got {displacement.shape}."
@@ -165,9 +197,26 @@ def displacement_field(displacement, height, width) -> tf.Tensor:
     return tf.einsum("byjc,xj->byxc", along_rows, _spline_matrix(cols, width))
 
 
+def _volume_field(displacement: tf.Tensor, depth, height, width) -> tf.Tensor:
+    """:func:`displacement_field` of a ``(B, planes, rows, cols, 3)`` grid."""
+    if displacement.shape.rank != 5 or displacement.shape[-1] != 3:
+        raise InputError(f"a volume's displacement must have shape (batch, planes, rows, cols, "
+                         f"3), got {displacement.shape}.")
+    points = displacement.shape[1:4]
+    if None in points or min(points) < 2:
+        raise InputError(f"displacement grid must have a static size of at least 2x2x2, got "
+                         f"{points}.")
+    field = tf.einsum("zi,bijkc->bzjkc", _spline_matrix(points[0], depth), displacement)
+    field = tf.einsum("yj,bzjkc->bzykc", _spline_matrix(points[1], height), field)
+    return tf.einsum("bzykc,xk->bzyxc", field, _spline_matrix(points[2], width))
+
 def sample_mirrored(values, rows, cols, *, offsets, heights, widths,
-                    interpolation: str = "bilinear"):
+                    interpolation: str = "bilinear", planes=None, depths=None):
     """Reads pixels of images stored flat at fractional coordinates, with mirrored borders.
+
+    Volumes: with ``planes`` (float ``(B, d, h, w)`` plane coordinates, ``rows`` and ``cols``
+    of the same shape) and ``depths``, volume ``b`` occupies ``depths[b] * heights[b] *
+    widths[b]`` values and is read trilinearly (``"bilinear"``) or by nearest neighbour.
 
     Image ``b`` of the batch occupies ``values[offsets[b] : offsets[b] + heights[b] * widths[b]]``
     in row-major order. Output pixel ``(b, i, j)`` is that image at row ``rows[b, i, j]``,
@@ -195,6 +244,10 @@ def sample_mirrored(values, rows, cols, *, offsets, heights, widths,
         raise InputError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}.")
     several = isinstance(values, (list, tuple))
     values = [tf.convert_to_tensor(v) for v in (values if several else [values])]
+    if planes is not None:
+        outputs = _sample_volumes(values, planes, rows, cols, offsets, depths, heights, widths,
+                                  interpolation)
+        return tuple(outputs) if several else outputs[0]
     offsets, heights, widths = (
         tf.reshape(tf.cast(x, tf.int32), (-1, 1, 1)) for x in (offsets, heights, widths)
     )
@@ -230,6 +283,75 @@ def sample_mirrored(values, rows, cols, *, offsets, heights, widths,
             lower = v10 + wx * (v11 - v10)
             outputs.append(upper + wy * (lower - upper))
     return tuple(outputs) if several else outputs[0]
+
+
+def _sample_volumes(values, planes, rows, cols, offsets, depths, heights, widths,
+                    interpolation: str) -> list[tf.Tensor]:
+    """:func:`sample_mirrored` of volumes: trilinear or nearest, faces mirrored."""
+    offsets, depths, heights, widths = (
+        tf.reshape(tf.cast(x, tf.int32), (-1, 1, 1, 1)) for x in (offsets, depths, heights, widths)
+    )
+    coordinates = [mirror(tf.convert_to_tensor(c, tf.float32), size)
+                   for c, size in ((planes, depths), (rows, heights), (cols, widths))]
+    plane_stride = heights * widths
+    if interpolation == "nearest":
+        plane, row, col = (tf.cast(tf.floor(c + 0.5), tf.int32) for c in coordinates)
+        flat = offsets + plane * plane_stride + row * widths + col
+        return [tf.gather(v, flat) for v in values]
+    lows = [tf.floor(c) for c in coordinates]
+    fractions = [c - low for c, low in zip(coordinates, lows)]
+    lows = [tf.cast(low, tf.int32) for low in lows]
+    highs = [tf.minimum(low + 1, size - 1) for low, size in zip(lows, (depths, heights, widths))]
+    outputs = []
+    for v in values:
+        if not v.dtype.is_floating:
+            raise InputError(f"trilinear interpolation needs float values, got {v.dtype.name}; "
+                             "use interpolation='nearest' for labels.")
+        weights = [tf.cast(f, v.dtype) for f in fractions]
+        if v.shape.rank == 2:
+            weights = [w[..., None] for w in weights]
+        planes_read = []
+        for plane in lows[0], highs[0]:
+            rows_read = []
+            for row in lows[1], highs[1]:
+                base = offsets + plane * plane_stride + row * widths
+                left, right = tf.gather(v, base + lows[2]), tf.gather(v, base + highs[2])
+                rows_read.append(left + weights[2] * (right - left))
+            planes_read.append(rows_read[0] + weights[1] * (rows_read[1] - rows_read[0]))
+        outputs.append(planes_read[0] + weights[0] * (planes_read[1] - planes_read[0]))
+    return outputs
+
+
+def volume_grid(k, depth, size) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Source planes, rows and columns of the ``k``-th of the 16 flips/rotations of a volume.
+
+    ``k`` in 0..15: bits 0-2 as :func:`dihedral_grid` in the ``size`` x ``size`` planes, bit 3
+    flips z. Rotations that would turn z into y or x are left out (z is usually sampled
+    differently from y and x).
+
+    Args:
+        k: int ``(B,)`` transform per volume.
+        depth: planes of the volumes.
+        size: side of their square planes.
+
+    Returns:
+        float32 ``(B, depth, size, size)`` planes, rows and columns to read each voxel from.
+
+    Example:
+        >>> planes, rows, cols = volume_grid(tf.constant([8]), 3, 2)  # the z flip
+        >>> planes.numpy()[0, :, 0, 0].tolist(), rows.numpy()[0, 0].tolist()
+        ([2.0, 1.0, 0.0], [[0.0, 0.0], [1.0, 1.0]])
+    """
+    k = tf.reshape(tf.cast(k, tf.int32), (-1,))
+    rows, cols = dihedral_grid(k, size)
+    shape = tf.stack([tf.shape(k)[0], depth, size, size])
+    rows = tf.broadcast_to(rows[:, None], shape)
+    cols = tf.broadcast_to(cols[:, None], shape)
+    plane = tf.cast(tf.range(depth), tf.float32)[None, :, None, None]
+    flip = tf.reshape(tf.bitwise.bitwise_and(k, 8) > 0, (-1, 1, 1, 1))
+    last = tf.cast(depth, tf.float32) - 1.0
+    planes = tf.broadcast_to(tf.where(flip, last - plane, plane), shape)
+    return planes, rows, cols
 
 
 def _warp_batch(arrays, rows, cols, interpolation: str):
@@ -432,7 +554,7 @@ def random_gray_values(images, brightness: float = 0.1, contrast: float = 0.1,
     mean and unit variance the amounts are in units of the image's standard deviation.
 
     Args:
-        images: float ``(B, H, W, C)``.
+        images: float ``(B, H, W, C)``, or volumes ``(B, D, H, W, C)``.
         brightness: largest additive offset (>= 0).
         contrast: largest relative change of contrast (in ``[0, 1)``).
         gamma: largest ``|log gamma|`` (>= 0).
@@ -453,15 +575,17 @@ def random_gray_values(images, brightness: float = 0.1, contrast: float = 0.1,
     if not 0 <= contrast < 1:
         raise InputError(f"contrast must be in [0, 1), got {contrast!r}.")
     images = tf.convert_to_tensor(images)
-    if images.shape.rank != 4 or not images.dtype.is_floating:
+    if images.shape.rank not in (4, 5) or not images.dtype.is_floating:
         raise InputError(f"random_gray_values: images must be float (batch, height, width, "
                          f"channels), got {images.dtype.name} of shape {images.shape}.")
-    draws = _uniform([tf.shape(images)[0], 1, 1, 3], seed, -1.0, 1.0)
+    rank = images.shape.rank
+    axes = list(range(1, rank))
+    draws = _uniform([tf.shape(images)[0], *[1] * (rank - 2), 3], seed, -1.0, 1.0)
     log_gamma, factor, offset = (tf.cast(draws[..., i:i + 1], images.dtype) for i in range(3))
-    low = tf.reduce_min(images, axis=[1, 2, 3], keepdims=True)
-    span = tf.maximum(tf.reduce_max(images, axis=[1, 2, 3], keepdims=True) - low, 1e-6)
+    low = tf.reduce_min(images, axis=axes, keepdims=True)
+    span = tf.maximum(tf.reduce_max(images, axis=axes, keepdims=True) - low, 1e-6)
     # t**g as exp(g log t): the same curve (0 stays 0), several times faster than pow under XLA
     images = low + span * tf.exp(tf.exp(gamma * log_gamma) * tf.math.log((images - low) / span))
-    mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
+    mean = tf.reduce_mean(images, axis=axes, keepdims=True)
     images = mean + (1.0 + contrast * factor) * (images - mean)
     return images + brightness * offset

@@ -16,11 +16,12 @@ class CropToMatch(keras.layers.Layer):
     reference at run time, so the model accepts inputs whose height and width are ``None``.
 
     Call arguments:
-        inputs: a list ``[tensor, reference]`` of channels-last 4D tensors; ``tensor`` must be at
-            least as large as ``reference`` in height and width.
+        inputs: a list ``[tensor, reference]`` of channels-last 4D (images) or 5D (volumes)
+            tensors; ``tensor`` must be at least as large as ``reference`` along every spatial
+            axis.
 
     Returns:
-        ``tensor`` centre-cropped to the height and width of ``reference``.
+        ``tensor`` centre-cropped to the spatial size of ``reference``.
 
     Example:
         >>> import numpy as np
@@ -36,13 +37,15 @@ class CropToMatch(keras.layers.Layer):
 
     def compute_output_shape(self, input_shapes):
         tensor_shape, reference_shape = input_shapes
-        return (tensor_shape[0], reference_shape[1], reference_shape[2], tensor_shape[3])
+        return (tensor_shape[0], *reference_shape[1:-1], tensor_shape[-1])
 
 
 def crop_to_match(tensor, reference):
-    """Centre-crops axes 1 and 2 of ``tensor`` to the sizes of those axes in ``reference``.
+    """Centre-crops the spatial axes of ``tensor`` to the sizes of those axes in ``reference``.
 
-    Works for any rank >= 3 (labels ``(B, H, W)``, maps ``(B, H, W, C)``) and for sizes only known
+    ``reference`` is channels-last, ``(B, H, W, C)`` or ``(B, D, H, W, C)``: its axes 1 to
+    ``rank - 2`` are the spatial ones, and those axes of ``tensor`` are cropped; the rest of
+    ``tensor`` (labels ``(B, H, W)``, maps ``(B, H, W, C)``) is kept. Works for sizes only known
     at run time. Used by the losses and metrics so that labels and weight maps the size of a
     valid-padding model's input are compared with its smaller output.
 
@@ -51,13 +54,71 @@ def crop_to_match(tensor, reference):
         >>> labels = np.arange(16).reshape(1, 4, 4)
         >>> crop_to_match(labels, np.zeros((1, 2, 2, 2))).numpy().tolist()
         [[[5, 6], [9, 10]]]
+        >>> crop_to_match(np.zeros((1, 6, 8, 8)), np.zeros((1, 2, 4, 4, 3))).shape
+        TensorShape([1, 2, 4, 4])
     """
     tensor = ops.convert_to_tensor(tensor)
     shape = ops.shape(tensor)
     target = ops.shape(reference)
-    top = (shape[1] - target[1]) // 2
-    left = (shape[2] - target[2]) // 2
+    spatial = len(reference.shape) - 2
     rank = len(tensor.shape)
-    start = [0, top, left] + [0] * (rank - 3)
-    size = [shape[0], target[1], target[2]] + [shape[i] for i in range(3, rank)]
+    start = [0] + [(shape[i] - target[i]) // 2 for i in range(1, spatial + 1)]
+    start += [0] * (rank - 1 - spatial)
+    size = [shape[0]] + [target[i] for i in range(1, spatial + 1)]
+    size += [shape[i] for i in range(spatial + 1, rank)]
     return ops.slice(tensor, start, size)
+
+
+@keras.saving.register_keras_serializable(package="keras_unet")
+class LinearUpsampling(keras.layers.Layer):
+    """Linear up-sampling by a factor of 1 or 2 per spatial axis (trilinear for volumes).
+
+    What ``keras.layers.UpSampling2D(interpolation="bilinear")`` does to images, for any number
+    of spatial axes and a factor per axis (an anisotropic level of a 3D U-Net does not up-sample
+    z): each doubled axis takes ``0.75 x[i] + 0.25 x[i -+ 1]`` at the output pixels ``2i`` and
+    ``2i + 1`` (half-pixel centres, the edge pixel repeated beyond the edge), the rule of
+    ``tf.image.resize(method="bilinear")`` for a factor of 2.
+
+    Args:
+        factors: the factor (1 or 2) of each spatial axis.
+
+    Example:
+        >>> import numpy as np
+        >>> layer = LinearUpsampling((1, 2))
+        >>> layer(np.array([[[[0.0], [4.0]]]], "float32"))[0, 0, :, 0].numpy().tolist()
+        [0.0, 1.0, 3.0, 4.0]
+    """
+
+    def __init__(self, factors, **kwargs):
+        super().__init__(**kwargs)
+        self.factors = tuple(int(f) for f in factors)
+
+    def call(self, inputs):
+        x = inputs
+        for axis, factor in enumerate(self.factors, start=1):
+            if factor == 1:
+                continue
+            length = ops.shape(x)[axis]
+            before = ops.concatenate([_take(x, 0, 1, axis), _take(x, 0, length - 1, axis)], axis)
+            after = ops.concatenate([_take(x, 1, length, axis), _take(x, length - 1, length,
+                                                                       axis)], axis)
+            even, odd = 0.75 * x + 0.25 * before, 0.75 * x + 0.25 * after
+            stacked = ops.stack([even, odd], axis=axis + 1)
+            shape = ops.shape(x)
+            x = ops.reshape(stacked, [shape[i] if i != axis else 2 * shape[i]
+                                      for i in range(len(x.shape))])
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], *(None if size is None else size * factor for size, factor in
+                                  zip(input_shape[1:-1], self.factors)), input_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "factors": list(self.factors)}
+
+
+def _take(x, start, stop, axis):
+    """``x[..., start:stop, ...]`` along ``axis``."""
+    index = [slice(None)] * len(x.shape)
+    index[axis] = slice(start, stop)
+    return x[tuple(index)]

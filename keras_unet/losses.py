@@ -1,7 +1,9 @@
 """Losses for U-Net segmentation: the paper's weighted cross-entropy, Dice, and their sum.
 
 Every loss takes sparse integer labels ``(B, H, W)`` or ``(B, H, W, 1)`` and scores of ``K >= 2``
-exclusive classes ``(B, H', W', K)`` (softmax probabilities, or logits with ``from_logits``).
+exclusive classes ``(B, H', W', K)`` (softmax probabilities, or logits with ``from_logits``);
+volumes alike, with one more spatial axis (``(B, D, H, W)`` labels, ``(B, D', H', W', K)``
+scores).
 Labels and pixel weight maps larger than the prediction, as a valid-padding model produces, are
 centre-cropped to it. The functions compute in the dtype of the prediction; the loss classes, like
 Keras's, in their ``dtype`` (float32 by default, whatever the mixed-precision policy), give one
@@ -37,11 +39,16 @@ def _scores(y_pred):
     return y_pred
 
 
+def _spatial_axes(y_pred) -> tuple[int, ...]:
+    """The spatial axes of channels-last scores: (1, 2) for images, (1, 2, 3) for volumes."""
+    return tuple(range(1, len(y_pred.shape) - 1))
+
+
 def _sparse_labels(y_true, y_pred, ignore_class=None):
     """``(labels, labelled)``: labels cropped to the prediction (a trailing channel axis of size 1
     dropped) with unlabelled pixels set to class 0, and the bool mask of the labelled ones."""
     y_true = crop_to_match(y_true, y_pred)
-    if len(y_true.shape) == 4:
+    if len(y_true.shape) == len(y_pred.shape):  # a trailing channel axis
         y_true = ops.squeeze(y_true, axis=-1)
     labels = ops.cast(y_true, "int32")
     labelled = ops.greater_equal(labels, 0)
@@ -88,7 +95,7 @@ def weighted_crossentropy(y_true, y_pred, class_weights=None, from_logits=False,
         losses = losses * ops.take(ops.convert_to_tensor(class_weights, losses.dtype), labels)
     if pixel_weights is not None:
         pixel_weights = crop_to_match(pixel_weights, y_pred)
-        if len(pixel_weights.shape) == 4:
+        if len(pixel_weights.shape) == len(y_pred.shape):
             pixel_weights = ops.squeeze(pixel_weights, axis=-1)
         losses = losses * ops.cast(pixel_weights, losses.dtype)
     return losses
@@ -132,8 +139,9 @@ def soft_dice(y_true, y_pred, class_ids=None, from_logits=False, smooth=1.0,
     labelled = ops.expand_dims(ops.cast(labelled, y_pred.dtype), -1)
     labels = ops.one_hot(labels, y_pred.shape[-1], dtype=y_pred.dtype) * labelled
     y_pred = y_pred * labelled
-    intersection = ops.sum(labels * y_pred, axis=(1, 2))
-    total = ops.sum(labels, axis=(1, 2)) + ops.sum(y_pred, axis=(1, 2))
+    spatial = _spatial_axes(y_pred)
+    intersection = ops.sum(labels * y_pred, axis=spatial)
+    total = ops.sum(labels, axis=spatial) + ops.sum(y_pred, axis=spatial)
     per_class = 1.0 - (2.0 * intersection + smooth) / (total + smooth)
     if class_ids is not None:
         per_class = ops.take(per_class, ops.convert_to_tensor(class_ids, "int32"), axis=-1)
@@ -166,7 +174,8 @@ def crossentropy_dice(y_true, y_pred, crossentropy_weight=1.0, dice_weight=1.0,
     crossentropy = weighted_crossentropy(y_true, y_pred, class_weights, from_logits, pixel_weights,
                                          ignore_class)
     dice = soft_dice(y_true, y_pred, dice_class_ids, from_logits, dice_smooth, ignore_class)
-    return crossentropy_weight * ops.mean(crossentropy, axis=(1, 2)) + dice_weight * dice
+    return (crossentropy_weight * ops.mean(crossentropy, axis=_spatial_axes(y_pred))
+            + dice_weight * dice)
 
 
 def _labels_and_map(y_true):
@@ -255,7 +264,7 @@ class WeightedCrossentropy(_SegmentationLoss):
         labels, pixel_weights = _labels_and_map(y_true)
         losses = weighted_crossentropy(labels, y_pred, pixel_weights=pixel_weights,
                                        **self._arguments)
-        return ops.mean(losses, axis=(1, 2))
+        return ops.mean(losses, axis=_spatial_axes(y_pred))
 
 
 @keras.saving.register_keras_serializable(package="keras_unet")

@@ -73,7 +73,8 @@ class IoU(keras.metrics.IoU):
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_true = crop_to_match(y_true, y_pred)
-        if len(y_true.shape) == 4:
+        rank = len(y_pred.shape)  # 4 for images, 5 for volumes
+        if len(y_true.shape) == rank:
             y_true = ops.squeeze(y_true, axis=-1)
         y_true = ops.cast(y_true, "int32")
         labelled = ops.greater_equal(y_true, 0)
@@ -81,11 +82,11 @@ class IoU(keras.metrics.IoU):
             sample_weight = ops.convert_to_tensor(sample_weight)
             if len(sample_weight.shape) >= 3:
                 sample_weight = crop_to_match(sample_weight, y_pred)
-                if len(sample_weight.shape) == 4:
+                if len(sample_weight.shape) == rank:
                     sample_weight = ops.squeeze(sample_weight, axis=-1)
             else:  # per-sample weights: broadcast over the image
-                sample_weight = ops.reshape(sample_weight, (-1, 1, 1))
-                sample_weight = ops.broadcast_to(sample_weight, ops.shape(y_pred)[:3])
+                sample_weight = ops.reshape(sample_weight, (-1,) + (1,) * (rank - 2))
+                sample_weight = ops.broadcast_to(sample_weight, ops.shape(y_pred)[:rank - 1])
             labelled = ops.logical_and(labelled, ops.greater(sample_weight, 0))
         return super().update_state(ops.where(labelled, y_true, 0), y_pred,
                                     ops.cast(labelled, self.dtype))

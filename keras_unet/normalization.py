@@ -14,8 +14,11 @@ import tensorflow as tf
 MIN_STD = 1e-6
 
 
-def normalize_image(image, mean=None, std=None) -> tf.Tensor:
+def normalize_image(image, mean=None, std=None, *, ndim: int = 2) -> tf.Tensor:
     """Standardises an image (H, W, C) or a batch (B, H, W, C) per image, in float32.
+
+    With ``ndim=3`` the image is a volume (D, H, W, C) (or a batch of them), standardised over
+    all its voxels.
 
     ``(image - mean) / max(std, 1e-6)`` with the mean and standard deviation over height, width
     and channels of each image, unless ``mean`` and ``std`` are given (for example computed in
@@ -26,6 +29,7 @@ def normalize_image(image, mean=None, std=None) -> tf.Tensor:
         image: array or tensor of any real dtype, channels last.
         mean: optional precomputed mean (scalar or broadcastable).
         std: optional precomputed standard deviation.
+        ndim: spatial axes of an image: 2, or 3 for volumes.
 
     Returns:
         float32 tensor of the same shape.
@@ -40,7 +44,7 @@ def normalize_image(image, mean=None, std=None) -> tf.Tensor:
     # a large offset does not round away a small spread before the mean is subtracted.
     compute = tf.float32 if image.dtype.size <= 2 or image.dtype == tf.float32 else tf.float64
     image = tf.cast(image, compute)
-    axes = [-3, -2, -1]
+    axes = list(range(-ndim - 1, 0))
     if mean is None:
         mean = tf.reduce_mean(image, axis=axes, keepdims=True)
     if std is None:

@@ -90,6 +90,26 @@ def class_colours(count: int) -> np.ndarray:
     return np.array([class_colour(index) for index in range(count)], np.float32) / 255.0
 
 
+def middle_planes(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
+                  weights: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The middle plane of the output of volume tiles, as the tiles :func:`validation_panel`
+    shows: ``(N, T, T, C)`` input planes (the one at the same depth), ``(N, O, O)`` labels and
+    weights, ``(N, O, O, K)`` probabilities. Images pass through unchanged.
+
+    Example:
+        >>> images = np.arange(5.0).reshape(1, 5, 1, 1, 1)
+        >>> labels = np.arange(3).reshape(1, 3, 1, 1)
+        >>> planes = middle_planes(images, labels, np.ones((1, 3, 1, 1, 2)), np.ones((1, 3, 1, 1)))
+        >>> float(planes[0][0, 0, 0, 0]), int(planes[1][0, 0, 0])  # output plane 1: input's 2
+        (2.0, 1)
+    """
+    if np.ndim(labels) != 4:
+        return images, labels, probabilities, weights
+    middle = labels.shape[1] // 2
+    plane = (images.shape[1] - labels.shape[1]) // 2 + middle
+    return (images[:, plane], labels[:, middle], probabilities[:, middle], weights[:, middle])
+
+
 def validation_panel(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
                      weights: np.ndarray, class_names: Sequence[str] | None = None) -> np.ndarray:
     """Pictures of input / ground truth / prediction / weight map side by side, one per tile.
@@ -102,6 +122,8 @@ def validation_panel(images: np.ndarray, labels: np.ndarray, probabilities: np.n
     scaled by its maximum. Small tiles are enlarged by a whole factor (nearest neighbour) to at
     least :data:`PANEL_TILE_PIXELS`; a strip of :data:`PANEL_TITLE` rows on top names the
     columns and one of :data:`PANEL_LEGEND` rows below it the class colours.
+
+    Volume tiles are shown by their middle output plane (:func:`middle_planes`).
 
     Args:
         images: ``(N, T, T, C)`` input tiles (the first channel is shown).
@@ -126,6 +148,7 @@ def validation_panel(images: np.ndarray, labels: np.ndarray, probabilities: np.n
         >>> [row[column * (256 + PANEL_GAP)].round(3).tolist() for column in range(4)]
         [[1.0, 1.0, 1.0], [0.902, 0.098, 0.294], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]
     """
+    images, labels, probabilities, weights = middle_planes(images, labels, probabilities, weights)
     size = labels.shape[1]
     classes = probabilities.shape[-1]
     names = tuple(class_names) if class_names is not None else default_class_names(classes)

@@ -219,7 +219,7 @@ def test_an_empty_prediction_has_no_objects():
 
 @pytest.mark.parametrize("probabilities, kwargs, match", [
     (np.zeros((5, 6)), {}, r"probabilities must be a \(height, width, classes\).*\(5, 6\)"),
-    (np.zeros((1, 5, 6, 2)), {}, r"\(height, width, classes\)"),
+    (np.zeros((1, 1, 5, 6, 2)), {}, r"\(height, width, classes\)"),
     (np.zeros((0, 6, 2)), {}, r"\(height, width, classes\)"),
     (np.zeros((5, 6, 1)), {}, r"1-channel sigmoid outputs are not supported.*\(H, W, 2\)"),
     (np.zeros((5, 6, 4)), {}, "4 channels; expected 2 .* or 3"),

@@ -157,7 +157,7 @@ def test_weight_map_is_exported():
 
 @pytest.mark.parametrize("call, message", [
     (lambda: weight_map(np.zeros((4, 4), np.float32)), "integer ids, got dtype float32"),
-    (lambda: weight_map(np.zeros((2, 4, 4), int)), "2D"),
+    (lambda: weight_map(np.zeros((2, 2, 4, 4), int)), "2D"),
     (lambda: weight_map(-2 * np.ones((4, 4), int)), "negative"),
     (lambda: weight_map(np.zeros((4, 4), int), sigma=0.0), "sigma must be a finite number > 0"),
     (lambda: weight_map(np.zeros((4, 4), int), w0=-1.0), "w0 must be a finite number >= 0"),

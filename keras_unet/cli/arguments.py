@@ -34,6 +34,52 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                              "per image)")
     parser.add_argument("--batch-size", type=int, default=4,
                         help="tiles per model call (default: %(default)s)")
+    add_volume_arguments(parser)
+
+
+def add_volume_arguments(parser: argparse.ArgumentParser, spacing: bool = True) -> None:
+    """``--ndim`` (checked against the model) and ``--spacing`` (the voxel size of volumes).
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> add_volume_arguments(parser)
+        >>> parser.parse_args(["--ndim", "3", "--spacing", "2,0.5,0.5"]).ndim
+        3
+    """
+    parser.add_argument("--ndim", type=int, choices=(2, 3), default=None,
+                        help="3: the inputs are volumes (TIFF stacks, zarr) for a 3D U-Net;\n"
+                             "checked against the model (default: the model's)")
+    if spacing:
+        parser.add_argument("--spacing", default=None, metavar="Z,Y,X",
+                            help="voxel size of volumes, for the cells' distances and the\n"
+                                 "outputs (default: the files' ImageJ/OME metadata, else the\n"
+                                 "model's)")
+
+
+def check_volume_arguments(args: argparse.Namespace, network) -> None:
+    """Refuses an ``--ndim`` other than the model's and a bad ``--spacing``, naming them; sets
+    ``args.voxel_spacing`` (``None`` when not given).
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> check_volume_arguments(argparse.Namespace(ndim=3, spacing=None, model="m.keras"),
+        ...                        SimpleNamespace(ndim=2))
+        Traceback (most recent call last):
+        ...
+        keras_unet.errors.InputError: --ndim 3, but --model 'm.keras' is a 2D U-Net (images).
+    """
+    ndim = getattr(network, "ndim", 2)
+    if args.ndim is not None and args.ndim != ndim:
+        kind = "2D U-Net (images)" if ndim == 2 else "3D U-Net (volumes)"
+        raise InputError(f"--ndim {args.ndim}, but --model {str(args.model)!r} is a {kind}.")
+    args.voxel_spacing = None
+    if getattr(args, "spacing", None) is not None:
+        from keras_unet.training.config import parse_spacing
+
+        if ndim == 2:
+            raise InputError(f"--spacing is the voxel size of volumes; --model "
+                             f"{str(args.model)!r} is a 2D U-Net.")
+        args.voxel_spacing = parse_spacing(args.spacing)
 
 
 def add_instance_arguments(parser: argparse.ArgumentParser, purpose: str) -> None:

@@ -17,6 +17,9 @@ as ``evaluation.csv`` and ``evaluation.json`` in the ``--report`` folder. The ce
 train`` chose), else from ``--instance-method`` and ``--min-size`` (``--instance-method
 membranes`` for EM, where the background class is the membrane).
 
+A 3D U-Net is scored on volumes (``images/`` + ``masks/`` of TIFF stacks or zarr, Cell Tracking
+Challenge 3D frames): every measure defined in 3D, the warping error (2D) left empty.
+
 With ``--labels semantic`` (the default for a semantic model) the masks hold class indices and the
 table holds the IoU and Dice of every class (named as the model names them, or by ``--class-names``)
 and their mean over the classes other than background. ``--ignore-label N`` leaves pixels of mask
@@ -36,6 +39,7 @@ from keras_unet.cli.arguments import (
     add_model_arguments,
     cell_settings,
     check_instance_arguments,
+    check_volume_arguments,
     print_notes,
 )
 from keras_unet.errors import InputError
@@ -119,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
 
     network = load_network(args.model)
     network.check_options(tile_size=args.tile_size, batch_size=args.batch_size)
+    check_volume_arguments(args, network)
     print_notes("evaluate", network.notes)
     layout = network.layout
     names = layout and layout.class_names
@@ -129,7 +134,15 @@ def run(args: argparse.Namespace) -> int:
     labels = args.labels or (layout.labels if layout is not None else None)
     samples = load_samples(args.data, labels, ignore_label=args.ignore_label,
                            num_classes=layout.num_classes if layout and labels == "semantic"
-                           else None)
+                           else None, ndim=network.ndim, spacing=args.voxel_spacing)
+    kinds = {sample.ndim for sample in samples}
+    if kinds != {network.ndim}:
+        kind = "volumes" if 3 in kinds else "2D images"
+        model = "2D U-Net" if network.ndim == 2 else "3D U-Net"
+        raise InputError(f"--data {str(args.data)!r} holds {kind}, but --model "
+                         f"{str(args.model)!r} is a {model}.")
+    spacing = args.voxel_spacing or next((s.spacing for s in samples if s.spacing), None) or (
+        network.geometry.spacing if network.geometry is not None else None)
 
     def predict(image):
         return network.predict(image, tta=args.tta, tile_size=args.tile_size,
@@ -140,8 +153,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         cells = cell_settings(args, network.cells)
         print(f"unet evaluate: cells: {cells.describe()}")
+        volume = {"spacing": spacing} if network.ndim == 3 else {}
         report = evaluate_probabilities(predict, samples,
-                                        to_labels=partial(instance_labels, **cells.options))
+                                        to_labels=partial(instance_labels, **cells.options,
+                                                          **volume))
     print(report.table())
     for path in report.save(args.report, overwrite=args.overwrite):
         print(f"wrote {os.fspath(path)}")

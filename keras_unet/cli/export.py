@@ -11,8 +11,10 @@ savedmodel (the default) writes models/unet/<N>/ (next free number by default), 
 the graph; an existing version is never overwritten. Point TF-Serving at models/unet (see
 serving/README.md). onnx writes the bare network (the consumer tiles; keras_unet.predict_tiled
 does with keras_unet.serving.OnnxNetwork). bioimageio writes zoo/<NAME>.zip, validated by
-bioimageio.spec, for deepImageJ (Fiji), ilastik, napari and QuPath. Every file is written
-under a temporary name and renamed when complete.
+bioimageio.spec, for deepImageJ (Fiji), ilastik, napari and QuPath. A 3D U-Net exports
+alike: the SavedModel tiles volumes in its graph, the ONNX input is (batch, z, y, x, c), and
+the package declares the z axis with its valid sizes (--sample-image: a TIFF stack). Every
+file is written under a temporary name and renamed when complete.
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true",
                         help="onnx, bioimageio: replace an existing file or package of that "
                              "name (a SavedModel version is never replaced)")
+    parser.add_argument("--ndim", type=int, choices=(2, 3), default=None,
+                        help="3: the model is a 3D U-Net (volumes); checked against the model "
+                             "(default: the model's)")
     served = parser.add_argument_group("savedmodel")
     served.add_argument("--version", type=int, default=None,
                         help="version number (default: one more than the largest present)")
@@ -140,13 +145,16 @@ def _check_paths(args: argparse.Namespace) -> None:
                               "--sample-image": getattr(args, "sample_image", None)}, "--out")
 
 
-def _load(path: Path):
+def _load(path: Path, ndim: int | None = None):
     from keras_unet.inference.loading import load_network
 
     network = load_network(path)
     if network.keras_model is None:
         raise InputError(f"--model {str(path)!r} is a {network.kind} model; export takes the "
                          "trained .keras file.")
+    if ndim is not None and ndim != network.ndim:
+        kind = "2D U-Net (images)" if network.ndim == 2 else "3D U-Net (volumes)"
+        raise InputError(f"--ndim {ndim}, but --model {str(path)!r} is a {kind}.")
     return network.keras_model
 
 
@@ -160,7 +168,7 @@ def _export_savedmodel(args: argparse.Namespace) -> int:
     pixels = DEFAULT_MAX_IMAGE_PIXELS if args.max_image_pixels is None else args.max_image_pixels
     check_export_target(args.out, args.version, pixels)  # before the slow model load
     _check_paths(args)
-    path = export_for_serving(_load(args.model), args.out, version=args.version,
+    path = export_for_serving(_load(args.model, args.ndim), args.out, version=args.version,
                               tile_size=args.tile_size, max_image_pixels=pixels,
                               warmup=args.warmup)
     print(path)
@@ -177,7 +185,8 @@ def _export_onnx(args: argparse.Namespace) -> int:
     opset = DEFAULT_OPSET if args.opset is None else args.opset
     check_opset(opset)
     _check_paths(args)
-    print(export_onnx(_load(args.model), args.out, opset=opset, overwrite=args.overwrite))
+    print(export_onnx(_load(args.model, args.ndim), args.out, opset=opset,
+                      overwrite=args.overwrite))
     return 0
 
 
@@ -202,7 +211,7 @@ def _export_bioimageio(args: argparse.Namespace) -> int:
     check_package_target(args.out, info.name, overwrite=args.overwrite)
     sample = _sample_image(args.sample_image)
     _check_paths(args)
-    print(export_bioimageio(_load(args.model), args.out, info, sample_image=sample,
+    print(export_bioimageio(_load(args.model, args.ndim), args.out, info, sample_image=sample,
                             opset=opset, overwrite=args.overwrite))
     return 0
 
@@ -230,5 +239,8 @@ def _sample_image(path: Path | None):
     if not path.is_file():
         raise InputNotFoundError(f"--sample-image {str(path)!r} does not exist.")
     from keras_unet.data.readers import read_image
+    from keras_unet.io.tiff import is_stack, read_volume
 
+    if path.suffix.lower() in (".tif", ".tiff") and is_stack(path):  # a 3D model's volume
+        return read_volume(path)[0]
     return read_image(path)

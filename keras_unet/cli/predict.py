@@ -23,6 +23,10 @@ A zarr or OME-Zarr ``--input`` is predicted block by block into the OME-Zarr sto
 Every output path is checked before the model is loaded: nothing is overwritten without
 ``--overwrite``, and outputs may never replace inputs. An image that cannot be read or
 predicted is reported and skipped; the exit code is then 1.
+A 3D U-Net predicts volumes: TIFF stacks (z, y, x[, c]) give TIFF stacks of the mask, the
+probabilities and the cells, with the voxel size the input records (or ``--spacing``), and a
+zarr / OME-Zarr ``--input`` is predicted in 3D blocks. A 2D model given a stack, or a 3D model
+given a 2D image, is refused before anything is written.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from keras_unet.cli.arguments import (
     add_model_arguments,
     cell_settings,
     check_instance_arguments,
+    check_volume_arguments,
     print_notes,
 )
 from keras_unet.errors import InputError, NotAFolderError, OutputExistsError
@@ -181,7 +186,7 @@ def add_zarr_arguments(parser: argparse.ArgumentParser) -> None:
                              "(e.g. tcp://host:8786; default: in this process)")
     parser.add_argument("--block-size", type=int, default=None, metavar="PX",
                         help="zarr input: output block side, also the output's chunks\n"
-                             "(default: 2048)")
+                             "(default: 2048; a 3D model's boxes: 256)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -218,6 +223,8 @@ def run(args: argparse.Namespace) -> int:
                   {"--input": args.input, "--model": args.model})
     network = load_network(args.model)
     network.check_options(tile_size=args.tile_size, batch_size=args.batch_size)
+    check_volume_arguments(args, network)
+    check_kinds(images, network.ndim, args.model)
     print_notes("predict", network.notes)
     cells = cell_settings(args, network.cells)
     if (args.instances or args.overlays) and (network.layout is None or network.layout.cells):
@@ -239,6 +246,32 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def check_kinds(images: list[Path], ndim: int, model: Path) -> None:
+    """Refuses a volume (a TIFF stack) for a 2D model and a 2D image for a 3D model, naming the
+    file, before anything is written.
+
+    Example:
+        >>> import tempfile, tifffile, numpy as np
+        >>> path = Path(tempfile.mkdtemp()) / "v.tif"
+        >>> tifffile.imwrite(path, np.zeros((4, 8, 8), "uint8"), photometric="minisblack")
+        >>> check_kinds([path], 2, Path("m.keras"))
+        Traceback (most recent call last):
+        ...
+        keras_unet.errors.InputError: --input '...v.tif' is a volume (a TIFF stack), but --model ...
+    """
+    from keras_unet.io.tiff import is_stack
+
+    for image in images:
+        volume = image.suffix.lower() in TIFF_SUFFIXES and is_stack(image)
+        if volume and ndim == 2:
+            raise InputError(f"--input {str(image)!r} is a volume (a TIFF stack), but --model "
+                             f"{str(model)!r} is a 2D U-Net; use a 3D U-Net (unet train "
+                             "--ndim 3), or predict its planes as zarr input.")
+        if not volume and ndim == 3:
+            raise InputError(f"--input {str(image)!r} is a 2D image, but --model {str(model)!r} "
+                             "is a 3D U-Net; it takes volumes (TIFF stacks or zarr).")
+
+
 def _run_zarr(args: argparse.Namespace) -> int:
     """Predicts a zarr / OME-Zarr ``--input`` into the OME-Zarr store ``--output``."""
     from keras_unet.inference.loading import load_network
@@ -255,6 +288,7 @@ def _run_zarr(args: argparse.Namespace) -> int:
         print(f"unet predict: no overlay for {str(args.input)!r}: zarr output holds the "
               "labels for napari instead.", file=sys.stderr)
     network = load_network(args.model)
+    check_volume_arguments(args, network)
     print_notes("predict", network.notes)
     cells = cell_settings(args, network.cells)
     if args.instances:
@@ -279,6 +313,8 @@ def _predict_one(network, image_path: Path, plan: dict, cells, args: argparse.Na
     )
     from keras_unet.visualize import class_overlay, outline_overlay
 
+    if network.ndim == 3:
+        return _predict_volume(network, image_path, plan, cells, args)
     image = read_image(image_path)  # an uncompressed TIFF is only mapped, not read yet
     if (image_path.suffix.lower() in TIFF_SUFFIXES and network.tiles is not None
             and image.shape[0] * image.shape[1] >= STREAM_PIXELS):
@@ -311,3 +347,56 @@ def _predict_one(network, image_path: Path, plan: dict, cells, args: argparse.Na
         picture = outline_overlay(image, labels) if labels is not None else \
             class_overlay(image, classes)
         write_picture(plan["overlay"], picture, overwrite=args.overwrite)
+
+
+def _predict_volume(network, image_path: Path, plan: dict, cells, args: argparse.Namespace
+                    ) -> None:
+    """A TIFF stack through a 3D U-Net: mask, probabilities and cells as TIFF stacks that
+    record the voxel size (``--spacing``, else the input's, else the model's). Stacks of
+    ``STREAM_PIXELS`` voxels or more are predicted box by box from a memory map
+    (:func:`keras_unet.inference.streaming.predict_tiff_stack`), with mask and probabilities."""
+    import numpy as np
+
+    import tifffile
+
+    from keras_unet.class_layout import ClassLayout, predicted_classes
+    from keras_unet.instances.labels import instance_labels
+    from keras_unet.io.images import write_class_mask, write_instances, write_probabilities
+    from keras_unet.io.tiff import read_volume
+
+    with tifffile.TiffFile(image_path) as tif:
+        voxels = int(np.prod(tif.series[0].shape))
+    if network.tiles is not None and voxels >= STREAM_PIXELS:  # larger than memory: in boxes
+        from keras_unet.inference.streaming import predict_tiff_stack
+
+        predict_tiff_stack(network.tiles, image_path, plan["mask"], tile_size=args.tile_size,
+                           batch_size=args.batch_size, tta=args.tta,
+                           probabilities_path=plan.get("probabilities"),
+                           spacing=args.voxel_spacing, overwrite=args.overwrite)
+        for kind in ("instances", "overlay"):
+            if kind in plan:
+                print(f"unet predict: no {kind} for {str(image_path)!r}: too large to label "
+                      "whole; predict it as zarr for the cells.", file=sys.stderr)
+        return
+    volume, file_spacing = read_volume(image_path)
+    spacing = (args.voxel_spacing or file_spacing
+               or (network.geometry.spacing if network.geometry is not None else None))
+    probabilities = network.predict(volume, tta=args.tta, tile_size=args.tile_size,
+                                    batch_size=args.batch_size)
+    layout = network.layout or ClassLayout.of(probabilities.shape[-1])
+    classes = predicted_classes(probabilities)
+    labels = None
+    if layout.cells and "instances" in plan:
+        labels = instance_labels(probabilities, **cells.options, spacing=spacing)
+    elif "instances" in plan:
+        raise InputError(f"--instances needs a model of cells; --model {str(args.model)!r} "
+                         f"has {layout.num_classes} {layout.labels} classes.")
+    write_class_mask(plan["mask"], classes, layout, overwrite=args.overwrite, spacing=spacing)
+    if "probabilities" in plan:
+        write_probabilities(plan["probabilities"], probabilities, overwrite=args.overwrite,
+                            spacing=spacing)
+    if "instances" in plan:
+        write_instances(plan["instances"], labels, overwrite=args.overwrite, spacing=spacing)
+    if "overlay" in plan:
+        print(f"unet predict: no overlay for {str(image_path)!r}: a volume; open the mask and "
+              "the cells in napari or Fiji beside it.", file=sys.stderr)

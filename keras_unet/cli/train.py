@@ -5,6 +5,8 @@
     unet train --data tissue/ --labels semantic --num-classes 4 --ignore-label 255
     unet train --data more_cells/ --init runs/isbi/checkpoints/best.keras --patience 3
     unet train --time-limit 5                    # the demo in 5 minutes of training
+    unet train --ndim 3                          # a 3D U-Net on synthetic nuclei
+    unet train --data stacks/ --spacing 2,0.5,0.5 # volumes: images/ + masks/ of TIFF stacks
 
 Options given on the command line override the ``--config`` file, which overrides the defaults
 (``training/cpu_demo.yaml``). Run the same command again after an interruption to resume.
@@ -57,6 +59,12 @@ OPTIONS = (
      "tf.distribute strategy"),
     ("--seed", int, None, "random seed"),
     ("--val-fraction", float, None, "fraction of images held out for validation"),
+    ("--ndim", int, (2, 3), "3: a 3D U-Net on volumes (without --data: synthetic nuclei); "
+     "default: as the data are (masks that are stacks are volumes)"),
+    ("--spacing", str, None, "voxel size z,y,x of volumes (default: from the files' ImageJ or "
+     "OME metadata, else 1,1,1); chooses the anisotropic network"),
+    ("--tile-depth", int, None, "planes per volume tile (default: as deep, physically, as "
+     "--tile-size is wide)"),
 )
 
 
@@ -171,6 +179,11 @@ def run(args: argparse.Namespace) -> int:
     except FloatingPointError as error:
         print(f"unet train: {error}", file=sys.stderr)
         return 1
+    except InputError as error:  # a value checked against the data (a volume's tile depth)
+        message = _as_option(str(error), overrides(args))
+        if message == str(error):
+            raise
+        raise InputError(message) from None
     if result.export is None:  # a non-chief worker: the chief reports
         return 0
     final = result.final

@@ -1,4 +1,5 @@
-"""Training data: readers for the common layouts, synthetic cells, and the tf.data pipeline.
+"""Training data: readers for the common layouts, synthetic cells (and volumes of nuclei), and
+the tf.data pipeline.
 
 Example:
     >>> from keras_unet.data import synthetic_cells
@@ -17,6 +18,6 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
     submod_attrs={"pipeline": ["fixed_parallelism", "make_dataset"],
                   "readers": ["load_samples", "read_image"],
                   "samples": ["Sample"],
-                  "synthetic": ["synthetic_cells"],
+                  "synthetic": ["synthetic_cells", "synthetic_volumes"],
                   "writers": ["save_samples"]},
 )

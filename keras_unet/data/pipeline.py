@@ -17,11 +17,19 @@ image with :func:`keras_unet.augment.sample_mirrored`, so cropping, mirror paddi
 flip/rotation and the elastic deformation are one gather per pixel and the context around a tile
 is the real image wherever the image has it (mirrored only beyond its edges). The image is read
 at ``tile_size``, labels and weights only at the ``output_size`` window the network predicts.
+
+Volumes (samples whose labels are ``(D, H, W)``) take the same path with one more axis: tiles
+``(d, s, s)`` (a cube, or fewer planes for an anisotropic network), weight maps in 3D with the
+samples' spacing, the 16 flips/rotations that keep z, a 3x3x3 elastic deformation in physical
+units, trilinear reads (:func:`keras_unet.augment.sample_mirrored` with planes). Partially
+annotated volumes, a few labelled slices and the rest unlabelled as the 3D U-Net was trained,
+draw their windows around labelled voxels.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import os
 from collections.abc import Sequence
@@ -37,6 +45,7 @@ from keras_unet.augment import (
     random_displacement,
     random_gray_values,
     sample_mirrored,
+    volume_grid,
 )
 from keras_unet.class_layout import LABEL_MODES, NUM_CLASSES, UNLABELLED
 from keras_unet.data.samples import Sample
@@ -77,6 +86,7 @@ class PixelBuffers(NamedTuple):
         weights: float32 ``(N,)`` the weight map (0 on unlabelled pixels).
         offsets, heights, widths: int32 ``(S,)``: where sample ``s`` starts in the buffers and
             its size.
+        depths: int32 ``(S,)``: the planes of volumes (``None`` for images).
 
     Example:
         >>> from keras_unet.data import synthetic_cells
@@ -91,6 +101,7 @@ class PixelBuffers(NamedTuple):
     offsets: tf.Tensor
     heights: tf.Tensor
     widths: tf.Tensor
+    depths: tf.Tensor | None = None
 
 
 def prepare_buffers(samples: Sequence[Sample], num_classes: int = 2,
@@ -110,9 +121,11 @@ def prepare_buffers(samples: Sequence[Sample], num_classes: int = 2,
         (TensorShape([2048, 1]), [0, 1024])
     """
     images, classes, weights = [], [], []
+    ndim = np.ndim(samples[0].labels)
     for sample in samples:
-        image = sample.image if sample.image.ndim == 3 else sample.image[..., None]
-        images.append(normalize_image(image).numpy().reshape(-1, image.shape[-1]))
+        image = sample.image if sample.image.ndim == ndim + 1 else sample.image[..., None]
+        images.append(normalize_image(image, ndim=ndim).numpy().reshape(-1, image.shape[-1]))
+        volume = {"spacing": sample.spacing} if ndim == 3 else {}  # physical distances
         try:
             if labels == "semantic":
                 classes.append(np.asarray(sample.labels, np.int32).ravel())
@@ -120,18 +133,20 @@ def prepare_buffers(samples: Sequence[Sample], num_classes: int = 2,
                                .astype(np.float32))
             else:
                 classes.append(class_labels(sample.labels, num_classes).ravel())
-                weights.append(weight_map(sample.labels, num_classes=num_classes).ravel())
+                weights.append(weight_map(sample.labels, num_classes=num_classes,
+                                          **volume).ravel())
         except ValueError as error:
             raise InputError(f"{sample.path}: {error}") from error
-    sizes = np.array([sample.labels.shape for sample in samples], np.int32).reshape(-1, 2)
-    pixels = sizes[:, 0].astype(np.int64) * sizes[:, 1]
+    sizes = np.array([sample.labels.shape for sample in samples], np.int32).reshape(-1, ndim)
+    pixels = np.prod(sizes.astype(np.int64), axis=1)
     return PixelBuffers(
         images=tf.constant(np.concatenate(images)),
         labels=tf.constant(np.concatenate(classes)),
         weights=tf.constant(np.concatenate(weights)),
         offsets=tf.constant(np.concatenate([[0], np.cumsum(pixels)[:-1]]).astype(np.int32)),
-        heights=tf.constant(sizes[:, 0]),
-        widths=tf.constant(sizes[:, 1]),
+        heights=tf.constant(sizes[:, -2]),
+        widths=tf.constant(sizes[:, -1]),
+        depths=tf.constant(sizes[:, 0]) if ndim == 3 else None,
     )
 
 
@@ -170,17 +185,20 @@ class TilePlan:
     labelled pixel, and their random windows are drawn around a random labelled pixel (at a
     random place in the window), so no window is ever entirely unlabelled. (Windows are chosen
     before augmentation: the elastic deformation may move a window whose few labelled pixels lie
-    at its edge off them; such a tile then weighs 0 in the loss and the metrics.)
+    at its edge off them; such a tile then weighs 0 in the loss and the metrics.) Volumes alike,
+    with a third axis (their ``corners`` are ``(plane, row, column)``).
 
     Attributes:
-        sample, top, left: int32 ``(T,)``: the grid windows (image index and window corner).
-        low, high: int32 ``(S, 2)``: per image, the first and last allowed window start
+        sample: int32 ``(T,)``: the image of each grid window.
+        corners: int32 ``(T, n)``: the grid windows' first pixels (``top``, ``left`` of images).
+        low, high: int32 ``(S, n)``: per image, the first and last allowed window start
             (rows, columns) of :func:`window_range`.
-        window: the output window's side.
+        windows: the output window's side along each axis.
         partial: bool ``(S,)``: images with unlabelled pixels.
         pixels: int32 ``(P,)``: row-major positions of the labelled pixels of partial images.
-        pixel_offsets, pixel_counts, widths: int32 ``(S,)``: where each image's positions
-            start in ``pixels``, how many it has, and its width.
+        pixel_offsets, pixel_counts: int32 ``(S,)``: where each image's positions start in
+            ``pixels`` and how many it has.
+        shapes: int32 ``(S, n)``: the size of every image.
 
     Example:
         >>> plan = TilePlan.for_sizes([(100, 30)], 36)  # 3 windows down, 1 across
@@ -189,25 +207,44 @@ class TilePlan:
     """
 
     sample: np.ndarray
-    top: np.ndarray
-    left: np.ndarray
+    corners: np.ndarray
     low: np.ndarray
     high: np.ndarray
-    window: int
+    windows: tuple[int, ...]
     partial: np.ndarray
     pixels: np.ndarray
     pixel_offsets: np.ndarray
     pixel_counts: np.ndarray
-    widths: np.ndarray
+    shapes: np.ndarray
+
+    @property
+    def top(self) -> np.ndarray:
+        """The rows of the grid windows' corners."""
+        return self.corners[:, -2]
+
+    @property
+    def left(self) -> np.ndarray:
+        """The columns of the grid windows' corners."""
+        return self.corners[:, -1]
+
+    @property
+    def widths(self) -> np.ndarray:
+        """The width of every image."""
+        return self.shapes[:, -1]
+
+    @property
+    def window(self) -> int | tuple[int, ...]:
+        """The output window's side (one per axis if they differ)."""
+        return self.windows[0] if len(set(self.windows)) == 1 else self.windows
 
     @classmethod
-    def for_sizes(cls, sizes: Sequence[tuple[int, int]], window: int,
+    def for_sizes(cls, sizes: Sequence[tuple[int, ...]], window: int | Sequence[int],
                   labelled: Sequence[np.ndarray | None] | None = None) -> TilePlan:
         """The plan for images of ``(height, width)`` sizes and a ``window`` x ``window`` output.
 
         Args:
-            sizes: ``(height, width)`` of every image.
-            window: the output window's side.
+            sizes: ``(height, width)`` of every image (``(depth, height, width)`` of volumes).
+            window: the output window's side, or one per axis.
             labelled: per image, a bool ``(H, W)`` mask of its labelled pixels, or ``None``
                 (all labelled); each needs at least one labelled pixel.
 
@@ -218,38 +255,44 @@ class TilePlan:
             >>> mask = np.zeros((100, 30), bool); mask[90:] = True  # only the bottom labelled
             >>> TilePlan.for_sizes([(100, 30)], 36, [mask]).top.tolist()
             [64]
+            >>> len(TilePlan.for_sizes([(10, 100, 30)], (8, 36, 36)))  # 2 x 3 x 1 windows
+            6
         """
+        ndim = len(sizes[0])
+        windows = (int(window),) * ndim if isinstance(window, (int, np.integer)) else tuple(
+            int(w) for w in window)
         labelled = list(labelled) if labelled is not None else [None] * len(sizes)
-        sample, top, left, pixels = [], [], [], []
-        for index, ((height, width), mask) in enumerate(zip(sizes, labelled)):
-            rows, cols = np.meshgrid(grid_windows(height, window), grid_windows(width, window),
-                                     indexing="ij")
-            rows, cols = rows.ravel(), cols.ravel()
+        sample, corners, pixels = [], [], []
+        for index, (shape, mask) in enumerate(zip(sizes, labelled)):
+            starts = np.meshgrid(*(grid_windows(size, w) for size, w in zip(shape, windows)),
+                                 indexing="ij")
+            starts = np.stack([start.ravel() for start in starts], 1)
             if mask is not None:
-                keep = _labelled_counts(mask, rows, cols, window) > 0
-                rows, cols = rows[keep], cols[keep]
+                keep = _labelled_counts(mask, starts, windows) > 0
+                starts = starts[keep]
                 pixels.append(np.flatnonzero(mask))
             else:
                 pixels.append(np.zeros(0, np.int64))
-            sample.append(np.full(rows.size, index))
-            top.append(rows)
-            left.append(cols)
-        ranges = np.array([[window_range(h, window), window_range(w, window)]
-                           for h, w in sizes])  # (S, axis, low/high)
+            sample.append(np.full(len(starts), index))
+            corners.append(starts)
+        ranges = np.array([[window_range(size, w) for size, w in zip(shape, windows)]
+                           for shape in sizes])  # (S, axis, low/high)
         counts = np.array([len(p) for p in pixels], np.int64)
-        return cls(*(np.concatenate(x).astype(np.int32) for x in (sample, top, left)),
+        return cls(np.concatenate(sample).astype(np.int32),
+                   np.concatenate(corners).astype(np.int32).reshape(-1, ndim),
                    low=ranges[..., 0].astype(np.int32), high=ranges[..., 1].astype(np.int32),
-                   window=int(window), partial=np.array([m is not None for m in labelled], bool),
+                   windows=windows, partial=np.array([m is not None for m in labelled], bool),
                    pixels=np.concatenate(pixels).astype(np.int32),
                    pixel_offsets=np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int32),
                    pixel_counts=counts.astype(np.int32),
-                   widths=np.array([w for _, w in sizes], np.int32))
+                   shapes=np.array(sizes, np.int32).reshape(-1, ndim))
 
     def __len__(self) -> int:
         return len(self.sample)
 
-    def random_windows(self, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """An epoch of windows at uniformly random positions, as many per image as the grid.
+    def random_windows(self, seed: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        """An epoch of windows at uniformly random positions, as many per image as the grid:
+        ``(sample, top, left)`` (volumes: ``(sample, front, top, left)``).
 
         Example:
             >>> plan = TilePlan.for_sizes([(100, 30), (40, 40)], 36)
@@ -257,70 +300,100 @@ class TilePlan:
             >>> sorted(sample.numpy().tolist()), bool(tf.reduce_all(top <= 64))
             ([0, 0, 0, 1, 1, 1, 1], True)
         """
+        ndim = len(self.windows)
         order = tf.argsort(tf.random.stateless_uniform([len(self)], seed))
         sample = tf.gather(self.sample, order)
         low = tf.gather(self.low, sample)
         span = tf.cast(tf.gather(self.high, sample) - low + 1, tf.float32)
-        draw = tf.random.stateless_uniform([len(self), 2], tf.random.experimental.stateless_fold_in(
-            seed, 1))
+        draw = tf.random.stateless_uniform([len(self), ndim],
+                                           tf.random.experimental.stateless_fold_in(seed, 1))
         start = low + tf.minimum(tf.cast(draw * span, tf.int32), tf.cast(span, tf.int32) - 1)
         if self.partial.any():
             start = tf.where(tf.gather(self.partial, sample)[:, None],
                              self._around_labelled_pixels(sample, low, seed), start)
-        return sample, start[:, 0], start[:, 1]
+        return (sample, *(start[:, axis] for axis in range(ndim)))
 
     def _around_labelled_pixels(self, sample: tf.Tensor, low: tf.Tensor,
                                 seed: tf.Tensor) -> tf.Tensor:
-        """Window starts ``(T, 2)`` that put a random labelled pixel at a random window place."""
-        draw = tf.random.stateless_uniform([len(self), 3], tf.random.experimental.stateless_fold_in(
-            seed, 2))
+        """Window starts ``(T, n)`` that put a random labelled pixel at a random window place."""
+        ndim = len(self.windows)
+        draw = tf.random.stateless_uniform([len(self), 1 + ndim],
+                                           tf.random.experimental.stateless_fold_in(seed, 2))
         counts = tf.gather(self.pixel_counts, sample)
         pick = tf.minimum(tf.cast(draw[:, 0] * tf.cast(counts, tf.float32), tf.int32),
                           tf.maximum(counts - 1, 0))
         index = tf.clip_by_value(tf.gather(self.pixel_offsets, sample) + pick, 0,
                                  max(len(self.pixels) - 1, 0))
         position = tf.gather(self.pixels, index)
-        width = tf.gather(self.widths, sample)
-        pixel = tf.stack([position // width, position % width], axis=1)
-        place = tf.minimum(tf.cast(draw[:, 1:] * self.window, tf.int32), self.window - 1)
+        shape = tf.gather(self.shapes, sample)
+        coordinates, stride = [], None
+        for axis in reversed(range(ndim)):  # row-major: the last axis varies fastest
+            size = shape[:, axis]
+            quotient = position if stride is None else position // stride
+            coordinates.insert(0, quotient if axis == 0 else quotient % size)
+            stride = size if stride is None else stride * size
+        pixel = tf.stack(coordinates, axis=1)
+        window = self.window
+        if isinstance(window, tuple):
+            window = tf.constant(window, tf.int32)
+            place = tf.minimum(tf.cast(draw[:, 1:] * tf.cast(window, tf.float32), tf.int32),
+                               window - 1)
+        else:
+            place = tf.minimum(tf.cast(draw[:, 1:] * window, tf.int32), window - 1)
         return tf.clip_by_value(pixel - place, low, tf.gather(self.high, sample))
 
 
-def _labelled_counts(mask: np.ndarray, top: np.ndarray, left: np.ndarray,
-                     window: int) -> np.ndarray:
-    """Labelled pixels of ``mask`` inside each window (the part of it on the image)."""
-    table = np.pad(np.cumsum(np.cumsum(mask, axis=0, dtype=np.int64), axis=1), ((1, 0), (1, 0)))
-    height, width = mask.shape
-    y0, x0 = np.clip(top, 0, height), np.clip(left, 0, width)
-    y1, x1 = np.clip(top + window, 0, height), np.clip(left + window, 0, width)
-    return table[y1, x1] - table[y0, x1] - table[y1, x0] + table[y0, x0]
+def _labelled_counts(mask: np.ndarray, starts: np.ndarray, windows: Sequence[int]) -> np.ndarray:
+    """Labelled pixels of ``mask`` inside each window (the part of it on the image): a
+    summed-area table, read at the ``2**n`` corners of every window."""
+    table = np.asarray(mask, np.int64)
+    for axis in range(mask.ndim):
+        table = np.cumsum(table, axis=axis)
+    table = np.pad(table, [(1, 0)] * mask.ndim)
+    lows = [np.clip(starts[:, a], 0, size) for a, size in enumerate(mask.shape)]
+    highs = [np.clip(starts[:, a] + w, 0, size) for a, (w, size) in
+             enumerate(zip(windows, mask.shape))]
+    total = np.zeros(len(starts), np.int64)
+    for corner in itertools.product((0, 1), repeat=mask.ndim):
+        sign = (-1) ** (mask.ndim - sum(corner))
+        total += sign * table[tuple(h if c else lo for c, lo, h in zip(corner, lows, highs))]
+    return total
 
 
-def _check_samples(samples) -> int:
-    """Checks the samples; returns their channel count."""
+def _check_samples(samples) -> tuple[int, int]:
+    """Checks the samples; returns their channel count and spatial axes (2, or 3: volumes)."""
     if isinstance(samples, Sample) or not isinstance(samples, Sequence):
         raise InputError(f"samples must be a list of keras_unet.data.Sample, got "
                          f"{type(samples).__name__}.")
     if not samples:
         raise InputError("samples is empty: make_dataset needs at least one labelled image "
                          "(did the folder given to load_samples hold any image/mask pairs?).")
-    channels, first = None, None
+    channels, first, ndim = None, None, None
     total = 0
     for index, sample in enumerate(samples):
         if not isinstance(sample, Sample):
             raise InputError(f"samples[{index}] is a {type(sample).__name__}, not a "
                              "keras_unet.data.Sample.")
         image, labels = np.asarray(sample.image), np.asarray(sample.labels)
-        if image.ndim not in (2, 3) or not np.issubdtype(image.dtype, np.number) or np.iscomplexobj(
-                image):
-            raise InputError(f"{sample.path}: image must be a real (H, W) or (H, W, C) array, got "
+        volume = labels.ndim == 3
+        if volume and image.ndim not in (3, 4) or not volume and image.ndim not in (2, 3) or (
+                not np.issubdtype(image.dtype, np.number) or np.iscomplexobj(image)):
+            kind = "(D, H, W) or (D, H, W, C)" if volume else "(H, W) or (H, W, C)"
+            raise InputError(f"{sample.path}: image must be a real {kind} array, got "
                              f"{image.dtype} of shape {image.shape}.")
-        if labels.shape != image.shape[:2]:
-            raise InputError(f"{sample.path}: labels {labels.shape} and image {image.shape[:2]} "
+        spatial = image.shape[:labels.ndim]
+        if labels.shape != spatial:
+            raise InputError(f"{sample.path}: labels {labels.shape} and image {spatial} "
                              "differ in size.")
+        if ndim is None:
+            ndim = labels.ndim
+        elif labels.ndim != ndim:
+            raise InputError(f"{sample.path} is a {'volume' if volume else '2D image'} but "
+                             f"{first} is {'a 2D image' if volume else 'a volume'}; a dataset "
+                             "holds one or the other.")
         if image.dtype.kind == "f" and not np.isfinite(image).all():
             raise InputError(f"{sample.path}: image has NaN or infinite pixels.")
-        sample_channels = 1 if image.ndim == 2 else image.shape[2]
+        sample_channels = 1 if image.ndim == labels.ndim else image.shape[-1]
         if channels is None:
             channels, first = sample_channels, sample.path
         elif sample_channels != channels:
@@ -330,7 +403,7 @@ def _check_samples(samples) -> int:
     if total > MAX_PIXELS:
         raise InputError(f"samples hold {total} pixels, more than the {MAX_PIXELS} one dataset "
                          "can index; split them into several datasets.")
-    return channels
+    return channels, ndim
 
 
 def _check_labels(samples: Sequence[Sample], labels: str, num_classes: int) -> None:
@@ -345,13 +418,34 @@ def _check_labels(samples: Sequence[Sample], labels: str, num_classes: int) -> N
                              f"{num_classes} (ids 0..{num_classes - 1}).")
 
 
-def _check_arguments(tile_size, batch_size, num_classes, depth, padding, seed, labels) -> int:
-    """Checks the scalar arguments; returns the output size of a tile."""
+def _check_arguments(tile_size, batch_size, num_classes, depth, padding, seed, labels,
+                     ndim: int = 2, pooling=None, kernel_sizes=None):
+    """Checks the scalar arguments; returns the tile, the output size of a tile and the border
+    (ints for images; per axis for volumes)."""
     geometry.border(depth, padding)  # depth and padding errors name themselves
-    try:
-        out = geometry.output_size(tile_size, depth, padding)
-    except ValueError as error:
-        raise InputError(f"tile_size={tile_size!r} does not fit the network: {error}") from error
+    if ndim == 2:
+        try:
+            out = geometry.output_size(tile_size, depth, padding)
+        except ValueError as error:
+            raise InputError(f"tile_size={tile_size!r} does not fit the network: {error}") \
+                from error
+        tile, context = tile_size, geometry.border(depth, padding)
+    else:
+        tile = (tile_size,) * 3 if isinstance(tile_size, (int, np.integer)) else tile_size
+        try:
+            tile = tuple(int(t) for t in tile)
+        except (TypeError, ValueError):
+            tile = ()
+        if len(tile) != 3 or tile[1] != tile[2]:
+            raise InputError(f"tile_size={tile_size!r}: a volume's tiles are an int or (depth, "
+                             "size, size), square in y and x (they are rotated in the plane).")
+        layout = {"pooling": pooling, "kernel_sizes": kernel_sizes}
+        try:
+            out = geometry.output_shape(tile, depth, padding, **layout)
+        except ValueError as error:
+            raise InputError(f"tile_size={tile_size!r} does not fit the network: {error}") \
+                from error
+        context = geometry.borders(3, depth, padding, **layout)
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise InputError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
     if labels not in LABEL_MODES:
@@ -364,13 +458,14 @@ def _check_arguments(tile_size, batch_size, num_classes, depth, padding, seed, l
         raise InputError(f"num_classes must be an integer >= 2, got {num_classes!r}.")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
         raise InputError(f"seed must be None or an int, got {seed!r}.")
-    return out
+    return tile, out, context
 
 
-def make_dataset(samples: Sequence[Sample], *, tile_size: int, batch_size: int,
+def make_dataset(samples: Sequence[Sample], *, tile_size: int | Sequence[int], batch_size: int,
                  num_classes: int = 2, labels: str = "instances", augment: bool = True,
                  depth: int = 4, padding: str = "valid", shuffle: bool = True,
-                 seed: int | None = None, repeat: bool = True) -> tf.data.Dataset:
+                 seed: int | None = None, repeat: bool = True, pooling=None, kernel_sizes=None,
+                 spacing: Sequence[float] | None = None) -> tf.data.Dataset:
     """Batches of ``(image, label, weight)`` tiles that ``model.fit`` consumes directly.
 
     Each element is ``image`` float32 ``(B, tile_size, tile_size, C)``, ``label`` int32
@@ -395,9 +490,16 @@ def make_dataset(samples: Sequence[Sample], *, tile_size: int, batch_size: int,
     Same ``seed`` and arguments give the same batches. With ``repeat=True`` the dataset is
     infinite (pass ``steps_per_epoch`` to ``model.fit``).
 
+    Volumes (samples with ``(D, H, W)`` labels) give ``(B, d, s, s, C)`` tiles and ``(B, d',
+    s', s')`` labels and weights, the weight map computed in 3D with each sample's ``spacing``;
+    augmentation draws one of 16 flips/rotations (the 8 of the y/x plane, with or without a z
+    flip) and a 3x3x3 elastic deformation whose 10 px are physical (``spacing``: fewer planes
+    along a coarse z).
+
     Args:
         samples: labelled images, e.g. from :func:`keras_unet.data.load_samples`.
-        tile_size: input tile side, one the network takes (see :func:`keras_unet.output_size`).
+        tile_size: input tile side, one the network takes (see :func:`keras_unet.output_size`);
+            for volumes an int or ``(depth, size, size)``.
         batch_size: tiles per batch (>= 1).
         num_classes: the model's classes: instances 2 (background, cell) or 3 (plus border);
             semantic K >= 2, every mask id below it.
@@ -408,6 +510,10 @@ def make_dataset(samples: Sequence[Sample], *, tile_size: int, batch_size: int,
         shuffle: random tile positions and order (else the covering grid in order).
         seed: int for repeatable batches; ``None`` draws one.
         repeat: repeat epochs forever.
+        pooling, kernel_sizes: an anisotropic 3D network's per-axis layout (see
+            :func:`keras_unet.build_unet`); ``None``: 2 and 3 on every axis.
+        spacing: the voxel size the elastic deformation is drawn in (default: the first
+            sample's, if it has one).
 
     Returns:
         A prefetching ``tf.data.Dataset``.
@@ -423,15 +529,24 @@ def make_dataset(samples: Sequence[Sample], *, tile_size: int, batch_size: int,
         >>> image, label, weight = next(iter(ds))
         >>> image.shape, label.shape, weight.shape
         (TensorShape([3, 44, 44, 1]), TensorShape([3, 4, 4]), TensorShape([3, 4, 4]))
+        >>> from keras_unet.data import synthetic_volumes
+        >>> volumes = make_dataset(synthetic_volumes(1, size=32), tile_size=44, batch_size=2,
+        ...                        depth=2, seed=0)
+        >>> [tuple(t.shape) for t in next(iter(volumes))]
+        [(2, 44, 44, 44, 1), (2, 4, 4, 4), (2, 4, 4, 4)]
     """
-    out = _check_arguments(tile_size, batch_size, num_classes, depth, padding, seed, labels)
-    channels = _check_samples(samples)
+    channels, ndim = _check_samples(samples)
+    tile, out, context = _check_arguments(tile_size, batch_size, num_classes, depth, padding,
+                                          seed, labels, ndim, pooling, kernel_sizes)
     _check_labels(samples, labels, num_classes)
     buffers = prepare_buffers(samples, num_classes, labels)
     labelled = [None if (sample.labels != UNLABELLED).all() else sample.labels != UNLABELLED
                 for sample in samples]
     plan = TilePlan.for_sizes([sample.labels.shape for sample in samples], out, labelled)
-    context = geometry.border(depth, padding)
+    contexts = (context,) * 2 if ndim == 2 else context
+    if spacing is None:
+        spacing = samples[0].spacing if ndim == 3 else None
+    spacing = None if spacing is None else geometry.check_spacing(spacing)
     base = tf.constant([np.random.SeedSequence().entropy % 2**62 if seed is None else seed, 0],
                        tf.int64)
     plan_seed, batch_seed = (tf.random.experimental.stateless_fold_in(base, i) for i in (0, 1))
@@ -439,20 +554,26 @@ def make_dataset(samples: Sequence[Sample], *, tile_size: int, batch_size: int,
     @tf.autograph.experimental.do_not_convert
     def epoch(index):
         if shuffle:
-            sample, top, left = plan.random_windows(
+            sample, *starts = plan.random_windows(
                 tf.random.experimental.stateless_fold_in(plan_seed, index))
         else:
-            sample, top, left = plan.sample, plan.top, plan.left
-        return tf.data.Dataset.from_tensor_slices((sample, top - context, left - context))
+            sample, starts = plan.sample, [plan.corners[:, axis] for axis in range(ndim)]
+        return tf.data.Dataset.from_tensor_slices(
+            (sample, *(start - border for start, border in zip(starts, contexts))))
 
     @tf.autograph.experimental.do_not_convert
     def tiles(index, windows):
         seed = tf.random.experimental.stateless_fold_in(batch_seed, index)
-        image, label, weight = _read_tiles(buffers, *windows, seed, tile_size, out,
-                                           context, augment)
-        return (tf.ensure_shape(image, (None, tile_size, tile_size, channels)),
-                tf.ensure_shape(label, (None, out, out)),
-                tf.ensure_shape(weight, (None, out, out)))
+        if ndim == 2:
+            image, label, weight = _read_tiles(buffers, *windows, seed, tile_size, out,
+                                               context, augment)
+            return (tf.ensure_shape(image, (None, tile_size, tile_size, channels)),
+                    tf.ensure_shape(label, (None, out, out)),
+                    tf.ensure_shape(weight, (None, out, out)))
+        image, label, weight = _read_volume_tiles(buffers, *windows, seed, tile, out, context,
+                                                  augment, spacing)
+        return (tf.ensure_shape(image, (None, *tile, channels)),
+                tf.ensure_shape(label, (None, *out)), tf.ensure_shape(weight, (None, *out)))
 
     epochs = tf.data.Dataset.counter() if repeat else tf.data.Dataset.range(1)
     batches = tf.data.INFINITE_CARDINALITY if repeat else math.ceil(len(plan) / batch_size)
@@ -492,6 +613,40 @@ def _read_tiles(buffers: PixelBuffers, sample, top, left, seed, tile: int, out: 
     crop = slice(border, border + out)
     label, weight = sample_mirrored([buffers.labels, buffers.weights], rows[:, crop, crop],
                                     cols[:, crop, crop], **layout, interpolation="nearest")
+    if augment:
+        image = random_gray_values(image, seed=seeds[2])
+    return image, label, weight
+
+
+@tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
+def _read_volume_tiles(buffers: PixelBuffers, sample, front, top, left, seed,
+                       tile: tuple[int, int, int], out: tuple[int, int, int],
+                       border: tuple[int, int, int], augment: bool,
+                       spacing: tuple[float, ...] | None):
+    """:func:`_read_tiles` of volumes: tiles whose first input voxels are ``(front, top,
+    left)``, flipped/rotated in 16 ways and deformed on a 3x3x3 grid when ``augment``."""
+    batch = tf.shape(sample)[0]
+    seeds = [tf.random.experimental.stateless_fold_in(seed, i) for i in range(3)]
+    if augment:
+        planes, rows, cols = volume_grid(
+            tf.random.stateless_uniform([batch], seeds[0], 0, 16, tf.int32), tile[0], tile[1])
+        field = displacement_field(random_displacement(batch, seed=seeds[1], ndim=3,
+                                                       spacing=spacing), *tile)
+        planes, rows, cols = (planes + field[..., 0], rows + field[..., 1],
+                              cols + field[..., 2])
+    else:
+        planes, rows, cols = volume_grid(tf.zeros([batch], tf.int32), tile[0], tile[1])
+    planes, rows, cols = (grid + tf.cast(start, tf.float32)[:, None, None, None]
+                          for grid, start in ((planes, front), (rows, top), (cols, left)))
+    layout = dict(offsets=tf.gather(buffers.offsets, sample),
+                  depths=tf.gather(buffers.depths, sample),
+                  heights=tf.gather(buffers.heights, sample),
+                  widths=tf.gather(buffers.widths, sample))
+    image = sample_mirrored(buffers.images, rows, cols, planes=planes, **layout,
+                            interpolation="bilinear" if augment else "nearest")
+    crop = (slice(None), *(slice(b, b + o) for b, o in zip(border, out)))
+    label, weight = sample_mirrored([buffers.labels, buffers.weights], rows[crop], cols[crop],
+                                    planes=planes[crop], **layout, interpolation="nearest")
     if augment:
         image = random_gray_values(image, seed=seeds[2])
     return image, label, weight

@@ -17,6 +17,14 @@ given (ids or classes cannot be told apart), except in the Cell Tracking Challen
 SEG annotations are instance ids by definition. Pixels holding ``ignore_label`` become
 :data:`keras_unet.class_layout.UNLABELLED` in either mode. Anything wrong with the files is
 reported as ``ValueError`` (or ``FileNotFoundError``) naming the file(s), before any training.
+
+Volumes: in ``images/`` + ``masks/``, a mask that is a TIFF stack (z, y, x) or a zarr /
+OME-Zarr store makes its pair a volume sample (binary masks are split by 6-connected
+components), with the voxel size the files record (ImageJ ``spacing`` and resolution, OME
+``PhysicalSize``, OME-Zarr scales) unless ``spacing`` is given. Cell Tracking Challenge 3D
+datasets give a volume per frame with a 3D ``man_seg`` annotation; with ``ndim=3`` the slice
+annotations (``man_seg_000_012.tif``) of a frame make one partially labelled volume (the other
+planes unlabelled, as the 3D U-Net was trained), and an ISBI pair one volume.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ import tifffile
 from keras_unet.class_layout import LABEL_MODES, UNLABELLED
 from keras_unet.data.samples import Sample
 from keras_unet.errors import InputError, InputNotFoundError
-from keras_unet.io.tiff import check_pixels, max_image_pixels, read_tiff
+from keras_unet.io.tiff import check_pixels, is_stack, max_image_pixels, read_tiff, read_volume
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -47,7 +55,8 @@ _CTC_SEG = re.compile(r"^man_seg_?(?P<frame>\d+)(?:_(?P<slice>\d+))?\.tiff?$", r
 
 def load_samples(path: str | os.PathLike, labels: str | None = None, *,
                  ignore_label: int | None = None,
-                 num_classes: int | None = None) -> list[Sample]:
+                 num_classes: int | None = None, ndim: int | None = None,
+                 spacing=None) -> list[Sample]:
     """Reads a labelled dataset, detecting its layout (see the module docstring).
 
     Args:
@@ -57,6 +66,9 @@ def load_samples(path: str | os.PathLike, labels: str | None = None, *,
         ignore_label: mask value of unlabelled pixels (partial annotations), or ``None``.
         num_classes: with ``labels="semantic"``, the classes K: a larger id, or a mask dtype
             that cannot hold K - 1, is an error naming the file.
+        ndim: 3 reads Cell Tracking Challenge slice annotations and ISBI pairs as volumes;
+            ``None`` (or 2): as the files are (stacks of masks are volumes all the same).
+        spacing: the voxel size ``(z, y, x)`` of volumes, instead of what the files say.
 
     Returns:
         One :class:`Sample` per labelled image (per page for ISBI stacks, per annotated frame or
@@ -85,6 +97,12 @@ def load_samples(path: str | os.PathLike, labels: str | None = None, *,
     """
     path = Path(path)
     _check_label_options(labels, ignore_label, num_classes)
+    if spacing is not None:
+        from keras_unet.geometry import check_spacing
+
+        spacing = check_spacing(spacing, "--spacing")
+        if len(spacing) != 3:
+            raise InputError(f"--spacing must be three numbers z,y,x, got {spacing!r}.")
     read = dict(mode=labels, ignore_label=ignore_label, num_classes=num_classes)
     if not path.exists():
         raise InputNotFoundError(f"dataset {str(path)!r} does not exist.")
@@ -97,15 +115,17 @@ def load_samples(path: str | os.PathLike, labels: str | None = None, *,
                              "or an ISBI '<name>-volume.tif' / '<name>-labels.tif' file.")
         isbi = _isbi_pairs(path.parent, only=match["name"])
     elif (path / "images").is_dir() or (path / "masks").is_dir():
-        return _read_image_folders(path, read)
+        return _read_image_folders(path, read, spacing)
     else:
         isbi = _isbi_pairs(path)
     if isbi is not None:
+        if ndim == 3:
+            return [_read_isbi_volume(volume, masks, read, spacing) for volume, masks in isbi]
         return [sample for volume, masks in isbi for sample in _read_isbi_pair(volume, masks, read)]
     ctc = _ctc_frames(path)
     if ctc is not None:  # SEG annotations are instance ids by definition
         read["mode"] = labels or "instances"
-        return [_read_ctc_frame(*frame, read) for frame in ctc]
+        return _read_ctc(ctc, read, ndim, spacing)
     raise InputError(f"dataset folder {str(path)!r} has no recognised layout; expected {LAYOUTS}.")
 
 
@@ -130,16 +150,21 @@ def _check_label_options(labels, ignore_label, num_classes) -> None:
                          "value, e.g. 255 for masks whose cells are ids below it.")
 
 
-def _integer_mask(mask: np.ndarray, path: str) -> np.ndarray:
-    """A label image checked to be 2D non-negative integers (equal colour channels collapsed)."""
+def _integer_mask(mask: np.ndarray, path: str, volume: bool = False) -> np.ndarray:
+    """A label image checked to be 2D non-negative integers (equal colour channels collapsed);
+    a volume's (``volume=True``) to be 3D."""
     mask = np.asarray(mask)
-    if mask.ndim == 3 and mask.shape[-1] in (1, 3, 4):
+    if volume:
+        if mask.ndim != 3:
+            raise InputError(f"label volume {path!r} has shape {mask.shape}; expected a 3D "
+                             "(z, y, x) stack.")
+    elif mask.ndim == 3 and mask.shape[-1] in (1, 3, 4):
         colour = mask[..., :3] if mask.shape[-1] == 4 else mask
         if not (colour == colour[..., :1]).all():
             raise InputError(f"label image {path!r} has {mask.shape[-1]} differing channels; "
                              "expected a single-channel label image.")
         mask = colour[..., 0]
-    if mask.ndim != 2:
+    if mask.ndim != 2 and not volume:
         raise InputError(f"label image {path!r} has shape {mask.shape}; expected a 2D image.")
     if mask.dtype == bool:
         mask = mask.view(np.uint8)
@@ -159,7 +184,7 @@ def _integer_mask(mask: np.ndarray, path: str) -> np.ndarray:
 
 
 def instance_labels(mask: np.ndarray, path: str, *,
-                    ignore_label: int | None = None) -> np.ndarray:
+                    ignore_label: int | None = None, volume: bool = False) -> np.ndarray:
     """A label image as int32 instances: binary masks split by connected components.
 
     A mask with at most one non-zero value (0/1, 0/255, ...) is a binary cell mask and its
@@ -189,7 +214,7 @@ def instance_labels(mask: np.ndarray, path: str, *,
         ...
         keras_unet.errors.InputError: label image 'm.tif' is not integer: dtype float64 with ...
     """
-    mask = _integer_mask(mask, path)
+    mask = _integer_mask(mask, path, volume)
     unlabelled = _unlabelled(mask, ignore_label)
     cells = mask[(mask > 0) & ~unlabelled]
     if cells.size == 0 or (cells == cells[0]).all():
@@ -201,7 +226,7 @@ def instance_labels(mask: np.ndarray, path: str, *,
 
 
 def semantic_labels(mask: np.ndarray, path: str, *, num_classes: int | None = None,
-                    ignore_label: int | None = None) -> np.ndarray:
+                    ignore_label: int | None = None, volume: bool = False) -> np.ndarray:
     """A label image of class indices ``0..K-1`` as int32, checked against ``num_classes``.
 
     Pixels equal to ``ignore_label`` become :data:`~keras_unet.class_layout.UNLABELLED`.
@@ -220,7 +245,7 @@ def semantic_labels(mask: np.ndarray, path: str, *, num_classes: int | None = No
         keras_unet.errors.InputError: mask 'm.png' holds class id 4 but num_classes is 4 (ids ...
     """
     raw = np.asarray(mask)
-    mask = _integer_mask(raw, path)
+    mask = _integer_mask(raw, path, volume)
     unlabelled = _unlabelled(mask, ignore_label)
     if num_classes is not None:
         kind = raw.dtype
@@ -247,7 +272,8 @@ def _unlabelled(mask: np.ndarray, ignore_label: int | None) -> np.ndarray:
 
 
 def mask_labels(mask: np.ndarray, path: str, mode: str | None = None, *,
-                ignore_label: int | None = None, num_classes: int | None = None) -> np.ndarray:
+                ignore_label: int | None = None, num_classes: int | None = None,
+                volume: bool = False) -> np.ndarray:
     """A mask read in label ``mode`` (None: binary masks as instances, others refused).
 
     Raises:
@@ -263,9 +289,10 @@ def mask_labels(mask: np.ndarray, path: str, mode: str | None = None, *,
         keras_unet.errors.InputError: mask 'm.png' holds 2 different non-zero values (1, 2): ...
     """
     if mode == "semantic":
-        return semantic_labels(mask, path, num_classes=num_classes, ignore_label=ignore_label)
+        return semantic_labels(mask, path, num_classes=num_classes, ignore_label=ignore_label,
+                               volume=volume)
     if mode is None:
-        checked = _integer_mask(mask, path)
+        checked = _integer_mask(mask, path, volume)
         values = np.unique(checked[~_unlabelled(checked, ignore_label)])
         values = values[values != 0]
         if values.size > 1:
@@ -273,7 +300,7 @@ def mask_labels(mask: np.ndarray, path: str, mode: str | None = None, *,
             raise InputError(f"mask {path!r} holds {values.size} different non-zero values "
                              f"({shown}): instance ids or class indices? Pass "
                              "labels='instances' or 'semantic' (unet --labels).")
-    return instance_labels(mask, path, ignore_label=ignore_label)
+    return instance_labels(mask, path, ignore_label=ignore_label, volume=volume)
 
 
 def _sample(image: np.ndarray, mask: np.ndarray, image_path: str, mask_path: str,
@@ -338,6 +365,82 @@ def _read_file(path: Path, *, labels: bool) -> np.ndarray:
     return np.array(read_image(path, labels=labels))
 
 
+def _volume_sample(image: np.ndarray, mask: np.ndarray, image_path: str, mask_path: str,
+                   read: dict, spacing) -> Sample:
+    """A volume and its label volume as a checked sample (``mask`` may already be labels)."""
+    image = np.asarray(image)
+    if image.ndim not in (3, 4) or not (np.issubdtype(image.dtype, np.number)
+                                        or image.dtype == bool) or np.iscomplexobj(image):
+        raise InputError(f"image {image_path!r} has shape {image.shape} and dtype {image.dtype}; "
+                         "expected a (z, y, x) stack of real numbers, optionally with channels.")
+    if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
+        raise InputError(f"image {image_path!r} holds NaN or infinite values.")
+    labels = mask if read is None else mask_labels(mask, mask_path, **read, volume=True)
+    if image.shape[:3] != labels.shape:
+        raise InputError(f"image {image_path!r} has {image.shape[0]} planes of "
+                         f"{image.shape[1]}x{image.shape[2]} but its mask {mask_path!r} has "
+                         f"{labels.shape[0]} planes of {labels.shape[1]}x{labels.shape[2]}.")
+    return Sample(image, labels, image_path, None if spacing is None else tuple(spacing))
+
+
+def _read_stack(path: Path) -> tuple[np.ndarray, tuple[float, ...] | None]:
+    """A volume file (TIFF stack or zarr / OME-Zarr store) and the voxel size it records."""
+    from keras_unet.io.zarr_images import is_zarr_path
+
+    if is_zarr_path(path):
+        return _read_zarr_volume(path)
+    return read_volume(path)
+
+
+def _read_zarr_volume(path: Path) -> tuple[np.ndarray, tuple[float, ...] | None]:
+    """A zarr array ``(z, y, x[, c])`` or an OME-Zarr image's level 0 as ``(z, y, x[, c])``
+    (a time axis of one point dropped) and its voxel size from the OME scales."""
+    import zarr
+
+    from keras_unet.io.zarr_images import open_zarr_image
+
+    try:
+        plain = zarr.open_array(str(path), mode="r")
+    except Exception:  # not a plain array: an OME-Zarr group
+        plain = None
+    if plain is not None:
+        if plain.ndim not in (3, 4):
+            raise InputError(f"zarr array {str(path)!r} has shape {plain.shape}; expected a "
+                             "volume (z, y, x) or (z, y, x, c).")
+        return np.asarray(plain[...]), None
+    image = open_zarr_image(path, name="volume")
+    axes = list(image.axes)
+    data = np.asarray(image.array[...])
+    if "z" not in axes:
+        raise InputError(f"OME-Zarr {str(path)!r} has axes {axes}; a volume needs a z axis.")
+    for axis in [a for a in axes if a not in ("z", "y", "x", "c")]:
+        if data.shape[axes.index(axis)] != 1:
+            raise InputError(f"OME-Zarr {str(path)!r} has {data.shape[axes.index(axis)]} points "
+                             f"along {axis!r}; one volume per store, please.")
+        data = np.take(data, 0, axis=axes.index(axis))
+        axes.remove(axis)
+    order = [axes.index(a) for a in ("z", "y", "x", "c") if a in axes]
+    scales = _ome_scales(path, image.axes)
+    spacing = None if scales is None else tuple(scales[a] for a in ("z", "y", "x"))
+    return np.transpose(data, order), spacing
+
+
+def _ome_scales(path: Path, axes) -> dict[str, float] | None:
+    """Level 0's scale of each axis in an OME-Zarr store's multiscales metadata, if any."""
+    import zarr
+
+    try:
+        attributes = dict(zarr.open_group(str(path), mode="r").attrs)
+        multiscales = attributes.get("ome", attributes).get("multiscales")
+        transforms = multiscales[0]["datasets"][0]["coordinateTransformations"]
+        scale = next(t["scale"] for t in transforms if t.get("type") == "scale")
+    except (KeyError, IndexError, TypeError, StopIteration, ValueError):
+        return None
+    if len(scale) != len(axes) or not all(float(v) > 0 for v in scale):
+        return None
+    return {axis: float(v) for axis, v in zip(axes, scale)}
+
+
 def _read_pages(path: Path) -> np.ndarray:
     """A multi-page TIFF as a (pages, H, W) array."""
     try:
@@ -355,19 +458,33 @@ def _read_pages(path: Path) -> np.ndarray:
     return pages
 
 
+def _stem(path: Path) -> str:
+    """A file's name without its suffix; a zarr store's without ``.zarr`` and ``.ome``."""
+    name = path.name
+    for suffix in (".ome.zarr", ".zarr"):
+        if name.lower().endswith(suffix):
+            return name[:-len(suffix)]
+    return path.stem
+
+
 def _image_files(folder: Path) -> dict[str, Path]:
-    """The PNG/TIFF files of a folder by stem, refusing other files and repeated stems."""
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-    unsupported = [p.name for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]
+    """The PNG/TIFF files (and zarr stores of volumes) of a folder by stem, refusing other
+    files and repeated stems."""
+    from keras_unet.io.zarr_images import is_zarr_path
+
+    files = sorted(p for p in folder.iterdir() if not p.name.startswith(".")
+                   and (p.is_file() or is_zarr_path(p)))
+    unsupported = [p.name for p in files if p.suffix.lower() not in IMAGE_SUFFIXES
+                   and not is_zarr_path(p)]
     if unsupported:
         raise InputError(f"{str(folder)!r} holds files that are not PNG or TIFF: "
                          f"{_listing(unsupported)}.")
     by_stem: dict[str, Path] = {}
     for file in files:
-        if file.stem in by_stem:
-            raise InputError(f"{str(by_stem[file.stem])!r} and {str(file)!r} have the same "
+        if _stem(file) in by_stem:
+            raise InputError(f"{str(by_stem[_stem(file)])!r} and {str(file)!r} have the same "
                              "stem; images and masks are matched by stem, keep only one.")
-        by_stem[file.stem] = file
+        by_stem[_stem(file)] = file
     return by_stem
 
 
@@ -376,7 +493,7 @@ def _listing(names: list[str], shown: int = 5) -> str:
     return text + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
-def _read_image_folders(root: Path, read: dict) -> list[Sample]:
+def _read_image_folders(root: Path, read: dict, spacing=None) -> list[Sample]:
     folders = {name: root / name for name in ("images", "masks")}
     for name, folder in folders.items():
         if not folder.is_dir():
@@ -396,8 +513,28 @@ def _read_image_folders(root: Path, read: dict) -> list[Sample]:
             problems.append(f"masks without an image in {str(folders['images'])!r}: "
                             f"{_listing([masks[stem].name for stem in without_image])}")
         raise InputError("; ".join(problems) + " (matched by file stem).")
-    return [_sample(_read_file(images[stem], labels=False), _read_file(masks[stem], labels=True),
+    return [_read_volume_pair(images[stem], masks[stem], read, spacing)
+            if _is_volume(masks[stem]) or _is_volume(images[stem]) else
+            _sample(_read_file(images[stem], labels=False), _read_file(masks[stem], labels=True),
                     str(images[stem]), str(masks[stem]), read) for stem in sorted(images)]
+
+
+def _is_volume(path: Path) -> bool:
+    """Whether a file of images/ or masks/ is a volume: a TIFF stack or a zarr store."""
+    from keras_unet.io.zarr_images import is_zarr_path
+
+    return is_zarr_path(path) or path.suffix.lower() in TIFF_SUFFIXES and is_stack(path)
+
+
+def _read_volume_pair(image_path: Path, mask_path: Path, read: dict, spacing) -> Sample:
+    """An image volume and its mask volume, with the voxel size given, else the files'."""
+    image, image_spacing = _read_stack(image_path)
+    if not _is_volume(mask_path):
+        raise InputError(f"image {str(image_path)!r} is a volume but its mask {str(mask_path)!r} "
+                         "is a 2D image; a volume's mask is a stack of the same planes.")
+    mask, mask_spacing = _read_stack(mask_path)
+    return _volume_sample(image, mask, str(image_path), str(mask_path), read,
+                          spacing or image_spacing or mask_spacing)
 
 
 def _isbi_files(folder: Path) -> dict[str, dict[str, Path]]:
@@ -439,6 +576,50 @@ def _read_isbi_pair(volume_path: Path, labels_path: Path, read: dict) -> list[Sa
                          f"has {len(labels)}.")
     return [_sample(image, mask, f"{volume_path}[{page}]", f"{labels_path}[{page}]", read)
             for page, (image, mask) in enumerate(zip(volume, labels))]
+
+
+def _read_isbi_volume(volume_path: Path, labels_path: Path, read: dict, spacing) -> Sample:
+    """An ISBI pair as one volume (the sections its planes)."""
+    volume, labels = _read_pages(volume_path), _read_pages(labels_path)
+    return _volume_sample(volume, labels, str(volume_path), str(labels_path), read, spacing)
+
+
+def _read_ctc(frames, read: dict, ndim: int | None, spacing) -> list[Sample]:
+    """The samples of a Cell Tracking Challenge folder: 2D frames, 3D frames with a 3D
+    annotation, and with ``ndim=3`` the slice annotations of a frame as one volume."""
+    samples, partial = [], {}
+    for image, annotation, z in frames:
+        if z is not None and ndim == 3:
+            partial.setdefault(image, []).append((annotation, z))
+        elif z is None and _is_volume(annotation):
+            samples.append(_read_volume_pair(image, annotation, read, spacing))
+        else:
+            samples.append(_read_ctc_frame(image, annotation, z, read))
+    for image, slices in partial.items():
+        samples.append(_read_ctc_slices(image, slices, read, spacing))
+    return samples
+
+
+def _read_ctc_slices(image_path: Path, slices, read: dict, spacing) -> Sample:
+    """A 3D frame whose annotations are some of its planes: those planes labelled (ids made
+    distinct between planes), the others :data:`~keras_unet.class_layout.UNLABELLED`."""
+    volume, file_spacing = read_volume(image_path)
+    labels = np.full(volume.shape[:3], UNLABELLED, np.int32)
+    offset = 0
+    for annotation, z in sorted(slices, key=lambda item: item[1]):
+        if z >= len(volume):
+            raise InputError(f"annotation {str(annotation)!r} is for slice {z} but "
+                             f"{str(image_path)!r} has {len(volume)} slices.")
+        plane = mask_labels(_read_file(annotation, labels=True), str(annotation), **read)
+        if plane.shape != volume.shape[1:3]:
+            raise InputError(f"annotation {str(annotation)!r} is {plane.shape[0]}x"
+                             f"{plane.shape[1]} but the planes of {str(image_path)!r} are "
+                             f"{volume.shape[1]}x{volume.shape[2]}.")
+        plane = np.where(plane > 0, plane + offset, plane)
+        offset = max(offset, int(plane.max(initial=0)))
+        labels[z] = plane
+    return _volume_sample(volume, labels, str(image_path), str(image_path), None,
+                          spacing or file_spacing)
 
 
 def _ctc_frames(root: Path) -> list[tuple[Path, Path, int | None]] | None:

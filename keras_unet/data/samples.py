@@ -11,6 +11,9 @@ import numpy as np
 class Sample:
     """A training or evaluation image with its labels.
 
+    A volume is a sample too: ``image`` ``(D, H, W)`` or ``(D, H, W, C)``, ``labels``
+    ``(D, H, W)``, and its voxel size in ``spacing``.
+
     Attributes:
         image: ``(H, W)`` or ``(H, W, C)`` array of any real dtype (uint8, uint16, float).
         labels: ``(H, W)`` integer labels in the dataset's label mode
@@ -20,6 +23,8 @@ class Sample:
             :data:`keras_unet.class_layout.UNLABELLED` in both.
         path: where the sample came from (a file path, or e.g. ``"synthetic:3"``), used in
             every error message about it.
+        spacing: the pixel (voxel) size per axis, ``(y, x)`` or ``(z, y, x)``, as the file says
+            or as given; ``None``: not known (1 on every axis).
 
     Example:
         >>> import numpy as np
@@ -31,3 +36,9 @@ class Sample:
     image: np.ndarray
     labels: np.ndarray
     path: str
+    spacing: tuple[float, ...] | None = None
+
+    @property
+    def ndim(self) -> int:
+        """Spatial axes: 2 (images) or 3 (volumes), those of the labels."""
+        return np.ndim(self.labels)

@@ -5,6 +5,7 @@ evaluate`` commands it prints have files to run on. 8-bit grey or RGB images are
 PNG (any viewer opens them), others as TIFF in their own dtype; labels (instance ids or class
 indices) as 16-bit TIFF (32-bit past 65,535), the label format napari and Fiji open, with
 unlabelled pixels written as the dataset's ``ignore_label``, so the readers read them back alike.
+Volumes are written as TIFF stacks (images and masks) recording their voxel size.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from keras_unet.class_layout import UNLABELLED
 from keras_unet.data.samples import Sample
 from keras_unet.errors import InputError
 from keras_unet.io.atomic import written_atomically
-from keras_unet.io.images import write_instances
+from keras_unet.io.images import write_instances, write_stack
 
 
 def sample_name(sample: Sample) -> str:
@@ -69,17 +70,23 @@ def save_samples(samples: Sequence[Sample], folder: str | os.PathLike, *,
             name = f"{name}_{index}"
         used.add(name)
         image = np.asarray(sample.image)
-        png = image.dtype == np.uint8 and (image.ndim == 2 or image.shape[-1] in (1, 3))
+        volume = np.ndim(sample.labels) == 3
+        png = not volume and image.dtype == np.uint8 and (image.ndim == 2
+                                                           or image.shape[-1] in (1, 3))
         path = folder / "images" / f"{name}.{'png' if png else 'tif'}"
-        with written_atomically(path, overwrite=True) as temporary:
-            if png:
-                Image.fromarray(image[..., 0] if image.ndim == 3 and image.shape[-1] == 1
-                                else image).save(temporary, format="PNG")
-            else:
-                tifffile.imwrite(temporary, image,
-                                 photometric="minisblack" if image.ndim == 2 else None)
+        if volume:
+            write_stack(path, image, sample.spacing)
+        else:
+            with written_atomically(path, overwrite=True) as temporary:
+                if png:
+                    Image.fromarray(image[..., 0] if image.ndim == 3 and image.shape[-1] == 1
+                                    else image).save(temporary, format="PNG")
+                else:
+                    tifffile.imwrite(temporary, image,
+                                     photometric="minisblack" if image.ndim == 2 else None)
         write_instances(folder / "masks" / f"{name}.tif",
-                        _with_ignore_label(sample, ignore_label), overwrite=True)
+                        _with_ignore_label(sample, ignore_label), overwrite=True,
+                        spacing=sample.spacing if volume else None)
         written.append(path)
     return written
 

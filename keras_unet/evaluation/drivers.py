@@ -73,9 +73,9 @@ def evaluate_samples(predict_labels: Callable[[np.ndarray], np.ndarray],
 
 def _cell_probability(probabilities: np.ndarray) -> np.ndarray:
     """The probability of the cell class: channel 1 of softmax outputs, or the one sigmoid."""
-    if probabilities.ndim != 3 or probabilities.shape[-1] < 1:
-        raise InputError(f"probabilities must be (height, width, classes), got shape "
-                         f"{probabilities.shape}.")
+    if probabilities.ndim not in (3, 4) or probabilities.shape[-1] < 1:
+        raise InputError(f"probabilities must be (height, width, classes) or (depth, height, "
+                         f"width, classes), got shape {probabilities.shape}.")
     return probabilities[..., 0] if probabilities.shape[-1] == 1 else probabilities[..., 1]
 
 
@@ -174,7 +174,7 @@ def evaluate_classes(predict_probabilities: Callable[[np.ndarray], np.ndarray],
     for sample in samples:
         probabilities = np.asarray(predict_probabilities(sample.image))
         truth = np.asarray(sample.labels)
-        if probabilities.shape[:2] != truth.shape or probabilities.ndim != 3:
+        if probabilities.shape[:-1] != truth.shape or probabilities.ndim not in (3, 4):
             raise InputError(f"probabilities of {sample.path!r} have shape "
                              f"{probabilities.shape}, but its labels have shape {truth.shape}.")
         num_classes = probabilities.shape[-1]
@@ -197,8 +197,8 @@ MIN_SIZE_CANDIDATES = (0, 10, 30, 100)
 
 
 def best_min_size(ground_truths: Sequence, probabilities: Sequence, *,
-                  candidates: Sequence[int] = MIN_SIZE_CANDIDATES, method: str = "auto"
-                  ) -> tuple[int, dict[int, float]]:
+                  candidates: Sequence[int] = MIN_SIZE_CANDIDATES, method: str = "auto",
+                  spacing=None) -> tuple[int, dict[int, float]]:
     """The ``min_size`` of :func:`keras_unet.instances.instance_labels` with the best object F1.
 
     No fixed cut-off suits both cells of 14 px and nuclei of 600, so ``unet train`` picks it
@@ -211,6 +211,7 @@ def best_min_size(ground_truths: Sequence, probabilities: Sequence, *,
         probabilities: ``(H, W, K)`` class probabilities of the same images.
         candidates: the ``min_size`` values to try.
         method: the ``instance_labels`` method.
+        spacing: the voxel size of volumes, for ``instance_labels``.
 
     Returns:
         ``(min_size, {candidate: F1})``.
@@ -222,7 +223,8 @@ def best_min_size(ground_truths: Sequence, probabilities: Sequence, *,
         (10, {0: 0.6666666666666666, 10: 1.0})
     """
     ground_truths, probabilities = list(ground_truths), list(probabilities)
-    f1 = {int(size): object_f1(ground_truths, probabilities, method=method, min_size=int(size))
+    f1 = {int(size): object_f1(ground_truths, probabilities, method=method, min_size=int(size),
+                               spacing=spacing)
           for size in candidates}
     best = max(f1.values())
     return min(size for size, value in f1.items() if value == best), f1
@@ -246,7 +248,7 @@ def object_f1(ground_truths: Sequence, probabilities: Sequence, **cell_options) 
 
 
 def best_cell_settings(ground_truths: Sequence, probabilities: Sequence, *,
-                       candidates: Sequence[int] = MIN_SIZE_CANDIDATES
+                       candidates: Sequence[int] = MIN_SIZE_CANDIDATES, spacing=None
                        ) -> tuple[CellSettings, dict[tuple[str, int], float]]:
     """The instance method and ``min_size`` with the best object F1 on labelled images.
 
@@ -269,7 +271,8 @@ def best_cell_settings(ground_truths: Sequence, probabilities: Sequence, *,
     auto = ClassLayout.of(np.shape(probabilities[0])[-1]).instance_method
     scores = {}
     for method in [m for m in METHODS if m != auto]:
-        _, f1 = best_min_size(ground_truths, probabilities, candidates=candidates, method=method)
+        _, f1 = best_min_size(ground_truths, probabilities, candidates=candidates, method=method,
+                              spacing=spacing)
         scores.update({(method, size): value for size, value in sorted(f1.items())})
     best = max(scores.values())
     method, size = next(key for key, value in scores.items() if value == best)

@@ -1,6 +1,10 @@
 """The measures of the ISBI 2012 EM segmentation challenge: Rand error (of a label image, and
 the ranking form over thresholds), variation of information, and the warping error.
 
+The Rand error and the variation of information count pairs and overlaps of voxels alike
+(volumes, as SNEMI3D scored them); the warping error is a 2D measure (its simple points are
+those of the 8-neighbourhood) and refuses volumes.
+
 Definitions: Arganda-Carreras et al., "Crowdsourcing the creation of image segmentation
 algorithms for connectomics", Front. Neuroanat. 2015; Jain et al., CVPR 2010 (warping).
 """
@@ -68,7 +72,8 @@ def rand_error(ground_truth, prediction) -> float:
 def check_cell_probability(cell_probability, shape: tuple[int, ...]) -> np.ndarray:
     cell_probability = np.asarray(cell_probability)
     if cell_probability.shape != shape:
-        raise InputError(f"ground_truth and cell_probability must be 2D images of one shape, got "
+        kind = "3D volumes" if len(shape) == 3 else "2D images"
+        raise InputError(f"ground_truth and cell_probability must be {kind} of one shape, got "
                          f"{shape} and {cell_probability.shape}.")
     if not (np.issubdtype(cell_probability.dtype, np.floating)
             or np.issubdtype(cell_probability.dtype, np.integer)):
@@ -123,8 +128,9 @@ def rand_error_thresholds(ground_truth, cell_probability,
         (0.0, 0.6)
     """
     ground_truth = np.asarray(ground_truth)
-    if ground_truth.ndim != 2:
-        raise InputError(f"ground_truth must be a 2D label image, got shape {ground_truth.shape}.")
+    if ground_truth.ndim not in (2, 3):
+        raise InputError(f"ground_truth must be a 2D label image or a 3D volume, got shape "
+                         f"{ground_truth.shape}.")
     check_label_values("ground_truth", ground_truth)
     cell_probability = check_cell_probability(cell_probability, ground_truth.shape)
     thresholds, _ = check_thresholds(thresholds, "[0, 1]")
@@ -151,8 +157,7 @@ def variation_of_information_error(ground_truth, prediction) -> float:
         >>> variation_of_information_error(truth, np.array([[1, 1, 1, 1]]))  # merged: 1 bit
         1.0
     """
-    ground_truth, prediction = check_label_images(("ground_truth", "prediction"), ground_truth,
-                                             prediction)
+    ground_truth, prediction = check_pair(ground_truth, prediction)
     if not (ground_truth > 0).any():
         return math.nan
     prediction = _split_unassigned(prediction, ground_truth)
@@ -270,7 +275,8 @@ def warping_error(ground_truth, prediction, *, connectivity: int = 4) -> float:
         >>> warping_error(truth, truth), round(warping_error(truth, split), 4)
         (0.0, 0.0185)
     """
-    ground_truth, prediction = check_pair(ground_truth, prediction)
+    ground_truth, prediction = check_label_images(("ground_truth", "prediction"), ground_truth,
+                                                  prediction)
     target = _foreground(prediction)
     warped = warp(_foreground(ground_truth), target, connectivity=connectivity)
     return float(np.count_nonzero(warped != target) / target.size)

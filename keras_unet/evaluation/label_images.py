@@ -51,7 +51,9 @@ def check_label_images(names: tuple[str, str], first, second,
 
 
 def check_pair(ground_truth, prediction) -> tuple[np.ndarray, np.ndarray]:
-    return check_label_images(("ground_truth", "prediction"), ground_truth, prediction)
+    """Two label images (or volumes) of one shape."""
+    return check_label_images(("ground_truth", "prediction"), ground_truth, prediction,
+                              ndims=(2, 3))
 
 
 def check_thresholds(thresholds, interval: str) -> tuple[tuple[float, ...], bool]:

@@ -237,7 +237,8 @@ def seg_score(ground_truth, prediction) -> float:
     when the ground truth has no objects. Definition: Maška et al., "A benchmark for comparison
     of cell tracking algorithms", Bioinformatics 2014, and Ulman et al., "An objective comparison
     of cell-tracking algorithms", Nat. Methods 2017. For a dataset the challenge averages over
-    all reference objects, not over images: :func:`seg_dataset`.
+    all reference objects, not over images: :func:`seg_dataset`. In 3D the objects are sets of
+    voxels and the same rule holds (the challenge's 3D SEG).
 
     Example:
         >>> truth = np.array([[1, 1, 1, 1, 0, 2, 2]])
@@ -268,7 +269,7 @@ def seg_dataset(ground_truths: Sequence, predictions: Sequence) -> float:
     scores = []
     for index, (truth, predicted) in enumerate(zip(ground_truths, predictions)):
         try:
-            truth, predicted = check_label_images(("ground_truth", "prediction"), truth, predicted)
+            truth, predicted = check_pair(truth, predicted)
         except ValueError as error:
             raise InputError(f"image {index}: {error}") from None
         scores.append(seg_from_overlap(overlap_table(truth, predicted)))

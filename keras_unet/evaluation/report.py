@@ -102,7 +102,9 @@ def image_scores(ground_truth, prediction, cell_probability=None) -> ImageScores
         "seg": float(seg.mean()) if seg.size else math.nan,
         "rand_error": rand_error(ground_truth, prediction),
         "vi_error": variation_of_information_error(ground_truth, prediction),
-        "warping_error": warping_error(ground_truth, prediction),
+        # a 2D topological measure: not defined for volumes
+        "warping_error": (warping_error(ground_truth, prediction) if ground_truth.ndim == 2
+                          else math.nan),
         "iou_foreground": float(iou[1]), "iou_background": float(iou[0]),
         "dice_foreground": float(dice[1]), "dice_background": float(dice[0]),
     }
@@ -118,7 +120,8 @@ def evaluate_labels(ground_truth, prediction, *, cell_probability=None) -> dict[
     """All measures for one pair of instance label images, keyed as in :data:`METRICS`.
 
     Args:
-        prediction, ground_truth: 2D instance label images of one shape.
+        prediction, ground_truth: 2D instance label images (or 3D volumes) of one shape; the
+            warping error of volumes is NaN (it is defined in 2D).
         cell_probability: the predicted probability of the cell class, if known; adds the
             :data:`PROBABILITY_METRICS` (:func:`rand_error_thresholds`).
 

@@ -1,10 +1,13 @@
 """Output blocks of an image of any size: how it is cut, and which block size suits its chunks.
 
 Block-wise prediction (:mod:`keras_unet.inference.blockwise`), its dask graph and block-wise
-cell labels (:mod:`keras_unet.instances.blockwise`) all cut the image the same way.
+cell labels (:mod:`keras_unet.instances.blockwise`) all cut the image the same way; a volume is
+cut into boxes the same way, with one more axis.
 """
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 
@@ -13,15 +16,20 @@ from keras_unet.errors import InputError
 DEFAULT_BLOCK = 2048
 """Output block side when neither ``block_size`` nor the output's chunks say otherwise."""
 
+DEFAULT_VOLUME_BLOCK = 256
+"""A volume's output block side (256^3 voxels of float32 probabilities per class: 64 MiB)."""
 
-Window = tuple[int, int, int, int]
-"""An output block: ``(top, left, height, width)`` in image pixels."""
+
+Window = tuple[int, ...]
+"""An output block: ``(top, left, height, width)`` in image pixels; a volume's ``(front, top,
+left, depth, height, width)``."""
 
 
-def block_windows(shape: tuple[int, int], block_size: int | tuple[int, int]) -> list[Window]:
+def block_windows(shape: tuple[int, ...], block_size) -> list[Window]:
     """The output blocks ``(top, left, height, width)`` that tile an image, row by row.
 
-    Blocks at the right and bottom edges are cut to the image.
+    Blocks at the right and bottom edges are cut to the image. A volume's ``shape``
+    ``(depth, height, width)`` gives boxes ``(front, top, left, depth, height, width)``.
 
     Raises:
         ValueError: for a block size that is not a positive integer or pair of them.
@@ -29,11 +37,13 @@ def block_windows(shape: tuple[int, int], block_size: int | tuple[int, int]) -> 
     Example:
         >>> block_windows((5, 7), 4)
         [(0, 0, 4, 4), (0, 4, 4, 3), (4, 0, 1, 4), (4, 4, 1, 3)]
+        >>> block_windows((3, 5, 5), (2, 5, 5))
+        [(0, 0, 0, 2, 5, 5), (2, 0, 0, 1, 5, 5)]
     """
-    block_rows, block_cols = block_pair(block_size)
-    height, width = shape
-    return [(top, left, min(block_rows, height - top), min(block_cols, width - left))
-            for top in range(0, height, block_rows) for left in range(0, width, block_cols)]
+    sizes = block_shape(block_size, len(shape))
+    starts = itertools.product(*(range(0, length, size) for length, size in zip(shape, sizes)))
+    return [(*start, *(min(size, length - first) for first, size, length in
+                       zip(start, sizes, shape))) for start in starts]
 
 
 def block_pair(block_size) -> tuple[int, int]:
@@ -43,21 +53,33 @@ def block_pair(block_size) -> tuple[int, int]:
         >>> block_pair(256), block_pair((128, 64))
         ((256, 256), (128, 64))
     """
-    pair = (block_size, block_size) if isinstance(block_size, (int, np.integer)) else block_size
+    return block_shape(block_size, 2)
+
+
+def block_shape(block_size, ndim: int) -> tuple[int, ...]:
+    """``block_size`` (an int, or one per axis) as ``ndim`` checked positive ints.
+
+    Example:
+        >>> block_shape(64, 3), block_shape((16, 64, 64), 3)
+        ((64, 64, 64), (16, 64, 64))
+    """
+    sizes = (block_size,) * ndim if isinstance(block_size, (int, np.integer)) else block_size
     try:
-        pair = tuple(pair)
+        sizes = tuple(sizes)
     except TypeError:
-        pair = ()
-    if len(pair) != 2 or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool)
-                                 and n > 0 for n in pair):
-        raise InputError(f"block_size must be a positive integer or a (rows, cols) pair of them, "
+        sizes = ()
+    if len(sizes) != ndim or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool)
+                                     and n > 0 for n in sizes):
+        kind = "a (rows, cols) pair" if ndim == 2 else "a (planes, rows, cols) triple"
+        raise InputError(f"block_size must be a positive integer or {kind} of them, "
                          f"got {block_size!r}.")
-    return int(pair[0]), int(pair[1])
+    return tuple(int(n) for n in sizes)
 
 
-def default_block_size(*arrays) -> tuple[int, int]:
+def default_block_size(*arrays, ndim: int = 2) -> tuple[int, ...]:
     """Block side pair: the spatial chunks of the first chunked array (zarr or dask), else
-    :data:`DEFAULT_BLOCK`, so that every block reads or writes whole chunks.
+    :data:`DEFAULT_BLOCK`, so that every block reads or writes whole chunks. ``ndim=3``: the
+    first three chunks, else :data:`DEFAULT_VOLUME_BLOCK`.
 
     Example:
         >>> import dask.array as da
@@ -66,7 +88,7 @@ def default_block_size(*arrays) -> tuple[int, int]:
     """
     for array in arrays:
         chunks = getattr(array, "chunks", None)
-        if chunks and len(chunks) >= 2:
-            first = [c[0] if isinstance(c, tuple) else c for c in chunks[:2]]  # dask: per block
-            return int(first[0]), int(first[1])
-    return DEFAULT_BLOCK, DEFAULT_BLOCK
+        if chunks and len(chunks) >= ndim:
+            first = [c[0] if isinstance(c, tuple) else c for c in chunks[:ndim]]  # dask: per block
+            return tuple(int(n) for n in first)
+    return (DEFAULT_BLOCK if ndim == 2 else DEFAULT_VOLUME_BLOCK,) * ndim

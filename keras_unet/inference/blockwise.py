@@ -7,7 +7,9 @@ passed through :func:`keras_unet.inference.engine.predict_window`, the engine of
 :func:`keras_unet.predict_tiled`, so the blocks together equal the whole-image prediction.
 Before that, one streaming pass over the array computes the image's own mean and standard
 deviation (:func:`keras_unet.normalization.image_moments`), the statistics the whole-image
-path standardises with. Memory is that of one block, whatever the image's area.
+path standardises with. Memory is that of one block, whatever the image's area. Volumes
+(``(D, H, W[, C])`` array-likes and a 3D U-Net) are cut into boxes of voxels the same way, so a
+volume larger than memory is predicted one box at a time, equal to the whole.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 
 from keras_unet.class_layout import predicted_classes
 from keras_unet.errors import InputError
-from keras_unet.inference.blocks import Window, block_pair, block_windows, default_block_size
+from keras_unet.inference.blocks import Window, block_shape, block_windows, default_block_size
 from keras_unet.inference.network import model_geometry
 from keras_unet.normalization import image_moments, normalize_image
 
@@ -27,8 +29,9 @@ MOMENT_PIXELS = 2**24
 """Pixels per row chunk of the statistics pass (128 MiB as float64)."""
 
 
-def check_array(array, channels: int, name: str = "array") -> tuple[int, int]:
-    """Checks an array-like image (H, W) or (H, W, C) without reading its pixels; returns (H, W).
+def check_array(array, channels: int, name: str = "array", ndim: int = 2) -> tuple[int, ...]:
+    """Checks an array-like image (H, W) or (H, W, C) without reading its pixels; returns (H, W)
+    (``ndim=3``: a volume (D, H, W) or (D, H, W, C); returns (D, H, W)).
 
     Raises:
         ValueError: for an array without ``shape`` and ``dtype``, of another rank, with a
@@ -47,8 +50,14 @@ def check_array(array, channels: int, name: str = "array") -> tuple[int, int]:
         raise InputError(f"{name} is a {type(array).__name__}; expected an array with shape, "
                          "dtype and slicing (NumPy, memory map, zarr, dask).")
     shape = tuple(int(n) for n in shape)
-    fits = len(shape) == 2 and channels == 1 or len(shape) == 3 and shape[-1] == channels
+    fits = (len(shape) == ndim and channels == 1
+            or len(shape) == ndim + 1 and shape[-1] == channels)
     if not fits or 0 in shape:
+        if ndim == 3:
+            raise InputError(f"{name} has shape {shape}, but the model is 3D: it takes (depth, "
+                             f"height, width, {channels})" + (" or (depth, height, width)"
+                                                             if channels == 1 else "")
+                             + " volumes.")
         raise InputError(f"{name} has shape {shape}, but the model takes (height, width, "
                          f"{channels})" + (" or (height, width)" if channels == 1 else "")
                          + " images.")
@@ -56,7 +65,7 @@ def check_array(array, channels: int, name: str = "array") -> tuple[int, int]:
     if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)
             or dtype.kind == "b"):
         raise InputError(f"{name} has dtype {dtype}; expected integer or float pixels.")
-    return shape[0], shape[1]
+    return shape[:ndim]
 
 
 def array_moments(array) -> tuple[float, float]:
@@ -99,13 +108,26 @@ def read_normalized(array, rows: np.ndarray, cols: np.ndarray, mean: float,
                [3., 4.],
                [8., 9.]], dtype=float32)
     """
-    rows, cols = np.asarray(rows), np.asarray(cols)
-    top, left = int(rows.min()), int(cols.min())
-    box = np.asarray(array[top:int(rows.max()) + 1, left:int(cols.max()) + 1])
-    box = box[rows - top][:, cols - left]
-    if box.ndim == 2:
+    return read_box(array, (rows, cols), mean, std)
+
+
+def read_box(array, indices, mean: float, std: float) -> np.ndarray:
+    """:func:`read_normalized` for any number of axes: ``indices`` one array per spatial axis
+    (a volume's planes, rows and columns), ``(len(i0), len(i1)[, len(i2)], C)`` float32 out.
+
+    Example:
+        >>> volume = np.arange(24, dtype="uint8").reshape(2, 3, 4)
+        >>> read_box(volume, (np.array([1]), np.array([0, 0]), np.array([3])), 0.0, 1.0).ravel()
+        array([15., 15.], dtype=float32)
+    """
+    indices = [np.asarray(index) for index in indices]
+    lows = [int(index.min()) for index in indices]
+    box = np.asarray(array[tuple(slice(low, int(index.max()) + 1)
+                                 for low, index in zip(lows, indices))])
+    box = box[np.ix_(*(index - low for index, low in zip(indices, lows)))]
+    if box.ndim == len(indices):
         box = box[..., None]
-    return normalize_image(box, mean, std).numpy()
+    return normalize_image(box, mean, std, ndim=len(indices)).numpy()
 
 
 def predict_block(model: keras.Model, array, window: Window, mean: float, std: float, *,
@@ -125,8 +147,9 @@ def predict_block(model: keras.Model, array, window: Window, mean: float, std: f
     """
     from keras_unet.inference.engine import predict_window
 
-    shape = tuple(int(n) for n in array.shape[:2])
-    return predict_window(model, lambda rows, cols: read_normalized(array, rows, cols, mean, std),
+    ndim = len(window) // 2
+    shape = tuple(int(n) for n in array.shape[:ndim])
+    return predict_window(model, lambda *index: read_box(array, index, mean, std),
                           shape, window, tile_size=tile_size, batch_size=batch_size, tta=tta)
 
 
@@ -139,6 +162,8 @@ def predict_array(model: keras.Model, array, *, output=None, classes=None, block
     float precision) while holding only one block: the statistics come from one streaming pass
     (:func:`array_moments`), then each output block is read with its context and predicted by
     the tiling engine (:func:`predict_block`) and written to ``output`` and ``classes``.
+
+    A 3D U-Net predicts a volume array-like (D, H, W[, C]) in boxes of voxels the same way.
 
     Args:
         model: a U-Net from :func:`keras_unet.build_unet`.
@@ -171,24 +196,26 @@ def predict_array(model: keras.Model, array, *, output=None, classes=None, block
         True
     """
     geom = model_geometry(model)
-    height, width = check_array(array, geom.channels, name)
-    sinks = {"output": (output, (height, width, geom.num_classes)),
-             "classes": (classes, (height, width))}
+    ndim = geom.ndim
+    size = check_array(array, geom.channels, name, ndim)
+    sinks = {"output": (output, (*size, geom.num_classes)),
+             "classes": (classes, size)}
     for label, (sink, shape) in sinks.items():
         if sink is not None and tuple(sink.shape) != shape:
             raise InputError(f"{label} has shape {tuple(sink.shape)}; {name} needs {shape}.")
-    blocks = block_pair(default_block_size(output, classes) if block_size is None
-                        else block_size)
+    blocks = block_shape(default_block_size(output, classes, ndim=ndim) if block_size is None
+                         else block_size, ndim)
     if output is None and classes is None:
-        output = np.empty((height, width, geom.num_classes), np.float32)
+        output = np.empty((*size, geom.num_classes), np.float32)
     try:
         mean, std = array_moments(array)
     except ValueError as error:
         raise InputError(f"{name}: {error}") from None
-    for top, left, rows, cols in block_windows((height, width), blocks):
-        probabilities = predict_block(model, array, (top, left, rows, cols), mean, std,
+    for window in block_windows(size, blocks):
+        probabilities = predict_block(model, array, window, mean, std,
                                       tile_size=tile_size, batch_size=batch_size, tta=tta)
-        where = (slice(top, top + rows), slice(left, left + cols))
+        where = tuple(slice(start, start + extent)
+                      for start, extent in zip(window[:ndim], window[ndim:]))
         if output is not None:
             output[where] = probabilities
         if classes is not None:

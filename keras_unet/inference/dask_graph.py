@@ -76,27 +76,29 @@ class BoxArray:
     """A box of an image at its place in the whole image: slicing takes global indices.
 
     What a task holds of a dask image: the block and its context; reads outside the box fail.
+    ``origin`` is the box's first pixel (a volume's first voxel) in the whole image.
 
     Example:
-        >>> box = BoxArray(np.arange(6).reshape(2, 3), top=4, left=1, shape=(10, 10))
+        >>> box = BoxArray(np.arange(6).reshape(2, 3), (4, 1), shape=(10, 10))
         >>> box[5:6, 2:4].tolist(), box.shape
         ([[4, 5]], (10, 10))
     """
 
-    def __init__(self, data: np.ndarray, top: int, left: int, shape: tuple[int, ...]):
-        self.data, self.top, self.left = data, top, left
+    def __init__(self, data: np.ndarray, origin: tuple[int, ...], shape: tuple[int, ...]):
+        self.data, self.origin = data, tuple(origin)
         self.shape, self.dtype = tuple(shape), data.dtype
 
-    def __getitem__(self, key: tuple[slice, slice]) -> np.ndarray:
-        rows, cols = key
-        top, left = rows.start - self.top, cols.start - self.left
-        bottom, right = rows.stop - self.top, cols.stop - self.left
-        if top < 0 or left < 0 or bottom > self.data.shape[0] or right > self.data.shape[1]:
-            raise RuntimeError(f"the tiling engine read rows {rows.start}:{rows.stop}, columns "
-                             f"{cols.start}:{cols.stop}, outside the box of context "
-                             f"{self.top}:{self.top + self.data.shape[0]}, "
-                             f"{self.left}:{self.left + self.data.shape[1]}.")
-        return self.data[top:bottom, left:right]
+    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+        local = []
+        for index, (part, first) in enumerate(zip(key, self.origin)):
+            start, stop = part.start - first, part.stop - first
+            if start < 0 or stop > self.data.shape[index]:
+                spans = ", ".join(f"{o}:{o + n}" for o, n in zip(self.origin, self.data.shape))
+                read = ", ".join(f"{p.start}:{p.stop}" for p in key)
+                raise RuntimeError(f"the tiling engine read {read}, outside the box of context "
+                                   f"{spans}.")
+            local.append(slice(start, stop))
+        return self.data[tuple(local)]
 
 
 def _predict_task(model_path: str, source, window, mean: float, std: float, tile_size,
@@ -108,16 +110,17 @@ def _predict_task(model_path: str, source, window, mean: float, std: float, tile
                          batch_size=batch_size, tta=tta)
 
 
-def _predict_box_task(model_path: str, box: np.ndarray, top: int, left: int, shape, window,
+def _predict_box_task(model_path: str, box: np.ndarray, origin: tuple[int, ...], shape, window,
                       mean: float, std: float, tile_size, batch_size: int,
                       tta: bool) -> np.ndarray:
-    source = BoxArray(np.asarray(box), top, left, shape)
+    source = BoxArray(np.asarray(box), origin, shape)
     return _predict_task(model_path, source, window, mean, std, tile_size, batch_size, tta)
 
 
 def predict_dask(model_path: str | os.PathLike, array, *, block_size=None, tile_size=None,
                  batch_size: int = 4, tta: bool = False, name: str = "array") -> da.Array:
-    """The block-wise prediction of an array-like image as a lazy ``dask.array`` (H, W, K).
+    """The block-wise prediction of an array-like image as a lazy ``dask.array`` (H, W, K)
+    (a 3D U-Net's of a volume: (D, H, W, K), one task per box).
 
     Computing it (on a ``dask.distributed`` client when one is active, else dask's threads) gives
     exactly :func:`keras_unet.inference.blockwise.predict_array`'s result: the same blocks through
@@ -155,34 +158,46 @@ def predict_dask(model_path: str | os.PathLike, array, *, block_size=None, tile_
     model_path = str(Path(model_path).resolve())
     if not os.path.isfile(model_path):
         raise InputNotFoundError(f"model {model_path!r} does not exist.")
-    from keras_unet.inference.blocks import block_pair, block_windows, default_block_size
+    from keras_unet.inference.blocks import block_shape, block_windows, default_block_size
     from keras_unet.inference.blockwise import array_moments, check_array
     from keras_unet.inference.engine import read_span
     from keras_unet.inference.network import model_geometry
 
     geom = model_geometry(load_cached(model_path))
-    shape = check_array(array, geom.channels, name)
-    blocks = block_pair(default_block_size(array) if block_size is None else block_size)
+    ndim = geom.ndim
+    shape = check_array(array, geom.channels, name, ndim)
+    blocks = block_shape(default_block_size(array, ndim=ndim) if block_size is None
+                         else block_size, ndim)
     try:
         mean, std = array_moments(array)
     except ValueError as error:
         raise InputError(f"{name}: {error}") from None
     lazy = isinstance(array, da.Array)
     source = None if lazy else dask.delayed(array, pure=True, traverse=False)
-    rows = {}
+    grid = {}
     for window in block_windows(shape, blocks):
-        top, left, height, width = window
         if lazy:
-            (r0, r1), (c0, c1) = read_span(geom, window, shape, tile_size, batch_size)
+            spans = read_span(geom, window, shape, tile_size, batch_size)
+            box = array[tuple(slice(lo, hi) for lo, hi in spans)]
             task = dask.delayed(_predict_box_task, pure=True)(
-                model_path, array[r0:r1, c0:c1], r0, c0, tuple(array.shape), window, mean, std,
-                tile_size, batch_size, tta)
+                model_path, box, tuple(lo for lo, _ in spans), tuple(array.shape), window, mean,
+                std, tile_size, batch_size, tta)
         else:
             task = dask.delayed(_predict_task, pure=True)(
                 model_path, source, window, mean, std, tile_size, batch_size, tta)
-        block = da.from_delayed(task, (height, width, geom.num_classes), dtype=np.float32)
-        rows.setdefault(top, []).append(block)
-    return da.concatenate([da.concatenate(row, axis=1) for row in rows.values()], axis=0)
+        grid[window[:ndim]] = da.from_delayed(task, (*window[ndim:], geom.num_classes),
+                                              dtype=np.float32)
+    return da.block(_nested(grid, blocks, shape))
+
+
+def _nested(grid: dict, blocks: tuple[int, ...], shape: tuple[int, ...], prefix=()) -> list:
+    """The blocks of ``grid`` (keyed by their first pixel) as nested lists for ``da.block``
+    (one more level for the classes, which are not cut)."""
+    axis = len(prefix)
+    starts = range(0, shape[axis], blocks[axis])
+    if axis == len(shape) - 1:
+        return [[grid[(*prefix, start)]] for start in starts]
+    return [_nested(grid, blocks, shape, (*prefix, start)) for start in starts]
 
 
 def connect(address: str, timeout: float = CONNECT_TIMEOUT):

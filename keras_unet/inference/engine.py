@@ -3,35 +3,41 @@
 Pixels come from a reader at global image indices, mirrored at the image's own edges, so a
 window of a large image (a TIFF, a zarr block) is predicted exactly as the same window of the
 whole image: valid-padding tiles are placed on the pooling grid of the whole image. Only one
-band of tile rows is held at a time; finished output rows are yielded as they come.
+band of tile rows is held at a time; finished output rows are yielded as they come. A volume
+is predicted the same way with one more axis: its bands are slabs of tile planes along z, each
+tiled over y and x.
 Planning is :mod:`keras_unet.inference.plan`, stitching :mod:`keras_unet.inference.stitching`.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from keras_unet.errors import InputError
 from keras_unet.inference.mirror import mirror
 from keras_unet.inference.network import ModelGeometry, TileNetwork, tile_predictor
 from keras_unet.inference.plan import AxisPlan, AxisTiling, concrete_plan, plan_axis, tilings
-from keras_unet.inference.stitching import overlap_add, stitch_columns, weight_sum, weighted_outputs
+from keras_unet.inference.stitching import overlap_add, stitch_grid, weight_sum, weighted_outputs
 from keras_unet.inference.tta import averaged_tiles
 
-Reader = Callable[[np.ndarray, np.ndarray], np.ndarray]
-"""``read(rows, cols) -> (len(rows), len(cols), C)`` float32 normalised pixels."""
+Reader = Callable[..., np.ndarray]
+"""``read(rows, cols) -> (len(rows), len(cols), C)`` float32 normalised pixels; a volume's
+``read(planes, rows, cols) -> (len(planes), len(rows), len(cols), C)``."""
 
 
 def iter_window_rows(network: keras.Model | TileNetwork, read: Reader,
-                     image_shape: tuple[int, int], window: tuple[int, int, int, int], *,
+                     image_shape: tuple[int, ...], window: tuple[int, ...], *,
                      tile_size=None, batch_size: int = 4,
                      tta: bool = False) -> Iterator[tuple[int, np.ndarray]]:
     """Yields ``(first_row, probabilities)`` row blocks of a window, top to bottom.
 
-    Arguments as for :func:`predict_window`; the blocks are float32 ``(rows, width, K)``.
+    Arguments as for :func:`predict_window`; the blocks are float32 ``(rows, width, K)`` (a
+    volume's: ``(planes, height, width, K)``, first to last plane).
 
     Example:
         >>> from keras_unet import build_unet
@@ -43,33 +49,45 @@ def iter_window_rows(network: keras.Model | TileNetwork, read: Reader,
         [(0, (8, 40, 2)), (8, (8, 40, 2)), (16, (8, 40, 2)), (24, (6, 40, 2))]
     """
     geom, predict_tiles = tile_predictor(network)
-    height, width = _check_window(image_shape, window)
-    row_tiling, col_tiling, batch = tilings(geom, tile_size, batch_size)
+    sizes = _check_window(image_shape, window, geom.ndim)
+    *axis_tilings, batch = tilings(geom, tile_size, batch_size)
     if tta:
-        if row_tiling.tile != col_tiling.tile and None not in geom.input_size:
+        plane = axis_tilings[-2:]
+        if plane[0].tile != plane[1].tile and None not in geom.input_size:
             raise InputError(f"tta needs square tiles for a model of fixed input size "
                              f"{geom.input_size}.")
-        predict_tiles = averaged_tiles(predict_tiles)
-    (rows, skip_rows, all_rows), (cols, skip_cols, col_index) = (
-        _window_axis(tiling, start, length, size) for tiling, start, length, size in
-        zip((row_tiling, col_tiling), window[:2], window[2:], image_shape))
-    first_col = cols.origin + skip_cols
-    col_sum = weight_sum(cols).numpy()[first_col:first_col + width, None]
+        predict_tiles = averaged_tiles(predict_tiles, geom.ndim)
+    ndim = geom.ndim
+    axes = [_window_axis(tiling, start, length, size) for tiling, start, length, size in
+            zip(axis_tilings, window[:ndim], window[ndim:], image_shape)]
+    (rows, skip_rows, all_rows), inner = axes[0], axes[1:]
+    inner_plans = [plan for plan, _, _ in inner]
+    firsts = [plan.origin + skip for plan, skip, _ in inner]
+    crop = tuple(slice(first, first + size) for first, size in zip(firsts, sizes[1:]))
+    inner_sum = None  # the weight sums of the inner axes, (*sizes[1:], 1)
+    for axis, (plan, first, size) in enumerate(zip(inner_plans, firsts, sizes[1:])):
+        shape = [1] * ndim
+        shape[axis] = size
+        factor = weight_sum(plan).numpy()[first:first + size].reshape(shape)
+        inner_sum = factor if inner_sum is None else inner_sum * factor
     row_sum = weight_sum(rows).numpy()
-    first_row, stop_row = rows.origin + skip_rows, rows.origin + skip_rows + height
-    previous = np.zeros((rows.keep, cols.accumulated, geom.num_classes), np.float32)
+    first_row, stop_row = rows.origin + skip_rows, rows.origin + skip_rows + sizes[0]
+    previous = np.zeros((rows.keep, *(plan.accumulated for plan in inner_plans),
+                         geom.num_classes), np.float32)
+    expand = (slice(None),) + (None,) * ndim
     for ky in range(rows.count):
         start = ky * rows.step
         row_index = all_rows[start:start + rows.tile]
-        band = _band_outputs(predict_tiles, read(row_index, col_index), rows, cols, batch)
+        band = _band_outputs(predict_tiles, read(row_index, *(index for _, _, index in inner)),
+                             rows, inner_plans, batch)
         # The rows this band finishes: its head plus the tail of the band before it.
         pair = overlap_add(np.stack([previous, band]).reshape(1, 2, rows.keep, -1), rows.step)
-        pair = pair.numpy().reshape(rows.step + rows.keep, -1, geom.num_classes)[rows.step:]
+        pair = pair.numpy().reshape(rows.step + rows.keep, *band.shape[1:])[rows.step:]
         done = rows.keep if ky == rows.count - 1 else rows.step  # rows no later tile adds to
         lo, hi = max(start, first_row), min(start + done, stop_row)
         if hi > lo:
-            block = pair[lo - start:hi - start, first_col:first_col + width]
-            yield lo - first_row, block / (row_sum[lo:hi, None, None] * col_sum)
+            block = pair[(slice(lo - start, hi - start), *crop)]
+            yield lo - first_row, block / (row_sum[lo:hi][expand] * inner_sum)
         previous = band
 
 
@@ -83,10 +101,10 @@ def _window_axis(tiling: AxisTiling, start: int, length: int, size: int
     return plan, skip, index
 
 
-def read_span(geom: ModelGeometry, window: tuple[int, int, int, int],
-              image_shape: tuple[int, int], tile_size=None, batch_size: int = 4
-              ) -> tuple[tuple[int, int], tuple[int, int]]:
-    """The rows and columns ``[start, stop)`` of the image that predicting ``window`` reads.
+def read_span(geom: ModelGeometry, window: tuple[int, ...], image_shape: tuple[int, ...],
+              tile_size=None, batch_size: int = 4) -> tuple[tuple[int, int], ...]:
+    """The rows and columns ``[start, stop)`` of the image that predicting ``window`` reads
+    (a volume's planes, rows and columns).
 
     What a task that holds only part of an image needs of it (:mod:`keras_unet.inference.
     dask_graph`): the indices :func:`iter_window_rows` reads, from the same plan.
@@ -96,27 +114,33 @@ def read_span(geom: ModelGeometry, window: tuple[int, int, int, int],
         ...           (100, 100))
         ((20, 92), (0, 52))
     """
-    _check_window(image_shape, window)
+    _check_window(image_shape, window, geom.ndim)
     spans = []
-    for tiling, start, length, size in zip(tilings(geom, tile_size, batch_size)[:2], window[:2],
-                                           window[2:], image_shape):
+    ndim = geom.ndim
+    for tiling, start, length, size in zip(tilings(geom, tile_size, batch_size)[:ndim],
+                                           window[:ndim], window[ndim:], image_shape):
         index = _window_axis(tiling, start, length, size)[2]
         spans.append((int(index.min()), int(index.max()) + 1))
-    return spans[0], spans[1]
+    return tuple(spans)
 
 
-def _band_outputs(predict_tiles, band: np.ndarray, rows: AxisPlan, cols: AxisPlan,
+def _band_outputs(predict_tiles, band: np.ndarray, rows: AxisPlan, inner: list[AxisPlan],
                   batch: int) -> np.ndarray:
-    """Weighted, column-stitched outputs (keep_h, Lw, K) of one band of tiles."""
-    tiles = [band[:, kx * cols.step:kx * cols.step + cols.tile] for kx in range(cols.count)]
+    """Weighted, stitched outputs (keep_h, Lw, K) of one band of tiles (a volume's slab:
+    (keep_d, Lh, Lw, K))."""
+    corners = itertools.product(*(range(plan.count) for plan in inner))
+    tiles = [band[(slice(None), *(slice(k * plan.step, k * plan.step + plan.tile)
+                                  for k, plan in zip(corner, inner)))] for corner in corners]
     outputs = np.concatenate([predict_tiles(np.stack(tiles[first:first + batch]))
-                              for first in range(0, cols.count, batch)])
-    weighted = weighted_outputs(outputs, rows, cols)
-    return stitch_columns(weighted[None], cols).numpy()[0]
+                              for first in range(0, len(tiles), batch)])
+    weighted = weighted_outputs(outputs, rows, *inner)
+    if len(inner) > 1:
+        weighted = tf.reshape(weighted, [*(plan.count for plan in inner), *weighted.shape[1:]])
+    return stitch_grid(weighted, inner).numpy()
 
 
 def predict_window(network: keras.Model | TileNetwork, read: Reader,
-                   image_shape: tuple[int, int], window: tuple[int, int, int, int], *,
+                   image_shape: tuple[int, ...], window: tuple[int, ...], *,
                    tile_size=None, batch_size: int = 4, tta: bool = False) -> np.ndarray:
     """Class probabilities of the output window ``(top, left, height, width)`` of an image.
 
@@ -124,18 +148,21 @@ def predict_window(network: keras.Model | TileNetwork, read: Reader,
     *global* image indices (already mirrored at the image's edges, never at the window's).
     For a valid-padding model the result equals the same window of
     :func:`keras_unet.predict_tiled` on the whole image, whatever the window and tile size.
+    A 3D model predicts a volume's window ``(front, top, left, depth, height, width)`` from
+    ``read(planes, rows, cols)``.
 
     Args:
         network: a U-Net from :func:`keras_unet.build_unet`, or any object with a
             ``geometry: ModelGeometry`` and ``predict_tiles(tiles) -> probabilities``.
         read: the pixel reader.
-        image_shape: ``(H, W)`` of the whole image.
-        window: ``(top, left, height, width)`` inside it.
+        image_shape: ``(H, W)`` of the whole image (``(D, H, W)`` of a volume).
+        window: ``(top, left, height, width)`` inside it (``(front, top, left, depth, height,
+            width)``).
         tile_size, batch_size: see :func:`keras_unet.inference.plan.tilings`.
-        tta: average each tile over the 8 flips/rotations.
+        tta: average each tile over the 8 flips/rotations (16 views of a volume).
 
     Returns:
-        float32 array ``(height, width, K)``.
+        float32 array ``(height, width, K)`` (``(depth, height, width, K)``).
 
     Raises:
         ValueError: for a window outside the image or a tile the model cannot take.
@@ -151,28 +178,32 @@ def predict_window(network: keras.Model | TileNetwork, read: Reader,
         True
     """
     result = None
+    ndim = len(image_shape) if isinstance(image_shape, (tuple, list)) else 2
     for start, block in iter_window_rows(network, read, image_shape, window,
                                          tile_size=tile_size, batch_size=batch_size, tta=tta):
         if result is None:
-            result = np.empty((window[2], window[3], block.shape[-1]), np.float32)
+            result = np.empty((*window[ndim:], block.shape[-1]), np.float32)
         result[start:start + len(block)] = block
     return result
 
 
-def _check_window(image_shape, window) -> tuple[int, int]:
+def _check_window(image_shape, window, ndim: int = 2) -> tuple[int, ...]:
     def integers(value, count):
         return (isinstance(value, (tuple, list)) and len(value) == count
                 and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
                         for v in value))
 
-    if not integers(image_shape, 2) or min(image_shape) < 1:
-        raise InputError(f"image_shape must be (height, width) of positive integers, got "
-                         f"{image_shape!r}.")
-    if not integers(window, 4):
-        raise InputError(f"window must be (top, left, height, width) integers, got {window!r}.")
-    top, left, height, width = window
-    if (top < 0 or left < 0 or height < 1 or width < 1 or top + height > image_shape[0]
-            or left + width > image_shape[1]):
+    volume = ndim == 3
+    if not integers(image_shape, ndim) or min(image_shape) < 1:
+        raise InputError(f"image_shape must be ({'depth, ' if volume else ''}height, width) of "
+                         f"positive integers, got {image_shape!r}.")
+    if not integers(window, 2 * ndim):
+        names = ("front, top, left, depth, height, width" if volume
+                 else "top, left, height, width")
+        raise InputError(f"window must be ({names}) integers, got {window!r}.")
+    starts, sizes = window[:ndim], window[ndim:]
+    if any(start < 0 or size < 1 or start + size > whole
+           for start, size, whole in zip(starts, sizes, image_shape)):
         raise InputError(f"window {tuple(window)!r} is not a non-empty part of an image of shape "
                          f"{tuple(image_shape)!r}.")
-    return int(height), int(width)
+    return tuple(int(size) for size in sizes)

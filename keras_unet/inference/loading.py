@@ -99,6 +99,11 @@ class Network:
         """Image channels the model takes (``None``: a foreign SavedModel that does not say)."""
         return None if self.geometry is None else self.geometry.channels
 
+    @property
+    def ndim(self) -> int:
+        """Spatial axes of its input: 2 (images), or 3 for a 3D U-Net (volumes)."""
+        return 2 if self.geometry is None else self.geometry.ndim
+
     def check_options(self, *, tile_size=None, batch_size: int = 4, option: str = "--model"
                       ) -> None:
         """Refuses tile and batch sizes this network cannot take, before any work.
@@ -130,7 +135,8 @@ class Network:
 
     def predict(self, image, *, tta: bool = False, tile_size=None,
                 batch_size: int = 4) -> np.ndarray:
-        """float32 ``(H, W, K)`` class probabilities of an ``(H, W[, C])`` image of any size.
+        """float32 ``(H, W, K)`` class probabilities of an ``(H, W[, C])`` image of any size
+        (a 3D model's ``(D, H, W, K)`` of a ``(D, H, W[, C])`` volume).
 
         ``tta`` averages the 8 flips/rotations of the image (:mod:`keras_unet.inference.tta`);
         ``tile_size`` and ``batch_size`` as for :func:`keras_unet.predict_tiled` (a SavedModel
@@ -144,13 +150,16 @@ class Network:
         from keras_unet.inference.tiled import check_image
         from keras_unet.inference.tta import averaged_image
 
+        ndim = self.ndim
         image = check_image(image, self.channels or (np.shape(image)[-1]
-                                                     if np.ndim(image) == 3 else 1))
-        probabilities = averaged_image(self.serve, image) if tta else self.serve(image)
-        if probabilities.shape[:2] != image.shape[:2] or probabilities.ndim != 3:
+                                                     if np.ndim(image) == ndim + 1 else 1),
+                            ndim=ndim)
+        probabilities = (averaged_image(self.serve, image, axes=tuple(range(ndim))) if tta
+                         else self.serve(image))
+        if probabilities.shape[:ndim] != image.shape[:ndim] or probabilities.ndim != ndim + 1:
             raise InputError(f"--model {str(self.path)!r} returned an output of shape "
-                             f"{probabilities.shape} for an image of {image.shape[:2]}; export "
-                             "it with keras_unet.serving.")
+                             f"{probabilities.shape} for an image of {image.shape[:ndim]}; "
+                             "export it with keras_unet.serving.")
         return probabilities
 
 
@@ -295,26 +304,27 @@ def _saved_model(path: Path, option: str) -> Network:
         raise InputError(f"{option} {str(path)!r}: serving_default takes {sorted(specs)}; "
                          "expected one image input.")
     (name, spec), = specs.items()
-    if spec.shape.rank not in (2, 3, 4):
-        raise InputError(f"{option} {str(path)!r}: serving_default takes a rank-"
-                         f"{spec.shape.rank} input {name!r}; expected an image (height, width"
-                         "[, channels]) or a batch of them.")
     geometry = None
     cells = CellSettings()
     if record is not None:
         geometry = ModelGeometry.from_json(record["geometry"])
         cells, note = recorded_settings(record.get("cells"), str(path))
         notes += _notes(note)
+    ndim = 2 if geometry is None else geometry.ndim
+    if spec.shape.rank not in (ndim, ndim + 1, ndim + 2):
+        raise InputError(f"{option} {str(path)!r}: serving_default takes a rank-"
+                         f"{spec.shape.rank} input {name!r}; expected an image (height, width"
+                         "[, channels]) or a batch of them.")
 
     def serve(image: np.ndarray) -> np.ndarray:
         tensor = tf.cast(image, spec.dtype)
-        tensor = tensor[None] if spec.shape.rank == 4 else tensor
-        tensor = tensor[..., 0] if spec.shape.rank == 2 else tensor
+        tensor = tensor[None] if spec.shape.rank == ndim + 2 else tensor
+        tensor = tensor[..., 0] if spec.shape.rank == ndim else tensor
         outputs = signature(**{name: tensor})
         result = outputs["probabilities"] if "probabilities" in outputs else next(
             iter(outputs.values()))
         result = np.asarray(result, np.float32)
-        return result[0] if result.ndim == 4 else result
+        return result[0] if result.ndim == ndim + 2 else result
 
     return Network(path, "savedmodel", geometry, cells, tuple(notes), None,
                    serve)

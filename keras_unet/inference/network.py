@@ -33,17 +33,24 @@ class ModelGeometry:
         padding: ``"valid"`` (output smaller than input by ``2 * border``) or ``"same"``.
         channels: image channels the model takes.
         num_classes: channels of the output (class probabilities).
-        input_size: fixed ``(height, width)`` of the model's input; ``None`` entries are free.
+        input_size: fixed ``(height, width)`` (a volume's ``(depth, height, width)``) of the
+            model's input; ``None`` entries are free. Its length is the number of spatial axes.
         filters: channels of the first level (to estimate memory per tile).
         class_names: what each output channel means (default:
             :func:`keras_unet.class_layout.default_class_names`).
         labels: ``"instances"`` or ``"semantic"`` (default: read from the class count,
             :func:`keras_unet.class_layout.label_mode`).
+        spacing: the voxel size per axis the model was built for, if it says.
+        pooling, kernel_sizes: per level, the pooling factor and kernel size of each axis
+            (``None``: 2 and 3 everywhere, :mod:`keras_unet.geometry`).
 
     Example:
         >>> geom = ModelGeometry(4, "valid", 1, 2, (None, None), 64)
         >>> geom.border, geom.class_names  # the paper's 92 px
         (92, ('background', 'cell'))
+        >>> ModelGeometry(2, "valid", 1, 2, (None,) * 3, 4, pooling=((1, 2, 2), (2, 2, 2)),
+        ...               kernel_sizes=((1, 3, 3), (3, 3, 3), (3, 3, 3))).borders
+        (8, 20, 20)
     """
 
     depth: int
@@ -54,12 +61,43 @@ class ModelGeometry:
     filters: int
     class_names: tuple[str, ...] | None = None
     labels: str | None = None
+    spacing: tuple[float, ...] | None = None
+    pooling: tuple[tuple[int, ...], ...] | None = None
+    kernel_sizes: tuple[tuple[int, ...], ...] | None = None
 
     def __post_init__(self) -> None:
         layout = ClassLayout.of(self.num_classes, self.labels, self.class_names)
         object.__setattr__(self, "class_names", layout.class_names)
         object.__setattr__(self, "labels", layout.labels)
         object.__setattr__(self, "input_size", tuple(self.input_size))
+        if self.spacing is not None:
+            object.__setattr__(self, "spacing", tuple(float(v) for v in self.spacing))
+        for name in ("pooling", "kernel_sizes"):
+            table = getattr(self, name)
+            if table is not None:
+                object.__setattr__(self, name, tuple(tuple(int(v) for v in row)
+                                                     for row in table))
+
+    @property
+    def ndim(self) -> int:
+        """Spatial axes: 2 (images) or 3 (volumes)."""
+        return len(self.input_size)
+
+    @property
+    def axis_layouts(self) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+        """``(pools, kernels)`` of every axis (:func:`keras_unet.geometry.axis_layouts`)."""
+        return geometry.axis_layouts(self.ndim, self.depth, self.pooling, self.kernel_sizes)
+
+    @property
+    def borders(self) -> tuple[int, ...]:
+        """Pixels of context lost on each side, per axis (0 for "same" padding)."""
+        return tuple(geometry.border(self.depth, self.padding, pools=pools, kernels=kernels)
+                     for pools, kernels in self.axis_layouts)
+
+    @property
+    def grids(self) -> tuple[int, ...]:
+        """The pooling grid of every axis (``2**depth`` when it pools at every level)."""
+        return tuple(geometry.grid(self.depth, pools) for pools, _ in self.axis_layouts)
 
     @property
     def layout(self) -> ClassLayout:
@@ -68,14 +106,20 @@ class ModelGeometry:
 
     @property
     def border(self) -> int:
-        """Pixels of context lost on each side (0 for "same" padding)."""
-        return geometry.border(self.depth, self.padding)
+        """Pixels of context lost on each side (0 for "same" padding), the same on every axis;
+        an anisotropic volume has one per axis (:attr:`borders`)."""
+        borders = set(self.borders)
+        if len(borders) > 1:
+            raise InputError(f"the model's border differs per axis, {self.borders}; use "
+                             "ModelGeometry.borders.")
+        return borders.pop()
 
     def to_json(self) -> dict:
-        """The geometry as a JSON-ready dict (what an exported SavedModel records)."""
-        return {field.name: (list(value) if isinstance(value, tuple) else value)
-                for field in dataclasses.fields(self)
-                for value in [getattr(self, field.name)]}
+        """The geometry as a JSON-ready dict (what an exported SavedModel records; a layout a
+        2D model does not have is left out, as keras_unet 0.4 wrote it)."""
+        return {field.name: _as_lists(value) for field in dataclasses.fields(self)
+                for value in [getattr(self, field.name)]
+                if value is not None or field.name not in OPTIONAL_FIELDS}
 
     @classmethod
     def from_json(cls, data: dict) -> ModelGeometry:
@@ -84,12 +128,21 @@ class ModelGeometry:
                       if field.name in data})
 
 
+OPTIONAL_FIELDS = ("spacing", "pooling", "kernel_sizes")
+"""Fields of :class:`ModelGeometry` that a record leaves out when they are ``None``."""
+
+
+def _as_lists(value):
+    return [_as_lists(item) for item in value] if isinstance(value, (tuple, list)) else value
+
+
 @runtime_checkable
 class TileNetwork(Protocol):
     """A network other than a Keras model: its geometry and a call on normalised tiles.
 
-    ``predict_tiles`` takes float32 (N, h, w, C) normalised tiles and returns float32
-    (N, h', w', K) probabilities, h' and w' as :mod:`keras_unet.geometry` gives them.
+    ``predict_tiles`` takes float32 (N, h, w, C) normalised tiles (volumes: (N, d, h, w, C))
+    and returns float32 (N, h', w', K) probabilities, h' and w' as :mod:`keras_unet.geometry`
+    gives them.
     """
 
     geometry: ModelGeometry
@@ -113,14 +166,16 @@ def model_geometry(model: keras.Model | TileNetwork) -> ModelGeometry:
         >>> model_geometry(build_unet((None, None, 3), 2, filters=4, depth=2))
         ModelGeometry(depth=2, padding='valid', channels=3, num_classes=2,
                       input_size=(None, None), filters=4, class_names=('background', 'cell'),
-                      labels='instances')
+                      labels='instances', spacing=None, pooling=None, kernel_sizes=None)
     """
     if isinstance(model, UNet):
         arguments = model.arguments
-        height, width, channels = arguments["input_shape"]
+        *sizes, channels = arguments["input_shape"]
         return ModelGeometry(arguments["depth"], arguments["padding"], channels,
-                             arguments["num_classes"], (height, width), arguments["filters"],
-                             arguments["class_names"], arguments["labels"])
+                             arguments["num_classes"], tuple(sizes), arguments["filters"],
+                             arguments["class_names"], arguments["labels"],
+                             arguments.get("spacing"), arguments.get("pooling"),
+                             arguments.get("kernel_sizes"))
     if not isinstance(model, keras.Model):
         if isinstance(model, TileNetwork) and isinstance(model.geometry, ModelGeometry):
             return model.geometry

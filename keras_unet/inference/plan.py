@@ -1,5 +1,7 @@
 """How an image axis is cut into tiles: one plan for every way this package predicts.
 
+Each axis is planned on its own, so volumes are tiled as images are, with one more axis (and,
+for anisotropic networks, a grid, border and smallest tile of its own per axis).
 Valid-padding tiles start on the max-pooling grid (multiples of ``2**depth``) of the image
 mirror-padded by the border, so their outputs sit side by side and equal one pass over the
 whole padded image. Same-padding tiles overlap by a quarter and are blended with linear ramps.
@@ -45,7 +47,8 @@ class AxisTiling:
 
     Attributes:
         padding: the model's padding, ``"valid"`` or ``"same"``.
-        grid: ``2**depth``; tiles start on it and valid tiles differ by multiples of it.
+        grid: the axis's pooling grid, ``2**depth`` when it pools at every level; tiles start
+            on it and valid tiles differ by multiples of it.
         border: pixels the network trims from each side (0 for same padding).
         tile: the tile; with ``shrink``, the largest one.
         shrink: shrink the tile to fit short axes (valid padding: the result does not change).
@@ -64,15 +67,20 @@ class AxisTiling:
     smallest_tile: int
 
 
-def axis_tiling(geom: ModelGeometry, tile: int | None, max_tile: int) -> AxisTiling:
-    """A fixed ``tile``, or (``tile=None``) tiles of up to ``max_tile`` that shrink to fit."""
-    grid, smallest = 2**geom.depth, geometry.valid_tile_size(1, geom.depth, geom.padding)
+def axis_tiling(geom: ModelGeometry, tile: int | None, max_tile: int, axis: int = 0
+                ) -> AxisTiling:
+    """A fixed ``tile``, or (``tile=None``) tiles of up to ``max_tile`` that shrink to fit, for
+    spatial ``axis`` of the model (all axes of a 2D or isotropic model are alike)."""
+    pools, kernels = geom.axis_layouts[axis]
+    grid = geometry.grid(geom.depth, pools)
+    smallest = geometry.valid_tile_size(1, geom.depth, geom.padding, pools=pools, kernels=kernels)
     shrink = tile is None
     if shrink and geom.padding == "valid":
         tile = smallest + max(0, (max_tile - smallest) // grid) * grid
     elif shrink:
         tile = max(grid, max_tile // grid * grid)
-    return AxisTiling(geom.padding, grid, geom.border, tile, shrink, smallest)
+    border = geometry.border(geom.depth, geom.padding, pools=pools, kernels=kernels)
+    return AxisTiling(geom.padding, grid, border, tile, shrink, smallest)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,14 +200,16 @@ def tile_indices(plan: AxisPlan, start, size) -> tf.Tensor:
 
 
 def tilings(geom: ModelGeometry, tile_size=None, batch_size: int = 4,
-            max_tile: int | None = None) -> tuple[AxisTiling, AxisTiling, int]:
-    """The tiling of rows and columns and the tiles per model call, checked.
+            max_tile: int | None = None) -> tuple[AxisTiling, ...]:
+    """The tiling of every axis (rows and columns; planes, rows and columns of a volume) and
+    the tiles per model call, checked: ``(*axes, batch)``.
 
-    ``tile_size`` (an int or a ``(height, width)`` pair of model input sizes) defaults to the
-    model's fixed input size, else to tiles of up to ``max_tile`` px (default: the largest whose
-    :func:`activation_bytes` fit :data:`MEMORY_BUDGET`, at most :data:`MAX_TILE`), shrunk to
-    cover the image with little waste. The batch is ``batch_size`` tiles, fewer when large
-    tiles would exceed the budget together.
+    ``tile_size`` (an int or a ``(height, width)`` pair of model input sizes; a volume's
+    ``(depth, height, width)``) defaults to the model's fixed input size, else to tiles of up
+    to ``max_tile`` px per axis (default: the largest whose :func:`activation_bytes` fit
+    :data:`MEMORY_BUDGET`, at most :data:`MAX_TILE`), shrunk to cover the image with little
+    waste. The batch is ``batch_size`` tiles, fewer when large tiles would exceed the budget
+    together.
 
     Raises:
         ValueError: for a tile the model cannot take or that contradicts its fixed input size.
@@ -212,17 +222,19 @@ def tilings(geom: ModelGeometry, tile_size=None, batch_size: int = 4,
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise InputError(f"batch_size must be a positive integer, got {batch_size!r}.")
     if max_tile is None:
-        max_tile = min(MAX_TILE, math.isqrt(MEMORY_BUDGET // activation_bytes(geom, 1, 1)))
-    rows, cols = (axis_tiling(geom, tile, max_tile) for tile in requested_tiles(tile_size, geom))
-    per_call = activation_bytes(geom, rows.tile, cols.tile)
+        max_tile = min(MAX_TILE, _root(MEMORY_BUDGET // activation_bytes(geom, *[1] * geom.ndim),
+                                       geom.ndim))
+    axes = tuple(axis_tiling(geom, tile, max_tile, axis)
+                 for axis, tile in enumerate(requested_tiles(tile_size, geom)))
+    per_call = activation_bytes(geom, *(tiling.tile for tiling in axes))
     memory = physical_memory()
     if per_call > memory:
-        side = math.isqrt(memory // activation_bytes(geom, 1, 1))
+        side = _root(memory // activation_bytes(geom, *[1] * geom.ndim), geom.ndim)
         raise InputError(f"tile_size {tile_size!r}: needs about {per_call / 2**30:.0f} GiB for "
                          f"one tile of this network; this machine has {memory / 2**30:.0f} GiB: "
                          f"use tiles of at most about {side} px (or leave the tile size to "
                          "keras_unet).")
-    return rows, cols, max(1, min(batch_size, MEMORY_BUDGET // per_call))
+    return (*axes, max(1, min(batch_size, MEMORY_BUDGET // per_call)))
 
 
 def physical_memory() -> int:
@@ -238,10 +250,22 @@ def physical_memory() -> int:
         return 2**40
 
 
-def plan_tiles(shape: tuple[int, int], geom: ModelGeometry, tile_size=None,
-               batch_size: int = 4) -> tuple[AxisPlan, AxisPlan, int]:
-    """Concrete plans of an image of ``shape = (height, width)`` and the batch (see
-    :func:`tilings`).
+def _root(value: int, n: int) -> int:
+    """The largest integer whose ``n``-th power is at most ``value``."""
+    if n == 2:
+        return math.isqrt(value)
+    root = int(round(value ** (1 / n)))
+    while root**n > value:
+        root -= 1
+    while (root + 1) ** n <= value:
+        root += 1
+    return root
+
+
+def plan_tiles(shape: tuple[int, ...], geom: ModelGeometry, tile_size=None,
+               batch_size: int = 4) -> tuple[AxisPlan, ...]:
+    """Concrete plans of an image of ``shape = (height, width)`` (a volume's ``(depth, height,
+    width)``) and the batch: ``(*plans, batch)`` (see :func:`tilings`).
 
     Example:
         >>> geom = ModelGeometry(2, "valid", 1, 2, (None, None), 4)
@@ -249,13 +273,14 @@ def plan_tiles(shape: tuple[int, int], geom: ModelGeometry, tile_size=None,
         >>> (rows.tile, rows.count), (cols.tile, cols.count), batch
         ((80, 1), (96, 1), 4)
     """
-    row_tiling, col_tiling, batch = tilings(geom, tile_size, batch_size)
-    return (concrete_plan(plan_axis(shape[0], row_tiling)),
-            concrete_plan(plan_axis(shape[1], col_tiling)), batch)
+    *axes, batch = tilings(geom, tile_size, batch_size)
+    return (*(concrete_plan(plan_axis(length, tiling)) for length, tiling in zip(shape, axes)),
+            batch)
 
 
-def activation_bytes(geom: ModelGeometry, height: int, width: int) -> int:
-    """Estimated peak memory of one forward pass on a ``height`` x ``width`` tile, in bytes.
+def activation_bytes(geom: ModelGeometry, *sizes: int) -> int:
+    """Estimated peak memory of one forward pass on a ``height`` x ``width`` tile (a volume's
+    ``depth`` x ``height`` x ``width``), in bytes.
 
     :data:`ACTIVATION_FACTOR` float32 maps of the first level's ``filters`` channels.
 
@@ -264,38 +289,52 @@ def activation_bytes(geom: ModelGeometry, height: int, width: int) -> int:
         >>> activation_bytes(paper, 1276, 1276) / 2**30
         1.94...
     """
-    return 4 * geom.filters * ACTIVATION_FACTOR * height * width
+    return 4 * geom.filters * ACTIVATION_FACTOR * math.prod(sizes)
 
 
-def requested_tiles(tile_size, geom: ModelGeometry) -> tuple[int | None, int | None]:
-    """``tile_size`` as a checked ``(rows, cols)`` pair; ``None`` entries are free.
+AXES = ("depth", "height", "width")
+"""The spatial axes as messages name them (an image's are the last two)."""
+
+
+def requested_tiles(tile_size, geom: ModelGeometry) -> tuple[int | None, ...]:
+    """``tile_size`` as a checked ``(rows, cols)`` pair (a volume's ``(planes, rows, cols)``);
+    ``None`` entries are free. An int is the tile of every axis.
 
     Example:
         >>> requested_tiles(None, ModelGeometry(2, "valid", 1, 2, (64, None), 4))
         (64, None)
+        >>> requested_tiles(44, ModelGeometry(2, "valid", 1, 2, (None,) * 3, 4))
+        (44, 44, 44)
     """
+    names = AXES[-geom.ndim:]
     if tile_size is None:
         tiles = geom.input_size
     else:
-        tiles = (tile_size, tile_size) if isinstance(tile_size, int) else tuple(tile_size)
-        if len(tiles) != 2 or not all(isinstance(t, int) and not isinstance(t, bool) and t > 0
-                                      for t in tiles):
-            raise InputError(f"tile_size must be a positive int or a (height, width) pair, got "
+        tiles = ((tile_size,) * geom.ndim if isinstance(tile_size, int) else tuple(tile_size))
+        if len(tiles) != geom.ndim or not all(isinstance(t, int) and not isinstance(t, bool)
+                                              and t > 0 for t in tiles):
+            shape = "(height, width) pair" if geom.ndim == 2 else "(depth, height, width) triple"
+            raise InputError(f"tile_size must be a positive int or a {shape}, got "
                              f"{tile_size!r}.")
-        for tile, fixed, axis in zip(tiles, geom.input_size, ("height", "width")):
+        for tile, fixed, axis in zip(tiles, geom.input_size, names):
             if fixed is not None and tile != fixed:
                 raise InputError(f"tile_size {tile_size!r} differs from the model's fixed input "
                                  f"{axis} {fixed}; leave tile_size=None to use it.")
-    for tile in tiles:
+    for tile, axis, (pools, kernels) in zip(tiles, names, geom.axis_layouts):
         if tile is not None:
+            layout = {"pools": pools, "kernels": kernels}
             try:
-                step = geometry.tile_step(tile, geom.depth, geom.padding)
+                step = geometry.tile_step(tile, geom.depth, geom.padding, **layout)
             except ValueError as error:
-                raise InputError(f"tile_size {tile_size!r}: {error}") from None
+                where = "" if geom.ndim == 2 else f" ({axis})"
+                raise InputError(f"tile_size {tile_size!r}{where}: {error}") from None
             if step < 1:
+                grid = geometry.grid(geom.depth, pools)
                 raise InputError(
-                    f"tile_size {tile} gives {geometry.output_size(tile, geom.depth)} output px, "
-                    f"less than one 2**depth = {2**geom.depth} step; use at least "
-                    f"{geometry.valid_tile_size(1, geom.depth, geom.padding)}."
+                    f"tile_size {tile} gives {geometry.output_size(tile, geom.depth, **layout)} "
+                    f"output px, less than one "
+                    + ("2**depth" if grid == 2**geom.depth else "pooling grid")
+                    + f" = {grid} step; use at least "
+                    f"{geometry.valid_tile_size(1, geom.depth, geom.padding, **layout)}."
                 )
     return tuple(tiles)

@@ -9,6 +9,8 @@ block by block (:func:`keras_unet.inference.blockwise.predict_array`, or its das
 with the cell settings the model carries unless others are given), each with a
 nearest-neighbour pyramid. The store is written under a temporary name and published when done
 (:mod:`keras_unet.io.atomic`).
+A 3D U-Net predicts every volume (z, y, x) of the input in boxes the same way, equal to the
+whole volume, with one label per cell across box faces; memory is that of one box.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def predict_zarr(network: Network, input_path: str | os.PathLike,
         >>> bool((store["labels/mask/0"][:] == np.argmax(store["0"][:], axis=0)).all())
         True
     """
-    from keras_unet.inference.blocks import DEFAULT_BLOCK, block_pair
+    from keras_unet.inference.blocks import DEFAULT_BLOCK, DEFAULT_VOLUME_BLOCK, block_shape
     from keras_unet.inference.blockwise import check_array
     from keras_unet.io.zarr_images import PredictionStore, check_output, open_zarr_image
 
@@ -82,9 +84,11 @@ def predict_zarr(network: Network, input_path: str | os.PathLike,
                          "classes.")
     image = open_zarr_image(input_path)
     check_output(output_path, input_path, overwrite)
-    planes = image.planes()
-    check_array(planes[0][1], network.channels, f"--input {str(input_path)!r}")
-    block = block_pair(block_size or DEFAULT_BLOCK)
+    ndim = network.ndim
+    planes = image.planes(ndim)
+    check_array(planes[0][1], network.channels, f"--input {str(input_path)!r}", ndim)
+    block = block_shape(block_size or (DEFAULT_BLOCK if ndim == 2 else DEFAULT_VOLUME_BLOCK),
+                        ndim)
     cells = network.cells if cells is None else cells
     client = None
     if scheduler:  # before any pixel: an address that does not answer fails fast
@@ -110,7 +114,7 @@ def predict_zarr(network: Network, input_path: str | os.PathLike,
             client.close()
 
 
-def _predict_plane(network: Network, plane, views: dict, block: tuple[int, int], name: str,
+def _predict_plane(network: Network, plane, views: dict, block: tuple[int, ...], name: str,
                    cells: CellSettings, on_cluster: bool, **options) -> None:
     """One plane's probabilities, class mask and (if asked) cells, into the store's views."""
     from keras_unet.inference.blockwise import predict_array
@@ -125,11 +129,13 @@ def _predict_plane(network: Network, plane, views: dict, block: tuple[int, int],
         from keras_unet.inference.dask_graph import predict_dask
 
         graph = predict_dask(network.path, plane, block_size=block, name=name, **options)
-        classes = graph.map_blocks(predicted_classes, drop_axis=2,
+        classes = graph.map_blocks(predicted_classes, drop_axis=graph.ndim - 1,
                                    dtype=network.layout.mask_dtype)
         da.store([graph, classes], [views["probabilities"], views["mask"]], lock=False)
     if "instances" in views:
         from keras_unet.instances.blockwise import blockwise_instance_labels
 
+        volume = {} if len(block) == 2 or network.geometry is None else {
+            "spacing": network.geometry.spacing}
         blockwise_instance_labels(views["probabilities"], views["instances"], block_size=block,
-                                  **cells.options)
+                                  **cells.options, **volume)

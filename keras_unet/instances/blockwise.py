@@ -18,6 +18,9 @@ image, also the cells that straddle block borders:
 A watershed's result depends on context, so the blocks' labels equal the whole image's where
 each cell and the seeds that compete for it lie within the halo of every block that holds part
 of it: cells smaller than the halo (default :data:`HALO`) get the whole-image result.
+
+Volumes are cut into boxes and joined across their faces the same way (a band one voxel thick
+on each side of every face), so a nucleus cut by block faces keeps one label.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import scipy.sparse.csgraph
 
 from keras_unet.class_layout import ClassLayout
 from keras_unet.errors import InputError
-from keras_unet.inference.blocks import block_pair, block_windows, default_block_size
+from keras_unet.inference.blocks import block_shape, block_windows, default_block_size
 from keras_unet.instances.labels import SPLIT_H, instance_labels
 from keras_unet.instances.settings import check_min_size, settings_of
 
@@ -41,11 +44,17 @@ BAND = 1
 DEFAULT_INSTANCE_BLOCK = 1024
 """Block side when neither ``block_size`` nor the output's chunks say otherwise."""
 
+DEFAULT_VOLUME_INSTANCE_BLOCK = 128
+"""A volume's block side, likewise."""
+
 
 def blockwise_instance_labels(probabilities, output=None, *, block_size=None, halo: int = HALO,
                               method: str | None = None, min_size: int | None = None,
-                              h: float = SPLIT_H, connectivity: int = 1, model=None):
+                              h: float = SPLIT_H, connectivity: int = 1, model=None,
+                              spacing=None):
     """Instance labels of an (H, W, K) probability array-like, block by block, one per cell.
+
+    A volume's ``(D, H, W, K)`` probabilities are labelled in boxes, joined across their faces.
 
     Runs :func:`keras_unet.instances.instance_labels` (same ``method``, ``h``,
     ``connectivity``) on every block with ``halo`` pixels of context, then joins the labels
@@ -60,8 +69,8 @@ def blockwise_instance_labels(probabilities, output=None, *, block_size=None, ha
         block_size: block side (int or pair); default: the output's chunks, else
             :data:`DEFAULT_INSTANCE_BLOCK`.
         halo: context around each block for the watershed (components need none).
-        method, min_size, h, connectivity, model: as for ``instance_labels`` (``method`` and
-            ``min_size`` default to what ``model`` carries).
+        method, min_size, h, connectivity, model, spacing: as for ``instance_labels``
+            (``method`` and ``min_size`` default to what ``model`` carries).
 
     Returns:
         ``output`` (or the new array): 0 background, 1..N cells.
@@ -84,79 +93,93 @@ def blockwise_instance_labels(probabilities, output=None, *, block_size=None, ha
         raise InputError(f"halo must be an integer >= 0 (pixels), got {halo!r}.")
     settings = settings_of(model).replaced(method=method, min_size=min_size)
     method, min_size = settings.method, check_min_size(settings.min_size)
-    height, width = (int(n) for n in probabilities.shape[:2])
+    shape = tuple(int(n) for n in probabilities.shape[:-1])
+    ndim = len(shape)
     num_classes = int(probabilities.shape[-1])
     if method == "auto":
         method = ClassLayout.of(num_classes).instance_method
     joins_any = method == "components"
     context = BAND if joins_any else max(int(halo), BAND)
     if output is None:
-        output = np.zeros((height, width), np.int32)
-    if tuple(output.shape) != (height, width):
+        output = np.zeros(shape, np.int32)
+    if tuple(output.shape) != shape:
         raise InputError(f"output has shape {tuple(output.shape)}; the labels need "
-                         f"{(height, width)}.")
-    blocks = block_pair(block_size if block_size is not None else default_block_size(output)
-                        if getattr(output, "chunks", None) else DEFAULT_INSTANCE_BLOCK)
+                         f"{shape}.")
+    default = DEFAULT_INSTANCE_BLOCK if ndim == 2 else DEFAULT_VOLUME_INSTANCE_BLOCK
+    blocks = block_shape(block_size if block_size is not None else
+                         default_block_size(output, ndim=ndim)
+                         if getattr(output, "chunks", None) else default, ndim)
     largest = np.iinfo(np.dtype(output.dtype)).max
-    windows = block_windows((height, width), blocks)
+    windows = block_windows(shape, blocks)
     offset, sizes, bands = 0, [np.zeros(1, np.int64)], {}
-    for top, left, rows, cols in windows:
-        r0, c0 = max(0, top - context), max(0, left - context)
-        r1, c1 = min(height, top + rows + context), min(width, left + cols + context)
-        labels = instance_labels(np.asarray(probabilities[r0:r1, c0:c1]), method=method,
-                                 min_size=0, h=h, connectivity=connectivity).astype(np.int64)
+    volume = {} if spacing is None else {"spacing": spacing}
+    for window in windows:
+        starts, extents = window[:ndim], window[ndim:]
+        lows = tuple(max(0, start - context) for start in starts)
+        highs = tuple(min(length, start + extent + context)
+                      for start, extent, length in zip(starts, extents, shape))
+        labels = instance_labels(
+            np.asarray(probabilities[tuple(slice(lo, hi) for lo, hi in zip(lows, highs))]),
+            method=method, min_size=0, h=h, connectivity=connectivity, model=model,
+            **volume).astype(np.int64)
         count = int(labels.max())
         if offset + count > largest:
             raise InputError(f"more than {largest} labels: the output dtype {output.dtype} "
                              "cannot hold them; use a wider one (uint64).")
         labels = np.where(labels > 0, labels + offset, 0)
-        core = labels[top - r0:top - r0 + rows, left - c0:left - c0 + cols]
-        output[top:top + rows, left:left + cols] = core
+        core = labels[tuple(slice(start - lo, start - lo + extent)
+                            for start, lo, extent in zip(starts, lows, extents))]
+        output[tuple(slice(start, start + extent) for start, extent in zip(starts, extents))] = core
         local = np.where(core > 0, core - offset, 0).ravel()
         sizes.append(np.bincount(local, minlength=count + 1)[1:])
-        bands[(top, left)] = _border_bands(labels, (r0, c0), (top, left, rows, cols),
-                                           (height, width))
+        bands[starts] = _border_bands(labels, lows, window, shape)
         offset += count
     pairs = _matching_pairs(windows, bands, blocks, joins_any)
     mapping = _final_ids(offset, np.concatenate(sizes), pairs, min_size)
-    for top, left, rows, cols in windows:
-        where = (slice(top, top + rows), slice(left, left + cols))
+    for window in windows:
+        where = tuple(slice(start, start + extent)
+                      for start, extent in zip(window[:ndim], window[ndim:]))
         output[where] = mapping[np.asarray(output[where], np.int64)]
     return output
 
 
-def _border_bands(labels, origin, window, shape) -> dict[str, tuple[tuple[int, int], np.ndarray]]:
-    """A block's labels on the bands across its right and bottom borders, and its left and top
-    ones, each as ``((row, col) of the band's corner, labels)``; corners included."""
-    (r0, c0), (top, left, rows, cols), (height, width) = origin, window, shape
-    row_span = (max(0, top - BAND), min(height, top + rows + BAND))
-    col_span = (max(0, left - BAND), min(width, left + cols + BAND))
+def _border_bands(labels, origin, window, shape) -> dict:
+    """A block's labels on the bands across its far faces (``("after", axis)``: the right and
+    bottom borders of an image) and its near ones (``("before", axis)``), each as ``(corner,
+    labels)``; the bands reach one band into the neighbouring blocks along the other axes."""
+    ndim = len(shape)
+    starts, extents = window[:ndim], window[ndim:]
+    spans = [(max(0, start - BAND), min(length, start + extent + BAND))
+             for start, extent, length in zip(starts, extents, shape)]
 
-    def crop(r_start, r_stop, c_start, c_stop):
-        return (r_start, c_start), labels[r_start - r0:r_stop - r0, c_start - c0:c_stop - c0]
+    def crop(axis, low, high):
+        box = list(spans)
+        box[axis] = (low, high)
+        corner = tuple(lo for lo, _ in box)
+        return corner, labels[tuple(slice(lo - o, hi - o) for (lo, hi), o in zip(box, origin))]
 
     bands = {}
-    if left + cols < width:
-        bands["right"] = crop(*row_span, left + cols - BAND, left + cols + BAND)
-    if left > 0:
-        bands["left"] = crop(*row_span, left - BAND, left + BAND)
-    if top + rows < height:
-        bands["bottom"] = crop(top + rows - BAND, top + rows + BAND, *col_span)
-    if top > 0:
-        bands["top"] = crop(top - BAND, top + BAND, *col_span)
+    for axis in reversed(range(ndim)):  # the last axis first: an image's right, then bottom
+        start, extent, length = starts[axis], extents[axis], shape[axis]
+        if start + extent < length:
+            bands[("after", axis)] = crop(axis, start + extent - BAND, start + extent + BAND)
+        if start > 0:
+            bands[("before", axis)] = crop(axis, start - BAND, start + BAND)
     return bands
 
 
 def _matching_pairs(windows, bands, blocks, joins_any: bool) -> np.ndarray:
     """(n, 2) ids to join, from the two views of every border band."""
     found = []
-    for top, left, _, _ in windows:
-        mine = bands[(top, left)]
-        neighbours = (("right", "left", (top, left + blocks[1])),
-                      ("bottom", "top", (top + blocks[0], left)))
-        for side, other_side, key in neighbours:
-            if side in mine:
-                first, second = mine[side][1], bands[key][other_side][1]
+    ndim = len(blocks)
+    for window in windows:
+        starts = window[:ndim]
+        mine = bands[starts]
+        for axis in reversed(range(ndim)):
+            if ("after", axis) in mine:
+                key = tuple(start + (blocks[a] if a == axis else 0)
+                            for a, start in enumerate(starts))
+                first, second = mine[("after", axis)][1], bands[key][("before", axis)][1]
                 found.append(_pairs(first.ravel(), second.ravel(), joins_any))
     return np.concatenate(found) if found else np.zeros((0, 2), np.int64)
 

@@ -14,6 +14,10 @@ need one label per cell. :func:`instance_labels` makes them for the class layout
   EM): confident cell cores seed a watershed of the cell probability over the whole image, so
   a gap in a predicted membrane does not merge two cells, and every membrane pixel goes to the
   cell it most likely belongs to.
+
+Volumes ``(D, H, W, K)`` take the same steps in 3D (6-connected components, the seeded
+watershed over the 3D ring, a distance watershed whose distances are physical with the voxel
+``spacing``), so a nucleus is one label through all its planes.
 """
 
 from __future__ import annotations
@@ -56,8 +60,14 @@ a ring pixel goes to the nearest seed pixel instead of the first seed to reach i
 
 
 def instance_labels(probabilities, *, method: str | None = None, min_size: int | None = None,
-                    h: float = SPLIT_H, connectivity: int = 1, model=None) -> np.ndarray:
+                    h: float = SPLIT_H, connectivity: int = 1, model=None,
+                    spacing=None) -> np.ndarray:
     """Instance labels from class probabilities ``(H, W, K)``, K = 2 or 3 as in ``weight_maps``.
+
+    A volume's probabilities ``(D, H, W, K)`` give ``(D, H, W)`` labels: connectivity 1 is
+    then 6-neighbours (2: 18, 3: 26), ``min_size`` counts voxels, and with a ``spacing`` (or a
+    model that records one) the distances of the watershed and the smoothing of
+    ``"membranes"`` are physical, in pixels of the finest axis.
 
     The foreground is every pixel whose argmax is not background (cells and, for K = 3,
     borders). ``method``:
@@ -101,10 +111,12 @@ def instance_labels(probabilities, *, method: str | None = None, min_size: int |
         h: K = 2 watershed only: how far (px) a distance maximum must rise above the saddle to
             its neighbour to seed its own object; larger splits less.
         connectivity: 1 (4-neighbours, so cells touching at a corner stay apart) or 2
-            (8-neighbours), for the foreground components and the watershed flooding.
+            (8-neighbours), for the foreground components and the watershed flooding; volumes
+            also 3.
+        spacing: the voxel size per axis (default: the model's, if it records one; else 1).
 
     Returns:
-        int32 ``(H, W)`` labels: 0 background, 1..N objects.
+        int32 ``(H, W)`` (``(D, H, W)``) labels: 0 background, 1..N objects.
 
     Raises:
         ValueError: for probabilities that are not ``(H, W, 2)`` or ``(H, W, 3)`` finite real
@@ -135,9 +147,12 @@ def instance_labels(probabilities, *, method: str | None = None, min_size: int |
     if (isinstance(h, bool) or not isinstance(h, (int, float, np.integer, np.floating))
             or not math.isfinite(h) or h <= 0):
         raise InputError(f"h must be a finite number > 0 (pixels of distance), got {h!r}.")
-    if isinstance(connectivity, bool) or connectivity not in (1, 2):
-        raise InputError(f"connectivity must be 1 (4-neighbours) or 2 (8-neighbours), got "
-                         f"{connectivity!r}.")
+    ndim = probabilities.ndim - 1
+    if isinstance(connectivity, bool) or connectivity not in range(1, ndim + 1):
+        neighbours = "(4-neighbours) or 2 (8-neighbours)" if ndim == 2 else \
+            "(6-neighbours), 2 (18) or 3 (26)"
+        raise InputError(f"connectivity must be 1 {neighbours}, got {connectivity!r}.")
+    scale = _unit_spacing(spacing if spacing is not None else _model_spacing(model), ndim)
     num_classes = probabilities.shape[-1]
     if method == "auto":
         method = ClassLayout.of(num_classes).instance_method
@@ -146,20 +161,43 @@ def instance_labels(probabilities, *, method: str | None = None, min_size: int |
     if method == "components":
         labels = skimage.measure.label(foreground, connectivity=connectivity)
     elif method == "membranes":
-        labels = _fill_from_cores(probabilities[..., CELL], connectivity)
+        labels = _fill_from_cores(probabilities[..., CELL], connectivity, scale)
     elif num_classes == 3:
         labels = _grow_interiors(probabilities[..., CELL], classes == CELL, foreground,
                                  connectivity)
     else:
-        labels = _split_by_distance(foreground, float(h), connectivity)
+        labels = _split_by_distance(foreground, float(h), connectivity, scale)
     return _remove_small(labels, int(min_size))
+
+
+def _model_spacing(model):
+    """The spacing a model records (a UNet's arguments, a loaded network's geometry), or None."""
+    arguments = getattr(model, "arguments", None)
+    if isinstance(arguments, dict) and arguments.get("spacing") is not None:
+        return arguments["spacing"]
+    geometry = getattr(model, "geometry", None)
+    return getattr(geometry, "spacing", None)
+
+
+def _unit_spacing(spacing, ndim: int):
+    """The spacing in pixels of the finest axis, or None (every axis 1)."""
+    if spacing is None:
+        return None
+    from keras_unet.geometry import check_spacing
+
+    values = np.asarray(check_spacing(spacing))
+    if values.size != ndim:
+        raise InputError(f"spacing must have one value per axis ({ndim}), got "
+                         f"{tuple(values)}.")
+    values = values / values.min()
+    return None if (values == 1).all() else tuple(values)
 
 
 def _check_probabilities(probabilities) -> np.ndarray:
     probabilities = np.asarray(probabilities)
-    if probabilities.ndim != 3 or 0 in probabilities.shape[:2]:
-        raise InputError(f"probabilities must be a (height, width, classes) array, got shape "
-                         f"{probabilities.shape}.")
+    if probabilities.ndim not in (3, 4) or 0 in probabilities.shape[:-1]:
+        raise InputError(f"probabilities must be a (height, width, classes) array (a volume's "
+                         f"(depth, height, width, classes)), got shape {probabilities.shape}.")
     channels = probabilities.shape[-1]
     if channels == 1:
         raise InputError("probabilities has 1 channel: 1-channel sigmoid outputs are not "
@@ -175,7 +213,8 @@ def _check_probabilities(probabilities) -> np.ndarray:
     return probabilities
 
 
-def _split_by_distance(foreground: np.ndarray, h: float, connectivity: int) -> np.ndarray:
+def _split_by_distance(foreground: np.ndarray, h: float, connectivity: int,
+                       spacing=None) -> np.ndarray:
     """Watershed of ``-distance`` seeded by the h-maxima of the distance transform.
 
     The markers are the cores of the h-domes, ``distance > R(distance - h)`` with ``R`` the
@@ -183,16 +222,18 @@ def _split_by_distance(foreground: np.ndarray, h: float, connectivity: int) -> n
     (equal maxima a few pixels apart) seeds one object, not one per maximum. Every component
     has a core around its highest pixel, so all of the foreground is reached.
     """
-    distance = scipy.ndimage.distance_transform_edt(foreground)
+    distance = scipy.ndimage.distance_transform_edt(foreground, sampling=spacing)
     domes = distance - skimage.morphology.reconstruction(distance - h, distance)
     markers = skimage.measure.label((domes > 0) & foreground, connectivity=connectivity)
     return skimage.segmentation.watershed(-distance, markers, mask=foreground,
                                           connectivity=connectivity)
 
 
-def _fill_from_cores(cell_probability: np.ndarray, connectivity: int) -> np.ndarray:
+def _fill_from_cores(cell_probability: np.ndarray, connectivity: int,
+                     spacing=None) -> np.ndarray:
     """Watershed of the smoothed cell probability over the image, from its confident cores."""
-    smooth = scipy.ndimage.gaussian_filter(cell_probability.astype(np.float64), SEED_SMOOTHING)
+    sigma = SEED_SMOOTHING if spacing is None else tuple(SEED_SMOOTHING / s for s in spacing)
+    smooth = scipy.ndimage.gaussian_filter(cell_probability.astype(np.float64), sigma)
     cores = skimage.measure.label(smooth > SEED_PROBABILITY, connectivity=1)
     sizes = np.bincount(cores.ravel())
     sizes[0] = 0

@@ -94,8 +94,9 @@ def read_tiff(path: str | os.PathLike) -> np.ndarray:
     )
 
 
-def _check_claims(path: Path, tif: tifffile.TiffFile) -> bool:
-    """Refuses what the file cannot hold or memory cannot take; returns whether it maps."""
+def _check_claims(path: Path, tif: tifffile.TiffFile, whole: bool = False) -> bool:
+    """Refuses what the file cannot hold or memory cannot take (``whole``: all of it is read
+    into memory, whether it maps or not); returns whether it maps."""
     series = tif.series[0]
     pages = list(series.pages)
     claimed = int(np.prod(series.shape)) * np.dtype(series.dtype).itemsize
@@ -111,7 +112,108 @@ def _check_claims(path: Path, tif: tifffile.TiffFile) -> bool:
         raise InputError(f"{str(path)!r} claims {' x '.join(map(str, series.shape))} pixels "
                          f"({claimed} bytes) but holds {stored} bytes of them.")
     mappable = uncompressed and all(page.is_memmappable for page in pages)
-    if not mappable and "Y" in series.axes and "X" in series.axes:
-        check_pixels(path, int(series.shape[series.axes.index("Y")]),
-                     int(series.shape[series.axes.index("X")]))
+    if (whole or not mappable) and "Y" in series.axes and "X" in series.axes:
+        width = int(series.shape[series.axes.index("X")])
+        channels = np.prod([size for axis, size in zip(series.axes, series.shape)
+                            if axis in "CS"], dtype=np.int64)
+        check_pixels(path, int(np.prod(series.shape)) // (width * int(channels)), width)
     return mappable
+
+
+STACK_AXES = "ZQIT"
+"""TIFF axes (tifffile's names) that number the planes of a stack."""
+
+
+def is_stack(path: str | os.PathLike) -> bool:
+    """Whether a TIFF holds a stack of planes (a volume), not one image with channels.
+
+    Example:
+        >>> import tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "v.tif")
+        >>> tifffile.imwrite(path, np.zeros((3, 4, 5), "uint8"), photometric="minisblack")
+        >>> is_stack(path)
+        True
+    """
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            axes, shape = series.axes, series.shape
+    except (tifffile.TiffFileError, OSError, IndexError):
+        return False
+    return any(axis in STACK_AXES and size > 1 for axis, size in zip(axes, shape))
+
+
+def read_volume(path: str | os.PathLike) -> tuple[np.ndarray, tuple[float, ...] | None]:
+    """A TIFF stack as ``(Z, Y, X)`` or ``(Z, Y, X, C)`` and its voxel size ``(z, y, x)``.
+
+    The planes are the file's one axis of Z, pages (Q, I) or time of more than one; channels
+    (C, S) go last. The voxel size comes from ImageJ's metadata (``spacing`` for z, the
+    resolution tags for y and x) or OME-TIFF's ``PhysicalSizeZ/Y/X``; ``None`` when the file
+    does not give all three.
+
+    Raises:
+        FileNotFoundError: if the file does not exist.
+        ValueError: if it is not a readable TIFF or not one stack of planes, naming it.
+
+    Example:
+        >>> import tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "v.tif")
+        >>> tifffile.imwrite(path, np.zeros((3, 4, 5), "uint8"), imagej=True,
+        ...                  resolution=(2.0, 2.0), metadata={"spacing": 1.5, "axes": "ZYX"})
+        >>> volume, spacing = read_volume(path)
+        >>> volume.shape, spacing
+        ((3, 4, 5), (1.5, 0.5, 0.5))
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputNotFoundError(f"input TIFF {str(path)!r} does not exist.")
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            _check_claims(path, tif, whole=True)
+            axes, data = series.axes, series.asarray()
+            spacing = _tiff_spacing(tif)
+    except (tifffile.TiffFileError, OSError, IndexError, ValueError) as error:
+        if isinstance(error, InputError):
+            raise
+        raise InputError(f"{str(path)!r} is not a readable TIFF ({error}).") from None
+    planes = [i for i, axis in enumerate(axes) if axis in STACK_AXES and data.shape[i] > 1]
+    single = [i for i, axis in enumerate(axes) if axis in STACK_AXES and data.shape[i] == 1]
+    channels = [i for i, axis in enumerate(axes) if axis in "CS"]
+    if (len(planes) > 1 or len(channels) > 1 or "Y" not in axes or "X" not in axes
+            or len(axes) != len(planes) + len(single) + len(channels) + 2):
+        raise InputError(f"{str(path)!r} has axes {axes!r} with shape {data.shape}; expected one "
+                         "stack of planes (ZYX), with optional channels (ZCYX, ZYXS).")
+    data = np.squeeze(data, axis=tuple(single)) if single else data
+    axes = "".join(axis for i, axis in enumerate(axes) if i not in single)
+    order = [axes.index(a) for a in axes if a in STACK_AXES] + [axes.index("Y"), axes.index("X")]
+    order += [axes.index(a) for a in axes if a in "CS"]
+    data = np.transpose(data, order)
+    if not planes:
+        raise InputError(f"{str(path)!r} has axes {axes!r} with shape {data.shape}: one plane, "
+                         "not a stack (a 3-plane stack may have been saved as RGB: write it "
+                         "with photometric='minisblack').")
+    return data, spacing
+
+
+def _tiff_spacing(tif: tifffile.TiffFile) -> tuple[float, ...] | None:
+    """The voxel size ``(z, y, x)`` an ImageJ or OME TIFF records, else None."""
+    import re
+
+    if tif.ome_metadata:
+        sizes = {axis: re.search(rf'PhysicalSize{axis}="([0-9.eE+-]+)"', tif.ome_metadata)
+                 for axis in "ZYX"}
+        if all(sizes.values()):
+            values = tuple(float(sizes[axis].group(1)) for axis in "ZYX")
+            return values if all(v > 0 for v in values) else None
+    metadata = tif.imagej_metadata or {}
+    if "spacing" in metadata:
+        page = tif.pages[0]
+        resolution = []
+        for tag in ("YResolution", "XResolution"):
+            value = page.tags.get(tag)
+            numerator, denominator = value.value if value is not None else (1, 1)
+            resolution.append(denominator / numerator if numerator else 0.0)
+        values = (float(metadata["spacing"]), *resolution)
+        return values if all(v > 0 for v in values) else None
+    return None

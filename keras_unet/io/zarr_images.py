@@ -11,6 +11,10 @@ with a nearest-neighbour multiscale pyramid, so napari opens them with the input
 store is written under a temporary name and published when complete by the one atomic writer
 (:mod:`keras_unet.io.atomic`): nothing appears under the output name before then, and an
 output that appeared meanwhile is not replaced.
+
+For a 3D U-Net the unit is a volume instead of a plane: every index of the axes other than z,
+y, x and c is a :class:`PlaneView` of spatial axes (z, y, x), and the store's label images keep
+the z axis (chunked in blocks along it too).
 """
 
 from __future__ import annotations
@@ -57,7 +61,8 @@ class PlaneView:
     ``axes`` names the array's axes (``"y"`` and ``"x"`` required, ``"c"`` optional);
     ``index`` fixes every other axis. Slicing takes ``[rows, cols]`` (a third, channel, key is
     ignored: channels are always whole) and returns (or accepts) ``(rows, cols[, c])``, so the
-    plane behaves like a channels-last image.
+    plane behaves like a channels-last image. With ``spatial=("z", "y", "x")`` it is one volume
+    ``(z, y, x[, c])``, sliced ``[planes, rows, cols]``.
 
     Example:
         >>> stack = np.arange(2 * 3 * 4 * 5).reshape(2, 3, 4, 5)  # z, c, y, x
@@ -66,21 +71,24 @@ class PlaneView:
         ((4, 5, 3), (2, 2, 3), 100)
     """
 
-    def __init__(self, array, axes: tuple[str, ...], index: dict[str, int], name: str = "array"):
+    def __init__(self, array, axes: tuple[str, ...], index: dict[str, int],
+                 spatial: tuple[str, ...] = ("y", "x"), name: str = "array"):
         self.array, self.axes, self.index, self.name = array, tuple(axes), dict(index), name
+        self.spatial = tuple(spatial)
         self.has_channels = "c" in self.axes
         kept = [axis for axis in self.axes if axis not in self.index]
-        self._order = [kept.index(axis) for axis in ("y", "x", "c") if axis in kept]
-        self.shape = tuple(int(array.shape[self.axes.index(a)]) for a in ("y", "x", "c")
+        self._order = [kept.index(axis) for axis in (*self.spatial, "c") if axis in kept]
+        self.shape = tuple(int(array.shape[self.axes.index(a)]) for a in (*self.spatial, "c")
                            if a in self.axes)
         self.dtype = np.dtype(array.dtype)
         chunks = getattr(array, "chunks", None)
-        self.chunks = (tuple(int(chunks[self.axes.index(a)]) for a in ("y", "x"))
+        self.chunks = (tuple(int(chunks[self.axes.index(a)]) for a in self.spatial)
                        if chunks else None)
 
     def _key(self, key) -> tuple:
-        rows, cols = ((key if isinstance(key, tuple) else (key,)) + (slice(None),))[:2]
-        where = {"y": rows, "x": cols, "c": slice(None), **self.index}
+        count = len(self.spatial)
+        keys = ((key if isinstance(key, tuple) else (key,)) + (slice(None),) * count)[:count]
+        where = {**dict(zip(self.spatial, keys)), "c": slice(None), **self.index}
         return tuple(where[axis] for axis in self.axes)
 
     def __getitem__(self, key) -> np.ndarray:
@@ -124,11 +132,22 @@ class ZarrImage:
         """The axes that number the planes (all but y, x and c)."""
         return tuple(axis for axis in self.axes if axis not in ("y", "x", "c"))
 
-    def planes(self) -> list[tuple[dict[str, int], PlaneView]]:
-        """Every 2D plane as ``(index, view)``, with ``index`` the plane axes' positions."""
-        sizes = [self.array.shape[self.axes.index(axis)] for axis in self.plane_axes]
-        return [(dict(zip(self.plane_axes, map(int, position))),
-                 PlaneView(self.array, self.axes, dict(zip(self.plane_axes, map(int, position))),
+    def planes(self, ndim: int = 2) -> list[tuple[dict[str, int], PlaneView]]:
+        """Every 2D plane as ``(index, view)``, with ``index`` the plane axes' positions;
+        ``ndim=3``: every volume (z, y, x), indexed by the axes other than z, y, x and c.
+
+        Raises:
+            ValueError: for ``ndim=3`` and an image without a z axis, naming it.
+        """
+        spatial = ("y", "x") if ndim == 2 else ("z", "y", "x")
+        if ndim == 3 and "z" not in self.axes:
+            raise InputError(f"--input {str(self.path)!r} has axes {list(self.axes)}: no z axis "
+                             "for a 3D U-Net (a plain zarr volume has none; write it as "
+                             "OME-Zarr with axes z, y, x).")
+        others = tuple(axis for axis in self.axes if axis not in (*spatial, "c"))
+        sizes = [self.array.shape[self.axes.index(axis)] for axis in others]
+        return [(dict(zip(others, map(int, position))),
+                 PlaneView(self.array, self.axes, dict(zip(others, map(int, position))), spatial,
                            name=f"--input {str(self.path)!r}"))
                 for position in np.ndindex(*sizes)]
 
@@ -222,20 +241,22 @@ class PredictionStore:
     """
 
     def __init__(self, path: str | os.PathLike, image: ZarrImage, layout: ClassLayout,
-                 block: tuple[int, int], *, instances: bool = False, overwrite: bool = False):
+                 block: tuple[int, ...], *, instances: bool = False, overwrite: bool = False):
         self.path = Path(path)
         check_output(self.path, image.path, overwrite)
         remove_leftovers(self.path)
         self.partial, self.overwrite = temporary_path(self.path), overwrite
         self.layout = layout
         num_classes = layout.num_classes
-        plane = [axis for axis in image.axes if axis not in ("y", "x", "c")]
+        self.spatial = ("y", "x") if len(block) == 2 else ("z", "y", "x")  # volumes: 3 blocks
+        block_of = dict(zip(self.spatial, block))
+        plane = [axis for axis in image.axes if axis not in (*self.spatial, "c")]
         types = dict(zip(image.axes, image.axis_types))
         sizes = dict(zip(image.axes, (int(n) for n in image.array.shape)))
         sizes["c"], types["c"] = num_classes, "channel"
-        label_axes = tuple(plane) + ("y", "x")
+        label_axes = tuple(plane) + self.spatial
         first_space = next(i for i, axis in enumerate(label_axes)
-                           if types.get(axis) == "space" or axis in ("y", "x"))
+                           if types.get(axis) == "space" or axis in self.spatial)
         probability_axes = label_axes[:first_space] + ("c",) + label_axes[first_space:]
         self.axes = {"probabilities": probability_axes, "mask": label_axes}
         if instances:
@@ -247,15 +268,16 @@ class PredictionStore:
         self.arrays = {}
         for key, axes in self.axes.items():
             group = self.root if key == "probabilities" else labels.create_group(key)
-            chunks = tuple(block[0] if a == "y" else block[1] if a == "x"
+            chunks = tuple(block_of[a] if a in block_of
                            else num_classes if a == "c" else 1 for a in axes)
             self.arrays[key] = group.create_array(
                 "0", shape=tuple(sizes[a] for a in axes), chunks=chunks, dtype=dtypes[key],
                 fill_value=0, dimension_names=axes)
 
     def views(self, index: dict[str, int]) -> dict[str, PlaneView]:
-        """The (y, x[, c]) views of one plane's outputs, to write into."""
-        return {key: PlaneView(array, self.axes[key], index)
+        """The (y, x[, c]) views of one plane's outputs, to write into (a volume's (z, y, x[,
+        c]))."""
+        return {key: PlaneView(array, self.axes[key], index, self.spatial)
                 for key, array in self.arrays.items()}
 
     def finish(self) -> Path:

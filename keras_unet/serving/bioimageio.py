@@ -30,7 +30,7 @@ from bioimageio.spec.model import v0_5
 from PIL import Image
 
 from keras_unet import geometry
-from keras_unet.data.synthetic import MIN_SIZE, synthetic_cells
+from keras_unet.data.synthetic import MIN_SIZE, MIN_VOLUME_SIZE, synthetic_cells, synthetic_volumes
 from keras_unet.errors import InputError, NotAFolderError, OutputExistsError
 from keras_unet.inference.network import ModelGeometry, model_geometry
 from keras_unet.io.atomic import written_atomically
@@ -50,6 +50,11 @@ DEFAULT_AUTHORS = ("keras_unet user",)
 DEFAULT_LICENSE = "CC-BY-4.0"
 INPUT_ID = "raw"
 TEST_OUTPUT_PIXELS = 128
+TEST_OUTPUT_VOXELS = 16
+"""A 3D model's test output side (16^3 voxels: the test tensors stay small)."""
+
+SPACE_AXES = ("z", "y", "x")
+"""The space axes of a package, the last two for a 2D model."""
 """Output side of the test tensors (at least; the input is the next valid size)."""
 
 
@@ -227,32 +232,44 @@ def validate_package(path: Path) -> list[str]:
 
 
 def _test_image(geom: ModelGeometry, sample_image: np.ndarray | None) -> np.ndarray:
-    """A raw (H, W, C) float32 image of a valid input size: the sample's centre, or cells."""
-    height, width = (fixed or geometry.valid_input_size(TEST_OUTPUT_PIXELS, geom.depth,
-                                                        geom.padding)
-                     for fixed in geom.input_size)
+    """A raw (H, W, C) float32 image of a valid input size: the sample's centre, or cells (a 3D
+    model's (D, H, W, C) volume: the sample's, or synthetic nuclei)."""
+    output = TEST_OUTPUT_PIXELS if geom.ndim == 2 else TEST_OUTPUT_VOXELS
+    sizes = tuple(fixed or geometry.valid_input_size(output, geom.depth, geom.padding,
+                                                     pools=pools, kernels=kernels)
+                  for fixed, (pools, kernels) in zip(geom.input_size, geom.axis_layouts))
     if sample_image is None:
-        cells = synthetic_cells(1, size=max(height, width, MIN_SIZE))[0].image
-        sample_image = np.repeat(cells[..., None], geom.channels, axis=-1)
+        if geom.ndim == 2:
+            sample = synthetic_cells(1, size=max(*sizes, MIN_SIZE))[0].image
+        else:
+            sample = synthetic_volumes(1, size=max(*sizes[1:], MIN_VOLUME_SIZE),
+                                       depth=sizes[0])[0].image
+        sample_image = np.repeat(sample[..., None], geom.channels, axis=-1)
     image = np.asarray(sample_image)
-    image = image[..., None] if image.ndim == 2 else image
-    if image.ndim != 3 or image.shape[-1] != geom.channels:
+    image = image[..., None] if image.ndim == geom.ndim else image
+    if image.ndim != geom.ndim + 1 or image.shape[-1] != geom.channels:
+        shape = "(H, W[, C]) images" if geom.ndim == 2 else "(D, H, W[, C]) volumes"
         raise InputError(f"--sample-image has shape {image.shape}; the model takes "
-                         f"{geom.channels}-channel (H, W[, C]) images.")
-    if image.shape[0] < height or image.shape[1] < width:
-        raise InputError(f"--sample-image is {image.shape[0]}x{image.shape[1]} px; the test "
-                         f"tensors need at least {height}x{width}.")
-    top, left = (image.shape[0] - height) // 2, (image.shape[1] - width) // 2
-    return image[top:top + height, left:left + width].astype(np.float32)
+                         f"{geom.channels}-channel {shape}.")
+    if any(have < need for have, need in zip(image.shape, sizes)):
+        raise InputError(f"--sample-image is {'x'.join(map(str, image.shape[:-1]))} px; the "
+                         f"test tensors need at least {'x'.join(map(str, sizes))}.")
+    corner = [(have - need) // 2 for have, need in zip(image.shape, sizes)]
+    return image[tuple(slice(c, c + n) for c, n in zip(corner, sizes))].astype(np.float32)
 
 
-def _size_rule(geom: ModelGeometry, fixed: int | None) -> int | v0_5.ParameterizedSize:
-    """The input sizes the network takes: fixed, or ``min + n * step`` from the geometry."""
+def _size_rule(geom: ModelGeometry, fixed: int | None,
+               axis: int = 0) -> int | v0_5.ParameterizedSize:
+    """The input sizes the network takes along ``axis``: fixed, or ``min + n * step`` from the
+    geometry."""
     if fixed is not None:
         return fixed
-    smallest = geometry.valid_input_size(1, geom.depth, geom.padding)
+    pools, kernels = geom.axis_layouts[axis]
+    layout = {"pools": pools, "kernels": kernels}
+    smallest = geometry.valid_input_size(1, geom.depth, geom.padding, **layout)
     following = geometry.valid_input_size(
-        geometry.output_size(smallest, geom.depth, geom.padding) + 1, geom.depth, geom.padding)
+        geometry.output_size(smallest, geom.depth, geom.padding, **layout) + 1, geom.depth,
+        geom.padding, **layout)
     return v0_5.ParameterizedSize(min=smallest, step=following - smallest)
 
 
@@ -260,7 +277,7 @@ def _describe(model: keras.Model, geom: ModelGeometry, info: PackageInfo, image:
               opset: int, staging: Path) -> v0_5.ModelDescr:
     """Writes every file of the package into ``staging`` and returns the description."""
     network = float32_network(model)
-    scores = network(normalize_image(image[None]), training=False)
+    scores = network(normalize_image(image[None], ndim=geom.ndim), training=False)
     activation = final_activation(model)
     probabilities = np.asarray(tf.nn.softmax(scores, -1) if activation is None else scores,
                                np.float32)
@@ -269,7 +286,7 @@ def _describe(model: keras.Model, geom: ModelGeometry, info: PackageInfo, image:
     tifffile.imwrite(staging / "sample_input.tif", image[..., 0] if geom.channels == 1 else image,
                      photometric="minisblack")
     tifffile.imwrite(staging / "sample_output.tif", probabilities[0], photometric="minisblack")
-    _write_cover(image, probabilities[0], geom.border, staging / "cover.png")
+    _write_cover(image, probabilities[0], geom.borders, staging / "cover.png")
     tensor_name = output_name(model)
     (staging / "model.onnx").write_bytes(onnx_model(model, opset).SerializeToString())
     write_bare_saved_model(model, staging / "saved_model", tensor_name)
@@ -298,7 +315,7 @@ def _describe(model: keras.Model, geom: ModelGeometry, info: PackageInfo, image:
             documentation=v0_5.FileDescr(source=staging / "README.md"),
             covers=[v0_5.FileDescr(source=staging / "cover.png")],
             attachments=[v0_5.FileDescr(source=staging / "training_config.yaml")],
-            tags=["unet", "segmentation", "2d", "keras_unet", "tensorflow", "onnx"],
+            tags=["unet", "segmentation", f"{geom.ndim}d", "keras_unet", "tensorflow", "onnx"],
             inputs=[_input_tensor(geom, staging)],
             outputs=[_output_tensor(geom, tensor_name, activation, staging)],
             weights=weights,
@@ -313,15 +330,17 @@ def _describe(model: keras.Model, geom: ModelGeometry, info: PackageInfo, image:
 
 
 def _input_tensor(geom: ModelGeometry, staging: Path) -> v0_5.InputTensorDescr:
-    height, width = (_size_rule(geom, fixed) for fixed in geom.input_size)
-    # normalize_image standardises over height, width and channels of each image
-    axes = ["y", "x"] if geom.channels == 1 else ["y", "x", "channel"]
+    names = SPACE_AXES[-geom.ndim:]
+    sizes = [_size_rule(geom, fixed, axis) for axis, fixed in enumerate(geom.input_size)]
+    # normalize_image standardises over the space axes and channels of each image
+    axes = list(names) + ([] if geom.channels == 1 else ["channel"])
     return v0_5.InputTensorDescr(
         id=v0_5.TensorId(INPUT_ID),
-        description="raw image; the rdf's preprocessing standardises it per image",
+        description=("raw image" if geom.ndim == 2 else "raw volume")
+        + "; the rdf's preprocessing standardises it per image",
         axes=[v0_5.BatchAxis(),
-              v0_5.SpaceInputAxis(id=v0_5.AxisId("y"), size=height),
-              v0_5.SpaceInputAxis(id=v0_5.AxisId("x"), size=width),
+              *(v0_5.SpaceInputAxis(id=v0_5.AxisId(name), size=size)
+                for name, size in zip(names, sizes)),
               v0_5.ChannelAxis(channel_names=[v0_5.Identifier(f"channel{i}")
                                               for i in range(geom.channels)])],
         test_tensor=v0_5.FileDescr(source=staging / "test_input.npy"),
@@ -334,16 +353,17 @@ def _input_tensor(geom: ModelGeometry, staging: Path) -> v0_5.InputTensorDescr:
 
 def _output_tensor(geom: ModelGeometry, name: str, activation: str | None,
                    staging: Path) -> v0_5.OutputTensorDescr:
-    def cropped(axis: str) -> v0_5.SizeReference:  # the network crops its border itself
+    def cropped(axis: str, border: int) -> v0_5.SizeReference:  # the network crops it itself
         return v0_5.SizeReference(tensor_id=v0_5.TensorId(INPUT_ID), axis_id=v0_5.AxisId(axis),
-                                  offset=-2 * geom.border)
+                                  offset=-2 * border)
 
+    names = SPACE_AXES[-geom.ndim:]
     return v0_5.OutputTensorDescr(
         id=v0_5.TensorId(name),
         description="class probabilities of the centre of the input (border cropped)",
         axes=[v0_5.BatchAxis(),
-              v0_5.SpaceOutputAxis(id=v0_5.AxisId("y"), size=cropped("y")),
-              v0_5.SpaceOutputAxis(id=v0_5.AxisId("x"), size=cropped("x")),
+              *(v0_5.SpaceOutputAxis(id=v0_5.AxisId(axis), size=cropped(axis, border))
+                for axis, border in zip(names, geom.borders)),
               v0_5.ChannelAxis(channel_names=[v0_5.Identifier(class_name)
                                               for class_name in geom.class_names])],
         test_tensor=v0_5.FileDescr(source=staging / "test_output.npy"),
@@ -358,18 +378,37 @@ def _classes(geom: ModelGeometry) -> str:
     return ", ".join(f"{index} {name}" for index, name in enumerate(geom.class_names))
 
 
+def _crop_text(geom: ModelGeometry) -> str:
+    """How much smaller the output is than the input: one number, or one per axis."""
+    borders = set(geom.borders)
+    if len(borders) == 1:
+        return f"{2 * borders.pop()} px"
+    return " x ".join(f"{2 * b}" for b in geom.borders) + " px (z x y x x)"
+
+
 def _description(geom: ModelGeometry, activation: str | None) -> str:
-    return (f"U-Net (Ronneberger et al. 2015) for 2D segmentation, trained with keras_unet: "
+    kind = ("U-Net (Ronneberger et al. 2015) for 2D segmentation" if geom.ndim == 2 else
+            "3D U-Net (Cicek et al. 2016) for volume segmentation")
+    return (f"{kind}, trained with keras_unet: "
             f"depth {geom.depth}, {geom.filters} filters, {geom.padding} padding (the output is "
-            f"{2 * geom.border} px smaller than the input), {geom.channels}-channel input. "
+            f"{_crop_text(geom)} smaller than the input), {geom.channels}-channel input. "
             f"Output channels (classes): {_classes(geom)}"
             f"{'' if activation == 'softmax' else ' (softmax applied as postprocessing)'}.")
 
 
 def _readme(geom: ModelGeometry, info: PackageInfo, activation: str | None) -> str:
-    size = _size_rule(geom, geom.input_size[0])
-    sizes = (f"{size.min} + n * {size.step} px" if isinstance(size, v0_5.ParameterizedSize)
-             else f"{size} px")
+    rules = []
+    for axis, fixed in enumerate(geom.input_size):
+        size = _size_rule(geom, fixed, axis)
+        rules.append(f"{size.min} + n * {size.step} px" if isinstance(
+            size, v0_5.ParameterizedSize) else f"{size} px")
+    axes = "b,y,x,c" if geom.ndim == 2 else "b,z,y,x,c"
+    if geom.ndim == 2 and rules[0] == rules[1]:
+        sizes = f"height and width {rules[0]}"
+    else:
+        sizes = ", ".join(f"{name} {rule}" for name, rule in
+                          zip(SPACE_AXES[-geom.ndim:], rules))
+    over = ", ".join(SPACE_AXES[-geom.ndim:])
     return f"""# {info.name}
 
 {_description(geom, activation)}
@@ -378,11 +417,11 @@ Exported by keras_unet. Cite Ronneberger, Fischer and Brox (2015), doi:{PAPER_DO
 
 ## Input and output
 
-* Input `{INPUT_ID}`: `b,y,x,c` float32, height and width {sizes}; standardised per image to
-  zero mean and unit variance over y, x{'' if geom.channels == 1 else ' and channels'}
+* Input `{INPUT_ID}`: `{axes}` float32, {sizes}; standardised per image to
+  zero mean and unit variance over {over}{'' if geom.channels == 1 else ' and channels'}
   (epsilon {MIN_STD}), as keras_unet does in training.
-* Output: `b,y,x,c` float32 class probabilities of the input's centre: {2 * geom.border} px
-  smaller per axis ({geom.border} px of context lost on each side). Tile with that overlap.
+* Output: `{axes}` float32 class probabilities of the input's centre: {_crop_text(geom)}
+  smaller per axis (half of it lost on each side). Tile with that overlap.
 * Classes: {_classes(geom)}.
 
 ## Weights
@@ -404,10 +443,17 @@ images of your own with `unet evaluate` (object F1, AP, SEG, Rand error) before 
 """
 
 
-def _write_cover(image: np.ndarray, probabilities: np.ndarray, border: int, path: Path) -> None:
-    """image | prediction, side by side over the output area, 2:1 as the zoo asks."""
+def _write_cover(image: np.ndarray, probabilities: np.ndarray, borders: tuple[int, ...],
+                 path: Path) -> None:
+    """image | prediction, side by side over the output area, 2:1 as the zoo asks (a volume's
+    middle output plane)."""
+    if probabilities.ndim == 4:  # a volume: its middle output plane
+        middle = probabilities.shape[0] // 2
+        image, probabilities = image[borders[0] + middle], probabilities[middle]
+        borders = borders[1:]
     height, width = probabilities.shape[:2]
-    crop = image[border:border + height, border:border + width].mean(axis=-1)
+    top, left = borders
+    crop = image[top:top + height, left:left + width].mean(axis=-1)
     low, high = np.percentile(crop, (1, 99))
     shown = np.clip((crop - low) / max(high - low, 1e-6), 0, 1)
     foreground = 1.0 - probabilities[..., 0]

@@ -22,7 +22,12 @@ from keras_unet.inference.network import model_geometry
 from keras_unet.io.atomic import written_atomically
 from keras_unet.serving.graph import ServingTiling, serving_tiling
 from keras_unet.serving.signatures import serving_functions
-from keras_unet.serving.warmup import WARMUP_SIZE, warmup_logs, write_warmup
+from keras_unet.serving.warmup import (
+    WARMUP_SIZE,
+    WARMUP_VOLUME_SIZE,
+    warmup_logs,
+    write_warmup,
+)
 
 DEFAULT_MAX_IMAGE_PIXELS = 64 * 2**20
 """Largest image (height * width) a request may send: 64 Mpx, i.e. 8192 x 8192; larger ones get
@@ -51,7 +56,7 @@ def export_metadata(model: keras.Model, tiling: ServingTiling, max_image_pixels:
         "geometry": model_geometry(model).to_json(),
         "cells": getattr(model, "arguments", {}).get("cells"),
         "normalization": "in_graph",  # images are sent as raw pixels, see keras_unet.normalization
-        "tile_size": [tiling.rows.tile, tiling.cols.tile],
+        "tile_size": [axis.tile for axis in tiling.axes],
         "max_image_pixels": max_image_pixels,
         "signatures": signatures,
     }
@@ -139,7 +144,8 @@ def export_for_serving(model: keras.Model, export_base, *, version: int | None =
     mirror padding and overlap-tiling run inside it (:mod:`keras_unet.serving.graph`), so its
     result equals :func:`keras_unet.predict_tiled` with the same ``tile_size``. Signatures
     ``serving_default`` (float32 pixels) and ``encoded`` (PNG/JPEG bytes) are described in
-    :mod:`keras_unet.serving.signatures`; only standard TensorFlow ops are used. The export
+    :mod:`keras_unet.serving.signatures`; only standard TensorFlow ops are used. A 3D U-Net's
+    export tiles volumes in its graph the same way (``serving_default`` only). The export
     records what it is (geometry, class names, in-graph normalisation) in
     :data:`METADATA_FILE`, read back by :func:`read_export_metadata`.
 
@@ -198,7 +204,10 @@ def export_for_serving(model: keras.Model, export_base, *, version: int | None =
         (temporary / METADATA_FILE).write_text(json.dumps(
             export_metadata(model, tiling, max_image_pixels, list(functions)), indent=2))
         if warmup:
-            size = min(WARMUP_SIZE, math.isqrt(max_image_pixels))  # must pass the limit
+            ndim = len(tiling.axes)
+            size = min(WARMUP_SIZE if ndim == 2 else WARMUP_VOLUME_SIZE,  # must pass the limit
+                       math.isqrt(max_image_pixels) if ndim == 2 else
+                       math.floor(max_image_pixels ** (1 / 3) + 1e-9))
             write_warmup(temporary, warmup_logs(export_base.resolve().name, list(functions),
-                                                tiling.channels, size))
+                                                tiling.channels, size, ndim))
     return final

@@ -12,6 +12,10 @@
 Bad inputs stop with an InvalidArgument error naming the limit before any heavy work: a wrong
 channel count, an empty image, more than ``max_image_pixels`` pixels per image (read from the
 file header for encoded images), NaN or infinite pixels.
+
+A 3D U-Net's export has ``serving_default`` only: ``image`` float32 (batch, depth, height, width,
+channels), ``probabilities`` (B, D, H, W, K) and ``labels`` (B, D, H, W); ``max_image_pixels``
+then counts voxels (PNG and JPEG hold no volumes).
 """
 
 from __future__ import annotations
@@ -43,11 +47,13 @@ def _check_size(height: tf.Tensor, width: tf.Tensor, max_image_pixels: int, name
     ]
 
 
-def checked_images(images: tf.Tensor, channels: int, max_image_pixels: int) -> tf.Tensor:
+def checked_images(images: tf.Tensor, channels: int, max_image_pixels: int,
+                   ndim: int = 2) -> tf.Tensor:
     """``images`` once its channels, size and values are checked (InvalidArgument otherwise).
 
     Channels and rank are checked on the data, not on the static shape: TF-Serving feeds
-    tensors to the graph without checking them against the signature.
+    tensors to the graph without checking them against the signature. ``ndim=3``: a batch of
+    volumes (batch, depth, height, width, channels), at most ``max_image_pixels`` voxels each.
 
     Example:
         >>> checked_images(tf.zeros((1, 4, 4, 3)), 1, 100)
@@ -55,6 +61,8 @@ def checked_images(images: tf.Tensor, channels: int, max_image_pixels: int) -> t
         ...
         tensorflow.python.framework.errors_impl.InvalidArgumentError: ...image must have 1 channel(s)...
     """  # noqa: E501
+    if ndim == 3:
+        return _checked_volumes(images, channels, max_image_pixels)
     shape = tf.shape(images, out_type=tf.int64)
     check = tf.debugging.assert_equal(
         tf.size(images, out_type=tf.int64), tf.reduce_prod(shape[:3]) * channels,
@@ -71,6 +79,31 @@ def checked_images(images: tf.Tensor, channels: int, max_image_pixels: int) -> t
         checks = [tf.debugging.assert_all_finite(images, "image has NaN or infinite pixels")]
     with tf.control_dependencies(checks):
         return tf.identity(images)
+
+
+def _checked_volumes(volumes: tf.Tensor, channels: int, max_voxels: int) -> tf.Tensor:
+    """:func:`checked_images` of a batch of volumes."""
+    shape = tf.shape(volumes, out_type=tf.int64)
+    check = tf.debugging.assert_equal(
+        tf.size(volumes, out_type=tf.int64), tf.reduce_prod(shape[:4]) * channels,
+        message=f"image must be a batch of volumes (batch, depth, height, width, {channels}), "
+                "the model's input")
+    with tf.control_dependencies([check]):
+        volumes = tf.ensure_shape(volumes, [None, None, None, None, channels])
+    shape = tf.shape(volumes, out_type=tf.int64)
+    checks = [
+        tf.debugging.assert_positive(shape[0], message="image must hold at least one volume"),
+        tf.debugging.assert_positive(shape[1:4], message="image must have depth, height and "
+                                                         "width >= 1"),
+        tf.debugging.assert_less_equal(
+            tf.reduce_prod(shape[1:4]), tf.constant(max_voxels, tf.int64),
+            message=f"image has more voxels (depth * height * width) than max_image_pixels = "
+                    f"{max_voxels} of this export"),
+    ]
+    with tf.control_dependencies(checks):
+        checks = [tf.debugging.assert_all_finite(volumes, "image has NaN or infinite voxels")]
+    with tf.control_dependencies(checks):
+        return tf.identity(volumes)
 
 
 def decoded_images(data: tf.Tensor, channels: int, max_image_pixels: int) -> tf.Tensor:
@@ -114,10 +147,11 @@ def serving_functions(model: keras.Model, tiling: ServingTiling,
         (TensorShape([1, 9, 11, 2]), tf.int32)
     """
     channels, layout = tiling.channels, model_geometry(model).layout
+    ndim = len(tiling.axes)
 
     def serve(image):
-        probabilities = predict_images(model, checked_images(image, channels, max_image_pixels),
-                                       tiling)
+        probabilities = predict_images(
+            model, checked_images(image, channels, max_image_pixels, ndim), tiling)
         return {"probabilities": probabilities, "labels": class_labels(probabilities)}
 
     def serve_encoded(image_bytes):
@@ -126,9 +160,9 @@ def serving_functions(model: keras.Model, tiling: ServingTiling,
         return {"labels_png_bytes": encode_mask_png(class_labels(probabilities), layout),
                 "probabilities": probabilities}
 
-    functions = {DEFAULT_SIGNATURE: (serve, [tf.TensorSpec([None, None, None, channels],
+    functions = {DEFAULT_SIGNATURE: (serve, [tf.TensorSpec([None] * (ndim + 1) + [channels],
                                                            tf.float32, name=IMAGE_INPUT)])}
-    if channels in ENCODED_CHANNELS:
+    if channels in ENCODED_CHANNELS and ndim == 2:
         functions[ENCODED_SIGNATURE] = (serve_encoded,
                                         [tf.TensorSpec([None], tf.string, name=BYTES_INPUT)])
     return functions

@@ -23,21 +23,24 @@ from keras_unet.serving.signatures import (
 
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 WARMUP_SIZE = 512
+WARMUP_VOLUME_SIZE = 64
+"""A 3D model's warmup volume side (64^3 voxels)."""
 
 
-def warmup_image(channels: int, size: int = WARMUP_SIZE) -> np.ndarray:
-    """A deterministic uint8 test pattern (size, size, channels) with structure at all scales.
+def warmup_image(channels: int, size: int = WARMUP_SIZE, ndim: int = 2) -> np.ndarray:
+    """A deterministic uint8 test pattern (size, size, channels) with structure at all scales
+    (a volume's (size, size, size, channels) for ``ndim=3``).
 
     Example:
         >>> warmup_image(1, 8).shape, warmup_image(1, 8).dtype
         ((8, 8, 1), dtype('uint8'))
     """
     rng = np.random.default_rng(0)
-    return rng.integers(0, 256, (size, size, channels), dtype=np.uint8)
+    return rng.integers(0, 256, (*[size] * ndim, channels), dtype=np.uint8)
 
 
 def warmup_logs(model_name: str, signatures: list[str], channels: int,
-                size: int = WARMUP_SIZE) -> list:
+                size: int = WARMUP_SIZE, ndim: int = 2) -> list:
     """One ``PredictionLog`` per signature, each a ``PredictRequest`` on one warmup image.
 
     Example:
@@ -48,7 +51,7 @@ def warmup_logs(model_name: str, signatures: list[str], channels: int,
     """
     from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
-    image = warmup_image(channels, size)
+    image = warmup_image(channels, size, ndim)
     logs = []
     for signature in signatures:
         request = predict_pb2.PredictRequest()

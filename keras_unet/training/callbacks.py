@@ -73,7 +73,8 @@ class ValidationPanel(keras.callbacks.Callback):
 
     Args:
         log_dir: folder of the event file.
-        images: ``(N, T, T, C)`` validation tiles.
+        images: ``(N, T, T, C)`` validation tiles (volumes: ``(N, D, T, T, C)``, shown by
+            the middle plane of their output).
         labels: ``(N, O, O)`` their labels.
         weights: ``(N, O, O)`` their weight maps.
         class_names: the names of the legend (default: the layout's defaults).
@@ -106,9 +107,12 @@ class ValidationPanel(keras.callbacks.Callback):
         probabilities = keras.ops.convert_to_numpy(self.model(self.images, training=False))
         panel = validation_panel(self.images, self.labels, probabilities, self.weights,
                                  self.class_names)
+        description = " | ".join(PANEL_COLUMNS)
+        if self.images.ndim == 5:
+            description += " (volumes: the middle plane of each tile's output)"
         with self._writer.as_default():
             tf.summary.image("validation_panel", panel, step=epoch, max_outputs=len(panel),
-                             description=" | ".join(PANEL_COLUMNS))
+                             description=description)
         self._writer.flush()
 
     def on_train_end(self, logs=None):

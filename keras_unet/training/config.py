@@ -36,6 +36,15 @@ DEMO_TIME_LIMIT = 4.0
 enough steps to find its cells well, while faster CPUs finish its epochs first
 (benchmarks/README.md, "Quality per minute")."""
 
+VOLUME_DEMO = {"tile_size": 60, "filters": 8, "depth": 2, "batch_size": 2,
+               "synthetic_images": 8}
+"""What a volume run takes instead of the 2D demo's values it was left at: a 3D U-Net of 8
+filters and depth 2 on 60^3 tiles (20^3 out), 2 tiles per step, 8 synthetic 48^3 volumes
+(0.08 s per step on 2 CPU cores; the 2D demo's 188 px tiles would be 6.6 million voxels)."""
+
+SYNTHETIC_VOLUME_SIZE = 48
+"""Side of the synthetic volumes (:func:`keras_unet.data.synthetic_volumes`) of ``ndim: 3``."""
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
@@ -104,6 +113,14 @@ class TrainConfig:
         val_fraction: fraction of the images held out for validation; with a single image,
             the fraction of it held out as a band (:func:`keras_unet.training.split_samples`);
             0 holds out nothing (no validation; ``best.keras`` is then the last epoch).
+        ndim: 3 trains a 3D U-Net on volumes, 2 on images; ``None``: as the data are (masks
+            that are stacks make volumes), the synthetic data 2D. A volume run takes the 3D
+            demo's :data:`VOLUME_DEMO` values for the fields left at the 2D demo's.
+        spacing: the voxel size ``"z,y,x"`` of volumes (any one unit), for the anisotropic
+            network, the weight maps and the augmentation; ``None``: as the files say (ImageJ
+            or OME metadata), else 1 on every axis.
+        tile_depth: planes per volume tile; ``None``: the tile whose output spans about the
+            same physical depth as ``tile_size``'s output spans in y and x.
 
     Example:
         >>> config = TrainConfig(epochs=3, optimizer="sgd")
@@ -145,12 +162,42 @@ class TrainConfig:
     strategy: str = "auto"
     seed: int = 0
     val_fraction: float = 0.2
+    ndim: int | None = None
+    spacing: str | None = None
+    tile_depth: int | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.spacing, (list, tuple)):  # YAML: [2, 0.5, 0.5]
+            object.__setattr__(self, "spacing", ",".join(str(v) for v in self.spacing))
         for field in dataclasses.fields(self):
             object.__setattr__(self, field.name,
                                _coerce(field.name, getattr(self, field.name), _hints()[field.name]))
         _check_ranges(self)
+
+    @property
+    def voxel_spacing(self) -> tuple[float, float, float] | None:
+        """``spacing`` as three floats (``None`` when unset).
+
+        Example:
+            >>> TrainConfig(spacing="2,0.5,0.5").voxel_spacing
+            (2.0, 0.5, 0.5)
+        """
+        if self.spacing is None:
+            return None
+        return parse_spacing(self.spacing, "spacing")
+
+    def for_volumes(self) -> TrainConfig:
+        """This config for a volume run: :data:`VOLUME_DEMO`'s values where this one has the
+        2D demo's (a 3D U-Net on the 2D demo's 188 px tiles would not train on a CPU).
+
+        Example:
+            >>> volume = TrainConfig(filters=4).for_volumes()
+            >>> volume.tile_size, volume.filters, volume.depth
+            (60, 4, 2)
+        """
+        defaults = TrainConfig()
+        return self.replace(**{name: value for name, value in VOLUME_DEMO.items()
+                               if getattr(self, name) == getattr(defaults, name)})
 
     @property
     def classes(self) -> int:
@@ -264,6 +311,29 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
+def parse_spacing(text, name: str = "--spacing") -> tuple[float, float, float]:
+    """A voxel size ``"z,y,x"`` (or three numbers) as three positive floats, or a one-line error.
+
+    Example:
+        >>> parse_spacing("2,0.5,0.5")
+        (2.0, 0.5, 0.5)
+        >>> parse_spacing("1,0,1")
+        Traceback (most recent call last):
+        ...
+        keras_unet.errors.InputError: --spacing must be positive and finite per axis, got '1,0,1'.
+    """
+    parts = text.split(",") if isinstance(text, str) else list(text)
+    try:
+        values = tuple(float(part) for part in parts)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be three numbers z,y,x, got {text!r}.") from None
+    if len(values) != 3:
+        raise InputError(f"{name} must be three numbers z,y,x, got {text!r}.")
+    if not all(math.isfinite(v) and v > 0 for v in values):
+        raise InputError(f"{name} must be positive and finite per axis, got {text!r}.")
+    return values
+
+
 def load_config(path: str | Path) -> TrainConfig:
     """Reads a YAML config file; keys left out keep the defaults of :class:`TrainConfig`.
 
@@ -365,6 +435,17 @@ def _check_ranges(config: TrainConfig) -> None:
         geometry.output_size(config.tile_size, config.depth, config.padding)
     except ValueError as error:
         raise InputError(f"tile_size: {error}") from None
+    if config.ndim is not None and config.ndim not in (2, 3):
+        raise InputError(f"ndim must be 2 (images) or 3 (volumes), got {config.ndim}.")
+    if config.spacing is not None:
+        config.voxel_spacing  # noqa: B018 -- checks it
+        if config.ndim == 2:
+            raise InputError("spacing is the voxel size of volumes (z,y,x); ndim is 2.")
+    if config.tile_depth is not None:
+        if config.tile_depth < 1:
+            raise InputError(f"tile_depth must be >= 1, got {config.tile_depth}.")
+        if config.ndim == 2:
+            raise InputError("tile_depth is the planes of volume tiles; ndim is 2.")
 
 
 def _check_labels(config: TrainConfig) -> None:

@@ -20,7 +20,7 @@ from keras_unet.training.config import TrainConfig
 FINAL_LAYER = "final_conv"
 """The name :func:`keras_unet.build_unet` gives the 1x1 convolution that scores the classes."""
 
-COMPARED = ("depth", "padding", "filters", "channels")
+COMPARED = ("ndim", "depth", "padding", "filters", "channels")
 """The geometry that must match between the trained model and the new network."""
 
 

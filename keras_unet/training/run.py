@@ -10,6 +10,7 @@ it), ``model.fit`` with the callbacks, then export the best model for serving.
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -221,11 +222,13 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
     policy = choose_policy(config.mixed_precision)
     trained = None if config.init is None else load_init_model(config.init, "--init")
     config = inherited_config(config, trained)
-    samples = _load_samples(config)
+    config, samples, volume = _samples_and_kind(config)
     train_samples, val_samples = split_samples(samples, config.val_fraction, config.seed)
-    train_data, val_data = _datasets(config, train_samples, val_samples, cluster, replicas)
+    train_data, val_data = _datasets(config, train_samples, val_samples, cluster, replicas,
+                                     volume)
     if trained is not None:  # checked before the run folder is touched
-        recreated = transfer_weights(trained, _build_model(config, _channels(train_samples)))
+        recreated = transfer_weights(trained, _build_model(config, _channels(train_samples),
+                                                           volume))
     run = _prepare_run(config, cluster, overwrite, strategy)
     config = config.replace(run_dir=str(run.path if cluster.is_chief else config.run_dir))
     if run.replaced is not None:
@@ -236,7 +239,8 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
         unet_data.save_samples(val_samples, validation, ignore_label=config.ignore_label)
     monitor = MONITOR if val_samples else None
     say(f"unet train: {'resuming' if run.resume else 'starting'} run {run.path}: "
-        f"{_split_text(train_samples, val_samples, len(samples))}, "
+        f"{_split_text(train_samples, val_samples, len(samples))}"
+        f"{'' if volume is None else volume.describe()}, "
         f"{strategy_name(strategy)} strategy with {replicas} replica(s) "
         f"({config.batch_size // replicas} tiles each), {policy} precision")
     if trained is not None:
@@ -251,7 +255,7 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
     try:
         keras.utils.set_random_seed(config.seed)
         with strategy.scope():
-            model = _build_model(config, _channels(train_samples))
+            model = _build_model(config, _channels(train_samples), volume)
             if trained is not None:
                 transfer_weights(trained, model)
             _compile(model, config)
@@ -288,7 +292,7 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
         best = AtomicCheckpoints(run.checkpoints, monitor, "min").best_state()
         if config.label_mode == "instances":
             cells, scores = _cell_settings(run, model, val_samples, trained)
-        export = _export(config, run, model, _channels(train_samples))
+        export = _export(config, run, model, _channels(train_samples), volume)
     return TrainResult(config, run, model, history.history, best, export, validation, policy,
                        strategy_name(strategy), run.resume, cells, scores, stop_reason,
                        budget.training_seconds,
@@ -343,7 +347,7 @@ def hold_out_band(sample: unet_data.Sample, val_fraction: float) -> tuple[list, 
         >>> [part.path for parts in hold_out_band(wide, 0.25) for part in parts]
         ['synthetic:0:cols0-29', 'synthetic:0:cols30-39']
     """
-    axis = 0 if sample.labels.shape[0] >= sample.labels.shape[1] else 1
+    axis = int(np.argmax(sample.labels.shape))  # the longest axis (the first of a tie)
     length = sample.labels.shape[axis]
     if length < 2:
         raise InputError(f"{sample.path}: a single image of {sample.labels.shape} cannot be cut "
@@ -351,13 +355,14 @@ def hold_out_band(sample: unet_data.Sample, val_fraction: float) -> tuple[list, 
                          "use val_fraction 0.")
     count = min(max(1, round(val_fraction * length)), length - 1)
     cut = length - count
-    name = ("rows", "cols")[axis]
+    name = ("rows", "cols") if sample.labels.ndim == 2 else ("planes", "rows", "cols")
+    name = name[axis]
 
     def part(start: int, stop: int) -> unet_data.Sample:
         index = (slice(None),) * axis + (slice(start, stop),)
         return unet_data.Sample(np.ascontiguousarray(sample.image[index]),
                                 np.ascontiguousarray(sample.labels[index]),
-                                f"{sample.path}:{name}{start}-{stop - 1}")
+                                f"{sample.path}:{name}{start}-{stop - 1}", sample.spacing)
 
     return [part(0, cut)], [part(cut, length)]
 
@@ -368,7 +373,9 @@ def _split_text(train_samples: list, val_samples: list, images: int) -> str:
         return f"{len(train_samples)} training images, none held out (val_fraction 0)"
     if images == 1:
         band = val_samples[0].path.rsplit(":", 1)[1].replace("rows", "rows ")
-        return (f"one labelled image, its {band.replace('cols', 'columns ')} held out for "
+        band = band.replace("planes", "planes ")
+        kind = "image" if val_samples[0].labels.ndim == 2 else "volume"
+        return (f"one labelled {kind}, its {band.replace('cols', 'columns ')} held out for "
                 "validation (no training tile touches them)")
     return f"{len(train_samples)} training / {len(val_samples)} validation images"
 
@@ -387,10 +394,95 @@ def _as_config(config) -> TrainConfig:
 
 def _load_samples(config: TrainConfig) -> list:
     if config.data is None:
+        if config.ndim == 3:
+            from keras_unet.training.config import SYNTHETIC_VOLUME_SIZE
+
+            return unet_data.synthetic_volumes(config.synthetic_images,
+                                               size=SYNTHETIC_VOLUME_SIZE, seed=config.seed,
+                                               spacing=config.voxel_spacing or (1.0, 1.0, 1.0))
         return unet_data.synthetic_cells(config.synthetic_images, seed=config.seed)
     return unet_data.load_samples(
         config.data, config.labels, ignore_label=config.ignore_label,
-        num_classes=config.num_classes if config.labels == "semantic" else None)
+        num_classes=config.num_classes if config.labels == "semantic" else None,
+        ndim=config.ndim, spacing=config.voxel_spacing)
+
+
+@dataclasses.dataclass(frozen=True)
+class VolumeLayout:
+    """What a volume run builds and tiles: the voxel size, the network's per-axis layout
+    (:func:`keras_unet.geometry.anisotropic_pooling`) and the tile ``(planes, size, size)``."""
+
+    spacing: tuple[float, float, float] | None
+    pooling: tuple | None
+    kernel_sizes: tuple | None
+    tile: tuple[int, int, int]
+
+    def describe(self) -> str:
+        """The status line's account of the volumes."""
+        voxel = ("" if self.spacing is None else
+                 f", voxels {'x'.join(f'{v:g}' for v in self.spacing)}")
+        return f" (volumes{voxel}; tiles of {'x'.join(str(t) for t in self.tile)} voxels)"
+
+
+def volume_layout(config: TrainConfig, spacing) -> VolumeLayout:
+    """The layout of a volume run: the network from ``spacing``, the tile from ``tile_size``
+    (y and x) and ``tile_depth`` (else the planes whose output spans about the physical depth
+    that the tile's output spans in y and x).
+
+    Raises:
+        ValueError: for a tile an axis of the network cannot take, naming the option.
+
+    Example:
+        >>> volume_layout(TrainConfig(tile_size=60, depth=2), (2.0, 0.5, 0.5)).tile  # 5 planes out
+        (9, 60, 60)
+    """
+    from keras_unet import geometry
+
+    pooling = kernel_sizes = None
+    if spacing is not None and len(set(spacing)) > 1:
+        pooling, kernel_sizes = geometry.anisotropic_pooling(spacing, config.depth)
+    layouts = geometry.axis_layouts(3, config.depth, pooling, kernel_sizes)
+    common = {"depth": config.depth, "padding": config.padding}
+    try:
+        out = min(geometry.output_size(config.tile_size, pools=pools, kernels=kernels, **common)
+                  for pools, kernels in layouts[1:])
+    except ValueError as error:
+        raise InputError(f"tile_size: {error}") from None
+    z_pools, z_kernels = layouts[0]
+    if config.tile_depth is not None:
+        try:
+            geometry.output_size(config.tile_depth, pools=z_pools, kernels=z_kernels, **common)
+        except ValueError as error:
+            raise InputError(f"tile_depth: {error}") from None
+        planes = config.tile_depth
+    else:
+        ratio = 1.0 if spacing is None else spacing[1] / spacing[0]
+        planes = geometry.valid_input_size(max(1, math.ceil(out * ratio - 1e-9)),
+                                           pools=z_pools, kernels=z_kernels, **common)
+    return VolumeLayout(None if spacing is None else tuple(spacing), pooling, kernel_sizes,
+                        (planes, config.tile_size, config.tile_size))
+
+
+def _samples_and_kind(config: TrainConfig) -> tuple[TrainConfig, list, VolumeLayout | None]:
+    """The samples, the config for their kind (:meth:`TrainConfig.for_volumes` for volumes,
+    which also records ``ndim: 3``) and, for volumes, their layout.
+
+    Raises:
+        ValueError: if ``ndim`` was given and the data are of the other kind, naming ``data``.
+    """
+    if config.ndim == 3:
+        config = config.for_volumes()
+    samples = _load_samples(config)
+    ndim = samples[0].labels.ndim if samples else 2
+    if config.ndim is not None and ndim != config.ndim:
+        kind = "volumes (masks are stacks)" if ndim == 3 else "2D images"
+        raise InputError(f"ndim is {config.ndim} but data {config.data!r} holds {kind}.")
+    if ndim == 2:
+        return config, samples, None
+    if config.ndim is None:
+        config = config.for_volumes().replace(ndim=3)
+    spacing = config.voxel_spacing or next((s.spacing for s in samples if s.spacing), None)
+    return config, samples, volume_layout(config, spacing)
 
 
 def class_names(config: TrainConfig) -> tuple[str, ...]:
@@ -405,8 +497,8 @@ def class_names(config: TrainConfig) -> tuple[str, ...]:
 
 
 def _channels(samples: list) -> int:
-    image = samples[0].image
-    return 1 if image.ndim == 2 else image.shape[-1]
+    image, labels = samples[0].image, samples[0].labels
+    return 1 if image.ndim == labels.ndim else image.shape[-1]
 
 
 def _prepare_run(config: TrainConfig, cluster: Cluster, overwrite: bool,
@@ -429,7 +521,13 @@ def _barrier(strategy: tf.distribute.Strategy) -> None:
     strategy.reduce(tf.distribute.ReduceOp.SUM, ones, axis=None).numpy()
 
 
-def _build_model(config: TrainConfig, channels: int) -> keras.Model:
+def _build_model(config: TrainConfig, channels: int,
+                 volume: VolumeLayout | None = None) -> keras.Model:
+    if volume is not None:
+        return build_unet((None, None, None, channels), config.num_classes,
+                          filters=config.filters, depth=config.depth, padding=config.padding,
+                          batch_norm=config.batch_norm, dropout=config.dropout,
+                          class_names=class_names(config), spacing=volume.spacing)
     return build_unet((None, None, channels), config.num_classes, filters=config.filters,
                       depth=config.depth, padding=config.padding, batch_norm=config.batch_norm,
                       dropout=config.dropout, class_names=class_names(config))
@@ -460,7 +558,8 @@ def _metric_name(class_name: str) -> str:
 
 
 def _datasets(config: TrainConfig, train_samples: list, val_samples: list, cluster: Cluster,
-              replicas: int) -> tuple[tf.data.Dataset, tf.data.Dataset | None]:
+              replicas: int, volume: VolumeLayout | None = None
+              ) -> tuple[tf.data.Dataset, tf.data.Dataset | None]:
     """Training tiles (endless, augmented) and the fixed validation tiles (None without).
 
     With several workers each one draws its own training tiles (a seed per worker, no
@@ -470,6 +569,9 @@ def _datasets(config: TrainConfig, train_samples: list, val_samples: list, clust
     common = dict(tile_size=config.tile_size, batch_size=config.batch_size,
                   num_classes=config.num_classes, labels=config.label_mode, depth=config.depth,
                   padding=config.padding)
+    if volume is not None:
+        common.update(tile_size=volume.tile, pooling=volume.pooling,
+                      kernel_sizes=volume.kernel_sizes, spacing=volume.spacing)
     worker_seed = int(np.random.SeedSequence([config.seed, cluster.rank]).generate_state(1)[0])
     train_data = unet_data.make_dataset(
         train_samples, augment=config.elastic, shuffle=True, repeat=True,
@@ -585,7 +687,8 @@ def _cell_settings(run: RunDir, model: keras.Model, val_samples: list,
     best = keras.models.load_model(path) if path.is_file() else model
     if val_samples:
         cells, scores = best_cell_settings([s.labels for s in val_samples],
-                                           [predict_tiled(best, s.image) for s in val_samples])
+                                           [predict_tiled(best, s.image) for s in val_samples],
+                                           spacing=getattr(best, "arguments", {}).get("spacing"))
     elif trained is not None and getattr(trained, "arguments", {}).get("cells") is not None:
         cells, scores = settings_of(trained), {}
     else:
@@ -597,12 +700,13 @@ def _cell_settings(run: RunDir, model: keras.Model, val_samples: list,
     return cells, scores
 
 
-def _export(config: TrainConfig, run: RunDir, model: keras.Model, channels: int) -> Path:
+def _export(config: TrainConfig, run: RunDir, model: keras.Model, channels: int,
+            volume: VolumeLayout | None = None) -> Path:
     """Exports the best model (``best.keras``, else ``model``) as a float32 copy of the network,
     with the cell settings it carries."""
     path = run.checkpoints / "best.keras"
     best = keras.models.load_model(path, compile=False) if path.is_file() else model
-    serving_model = _build_model(config, channels)
+    serving_model = _build_model(config, channels, volume)
     serving_model.set_weights(best.get_weights())
     cells = getattr(best, "arguments", {}).get("cells")
     if cells is not None:
