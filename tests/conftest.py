@@ -19,17 +19,18 @@ CACHES = ("__pycache__", ".pytest_cache", ".ruff_cache", ".venv", ".egg-info")
 
 
 def _project_files() -> set[str]:
-    """Every file git does not track in the checkout, ignored ones included, but the caches."""
+    """What git sees in the checkout beyond its commits (new, ignored, changed or deleted
+    files, each with its status), but the caches."""
     listed = subprocess.run(["git", "status", "--porcelain", "--ignored",
                              "--untracked-files=all"], cwd=ROOT, capture_output=True,
                             text=True).stdout.splitlines()
-    return {line[3:] for line in listed
-            if line[:2] in ("??", "!!") and not any(cache in line for cache in CACHES)}
+    return {line for line in listed if not any(cache in line for cache in CACHES)}
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _the_tests_leave_nothing_behind():
-    """No test writes into the project tree or the working directory (issue 23)."""
+    """No test writes into the project tree (new files or changed ones) or the working
+    directory (issue 23)."""
     before, cwd, in_cwd = _project_files(), os.getcwd(), set(os.listdir())
     yield
     assert os.getcwd() == cwd
@@ -80,3 +81,14 @@ def pytest_collection_modifyitems(config, items):
                                        "pytest tests/test_napari.py, under Xvfb")
         for item in napari:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def bioimageio_core_sandbox(tmp_path, monkeypatch):
+    """Where ``bioimageio.core.test_model`` may run: it unzips SavedModel bundles into the
+    working directory (here a temporary one) and sets ``TF_ENABLE_ONEDNN_OPTS=0`` for good,
+    which processes started later in this one (a dask cluster's workers) would inherit and then
+    compute without oneDNN (restored after the test)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1"))
+    return tmp_path

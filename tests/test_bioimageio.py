@@ -4,7 +4,6 @@ One tiny model is packaged once per module; bioimageio.core then runs each weigh
 package's test tensors, as the BioImage Model Zoo's CI does.
 """
 
-import os
 import zipfile
 
 import numpy as np
@@ -102,14 +101,10 @@ def test_bioimageio_spec_validates_with_only_the_maintainer_warning(package):
         ": Missing `maintainers` or any author in `authors` with a specified `github_user` name."]
 
 
-def test_bioimageio_core_runs_each_weight_format_on_the_test_tensors(package, tmp_path,
-                                                                     monkeypatch):
+def test_bioimageio_core_runs_each_weight_format_on_the_test_tensors(package,
+                                                                     bioimageio_core_sandbox):
     from bioimageio.core import test_model
 
-    monkeypatch.chdir(tmp_path)  # bioimageio.core unzips the SavedModel bundle here
-    # it also sets TF_ENABLE_ONEDNN_OPTS=0 for good, which processes started later in this one
-    # (a dask cluster's workers) would inherit: restore it after the test
-    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1"))
     for weight_format in ("onnx", "tensorflow_saved_model_bundle"):
         summary = test_model(package[1], weight_format=weight_format)
         assert summary.status == "passed", summary.format()

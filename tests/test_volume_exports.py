@@ -76,7 +76,8 @@ def test_the_package_declares_z_with_its_valid_sizes(model, package):
 
 
 @pytest.mark.slow  # bioimageio.core runs both weight formats
-def test_bioimageio_core_runs_both_weight_formats_of_the_3d_package(package):
+def test_bioimageio_core_runs_both_weight_formats_of_the_3d_package(package,
+                                                                    bioimageio_core_sandbox):
     from bioimageio.core import test_model
 
     path, _ = package
