@@ -100,16 +100,7 @@ def _cell_labels(rng: np.random.Generator, size: int) -> tuple[np.ndarray, ...]:
     index = np.arange(size) // CANDIDATE_STEP
     candidates = nearby.reshape(len(grid[0, ::CANDIDATE_STEP]), -1, 6)[index][:, index]
     candidates = candidates.reshape(-1, 6)
-    offsets = points[:, None, :] - seeds[candidates]
-    power_distance = np.einsum("pkc,pkc->pk", offsets, offsets) - power[candidates]
-    rows = np.arange(len(points))
-    best = np.argmin(power_distance, axis=1)
-    first, p1 = candidates[rows, best], power_distance[rows, best]
-    power_distance[rows, best] = np.inf
-    runner_up = np.argmin(power_distance, axis=1)
-    second, p2 = candidates[rows, runner_up], power_distance[rows, runner_up]
-    # Signed distance to the power bisector of the two best seeds (a straight line).
-    to_border = (p2 - p1) / (2 * np.linalg.norm(seeds[first] - seeds[second], axis=1))
+    first, p1, to_border = _power_cells(points, seeds, power, candidates)
     to_seed = np.sqrt(np.maximum(p1 + power[first], 0.0))
     edge = np.minimum(to_border - half_gap[first], radius[first] - to_seed)
     inside = edge >= 0
@@ -118,6 +109,23 @@ def _cell_labels(rng: np.random.Generator, size: int) -> tuple[np.ndarray, ...]:
     _separate_touching(labels)
     labels = _cells(labels)
     return labels, (to_seed / radius[first]).reshape(size, size), edge.reshape(size, size)
+
+
+def _power_cells(points: np.ndarray, seeds: np.ndarray, power: np.ndarray,
+                 candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For every point, among its ``candidates`` seeds: the nearest seed of the power diagram
+    (the cell it lies in), its power distance, and the signed distance to the power bisector
+    of the two nearest seeds (a straight line or plane: the border with the next cell)."""
+    offsets = points[:, None, :] - seeds[candidates]
+    power_distance = np.einsum("pkc,pkc->pk", offsets, offsets) - power[candidates]
+    rows = np.arange(len(points))
+    best = np.argmin(power_distance, axis=1)
+    first, p1 = candidates[rows, best], power_distance[rows, best]
+    power_distance[rows, best] = np.inf
+    runner_up = np.argmin(power_distance, axis=1)
+    second, p2 = candidates[rows, runner_up], power_distance[rows, runner_up]
+    to_border = (p2 - p1) / (2 * np.linalg.norm(seeds[first] - seeds[second], axis=1))
+    return first, p1, to_border
 
 
 def _separate_touching(labels: np.ndarray) -> None:
@@ -239,15 +247,7 @@ def _nucleus_labels(rng: np.random.Generator, shape: tuple[int, int, int],
     grid = np.stack(np.meshgrid(np.arange(shape[0]) * step, np.arange(shape[1]),
                                 np.arange(shape[2]), indexing="ij"), -1).reshape(-1, 3)
     _, candidates = scipy.spatial.cKDTree(seeds).query(grid, k=NEIGHBOUR_SEEDS)
-    offsets = grid[:, None, :] - seeds[candidates]
-    power_distance = np.einsum("pkc,pkc->pk", offsets, offsets) - power[candidates]
-    rows = np.arange(len(grid))
-    best = np.argmin(power_distance, axis=1)
-    first, p1 = candidates[rows, best], power_distance[rows, best]
-    power_distance[rows, best] = np.inf
-    runner_up = np.argmin(power_distance, axis=1)
-    second, p2 = candidates[rows, runner_up], power_distance[rows, runner_up]
-    to_border = (p2 - p1) / (2 * np.linalg.norm(seeds[first] - seeds[second], axis=1))
+    first, _, to_border = _power_cells(grid, seeds, power, candidates)
     # The ellipsoid: |R^T (x - c) / r| <= 1; its "radius" along the voxel's direction.
     local = np.einsum("pij,pi->pj", rotations[first], grid - seeds[first]) / radii[first]
     scale = np.linalg.norm(local, axis=1)

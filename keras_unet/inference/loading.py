@@ -25,9 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from keras_unet.class_layout import ClassLayout
-from keras_unet.errors import InputError, InputNotFoundError
+from keras_unet.errors import InputError
 from keras_unet.inference.network import ModelGeometry, model_geometry
 from keras_unet.instances.settings import CellSettings, recorded_settings
+from keras_unet.io.paths import existing_input
 
 KINDS = ("keras", "savedmodel", "onnx", "bioimageio")
 """What :func:`load_network` opens: a ``.keras`` file, a SavedModel folder, an ``.onnx`` file,
@@ -182,9 +183,7 @@ def load_network(path: str | os.PathLike, *, option: str = "--model") -> Network
         ...
         keras_unet.errors.InputNotFoundError: --model 'no-such-model.keras' does not exist.
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputNotFoundError(f"{option} {str(path)!r} does not exist.")
+    path = existing_input(path, option)
     if path.is_dir():
         if not (path / "saved_model.pb").is_file():
             raise InputError(f"{option} {str(path)!r} is a folder without saved_model.pb; "

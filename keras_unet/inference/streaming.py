@@ -74,14 +74,7 @@ def predict_tiff(model: keras.Model | TileNetwork, input_path: str | os.PathLike
         ((40, 70), dtype('uint8'), True)
     """
     input_path, output_path = Path(input_path), Path(output_path)
-    outputs = [output_path] + ([Path(probabilities_path)] if probabilities_path else [])
-    if not input_path.is_file():
-        raise InputNotFoundError(f"input TIFF {str(input_path)!r} does not exist.")
-    for path in outputs:
-        if path.resolve() == input_path.resolve():
-            raise OutputExistsError(f"output {str(path)!r} is the input image; choose another "
-                                    "path.")
-        refuse_existing(path, overwrite=overwrite, option="output")
+    outputs = _checked_outputs(input_path, output_path, probabilities_path, overwrite)
     geom = model_geometry(model)
     layout = geom.layout
     image = read_tiff(input_path)
@@ -194,14 +187,7 @@ def predict_tiff_stack(network, input_path: str | os.PathLike, output_path: str 
     from keras_unet.inference.blockwise import predict_array
 
     input_path, output_path = Path(input_path), Path(output_path)
-    outputs = [output_path] + ([Path(probabilities_path)] if probabilities_path else [])
-    if not input_path.is_file():
-        raise InputNotFoundError(f"input TIFF {str(input_path)!r} does not exist.")
-    for path in outputs:
-        if path.resolve() == input_path.resolve():
-            raise OutputExistsError(f"output {str(path)!r} is the input image; choose another "
-                                    "path.")
-        refuse_existing(path, overwrite=overwrite, option="output")
+    outputs = _checked_outputs(input_path, output_path, probabilities_path, overwrite)
     geom = model_geometry(network)
     if geom.ndim != 3:
         raise InputError(f"{str(input_path)!r} is a stack; predict_tiff_stack needs a 3D U-Net.")
@@ -230,6 +216,21 @@ def predict_tiff_stack(network, input_path: str | os.PathLike, output_path: str 
         finally:
             arrays.clear()
     return output_path
+
+
+def _checked_outputs(input_path: Path, output_path: Path, probabilities_path,
+                     overwrite: bool) -> list[Path]:
+    """The output files of a streamed TIFF, refused before any work when they cannot be
+    written: one is the input, or exists without ``overwrite``."""
+    outputs = [output_path] + ([Path(probabilities_path)] if probabilities_path else [])
+    if not input_path.is_file():
+        raise InputNotFoundError(f"input TIFF {str(input_path)!r} does not exist.")
+    for path in outputs:
+        if path.resolve() == input_path.resolve():
+            raise OutputExistsError(f"output {str(path)!r} is the input image; choose another "
+                                    "path.")
+        refuse_existing(path, overwrite=overwrite, option="output")
+    return outputs
 
 
 def _stack_options(spacing, axes: str) -> dict:

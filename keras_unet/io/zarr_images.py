@@ -27,9 +27,9 @@ import numpy as np
 import zarr
 
 from keras_unet.class_layout import ClassLayout
-from keras_unet.errors import FaultError, InputError, InputNotFoundError, OutputExistsError
+from keras_unet.errors import FaultError, InputError, OutputExistsError
 from keras_unet.io.atomic import discard, publish, remove_leftovers, temporary_path
-from keras_unet.io.paths import refuse_overlap
+from keras_unet.io.paths import existing_input, refuse_overlap
 
 PYRAMID_TOP = 512
 """The pyramid halves its levels until the longer side is at most this many pixels."""
@@ -166,9 +166,7 @@ def open_zarr_image(path: str | os.PathLike, name: str = "--input") -> ZarrImage
         ...
         keras_unet.errors.InputNotFoundError: --input 'no-such.ome.zarr' does not exist.
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputNotFoundError(f"{name} {str(path)!r} does not exist.")
+    path = existing_input(path, name)
     opened = _open_ome(path) or _open_plain(path)
     if opened is None:
         raise InputError(f"{name} {str(path)!r} is not a zarr array or an OME-Zarr multiscale "
