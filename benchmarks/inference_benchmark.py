@@ -128,21 +128,23 @@ def unet_gflop(tile: int, **kwargs) -> float:
 
 
 def torch_gflop(net, shape: tuple[int, ...]) -> float:
-    """GFLOP of one forward pass of a PyTorch network, summed over its convolutions."""
+    """GFLOP of one forward pass of a PyTorch network, summed over its (transposed) 2D and 3D
+    convolutions."""
     import torch
 
     flops = []
+    transposed = (torch.nn.ConvTranspose2d, torch.nn.ConvTranspose3d)
 
     def count(module, inputs, output):
         kernel = int(np.prod(module.kernel_size))
-        if isinstance(module, torch.nn.ConvTranspose2d):
+        if isinstance(module, transposed):
             pixels = inputs[0].numel() // module.in_channels
             flops.append(2 * pixels * kernel * module.in_channels * module.out_channels)
         else:
             flops.append(2 * output.numel() * kernel * module.in_channels // module.groups)
 
     hooks = [module.register_forward_hook(count) for module in net.modules()
-             if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+             if isinstance(module, (torch.nn.Conv2d, torch.nn.Conv3d, *transposed))]
     with torch.inference_mode():
         net(torch.zeros(shape))
     for hook in hooks:

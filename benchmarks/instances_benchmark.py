@@ -213,14 +213,11 @@ def interior_components(probabilities: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------- StarDist
 
-def train_stardist(train, seconds: float, work: Path):
-    """StarDist2D from scratch in ``<work>/stardist`` (or reused), stopped after ``seconds``."""
-    from csbdeep.utils import normalize
+def stardist_time_limit(seconds: float):
+    """A callback of the Keras StarDist trains with that stops it ``seconds`` after it is made."""
     from csbdeep.utils.tf import keras_import
-    from stardist import fill_label_holes
-    from stardist.models import Config2D, StarDist2D
 
-    class TimeLimit(keras_import("callbacks", "Callback")):  # the Keras StarDist trains with
+    class TimeLimit(keras_import("callbacks", "Callback")):
         def __init__(self, limit):
             super().__init__()
             self.limit, self.start = limit, time.perf_counter()
@@ -228,6 +225,15 @@ def train_stardist(train, seconds: float, work: Path):
         def on_train_batch_end(self, batch, logs=None):
             if time.perf_counter() - self.start > self.limit:
                 self.model.stop_training = True
+
+    return TimeLimit(seconds)
+
+
+def train_stardist(train, seconds: float, work: Path):
+    """StarDist2D from scratch in ``<work>/stardist`` (or reused), stopped after ``seconds``."""
+    from csbdeep.utils import normalize
+    from stardist import fill_label_holes
+    from stardist.models import Config2D, StarDist2D
 
     record = work / "stardist.json"
     if record.exists():
@@ -252,7 +258,7 @@ def train_stardist(train, seconds: float, work: Path):
         return np.ascontiguousarray(x), np.ascontiguousarray(y)
 
     model.prepare_for_training()
-    model.callbacks.append(TimeLimit(seconds))
+    model.callbacks.append(stardist_time_limit(seconds))
     start = time.perf_counter()
     model.train([images[i] for i in trn], [labels[i] for i in trn],
                 validation_data=([images[i] for i in val], [labels[i] for i in val]),

@@ -42,8 +42,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from inference_benchmark import interleaved  # noqa: E402
-from instances_benchmark import machine  # noqa: E402
+from inference_benchmark import interleaved, torch_gflop  # noqa: E402
+from instances_benchmark import machine, stardist_time_limit  # noqa: E402
 
 SIZE = 64
 TRAIN, VALIDATION, TEST = 8, 2, 4
@@ -124,17 +124,6 @@ def run_stardist(work: Path, minutes: float) -> dict:
     from stardist import Rays_GoldenSpiral, fill_label_holes
     from stardist.models import Config3D, StarDist3D
 
-    import keras
-
-    class TimeLimit(keras.callbacks.Callback):
-        def __init__(self, limit):
-            super().__init__()
-            self.limit, self.start = limit, time.perf_counter()
-
-        def on_train_batch_end(self, batch, logs=None):
-            if time.perf_counter() - self.start > self.limit:
-                self.model.stop_training = True
-
     def prepare(samples):
         return ([normalize(s.image, 1, 99.8, axis=(0, 1, 2)).astype(np.float32) for s in samples],
                 [fill_label_holes(s.labels) for s in samples])
@@ -156,7 +145,7 @@ def run_stardist(work: Path, minutes: float) -> dict:
         return np.ascontiguousarray(x), np.ascontiguousarray(y)
 
     model.prepare_for_training()
-    model.callbacks.append(TimeLimit(minutes * 60))
+    model.callbacks.append(stardist_time_limit(minutes * 60))
     start = time.perf_counter()
     model.train(train_x, train_y, validation_data=(val_x, val_y), augmenter=augment,
                 epochs=10_000, steps_per_epoch=50)
@@ -225,29 +214,6 @@ def keras_gflop(model, shape) -> float:
             continue
         flops += 2 * voxels * np.prod(layer.kernel_size) * channels * layer.filters
     return flops / 1e9
-
-
-def torch_gflop(net, shape) -> float:
-    """GFLOP of one forward pass of a PyTorch network, its (transposed) 3D convolutions."""
-    import torch
-
-    flops = []
-
-    def count(module, inputs, output):
-        kernel = int(np.prod(module.kernel_size))
-        if isinstance(module, torch.nn.ConvTranspose3d):
-            voxels = inputs[0].numel() // module.in_channels
-            flops.append(2 * voxels * kernel * module.in_channels * module.out_channels)
-        else:
-            flops.append(2 * output.numel() * kernel * module.in_channels // module.groups)
-
-    hooks = [m.register_forward_hook(count) for m in net.modules()
-             if isinstance(m, (torch.nn.Conv3d, torch.nn.ConvTranspose3d))]
-    with torch.inference_mode():
-        net(torch.zeros(shape))
-    for hook in hooks:
-        hook.remove()
-    return sum(flops) / 1e9
 
 
 def speed(args: argparse.Namespace) -> None:
