@@ -22,16 +22,16 @@ def _failing_run(error: Exception):
 
 @pytest.fixture
 def parser_with(monkeypatch):
-    """``unet evaluate`` whose run raises the given exception."""
+    """``unet evaluate`` whose run raises the given exception (its input checks skipped)."""
     def install(error):
         original = cli.build_parser
 
         def build():
             parser = original()
-            parser.set_defaults(run=_failing_run(error))
+            parser.set_defaults(run=_failing_run(error), prepare=None)
             for action in parser._subparsers._group_actions:
                 for sub in action.choices.values():
-                    sub.set_defaults(run=_failing_run(error))
+                    sub.set_defaults(run=_failing_run(error), prepare=None)
             return parser
         monkeypatch.setattr(cli, "build_parser", build)
     return install

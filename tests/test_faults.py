@@ -21,6 +21,10 @@ import tifffile
 import zarr
 from PIL import Image
 
+from keras_unet.cli import build_parser
+from keras_unet.cli.train import resolved_config
+from keras_unet.training.run_dir import prepare_run_dir
+
 UNET = str(Path(sys.executable).with_name("unet"))
 
 
@@ -33,6 +37,17 @@ def _unet(*args, file_limit=None, cwd=None, timeout=300, **env):
     return subprocess.run([UNET, *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, cwd=cwd, env={**os.environ, **env},
                           preexec_fn=limit if file_limit else None)
+
+
+def _refused_before_tensorflow(*args):
+    """Runs ``unet ARGS`` as :func:`_unet` does, in a process that also tells whether the command
+    imported TensorFlow before it stopped (input checks must not wait for it)."""
+    code = ("import sys\nfrom keras_unet.cli import main\ncode = main(sys.argv[1:])\n"
+            "print('imported tensorflow:', 'tensorflow' in sys.modules)\nsys.exit(code)")
+    result = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True,
+                            text=True, timeout=300)
+    assert result.stdout.splitlines()[-1] == "imported tensorflow: False", result.stdout
+    return result
 
 
 def _one_line(result, code):
@@ -64,8 +79,9 @@ def images(tmp_path):
 def test_an_output_containing_the_input_is_refused_and_the_input_kept(tmp_path, model_file):
     outer = zarr.open_group(tmp_path / "outer.zarr", mode="w")
     outer.create_array("img", shape=(40, 50), chunks=(32, 32), dtype="uint8")[:] = 7
-    result = _unet("predict", "--model", model_file, "--input", tmp_path / "outer.zarr" / "img",
-                   "--output", tmp_path / "outer.zarr", "--overwrite")
+    result = _refused_before_tensorflow("predict", "--model", model_file, "--input",
+                                        tmp_path / "outer.zarr" / "img", "--output",
+                                        tmp_path / "outer.zarr", "--overwrite")
     assert "contains --input" in _one_line(result, 2)
     assert (zarr.open_array(tmp_path / "outer.zarr" / "img", mode="r")[:] == 7).all()
 
@@ -150,8 +166,8 @@ def test_a_symlink_at_an_output_name_is_refused_or_replaced_never_written_throug
     out.mkdir()
     outside = tmp_path / "outside.png"
     (out / "a.png").symlink_to(outside)  # dangling: exists() says no
-    result = _unet("predict", "--model", model_file, "--input", images / "a.png", "--output",
-                   out)
+    result = _refused_before_tensorflow("predict", "--model", model_file, "--input",
+                                        images / "a.png", "--output", out)
     assert "exist" in _one_line(result, 2)
     result = _unet("predict", "--model", model_file, "--input", images / "a.png", "--output",
                    out, "--overwrite")
@@ -226,19 +242,19 @@ def test_a_corrupt_zarr_chunk_is_a_fault_naming_the_store(tmp_path, model_file):
 
 
 def test_a_resume_whose_two_backups_are_broken_says_how_to_start_over(tmp_path):
-    config = tmp_path / "tiny.yaml"
-    config.write_text("synthetic_images: 2\nepochs: 3\nsteps_per_epoch: 1\nbatch_size: 2\n"
+    settings = tmp_path / "tiny.yaml"
+    settings.write_text("synthetic_images: 2\nepochs: 3\nsteps_per_epoch: 1\nbatch_size: 2\n"
                       "tile_size: 92\ndepth: 2\nfilters: 2\nmixed_precision: 'off'\n"
                       "val_fraction: 0\n")
     run = tmp_path / "run"
-    first = _unet("train", "--config", config, "--run-dir", run, "--epochs", "1")
-    assert first.returncode == 0, first.stderr[-2000:]
-    (run / "backup").mkdir(exist_ok=True)  # as if killed in epoch 2 of 3 ...
+    command = ["train", "--config", settings, "--run-dir", run, "--epochs", "2"]
+    config = resolved_config(build_parser().parse_args(map(str, command)))
+    prepare_run_dir(config.replace(num_classes=2))  # as the run resolves it from its data
+    (run / "backup").mkdir()  # as if killed in epoch 2 ...
     for name in ("latest.weights.h5", "latest.weights.h5.bkp"):
         (run / "backup" / name).write_bytes(b"\x89HDF\r\n\x1a\n truncated")  # ... mid-write
     (run / "backup" / "training_metadata.json").write_text('{"epoch": 0}')
-    result = _unet("train", "--config", config, "--run-dir", run, "--epochs", "1")
-    line = _one_line(result, 1)
+    line = _one_line(_unet(*command), 1)
     assert "both weight backups of the interrupted run are unreadable" in line
     assert "delete that folder" in line
 
@@ -256,12 +272,12 @@ def test_a_killed_exports_leftover_is_removed_by_the_next_export(tmp_path, model
 def test_smaller_refusals_come_before_any_work(tmp_path, model_file, images):
     loop = tmp_path / "loop.png"
     loop.symlink_to(loop)
-    assert "points to itself" in _one_line(
-        _unet("predict", "--model", model_file, "--input", loop, "--output", tmp_path / "o"), 2)
+    assert "points to itself" in _one_line(_refused_before_tensorflow(
+        "predict", "--model", model_file, "--input", loop, "--output", tmp_path / "o"), 2)
     (tmp_path / "report.txt").write_text("not a folder")
-    assert "is a file" in _one_line(
-        _unet("evaluate", "--model", model_file, "--data", images, "--report",
-              tmp_path / "report.txt"), 2)
+    assert "is a file" in _one_line(_refused_before_tensorflow(
+        "evaluate", "--model", model_file, "--data", images, "--report",
+        tmp_path / "report.txt"), 2)
 
 
 def test_a_foreign_savedmodel_of_rank_one_is_refused(tmp_path, images):

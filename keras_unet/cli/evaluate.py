@@ -76,8 +76,29 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "(default: %(default)s)")
     add_instance_arguments(parser, "scoring")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing report")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, prepare=prepare)
     return parser
+
+
+def prepare(args: argparse.Namespace) -> None:
+    """Checks the options, ``--data``, ``--model`` and the report's files before TensorFlow
+    starts, so a mistake costs no time.
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> _ = add_parser(parser.add_subparsers())
+        >>> prepare(parser.parse_args(["evaluate", "--model", "m.keras", "--data", "no-such"]))
+        Traceback (most recent call last):
+        ...
+        keras_unet.errors.InputNotFoundError: --data 'no-such' does not exist.
+    """
+    from keras_unet.evaluation.report import report_paths
+
+    check_instance_arguments(args)
+    existing_input(args.data, "--data")
+    existing_input(args.model, "--model")
+    refuse_overlap(args.report, {"--data": args.data, "--model": args.model}, "--report")
+    report_paths(args.report, overwrite=args.overwrite)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -108,13 +129,7 @@ def run(args: argparse.Namespace) -> int:
         wrote /tmp/.../report/evaluation.json
         0
     """
-    from keras_unet.evaluation.report import report_paths
-
-    check_instance_arguments(args)
-    existing_input(args.data, "--data")
-    existing_input(args.model, "--model")
-    refuse_overlap(args.report, {"--data": args.data, "--model": args.model}, "--report")
-    report_paths(args.report, overwrite=args.overwrite)  # before any work
+    prepare(args)  # again, cheap: main() ran it before TensorFlow started
     from keras_unet.class_layout import parse_class_names
     from keras_unet.data import load_samples
     from keras_unet.evaluation import evaluate_classes, evaluate_probabilities

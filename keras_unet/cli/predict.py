@@ -20,7 +20,7 @@ A zarr or OME-Zarr ``--input`` is predicted block by block into the OME-Zarr sto
 ``--output`` (probabilities, ``labels/mask``, with ``--instances`` ``labels/instances``);
 ``--scheduler`` runs the blocks on a dask.distributed cluster
 (``keras_unet.inference.predict_zarr``).
-Every output path is checked before the model is loaded: nothing is overwritten without
+Every output path is checked before TensorFlow starts (:func:`prepare`): nothing is overwritten without
 ``--overwrite``, and outputs may never replace inputs. An image that cannot be read or
 predicted is reported and skipped; the exit code is then 1.
 A 3D U-Net predicts volumes: TIFF stacks (z, y, x[, c]) give TIFF stacks of the mask, the
@@ -82,8 +82,43 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     add_instance_arguments(parser, "--instances and --overlays")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     add_zarr_arguments(parser)
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, prepare=prepare)
     return parser
+
+
+def prepare(args: argparse.Namespace) -> None:
+    """Checks the options, the inputs and every output path before TensorFlow starts, so a
+    mistake costs no time; keeps the images and their outputs as ``args.planned`` (None for a
+    zarr ``--input``).
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> _ = add_parser(parser.add_subparsers())
+        >>> prepare(parser.parse_args(["predict", "--model", "m.keras", "--input", "no-such",
+        ...                            "--output", "out"]))
+        Traceback (most recent call last):
+        ...
+        keras_unet.errors.InputNotFoundError: --input 'no-such' does not exist.
+    """
+    check_instance_arguments(args)  # a bad --min-size is refused before the model loads
+    if is_zarr_path(args.input):  # a zarr / OME-Zarr store: block-wise into an OME-Zarr store
+        from keras_unet.io.zarr_images import check_output
+
+        existing_input(args.input, "--input")
+        refuse_overlap(args.output, {"--model": args.model})
+        check_output(args.output, args.input, args.overwrite)
+        args.planned = None
+        return
+    for option, value in (("--scheduler", args.scheduler), ("--block-size", args.block_size)):
+        if value is not None:
+            raise InputError(f"{option} applies to zarr / OME-Zarr inputs; --input "
+                             f"{str(args.input)!r} is not one.")
+    images = list_images(args.input)
+    plans = [output_paths(image, args.output, probabilities=args.probabilities,
+                          overlays=args.overlays, instances=args.instances) for image in images]
+    check_outputs(images, args.output, plans, args.overwrite,
+                  {"--input": args.input, "--model": args.model})
+    args.planned = images, plans
 
 
 def list_images(path: Path) -> list[Path]:
@@ -207,20 +242,13 @@ def run(args: argparse.Namespace) -> int:
         /tmp/.../a.png -> /tmp/.../out/a.png
         0
     """
-    check_instance_arguments(args)  # a bad --min-size is refused before the model loads
-    if is_zarr_path(args.input):  # a zarr / OME-Zarr store: block-wise into an OME-Zarr store
-        return _run_zarr(args)
-    for option, value in (("--scheduler", args.scheduler), ("--block-size", args.block_size)):
-        if value is not None:
-            raise InputError(f"{option} applies to zarr / OME-Zarr inputs; --input "
-                             f"{str(args.input)!r} is not one.")
     from keras_unet.inference.loading import load_network
 
-    images = list_images(args.input)
-    plans = [output_paths(image, args.output, probabilities=args.probabilities,
-                          overlays=args.overlays, instances=args.instances) for image in images]
-    check_outputs(images, args.output, plans, args.overwrite,
-                  {"--input": args.input, "--model": args.model})
+    if not hasattr(args, "planned"):  # called without main(), which prepares first
+        prepare(args)
+    if args.planned is None:
+        return _run_zarr(args)
+    images, plans = args.planned
     network = load_network(args.model)
     network.check_options(tile_size=args.tile_size, batch_size=args.batch_size)
     check_volume_arguments(args, network)
@@ -273,14 +301,11 @@ def check_kinds(images: list[Path], ndim: int, model: Path) -> None:
 
 
 def _run_zarr(args: argparse.Namespace) -> int:
-    """Predicts a zarr / OME-Zarr ``--input`` into the OME-Zarr store ``--output``."""
+    """Predicts a zarr / OME-Zarr ``--input`` into the OME-Zarr store ``--output`` (its paths
+    checked by :func:`prepare`)."""
     from keras_unet.inference.loading import load_network
     from keras_unet.inference.zarr_prediction import predict_zarr
-    from keras_unet.io.zarr_images import check_output
 
-    existing_input(args.input, "--input")
-    refuse_overlap(args.output, {"--model": args.model})
-    check_output(args.output, args.input, args.overwrite)  # before the model loads
     if args.probabilities:
         print("unet predict: note: zarr output always holds the probabilities (its image).",
               file=sys.stderr)
