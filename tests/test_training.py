@@ -159,9 +159,9 @@ def test_run_dir_of_another_run_is_refused_and_kept_whole(tmp_path, capsys):
 
 
 def _train_command(run_dir):
-    # 200 steps make an epoch last seconds even on a fast CPU (40 took 0.6 s on a Zen 5 core),
+    # 100 steps make an epoch last over a second even on a fast CPU (40 took 0.6 s on Zen 5),
     # so the kill below lands inside epoch 2, before its end-of-epoch backup.
-    args = ["train", "--run-dir", str(run_dir), "--epochs", "3", "--steps-per-epoch", "200",
+    args = ["train", "--run-dir", str(run_dir), "--epochs", "3", "--steps-per-epoch", "100",
             "--batch-size", "2", "--tile-size", "92", "--depth", "2", "--filters", "4",
             "--val-fraction", "0.34", "--mixed-precision", "off", "--config"]
     return [sys.executable, "-c", "import sys; from keras_unet.cli import main; "
@@ -196,7 +196,7 @@ def test_killed_run_resumes_with_the_same_command_and_ends_at_the_same_epoch(tmp
                             timeout=180)
     assert second.returncode == 0, second.stdout + second.stderr[-3000:]
     assert f"resuming run {run_dir}" in second.stdout
-    epochs = re.findall(r"^unet train: step \d+/600, epoch (\d/3),", second.stdout, re.M)
+    epochs = re.findall(r"^unet train: step \d+/300, epoch (\d/3),", second.stdout, re.M)
     assert epochs == ["2/3", "3/3"]
     assert not (run_dir / "backup").exists()
     steps = [step for step, _ in _tensors(run_dir / "logs" / "train")["epoch_loss"]]

@@ -20,9 +20,9 @@ A zarr or OME-Zarr ``--input`` is predicted block by block into the OME-Zarr sto
 ``--output`` (probabilities, ``labels/mask``, with ``--instances`` ``labels/instances``);
 ``--scheduler`` runs the blocks on a dask.distributed cluster
 (``keras_unet.inference.predict_zarr``).
-Every output path is checked before TensorFlow starts (:func:`prepare`): nothing is overwritten without
-``--overwrite``, and outputs may never replace inputs. An image that cannot be read or
-predicted is reported and skipped; the exit code is then 1.
+Every output path is checked before TensorFlow starts (:func:`prepare`): nothing is
+overwritten without ``--overwrite``, and outputs may never replace inputs. An image that cannot
+be read or predicted is reported and skipped; the exit code is then 1.
 A 3D U-Net predicts volumes: TIFF stacks (z, y, x[, c]) give TIFF stacks of the mask, the
 probabilities and the cells, with the voxel size the input records (or ``--spacing``), and a
 zarr / OME-Zarr ``--input`` is predicted in 3D blocks. A 2D model given a stack, or a 3D model
