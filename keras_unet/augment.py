@@ -4,9 +4,7 @@
 "We generate smooth deformations using random displacement vectors on a coarse 3 by 3 grid. The
 displacements are sampled from a Gaussian distribution with 10 pixels standard deviation.
 Per-pixel displacements are then computed using bicubic interpolation." (Ronneberger et al.
-2015, Sec. 3.1.) The paper's grid spans its 572 px training tile; a smaller tile is deformed as
-the middle of such a tile (:data:`GRID_SPAN`), so it bends as gently as the paper's instead of
-three times as sharply (benchmarks/README.md, "Quality per CPU-minute").
+2015, Sec. 3.1.)
 
 Every geometric augmentation here is a map of source coordinates, read with
 :func:`sample_mirrored`: one gather from a flat buffer of pixels with mirrored borders
@@ -42,10 +40,6 @@ GRID = 3
 
 SIGMA = 10.0
 """Standard deviation of the grid displacements in pixels (the paper's 10 px)."""
-
-GRID_SPAN = 572
-"""Pixels the paper's grid spans per axis: its 572 px input tile. A smaller training tile is
-deformed as the middle of such a tile, so its deformation is as smooth as the paper's."""
 
 INTERPOLATIONS = ("bilinear", "nearest")
 
@@ -143,23 +137,21 @@ def _spline_prefilter(points: int) -> np.ndarray:
     return np.concatenate([coefficients[1:2], coefficients, coefficients[-2:-1]])
 
 
-def _spline_matrix(points: int, size, span=None) -> tf.Tensor:
+def _spline_matrix(points: int, size) -> tf.Tensor:
     """``(size, points)`` weights of the control points at every pixel of one axis.
 
-    The grid spans ``span`` pixels (default ``size``) centred on the axis: control point ``k``
-    sits at pixel ``k * (span - 1) / (points - 1) - (span - size) / 2``, the first and the last
-    on the edge pixels when ``span`` is ``size``.
+    Control point ``k`` sits at pixel ``k * (size - 1) / (points - 1)``: the first and the last on
+    the edge pixels.
     """
     size = tf.cast(size, tf.int32)
-    span = size if span is None else tf.maximum(tf.cast(span, tf.int32), size)
-    pixel = tf.cast(tf.range(size), tf.float32) + tf.cast(span - size, tf.float32) / 2.0
-    position = pixel * float(points - 1) / tf.cast(tf.maximum(span - 1, 1), tf.float32)
+    pixel = tf.cast(tf.range(size), tf.float32)
+    position = pixel * float(points - 1) / tf.cast(tf.maximum(size - 1, 1), tf.float32)
     knots = tf.range(-1, points + 1, dtype=tf.float32)
     basis = _cubic_bspline(position[:, None] - knots[None, :])
     return tf.matmul(basis, tf.constant(_spline_prefilter(points), tf.float32))
 
 
-def displacement_field(displacement, *sizes, span=None) -> tf.Tensor:
+def displacement_field(displacement, *sizes) -> tf.Tensor:
     """Per-pixel displacements, bicubic interpolation of a coarse grid (cubic B-spline).
 
     ``displacement_field(grid, height, width)``; a volume's grid ``(B, planes, rows, cols, 3)``
@@ -173,10 +165,7 @@ def displacement_field(displacement, *sizes, span=None) -> tf.Tensor:
 
     Args:
         displacement: ``(B, rows, cols, 2)`` control-point displacements (rows, cols >= 2).
-        height, width: size of the image (ints or scalar tensors).
-        span: pixels the grid spans per axis, centred on the image (e.g. :data:`GRID_SPAN`,
-            so that a small tile is deformed as the middle of the paper's); default, or when
-            smaller, the image's own size.
+        height, width: size of the image the grid spans (ints or scalar tensors).
 
     Returns:
         float32 ``(B, height, width, 2)``; control point ``(i, j)`` lands on pixel
@@ -204,8 +193,8 @@ def displacement_field(displacement, *sizes, span=None) -> tf.Tensor:
         raise InputError(
             f"displacement grid must have a static size of at least 2x2, got {rows}x{cols}."
         )
-    along_rows = tf.einsum("yi,bijc->byjc", _spline_matrix(rows, height, span), displacement)
-    return tf.einsum("byjc,xj->byxc", along_rows, _spline_matrix(cols, width, span))
+    along_rows = tf.einsum("yi,bijc->byjc", _spline_matrix(rows, height), displacement)
+    return tf.einsum("byjc,xj->byxc", along_rows, _spline_matrix(cols, width))
 
 
 def _volume_field(displacement: tf.Tensor, depth, height, width) -> tf.Tensor:

@@ -40,7 +40,6 @@ import tensorflow as tf
 
 from keras_unet import geometry
 from keras_unet.augment import (
-    GRID_SPAN,
     dihedral_grid,
     displacement_field,
     random_displacement,
@@ -485,7 +484,7 @@ def make_dataset(samples: Sequence[Sample], *, tile_size: int | Sequence[int], b
     uniformly random positions (any window that covers image pixels, so edges are trained too)
     in random order. Context beyond the image edge is mirrored, any distance: images smaller
     than the tile are fine. With ``augment=True`` every tile gets a random flip/90-degree
-    rotation, the paper's elastic deformation (3x3 grid over 572 px, 10 px) and gray values
+    rotation, the paper's elastic deformation (3x3 grid, 10 px) and gray-value variations
     (:mod:`keras_unet.augment`); random tile positions are the shifts.
 
     Same ``seed`` and arguments give the same batches. With ``repeat=True`` the dataset is
@@ -600,8 +599,7 @@ def _read_tiles(buffers: PixelBuffers, sample, top, left, seed, tile: int, out: 
     if augment:
         rows, cols = dihedral_grid(tf.random.stateless_uniform([batch], seeds[0], 0, 8, tf.int32),
                                    tile)
-        field = displacement_field(random_displacement(batch, seed=seeds[1]), tile, tile,
-                                   span=GRID_SPAN)
+        field = displacement_field(random_displacement(batch, seed=seeds[1]), tile, tile)
         rows, cols = rows + field[..., 0], cols + field[..., 1]
     else:
         rows, cols = dihedral_grid(tf.zeros([batch], tf.int32), tile)  # the identity
