@@ -244,8 +244,8 @@ def test_a_corrupt_zarr_chunk_is_a_fault_naming_the_store(tmp_path, model_file):
 def test_a_resume_whose_two_backups_are_broken_says_how_to_start_over(tmp_path):
     settings = tmp_path / "tiny.yaml"
     settings.write_text("synthetic_images: 2\nepochs: 3\nsteps_per_epoch: 1\nbatch_size: 2\n"
-                      "tile_size: 92\ndepth: 2\nfilters: 2\nmixed_precision: 'off'\n"
-                      "val_fraction: 0\n")
+                        "tile_size: 92\ndepth: 2\nfilters: 2\nmixed_precision: 'off'\n"
+                        "val_fraction: 0\n")
     run = tmp_path / "run"
     command = ["train", "--config", settings, "--run-dir", run, "--epochs", "2"]
     config = resolved_config(build_parser().parse_args(map(str, command)))
