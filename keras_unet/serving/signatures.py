@@ -148,20 +148,23 @@ def serving_functions(model: keras.Model, tiling: ServingTiling,
     """
     channels, layout = tiling.channels, model_geometry(model).layout
     ndim = len(tiling.axes)
+    image_spec = [None] * (ndim + 1) + [channels]
+    # One function both signatures call: the SavedModel holds the tiled network once, and an
+    # export traces it once per context instead of once per signature.
+    tiled = tf.function(lambda images: predict_images(model, images, tiling), autograph=False,
+                        input_signature=[tf.TensorSpec(image_spec, tf.float32)])
 
     def serve(image):
-        probabilities = predict_images(
-            model, checked_images(image, channels, max_image_pixels, ndim), tiling)
+        probabilities = tiled(checked_images(image, channels, max_image_pixels, ndim))
         return {"probabilities": probabilities, "labels": class_labels(probabilities)}
 
     def serve_encoded(image_bytes):
-        images = decoded_images(image_bytes, channels, max_image_pixels)
-        probabilities = predict_images(model, images, tiling)
+        probabilities = tiled(decoded_images(image_bytes, channels, max_image_pixels))
         return {"labels_png_bytes": encode_mask_png(class_labels(probabilities), layout),
                 "probabilities": probabilities}
 
-    functions = {DEFAULT_SIGNATURE: (serve, [tf.TensorSpec([None] * (ndim + 1) + [channels],
-                                                           tf.float32, name=IMAGE_INPUT)])}
+    functions = {DEFAULT_SIGNATURE: (serve, [tf.TensorSpec(image_spec, tf.float32,
+                                                           name=IMAGE_INPUT)])}
     if channels in ENCODED_CHANNELS and ndim == 2:
         functions[ENCODED_SIGNATURE] = (serve_encoded,
                                         [tf.TensorSpec([None], tf.string, name=BYTES_INPUT)])
