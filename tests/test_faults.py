@@ -278,6 +278,18 @@ def test_smaller_refusals_come_before_any_work(tmp_path, model_file, images):
     assert "is a file" in _one_line(_refused_before_tensorflow(
         "evaluate", "--model", model_file, "--data", images, "--report",
         tmp_path / "report.txt"), 2)
+    (tmp_path / "served" / "1").mkdir(parents=True)
+    assert "version 1 already exists" in _one_line(_refused_before_tensorflow(
+        "export", "--model", model_file, "--out", tmp_path / "served", "--version", "1"), 2)
+    (tmp_path / "old.onnx").write_bytes(b"kept")
+    assert "exists" in _one_line(_refused_before_tensorflow(
+        "export", "--format", "onnx", "--model", model_file, "--out", tmp_path / "old.onnx"), 2)
+    (tmp_path / "zoo").mkdir()
+    (tmp_path / "zoo" / "rdf.yaml").write_text("type: model")
+    assert "already holds a bioimage.io package" in _one_line(_refused_before_tensorflow(
+        "export", "--format", "bioimageio", "--model", model_file, "--out", tmp_path / "zoo"), 2)
+    assert (tmp_path / "old.onnx").read_bytes() == b"kept"
+    assert sorted(p.name for p in (tmp_path / "served").iterdir()) == ["1"]
 
 
 def test_a_foreign_savedmodel_of_rank_one_is_refused(tmp_path, images):

@@ -43,6 +43,7 @@ from keras_unet.serving import export_for_serving, read_export_metadata
 from keras_unet.serving.codecs import encode_mask_png
 from keras_unet.serving.graph import class_labels, serving_tiling
 from keras_unet.serving.signatures import serving_functions
+from keras_unet.serving.targets import existing_versions
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SERVING = ROOT / "serving"
@@ -403,7 +404,7 @@ def test_versions_count_up_and_an_existing_one_is_never_replaced(tmp_path, tiny_
     assert export_for_serving(tiny_model, base, warmup=False) == base / "6"
     assert sorted(os.listdir(base)) == [".tmp-9-leftover", "1", "5", "6"]  # no new temporary
     assert _tree(base) == {**before, **{f"6/{k}": v for k, v in _tree(base / "6").items()}}
-    assert export_module.existing_versions(base) == [1, 5, 6]
+    assert existing_versions(base) == [1, 5, 6]
 
 
 def test_a_failed_export_leaves_nothing(tmp_path, tiny_model, monkeypatch):

@@ -24,7 +24,14 @@ from pathlib import Path
 
 from keras_unet.cli import help_text
 from keras_unet.errors import InputError, InputNotFoundError
+from keras_unet.io.atomic import refuse_existing
 from keras_unet.io.paths import existing_input, refuse_overlap
+from keras_unet.serving.targets import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    DEFAULT_PACKAGE_NAME,
+    check_export_target,
+    check_package_target,
+)
 
 FORMATS = ("savedmodel", "onnx", "bioimageio")
 SAVEDMODEL_OPTIONS = {"version": "--version", "tile_size": "--tile-size",
@@ -97,8 +104,38 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     package.add_argument("--sample-image", type=Path, default=None,
                          help="image for the test tensors and the cover (default: synthetic "
                               "cells)")
-    parser.set_defaults(run=run)
+    parser.set_defaults(prepare=prepare, run=run)
     return parser
+
+
+def prepare(args: argparse.Namespace) -> None:
+    """Checks the options, ``--model`` and where the export goes before TensorFlow starts, so a
+    mistake costs no time (the ONNX opset and a package's name, authors and licence are
+    checked by their converters, after it).
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> _ = add_parser(parser.add_subparsers())
+        >>> prepare(parser.parse_args(["export", "--model", "m.keras", "--out", "m.onnx",
+        ...                            "--format", "onnx", "--version", "2"]))
+        Traceback (most recent call last):
+        ...
+        keras_unet.errors.InputError: --version does not apply to --format onnx.
+    """
+    _refuse_options_of_other_formats(args)
+    if args.format == "savedmodel":
+        check_export_target(args.out, args.version, _max_image_pixels(args))
+    elif args.format == "onnx":
+        if args.out.suffix != ".onnx":
+            raise InputError(f"--out {str(args.out)!r} must end in .onnx for --format onnx.")
+        refuse_existing(args.out, overwrite=args.overwrite, option="--out")
+    else:
+        check_package_target(args.out, args.name or DEFAULT_PACKAGE_NAME,
+                             overwrite=args.overwrite)
+        _training_config(args.model, args.training_config)
+        if args.sample_image is not None and not args.sample_image.is_file():
+            raise InputNotFoundError(f"--sample-image {str(args.sample_image)!r} does not exist.")
+    _check_paths(args)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -112,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         ...
         keras_unet.errors.InputNotFoundError: --model 'no-such-model.keras' does not exist.
     """
-    _refuse_options_of_other_formats(args)
+    prepare(args)  # again when run alone: a few file checks
     if args.format == "savedmodel":
         return _export_savedmodel(args)
     if args.format == "onnx":
@@ -158,33 +195,25 @@ def _load(path: Path, ndim: int | None = None):
     return network.keras_model
 
 
-def _export_savedmodel(args: argparse.Namespace) -> int:
-    from keras_unet.serving.export import (
-        DEFAULT_MAX_IMAGE_PIXELS,
-        check_export_target,
-        export_for_serving,
-    )
+def _max_image_pixels(args: argparse.Namespace) -> int:
+    return DEFAULT_MAX_IMAGE_PIXELS if args.max_image_pixels is None else args.max_image_pixels
 
-    pixels = DEFAULT_MAX_IMAGE_PIXELS if args.max_image_pixels is None else args.max_image_pixels
-    check_export_target(args.out, args.version, pixels)  # before the slow model load
-    _check_paths(args)
+
+def _export_savedmodel(args: argparse.Namespace) -> int:
+    from keras_unet.serving.export import export_for_serving
+
     path = export_for_serving(_load(args.model, args.ndim), args.out, version=args.version,
-                              tile_size=args.tile_size, max_image_pixels=pixels,
+                              tile_size=args.tile_size, max_image_pixels=_max_image_pixels(args),
                               warmup=args.warmup)
     print(path)
     return 0
 
 
 def _export_onnx(args: argparse.Namespace) -> int:
-    from keras_unet.io.atomic import refuse_existing
     from keras_unet.serving.onnx_export import DEFAULT_OPSET, check_opset, export_onnx
 
-    if args.out.suffix != ".onnx":
-        raise InputError(f"--out {str(args.out)!r} must end in .onnx for --format onnx.")
-    refuse_existing(args.out, overwrite=args.overwrite, option="--out")
     opset = DEFAULT_OPSET if args.opset is None else args.opset
     check_opset(opset)
-    _check_paths(args)
     print(export_onnx(_load(args.model, args.ndim), args.out, opset=opset,
                       overwrite=args.overwrite))
     return 0
@@ -194,23 +223,19 @@ def _export_bioimageio(args: argparse.Namespace) -> int:
     from keras_unet.serving.bioimageio import (
         DEFAULT_AUTHORS,
         DEFAULT_LICENSE,
-        DEFAULT_NAME,
         PackageInfo,
-        check_package_target,
         export_bioimageio,
     )
     from keras_unet.serving.onnx_export import DEFAULT_OPSET, check_opset
 
-    info = PackageInfo(name=args.name or DEFAULT_NAME,
+    info = PackageInfo(name=args.name or DEFAULT_PACKAGE_NAME,
                        authors=tuple(args.authors or DEFAULT_AUTHORS),
                        license=args.license or DEFAULT_LICENSE, description=args.description,
                        training_config=_training_config(args.model, args.training_config))
     info.checked()
     opset = DEFAULT_OPSET if args.opset is None else args.opset
     check_opset(opset)
-    check_package_target(args.out, info.name, overwrite=args.overwrite)
-    sample = _sample_image(args.sample_image)
-    _check_paths(args)
+    sample = _sample_image(args.sample_image)  # read before the slower model load
     print(export_bioimageio(_load(args.model, args.ndim), args.out, info, sample_image=sample,
                             opset=opset, overwrite=args.overwrite))
     return 0
@@ -236,8 +261,6 @@ def _training_config(model: Path, given: Path | None) -> dict | None:
 def _sample_image(path: Path | None):
     if path is None:
         return None
-    if not path.is_file():
-        raise InputNotFoundError(f"--sample-image {str(path)!r} does not exist.")
     from keras_unet.data.readers import read_image
     from keras_unet.io.tiff import is_stack, read_volume
 

@@ -4,7 +4,10 @@
 ``assets.extra/tf_serving_warmup_requests``) atomically; the graph normalises, mirrors, tiles
 and stitches inside (:mod:`~keras_unet.serving.graph`), with the signatures of
 :mod:`~keras_unet.serving.signatures`. The deployment kit (models.config, batching, compose
-file, example clients) is in the repository's ``serving/`` folder.
+file, example clients) is in the repository's ``serving/`` folder. For runtimes that tile
+themselves: :func:`export_onnx`, :func:`export_bioimageio` and :class:`OnnxNetwork`. Names load
+on first use: where an export goes is checked (:mod:`~keras_unet.serving.targets`) without
+TensorFlow, tf2onnx or bioimageio.spec.
 
 Example:
     >>> from keras_unet.serving import export_for_serving  # see its docstring for a full run
@@ -12,27 +15,15 @@ Example:
     64
 """
 
-from keras_unet.serving.export import (
-    DEFAULT_MAX_IMAGE_PIXELS,
-    export_for_serving,
-    read_export_metadata,
+import lazy_loader
+
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "bioimageio": ["export_bioimageio"],
+        "export": ["export_for_serving", "read_export_metadata"],
+        "onnx_export": ["export_onnx"],
+        "onnx_network": ["OnnxNetwork"],
+        "targets": ["DEFAULT_MAX_IMAGE_PIXELS"],
+    },
 )
-
-__all__ = ["DEFAULT_MAX_IMAGE_PIXELS", "export_for_serving", "read_export_metadata"]
-
-# ONNX and bioimage.io (issue 15): the onnxruntime wrapper, and the two exports, whose
-# converters (tf2onnx, bioimageio.spec) load only when one is used.
-import importlib  # noqa: E402
-
-from keras_unet.serving.onnx_network import OnnxNetwork  # noqa: E402
-
-_PORTABLE_EXPORTS = {"export_onnx": "onnx_export", "export_bioimageio": "bioimageio"}
-
-__all__ += ["OnnxNetwork", *_PORTABLE_EXPORTS]
-
-
-def __getattr__(name: str):
-    if name in _PORTABLE_EXPORTS:
-        module = importlib.import_module(f"keras_unet.serving.{_PORTABLE_EXPORTS[name]}")
-        return getattr(module, name)
-    raise AttributeError(f"module 'keras_unet.serving' has no attribute {name!r}")

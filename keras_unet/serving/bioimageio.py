@@ -31,7 +31,7 @@ from PIL import Image
 
 from keras_unet import geometry
 from keras_unet.data.synthetic import MIN_SIZE, MIN_VOLUME_SIZE, synthetic_cells, synthetic_volumes
-from keras_unet.errors import InputError, NotAFolderError, OutputExistsError
+from keras_unet.errors import InputError
 from keras_unet.inference.network import ModelGeometry, model_geometry
 from keras_unet.io.atomic import written_atomically
 from keras_unet.normalization import MIN_STD, normalize_image
@@ -41,11 +41,11 @@ from keras_unet.serving.bare_network import (
     write_bare_saved_model,
 )
 from keras_unet.serving.onnx_export import DEFAULT_OPSET, check_opset, onnx_model, output_name
+from keras_unet.serving.targets import DEFAULT_PACKAGE_NAME, check_package_target
 
 PAPER_DOI = "10.1007/978-3-319-24574-4_28"
 PAPER = ("Ronneberger, O., Fischer, P., Brox, T. (2015). U-Net: Convolutional Networks for "
          "Biomedical Image Segmentation. MICCAI 2015, LNCS 9351, 234-241.")
-DEFAULT_NAME = "keras_unet U-Net"
 DEFAULT_AUTHORS = ("keras_unet user",)
 DEFAULT_LICENSE = "CC-BY-4.0"
 INPUT_ID = "raw"
@@ -74,7 +74,7 @@ class PackageInfo:
         'MIT'
     """
 
-    name: str = DEFAULT_NAME
+    name: str = DEFAULT_PACKAGE_NAME
     authors: tuple[str, ...] = DEFAULT_AUTHORS
     license: str = DEFAULT_LICENSE
     description: str | None = None
@@ -114,53 +114,6 @@ def _check(option: str, value, annotation, wrap=lambda value: value) -> None:
         if len(message) > 160:
             message = message[:160] + "... (see https://spdx.org/licenses/)"
         raise InputError(f"{option} {value!r}: {message}") from None
-
-
-def check_package_target(out: Path, name: str, *, overwrite: bool = False) -> Path:
-    """The zip path ``out/<name>.zip``; refuses a folder that already holds a package.
-
-    A package is an ``rdf.yaml`` or ``bioimageio.yaml``, or a zip holding one; with
-    ``overwrite`` only the package of the same name is replaced (others are left alone).
-
-    Raises:
-        NotADirectoryError: if ``out`` is a file.
-        FileExistsError: if ``out`` holds a package and ``overwrite`` is false.
-
-    Example:
-        >>> import tempfile
-        >>> out = Path(tempfile.mkdtemp())
-        >>> check_package_target(out, "my U-Net").name
-        'my_U-Net.zip'
-        >>> _ = (out / "rdf.yaml").write_text("type: model")
-        >>> check_package_target(out, "my U-Net")
-        Traceback (most recent call last):
-        ...
-        keras_unet.errors.OutputExistsError: --out '...' already holds a bioimage.io package ...
-    """  # noqa: E501
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise NotAFolderError(f"--out {str(out)!r} is a file; bioimage.io packages go in a "
-                              "folder.")
-    target = out / (name.replace(" ", "_") + ".zip")
-    found = _packages_in(out)
-    if found and not overwrite:
-        raise OutputExistsError(f"--out {str(out)!r} already holds a bioimage.io package "
-                                f"({', '.join(found)}); pass --overwrite to replace {target.name}.")
-    return target
-
-
-def _packages_in(folder: Path) -> list[str]:
-    if not folder.is_dir():
-        return []
-    found = [p.name for p in folder.iterdir() if p.name in ("rdf.yaml", "bioimageio.yaml")]
-    for path in sorted(folder.glob("*.zip")):
-        try:
-            with zipfile.ZipFile(path) as archive:
-                if {"rdf.yaml", "bioimageio.yaml"} & set(archive.namelist()):
-                    found.append(path.name)
-        except zipfile.BadZipFile:
-            continue
-    return found
 
 
 def export_bioimageio(model: keras.Model, out, info: PackageInfo = PackageInfo(), *,

@@ -17,22 +17,22 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from keras_unet.errors import FaultError, InputError, NotAFolderError, OutputExistsError
+from keras_unet.errors import FaultError, InputError
 from keras_unet.inference.network import model_geometry
 from keras_unet.io.atomic import written_atomically
 from keras_unet.serving.graph import ServingTiling, serving_tiling
 from keras_unet.serving.signatures import serving_functions
+from keras_unet.serving.targets import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    check_export_target,
+    existing_versions,
+)
 from keras_unet.serving.warmup import (
     WARMUP_SIZE,
     WARMUP_VOLUME_SIZE,
     warmup_logs,
     write_warmup,
 )
-
-DEFAULT_MAX_IMAGE_PIXELS = 64 * 2**20
-"""Largest image (height * width) a request may send: 64 Mpx, i.e. 8192 x 8192; larger ones get
-InvalidArgument, not an out-of-memory crash (the memory it takes: benchmarks/README.md)."""
-
 
 METADATA_FILE = "assets.extra/keras_unet.json"
 """Where an export says what it is: geometry, class layout, the cell settings training chose,
@@ -83,55 +83,6 @@ def read_export_metadata(saved_model: str | os.PathLike) -> dict | None:
     if not isinstance(record, dict) or record.get("format") != "keras_unet.saved_model":
         raise InputError(f"{str(path)!r} is not a keras_unet export record.")
     return record
-
-
-def existing_versions(export_base: Path) -> list[int]:
-    """The version numbers present under ``export_base`` (folders named by an integer), sorted.
-
-    Example:
-        >>> import tempfile
-        >>> base = Path(tempfile.mkdtemp())
-        >>> for name in ("1", "7", ".tmp-8-x", "notes"):
-        ...     (base / name).mkdir()
-        >>> existing_versions(base)
-        [1, 7]
-    """
-    if not Path(export_base).is_dir():
-        return []
-    return sorted(int(path.name) for path in Path(export_base).iterdir()
-                  if path.is_dir() and path.name.isdigit())
-
-
-def check_export_target(export_base: Path, version: int | None = None,
-                        max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> None:
-    """Refuses an export base that is a file, an existing or invalid version, a bad pixel limit.
-
-    Called first by :func:`export_for_serving` (and by ``unet export`` before loading a model).
-
-    Example:
-        >>> import tempfile
-        >>> base = Path(tempfile.mkdtemp())
-        >>> (base / "1").mkdir()
-        >>> check_export_target(base, 1)
-        Traceback (most recent call last):
-        ...
-        keras_unet.errors.OutputExistsError: version 1 already exists in ...; versions are ...
-    """  # noqa: E501
-    export_base = Path(export_base)
-    if export_base.exists() and not export_base.is_dir():
-        raise NotAFolderError(f"export base {str(export_base)!r} is a file; TF-Serving needs a "
-                              "folder of numbered versions.")
-    if version is not None:
-        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            raise InputError(f"version must be a positive integer, got {version!r}.")
-        if (export_base / str(version)).exists():
-            raise OutputExistsError(
-                f"version {version} already exists in {str(export_base)!r}; versions are never "
-                f"overwritten (TF-Serving may be serving it). Omit the version to write "
-                f"{max(existing_versions(export_base), default=0) + 1}.")
-    if (not isinstance(max_image_pixels, int) or isinstance(max_image_pixels, bool)
-            or max_image_pixels < 1):
-        raise InputError(f"max_image_pixels must be a positive integer, got {max_image_pixels!r}.")
 
 
 def export_for_serving(model: keras.Model, export_base, *, version: int | None = None,
