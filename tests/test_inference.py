@@ -6,7 +6,7 @@ import pytest
 
 from keras_unet import build_unet, geometry, predict_tiled
 from keras_unet.class_layout import mask_from_probabilities
-from keras_unet.inference.network import compiled_forward, model_geometry
+from keras_unet.inference.network import compiled_forward, model_geometry, tile_predictor
 from keras_unet.inference.plan import plan_tiles
 
 
@@ -90,6 +90,15 @@ def test_no_retracing_across_tiles_batches_and_images(models):
     predict_tiled(model, _image((40, 30), np.uint8), tta=True)
     forward = compiled_forward(model, model_geometry(model))
     assert forward.experimental_get_tracing_count() == 1
+
+
+def test_a_tile_predictor_keeps_its_model_alive():
+    """A model built inline has no other owner: a garbage collection must not take it away."""
+    import gc
+
+    _, predict_tiles = tile_predictor(build_unet((None, None, 1), 2, filters=4, depth=2))
+    gc.collect()
+    assert predict_tiles(np.zeros((3, 44, 60, 1), "float32")).shape == (3, 4, 20, 2)
 
 
 @pytest.mark.parametrize("turn", range(1, 8))

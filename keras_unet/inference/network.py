@@ -248,7 +248,6 @@ def tile_predictor(network: keras.Model | TileNetwork):
         (3, 4, 20, 2)
     """
     geom = model_geometry(network)
-    if isinstance(network, keras.Model):
-        forward = compiled_forward(network, geom)
-        return geom, lambda tiles: np.asarray(forward(tiles), np.float32)
+    if isinstance(network, keras.Model):  # the closure keeps the model alive, not `forward`
+        return geom, lambda tiles: np.asarray(compiled_forward(network, geom)(tiles), np.float32)
     return geom, lambda tiles: np.asarray(network.predict_tiles(tiles), np.float32)
