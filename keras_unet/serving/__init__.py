@@ -10,7 +10,7 @@ on first use: where an export goes is checked (:mod:`~keras_unet.serving.targets
 TensorFlow, tf2onnx or bioimageio.spec.
 
 Example:
-    >>> from keras_unet.serving import export_for_serving  # see its docstring for a full run
+    >>> from keras_unet.serving import DEFAULT_MAX_IMAGE_PIXELS, export_for_serving
     >>> DEFAULT_MAX_IMAGE_PIXELS // 2**20  # Mpx a request may send per image by default
     64
 """
