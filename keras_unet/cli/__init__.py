@@ -44,6 +44,22 @@ def help_text(docstring: str) -> tuple[str, str]:
     return description, epilog
 
 
+def prepare_once(args: argparse.Namespace) -> None:
+    """Runs the subcommand's ``prepare(args)`` unless it already ran: :func:`main` runs it before
+    TensorFlow starts, and a subcommand's ``run`` called on its own runs it first.
+
+    Example:
+        >>> calls = []
+        >>> args = argparse.Namespace(prepare=calls.append)
+        >>> prepare_once(args); prepare_once(args)
+        >>> len(calls)
+        1
+    """
+    if getattr(args, "prepare", None) is not None and not getattr(args, "prepared", False):
+        args.prepare(args)
+        args.prepared = True
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``unet`` with every subcommand registered.
 
@@ -77,9 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     debug = bool(os.environ.get("UNET_DEBUG"))
     try:
-        prepare, first = getattr(args, "prepare", None), getattr(args, "first", None)
-        if prepare is not None:  # checks that need no TensorFlow
-            prepare(args)
+        first = getattr(args, "first", None)
+        prepare_once(args)  # checks that need no TensorFlow
         start_tensorflow(verbose=args.verbose or debug,
                          first=None if first is None else lambda: first(args))
         return int(args.run(args) or 0)

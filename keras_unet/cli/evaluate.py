@@ -33,7 +33,7 @@ import os
 from functools import partial
 from pathlib import Path
 
-from keras_unet.cli import help_text
+from keras_unet.cli import help_text, prepare_once
 from keras_unet.cli.arguments import (
     add_instance_arguments,
     add_model_arguments,
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         wrote /tmp/.../report/evaluation.json
         0
     """
-    prepare(args)  # again, cheap: main() ran it before TensorFlow started
+    prepare_once(args)
     from keras_unet.class_layout import parse_class_names
     from keras_unet.data import load_samples
     from keras_unet.evaluation import evaluate_classes, evaluate_probabilities

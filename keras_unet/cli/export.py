@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from keras_unet.cli import help_text
+from keras_unet.cli import help_text, prepare_once
 from keras_unet.errors import InputError, InputNotFoundError
 from keras_unet.io.atomic import refuse_existing
 from keras_unet.io.paths import existing_input, refuse_overlap
@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         ...
         keras_unet.errors.InputNotFoundError: --model 'no-such-model.keras' does not exist.
     """
-    prepare(args)  # again when run alone: a few file checks
+    prepare_once(args)
     if args.format == "savedmodel":
         return _export_savedmodel(args)
     if args.format == "onnx":

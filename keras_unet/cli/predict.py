@@ -36,7 +36,7 @@ import os
 import sys
 from pathlib import Path
 
-from keras_unet.cli import help_text
+from keras_unet.cli import help_text, prepare_once
 from keras_unet.cli.arguments import (
     add_instance_arguments,
     add_model_arguments,
@@ -244,8 +244,7 @@ def run(args: argparse.Namespace) -> int:
     """
     from keras_unet.inference.loading import load_network
 
-    if not hasattr(args, "planned"):  # called without main(), which prepares first
-        prepare(args)
+    prepare_once(args)
     if args.planned is None:
         return _run_zarr(args)
     images, plans = args.planned

@@ -23,7 +23,7 @@ import argparse
 import shlex
 import sys
 
-from keras_unet.cli import help_text
+from keras_unet.cli import help_text, prepare_once
 from keras_unet.errors import InputError
 from keras_unet.training.config import TrainConfig
 
@@ -173,9 +173,9 @@ def run(args: argparse.Namespace) -> int:
     """
     from keras_unet.training import train
 
-    config = getattr(args, "resolved", None) or resolved_config(args)
+    prepare_once(args)
     try:
-        result = train(config, overwrite=args.overwrite)
+        result = train(args.resolved, overwrite=args.overwrite)
     except FloatingPointError as error:
         print(f"unet train: {error}", file=sys.stderr)
         return 1
