@@ -157,6 +157,20 @@ def test_a_run_slower_than_measured_stops_at_the_limit_validated_checkpointed_an
     assert float(result.model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-12)
 
 
+def test_steps_are_timed_only_for_a_limit_or_the_announcement(tmp_path, monkeypatch, capsys):
+    timed = []
+    monkeypatch.setattr("keras_unet.training.run.measure_seconds_per_step",
+                        lambda model, dataset: timed.append(1) or 1e-3)
+    run = {**TINY, "epochs": 1, "steps_per_epoch": 2}
+    silent = train({**run, "run_dir": str(tmp_path / "silent")}, verbose=0)
+    assert timed == [] and silent.steps == 2  # nobody reads the estimate, nothing to plan
+    assert _record(tmp_path / "silent").steps_per_epoch == 2
+    train({**run, "time_limit": 5, "run_dir": str(tmp_path / "limited")}, verbose=0)
+    assert timed == [1] and capsys.readouterr().out == ""  # the limit needs the speed
+    train({**run, "run_dir": str(tmp_path / "said")}, verbose=1)
+    assert timed == [1, 1] and "of training expected on this machine" in capsys.readouterr().out
+
+
 def test_epochs_are_shortened_to_spread_over_the_limit(tmp_path):
     config = TrainConfig(**TINY, epochs=3, steps_per_epoch=100_000, time_limit=0.05,
                          run_dir=str(tmp_path / "run"))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -177,10 +177,11 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
         config: a :class:`TrainConfig`, a mapping of its fields, or None for the defaults.
         overwrite: move an earlier, different run in ``config.run_dir`` aside instead of
             refusing to start.
-        verbose: 0 silent; 1 status lines and one progress line for the whole run, rewritten
-            in place on a terminal and written once per epoch otherwise (CI logs,
-            :class:`~keras_unet.training.progress.ProgressLine`); 2 the same, always once per
-            epoch. Default 1.
+        verbose: 0 silent (and, without a time limit, no steps timed before training: their
+            estimate would be for nobody); 1 status lines and one progress line for the whole
+            run, rewritten in place on a terminal and written once per epoch otherwise (CI
+            logs, :class:`~keras_unet.training.progress.ProgressLine`); 2 the same, always
+            once per epoch. Default 1.
         callbacks: Keras callbacks of the caller's, appended to the run's own (they see every
             training step of ``model.fit`` after the run's callbacks, and may stop it by
             raising): a live readout and a Cancel button of a GUI, for instance
@@ -260,7 +261,7 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
                 transfer_weights(trained, model)
             _compile(model, config)
             model.optimizer.build(model.trainable_variables)  # all of them, frozen or not
-        record = _plan(config, run, cluster, model, train_data, say)
+        record = _plan(config, run, cluster, model, train_data, say if verbose else None)
         guard = NaNGuard(hint=f"lower learning_rate (it is {config.learning_rate:g}), or "
                               "try mixed_precision off.")
         budget = TimeBudget(config.time_limit_seconds, record, run.training_time)
@@ -611,15 +612,16 @@ def _full_batches(val_data: tf.data.Dataset, batch_size: int, replicas: int) -> 
 
 
 def _plan(config: TrainConfig, run: RunDir, cluster: Cluster, model: keras.Model,
-          train_data: tf.data.Dataset, say) -> TrainingTime:
+          train_data: tf.data.Dataset, say: Callable[[str], None] | None) -> TrainingTime:
     """Times a few steps, chooses the epoch length (kept on resume) and says what to expect.
 
     A resumed run continues its record (:class:`TrainingTime`); a new one starts one with the
-    epoch length that spreads ``config.epochs`` over the time limit. Several workers are not
-    timed: each would time its own steps (no limit is allowed there).
+    epoch length that spreads ``config.epochs`` over the time limit. Steps are timed only
+    for a limit or for ``say`` (None: a silent run): untimed, the epochs keep their length.
+    Several workers are not timed: each would time its own steps (no limit is allowed there).
     """
     record = TrainingTime.read(run.training_time) if run.resume else None
-    if cluster.num_tasks > 1:
+    if cluster.num_tasks > 1 or (say is None and config.time_limit_seconds is None):
         return record or TrainingTime(config.steps_per_epoch)
     seconds_per_step = measure_seconds_per_step(model, train_data)
     limit = config.time_limit_seconds
@@ -636,8 +638,9 @@ def _plan(config: TrainConfig, run: RunDir, cluster: Cluster, model: keras.Model
             details += f", so epochs of {record.steps_per_epoch} steps"
     if record.epochs_done:
         details += f"; {format_duration(record.seconds)} trained before"
-    say(f"unet train: about {format_duration(expected)} of training "
-        f"{'left' if record.epochs_done else 'expected'} on this machine ({details})")
+    if say is not None:
+        say(f"unet train: about {format_duration(expected)} of training "
+            f"{'left' if record.epochs_done else 'expected'} on this machine ({details})")
     return record
 
 
