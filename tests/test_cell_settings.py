@@ -176,7 +176,7 @@ def test_cells_are_chosen_again_on_the_new_validation_images_else_inherited(tmp_
     cells = tmp_path / "cells.keras"
     _model(cells=CellSettings("components", 30)).save(cells)
     kept = train({**TINY, "synthetic_images": 3, "init": str(cells), "val_fraction": 0,
-                  "run_dir": str(tmp_path / "kept")}, verbose=0)
+                  "run_dir": str(tmp_path / "kept"), "export": False}, verbose=0)
     assert kept.cells.options == {"method": "components", "min_size": 30}
     saved = keras.models.load_model(kept.run.checkpoints / "best.keras", compile=False)
     assert saved.get_config()["cells"] == CellSettings("components", 30).to_json()

@@ -29,7 +29,7 @@ def test_fine_tuning_starts_at_the_trained_models_validation_score(tmp_path):
                              augment=False), epochs=1, steps_per_epoch=15, verbose=0)
     trained.save(tmp_path / "cells.keras")
     result = train({**TINY, "run_dir": str(tmp_path / "run"), "learning_rate": 1e-9,
-                    "init": str(tmp_path / "cells.keras")}, verbose=0)
+                    "init": str(tmp_path / "cells.keras"), "export": False}, verbose=0)
     tiles = make_dataset(load_samples(result.validation, "instances"), tile_size=92,
                          batch_size=2, depth=2, augment=False, shuffle=False, repeat=False)
     keras.utils.set_random_seed(TINY.get("seed", 0))  # what train() would have started from

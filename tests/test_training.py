@@ -129,6 +129,28 @@ def test_the_summary_prints_the_cells_chosen_on_validation_that_the_printed_comm
                 in capsys.readouterr().out)
 
 
+def test_no_export_keeps_the_checkpoints_and_prints_the_command_that_exports_later(
+        tmp_path, capsys):
+    import shlex
+
+    run_dir = tmp_path / "run"
+    assert main(["train", "--config", str(_tiny_yaml(tmp_path)), "--run-dir", str(run_dir),
+                 "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "2",
+                 "--tile-size", "92", "--depth", "2", "--filters", "4",
+                 "--mixed-precision", "off", "--val-fraction", "0.34", "--no-export"]) == 0
+    lines = {line.split(":", 1)[0]: line.split(":", 1)[1].strip()
+             for line in capsys.readouterr().out.splitlines() if ":" in line}
+    assert not (run_dir / "export").exists() and (run_dir / "checkpoints" / "best.keras").is_file()
+    assert "export: false" in (run_dir / "config.yaml").read_text()
+    assert "exported" not in lines["Best epoch"] and "the export" not in lines["Cells"]
+    served = lines["Served model"]
+    assert served.startswith("none (--no-export; unet export --model ") and served.endswith(
+        " makes it)")
+    command = shlex.split(served.removeprefix("none (--no-export; ").removesuffix(" makes it)"))
+    assert main(command[1:]) == 0  # as printed: the export the run would have made
+    assert (run_dir / "export" / "1" / "saved_model.pb").is_file()
+
+
 def test_missing_or_unrecognised_data_is_refused_before_anything_is_written(tmp_path, capsys):
     run_dir = tmp_path / "run"
     assert main(["train", "--data", str(tmp_path / "nowhere"), "--run-dir", str(run_dir)]) == 2
@@ -226,8 +248,8 @@ class _CancelAtFirstStep(keras.callbacks.Callback):
 
 def test_callbacks_of_the_caller_see_every_training_step(tmp_path):
     seen = _Losses()
-    result = train({**TINY, "run_dir": str(tmp_path / "run"), "val_fraction": 0}, verbose=0,
-                   callbacks=[seen])
+    result = train({**TINY, "run_dir": str(tmp_path / "run"), "val_fraction": 0,
+                    "export": False}, verbose=0, callbacks=[seen])
     steps = TINY["epochs"] * TINY["steps_per_epoch"]
     assert result.steps == steps and len(seen.losses) == steps  # not the timing steps
     assert np.isfinite(seen.losses).all()

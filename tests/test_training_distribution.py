@@ -118,7 +118,7 @@ def test_mirrored_over_two_cpus_matches_one_device_training(tmp_path):
         devices = [tf.config.LogicalDeviceConfiguration()] * 2
         tf.config.set_logical_device_configuration(cpu, devices)
         from keras_unet.training import train
-        config = dict({TINY!r}, elastic=False)
+        config = dict({TINY!r}, elastic=False, export=False)
         one = train(dict(config, strategy="default", run_dir={str(tmp_path / 'one')!r}), verbose=0)
         two = train(dict(config, strategy="auto", run_dir={str(tmp_path / 'two')!r}), verbose=0)
         np.savez({str(tmp_path / 'weights.npz')!r}, *one.model.get_weights(),

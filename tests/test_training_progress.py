@@ -45,7 +45,8 @@ def test_in_place_the_whole_run_is_one_line_rewritten(monkeypatch):
 def test_not_on_a_terminal_at_most_one_line_per_epoch(tmp_path, capsys):
     result = train({"run_dir": str(tmp_path / "run"), "synthetic_images": 3, "epochs": 3,
                     "steps_per_epoch": 2, "batch_size": 2, "tile_size": 92, "depth": 2,
-                    "filters": 2, "val_fraction": 0.34, "mixed_precision": "off"})
+                    "filters": 2, "val_fraction": 0.34, "mixed_precision": "off",
+                    "export": False})
     out = capsys.readouterr().out  # captured: not a terminal
     assert "\r" not in out and "Epoch 1/3" not in out  # no Keras progress bar either
     lines = [line for line in out.splitlines() if line.startswith("unet train: step ")]

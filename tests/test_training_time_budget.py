@@ -161,7 +161,7 @@ def test_steps_are_timed_only_for_a_limit_or_the_announcement(tmp_path, monkeypa
     timed = []
     monkeypatch.setattr("keras_unet.training.run.measure_seconds_per_step",
                         lambda model, dataset: timed.append(1) or 1e-3)
-    run = {**TINY, "epochs": 1, "steps_per_epoch": 2}
+    run = {**TINY, "epochs": 1, "steps_per_epoch": 2, "export": False}
     silent = train({**run, "run_dir": str(tmp_path / "silent")}, verbose=0)
     assert timed == [] and silent.steps == 2  # nobody reads the estimate, nothing to plan
     assert _record(tmp_path / "silent").steps_per_epoch == 2
@@ -173,7 +173,7 @@ def test_steps_are_timed_only_for_a_limit_or_the_announcement(tmp_path, monkeypa
 
 def test_epochs_are_shortened_to_spread_over_the_limit(tmp_path):
     config = TrainConfig(**TINY, epochs=3, steps_per_epoch=100_000, time_limit=0.05,
-                         run_dir=str(tmp_path / "run"))
+                         run_dir=str(tmp_path / "run"), export=False)
     result = train(config, verbose=0)
     record = _record(tmp_path / "run")
     assert 1 <= record.steps_per_epoch < 100_000 == config.steps_per_epoch
@@ -214,7 +214,7 @@ def test_an_interrupted_run_resumes_within_the_same_limit(tmp_path, monkeypatch)
     _measured(monkeypatch, 6.0 / (1000 * 99.5))
     _ticking(monkeypatch, 0.02)
     config = TrainConfig(**TINY, epochs=1000, steps_per_epoch=100_000, time_limit=0.1,
-                         run_dir=str(tmp_path / "run"))
+                         run_dir=str(tmp_path / "run"), export=False)
     panel_end = ValidationPanel.on_epoch_end
 
     def interrupt_after_epoch_2(self, epoch, logs=None):

@@ -93,6 +93,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--freeze-encoder", action="store_true", default=None,
                         help="with --init: train only the expanding path for the first third "
                              "of the epochs (at least one)")
+    parser.add_argument("--no-export", dest="export", action="store_false", default=None,
+                        help="keep only the checkpoints: no SavedModel in the run directory "
+                             "(unet export makes one later)")
     parser.add_argument("--overwrite", action="store_true",
                         help="move an earlier, different run in --run-dir aside and start anew")
     parser.set_defaults(run=run, prepare=prepare, first=first)
@@ -108,7 +111,7 @@ def overrides(args: argparse.Namespace) -> dict:
         >>> overrides(args)
         {'learning_rate': 0.1}
     """
-    names = [flag[2:].replace("-", "_") for flag, *_ in OPTIONS] + ["freeze_encoder"]
+    names = [flag[2:].replace("-", "_") for flag, *_ in OPTIONS] + ["freeze_encoder", "export"]
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
@@ -184,15 +187,19 @@ def run(args: argparse.Namespace) -> int:
         if message == str(error):
             raise
         raise InputError(message) from None
-    if result.export is None:  # a non-chief worker: the chief reports
+    if result.export is None and result.config.export:  # a non-chief worker: the chief reports
         return 0
     final = result.final
+    best_model = shlex.quote(str(result.run.checkpoints / "best.keras"))
+    exported = ", exported" if result.export else ""
     print()
     print(f"Run directory:   {result.run.path}")
     print(f"Config:          {result.run.path / 'config.yaml'}")
     print(f"TensorBoard:     tensorboard --logdir {result.run.logs}")
     print(f"Checkpoints:     {result.run.checkpoints / 'best.keras'} (best), last.keras (last)")
-    print(f"Served model:    {result.export}")
+    print(f"Served model:    {result.export}" if result.export else
+          f"Served model:    none (--no-export; unet export --model {best_model} --out "
+          f"{shlex.quote(str(result.run.export))} makes it)")
     print(f"Stopped:         {result.stopped}")
     nan = float("nan")
     if final:
@@ -204,14 +211,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"Best epoch:      {result.best['epoch']} of {result.config.epochs} (lowest "
               f"validation loss, {result.best['value']:.3f}): validation IoU "
               f"{logs.get('val_iou', nan):.3f}, Dice {logs.get('val_dice', nan):.3f}, "
-              f"{_object_f1(logs)}(best.keras, exported)")
+              f"{_object_f1(logs)}(best.keras{exported})")
     elif result.best:
         print(f"Best epoch:      the last, {result.best['epoch']} (no validation images; "
-              "best.keras = last.keras, exported)")
+              f"best.keras = last.keras{exported})")
     if result.cells is not None:
-        print(f"Cells:           {result.cells.describe()}, recorded in best.keras and the "
-              f"export{_cell_scores(result.cell_scores)}")
-    best_model = shlex.quote(str(result.run.checkpoints / "best.keras"))
+        print(f"Cells:           {result.cells.describe()}, recorded in best.keras"
+              f"{' and the export' if result.export else ''}{_cell_scores(result.cell_scores)}")
     if result.validation is None:
         print(f"Predict:         unet predict --model {best_model} --input IMAGES --output "
               f"{shlex.quote(str(result.run.path / 'predictions'))} (no images were held out)")

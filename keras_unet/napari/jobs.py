@@ -319,7 +319,8 @@ class FineTuned:
     Attributes:
         model: the new ``.keras`` file (the run's ``best.keras``, beside the run folder).
         folder: the run folder: ``data/`` (the training pairs as ``images/`` + ``masks/``) and
-            ``run/`` (``unet train``'s run: config, TensorBoard logs, checkpoints, export).
+            ``run/`` (``unet train``'s run: config, TensorBoard logs, checkpoints; no
+            export, which a fine-tuning round does not need: ``unet export`` makes one).
         steps: training steps run.
         losses: the training loss after each step (Keras's running mean over the epoch).
     """
@@ -412,7 +413,7 @@ def finetune(pairs: Sequence, model: str | Path, *, steps: int = STEPS,
              for key in ("filters", "depth", "padding", "batch_norm", "dropout")}
     config = {"data": str(run_folder / "data"), "run_dir": str(run_folder / "run"),
               "init": str(model), "ignore_label": ignore, "epochs": 1, "steps_per_epoch": steps,
-              "val_fraction": 0, **shape}
+              "val_fraction": 0, "export": False, **shape}
     readout = StepReadout(report, cancel, steps)
     try:
         save_samples(samples, run_folder / "data", ignore_label=ignore)

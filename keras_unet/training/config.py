@@ -121,6 +121,9 @@ class TrainConfig:
             or OME metadata), else 1 on every axis.
         tile_depth: planes per volume tile; ``None``: the tile whose output spans about the
             same physical depth as ``tile_size``'s output spans in y and x.
+        export: at the end, export the best model for TF-Serving into ``run_dir/export``;
+            ``False`` keeps only the checkpoints (a fine-tuning round, a sweep), and
+            ``unet export`` makes the SavedModel later.
 
     Example:
         >>> config = TrainConfig(epochs=3, optimizer="sgd")
@@ -165,6 +168,7 @@ class TrainConfig:
     ndim: int | None = None
     spacing: str | None = None
     tile_depth: int | None = None
+    export: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.spacing, (list, tuple)):  # YAML: [2, 0.5, 0.5]

@@ -77,7 +77,8 @@ class TrainResult:
         history: per-epoch logs of this process's ``fit`` (only the epochs it ran after a resume).
         best: ``{"monitor", "value", "epoch", "logs"}`` of ``best.keras`` (lowest validation
             loss), if one was saved.
-        export: the folder of the exported model (None on non-chief workers).
+        export: the folder of the exported model (None on non-chief workers and without
+            ``config.export``).
         validation: the held-out samples as ``images/`` + ``masks/`` (None on non-chief
             workers), for ``unet predict`` and ``unet evaluate``.
         policy: the Keras mixed-precision policy used.
@@ -165,7 +166,8 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
     image panels under ``logs/images``), ``backup/`` while running (so a killed run started again
     with the same config resumes at its last finished epoch), ``checkpoints/best.keras`` and
     ``checkpoints/last.keras`` (written atomically), ``export/<version>/`` (a float32
-    SavedModel for TF-Serving, :func:`keras_unet.serving.export_for_serving`) and
+    SavedModel for TF-Serving, :func:`keras_unet.serving.export_for_serving`; not with
+    ``export: false``) and
     ``validation/`` (the held-out images and their masks, for ``unet predict`` and ``unet
     evaluate``), ``training_time.json`` (:class:`~keras_unet.training.time_budget.TrainingTime`).
     With several workers only the chief writes there; the others keep their backup under
@@ -293,7 +295,8 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
         best = AtomicCheckpoints(run.checkpoints, monitor, "min").best_state()
         if config.label_mode == "instances":
             cells, scores = _cell_settings(run, model, val_samples, trained)
-        export = _export(config, run, model, _channels(train_samples), volume)
+        if config.export:
+            export = _export(config, run, model, _channels(train_samples), volume)
     return TrainResult(config, run, model, history.history, best, export, validation, policy,
                        strategy_name(strategy), run.resume, cells, scores, stop_reason,
                        budget.training_seconds,
