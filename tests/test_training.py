@@ -185,7 +185,7 @@ def _train_command(run_dir):
     # so the kill below lands inside epoch 2, before its end-of-epoch backup.
     args = ["train", "--run-dir", str(run_dir), "--epochs", "3", "--steps-per-epoch", "100",
             "--batch-size", "2", "--tile-size", "92", "--depth", "2", "--filters", "4",
-            "--val-fraction", "0.34", "--mixed-precision", "off", "--config"]
+            "--val-fraction", "0.34", "--mixed-precision", "off", "--no-export", "--config"]
     return [sys.executable, "-c", "import sys; from keras_unet.cli import main; "
             "sys.exit(main(sys.argv[1:]))", *args]
 
