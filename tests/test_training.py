@@ -144,9 +144,9 @@ def test_no_export_keeps_the_checkpoints_and_prints_the_command_that_exports_lat
     assert "export: false" in (run_dir / "config.yaml").read_text()
     assert "exported" not in lines["Best epoch"] and "the export" not in lines["Cells"]
     served = lines["Served model"]
-    assert served.startswith("none (--no-export; unet export --model ") and served.endswith(
+    assert served.startswith("none (not exported; unet export --model ") and served.endswith(
         " makes it)")
-    command = shlex.split(served.removeprefix("none (--no-export; ").removesuffix(" makes it)"))
+    command = shlex.split(served.removeprefix("none (not exported; ").removesuffix(" makes it)"))
     assert main(command[1:]) == 0  # as printed: the export the run would have made
     assert (run_dir / "export" / "1" / "saved_model.pb").is_file()
 

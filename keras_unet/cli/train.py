@@ -187,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
         if message == str(error):
             raise
         raise InputError(message) from None
-    if result.export is None and result.config.export:  # a non-chief worker: the chief reports
+    if not result.chief:  # the chief reports
         return 0
     final = result.final
     best_model = shlex.quote(str(result.run.checkpoints / "best.keras"))
@@ -198,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"TensorBoard:     tensorboard --logdir {result.run.logs}")
     print(f"Checkpoints:     {result.run.checkpoints / 'best.keras'} (best), last.keras (last)")
     print(f"Served model:    {result.export}" if result.export else
-          f"Served model:    none (--no-export; unet export --model {best_model} --out "
+          f"Served model:    none (not exported; unet export --model {best_model} --out "
           f"{shlex.quote(str(result.run.export))} makes it)")
     print(f"Stopped:         {result.stopped}")
     nan = float("nan")

@@ -97,6 +97,8 @@ class TrainResult:
         epochs_done: finished epochs of the whole run (the one the time limit ended included).
         steps_per_epoch: steps of each epoch: ``config.steps_per_epoch``, or fewer so that the
             epochs spread over ``config.time_limit``.
+        chief: whether this process is the chief (or only) worker, the one that writes the
+            checkpoints, the cell settings and the export and reports the run.
 
     Example:
         >>> from keras_unet.training.run_dir import RunDir
@@ -127,6 +129,7 @@ class TrainResult:
     steps: int
     epochs_done: int
     steps_per_epoch: int
+    chief: bool = True
 
     @property
     def final(self) -> dict[str, float]:
@@ -301,7 +304,7 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
                        strategy_name(strategy), run.resume, cells, scores, stop_reason,
                        budget.training_seconds,
                        int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
-                       budget.record.epochs_done, record.steps_per_epoch)
+                       budget.record.epochs_done, record.steps_per_epoch, cluster.is_chief)
 
 
 def split_samples(samples: list, val_fraction: float, seed: int = 0) -> tuple[list, list]:
