@@ -138,7 +138,8 @@ def resolved_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def prepare(args: argparse.Namespace) -> None:
-    """Resolves and checks the run before TensorFlow starts, so a mistake costs no time.
+    """Resolves and checks the run before TensorFlow starts, so a mistake costs no time, and
+    chooses the CPU kernels TensorFlow will train with (:mod:`keras_unet.training.cpu_kernels`).
 
     Example:
         >>> parser = argparse.ArgumentParser()
@@ -149,9 +150,12 @@ def prepare(args: argparse.Namespace) -> None:
         keras_unet.errors.InputError: command line: --epochs must be >= 1, got 0.
     """
     from keras_unet.training.cluster import check_for_cluster, cluster_from_env
+    from keras_unet.training.cpu_kernels import turn_on_onednn_for_training
 
     args.resolved = resolved_config(args)
     check_for_cluster(args.resolved, cluster_from_env())
+    config = args.resolved  # an --init model's width is unknown until TensorFlow reads it
+    args.onednn = config.init is None and turn_on_onednn_for_training(config.filters)
 
 
 def first(args: argparse.Namespace) -> None:
@@ -201,6 +205,9 @@ def run(args: argparse.Namespace) -> int:
           f"Served model:    none (not exported; unet export --model {best_model} --out "
           f"{shlex.quote(str(result.run.export))} makes it)")
     print(f"Stopped:         {result.stopped}")
+    if getattr(args, "onednn", False):
+        print(f"CPU kernels:     oneDNN, turned on for this {result.config.filters}-filter network "
+              f"(TensorFlow's default on this CPU is Eigen; TF_ENABLE_ONEDNN_OPTS=0 keeps it)")
     nan = float("nan")
     if final:
         print(f"Last epoch:      validation IoU {final.get('val_iou', nan):.3f}, "

@@ -21,16 +21,16 @@ slower than float32.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import tensorflow as tf
 
 from keras_unet.errors import InputError
 from keras_unet.training.cluster import Cluster, cluster_from_env
 from keras_unet.training.config import MIXED_PRECISIONS, STRATEGIES
+from keras_unet.training.cpu_kernels import cpu_flags
 
 POLICIES = {"off": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
-BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
+BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
 
 
 def choose_strategy(setting: str = "auto", cluster: Cluster | None = None
@@ -152,7 +152,7 @@ def choose_policy(setting: str = "auto", *, has_gpu: bool | None = None,
 
 
 def cpu_supports_bfloat16(cpuinfo: str | None = None) -> bool:
-    """Whether the CPU has bfloat16 arithmetic instructions, read from ``/proc/cpuinfo``.
+    """Whether the CPU has bfloat16 arithmetic instructions (:func:`cpu_flags`).
 
     x86 CPUs list ``avx512_bf16`` or ``amx_bf16`` among their ``flags``, Arm CPUs ``bf16`` among
     their ``Features``. Where ``/proc/cpuinfo`` does not exist (macOS, Windows) the answer is
@@ -167,15 +167,4 @@ def cpu_supports_bfloat16(cpuinfo: str | None = None) -> bool:
         >>> cpu_supports_bfloat16("flags\\t: fpu avx2 fma\\n")
         False
     """
-    if cpuinfo is None:
-        path = Path("/proc/cpuinfo")
-        if not path.is_file():
-            return False
-        cpuinfo = path.read_text(errors="replace")
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip().lower() in ("flags", "features") and set(value.split()) & set(
-                BF16_CPU_FLAGS):
-            return True
-    return False
-
+    return bool(cpu_flags(cpuinfo) & BF16_CPU_FLAGS)

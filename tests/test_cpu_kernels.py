@@ -1,0 +1,79 @@
+"""Which CPU kernels `unet train` trains with: oneDNN turned on where it trains faster."""
+
+import argparse
+import os
+import sys
+
+import pytest
+
+from keras_unet.cli import train as train_cli
+from keras_unet.training import cpu_kernels
+from keras_unet.training.cpu_kernels import (
+    cpu_flags,
+    onednn_helps_training,
+    turn_on_onednn_for_training,
+)
+
+AVX2 = frozenset({"fpu", "sse4_2", "avx", "avx2", "fma"})  # a Zen 2/3 EPYC: Eigen by default
+
+
+def test_cpu_flags_are_read_from_the_flags_or_features_lines_only():
+    x86 = "processor\t: 0\nmodel name\t: avx512_vnni is no flag\nflags\t\t: fpu avx2 fma\n"
+    assert cpu_flags(x86) == {"fpu", "avx2", "fma"}
+    assert cpu_flags("processor : 0\nFeatures : fp asimd bf16\n") == {"fp", "asimd", "bf16"}
+    assert cpu_flags("") == frozenset()
+
+
+@pytest.mark.parametrize("flags, filters, expected", [
+    (AVX2, 16, True),   # the CPU defaults' network: 1.9x faster on oneDNN's AVX2 kernels
+    (AVX2, 32, True),   # 1.22x
+    (AVX2, 33, False),  # wider: Eigen (64 filters 0.93x, the paper's network 0.71x)
+    (AVX2 | {"avx512f", "avx512_vnni"}, 16, False),  # TensorFlow turns oneDNN on by itself
+    (AVX2 | {"avx_vnni"}, 16, False),
+    (AVX2 | {"amx_tile"}, 16, False),
+    (frozenset({"fpu", "sse4_2", "avx"}), 16, False),  # no AVX2: not measured, left alone
+    (frozenset({"fp", "asimd"}), 16, False),  # Arm
+])
+def test_onednn_trains_narrow_networks_on_cpus_where_tensorflow_leaves_it_off(flags, filters,
+                                                                                 expected):
+    assert onednn_helps_training(filters, flags) is expected
+
+
+@pytest.fixture
+def before_tensorflow(monkeypatch):
+    """A process that has not imported TensorFlow, with no TF_ENABLE_ONEDNN_OPTS of its own."""
+    monkeypatch.delitem(sys.modules, "tensorflow", raising=False)
+    environ = {key: value for key, value in os.environ.items() if key != "TF_ENABLE_ONEDNN_OPTS"}
+    monkeypatch.setattr(os, "environ", environ)
+    return environ
+
+
+def test_the_switch_is_set_before_tensorflow_starts_and_never_over_the_users(before_tensorflow,
+                                                                             monkeypatch):
+    assert turn_on_onednn_for_training(16, flags=AVX2)
+    assert before_tensorflow["TF_ENABLE_ONEDNN_OPTS"] == "1"
+
+    users = {"TF_ENABLE_ONEDNN_OPTS": "0"}
+    assert not turn_on_onednn_for_training(16, flags=AVX2, environ=users)
+    assert users == {"TF_ENABLE_ONEDNN_OPTS": "0"}
+
+    late = {}  # TensorFlow has read the variable already: setting it would change nothing here
+    monkeypatch.setitem(sys.modules, "tensorflow", object())
+    assert not turn_on_onednn_for_training(16, flags=AVX2, environ=late)
+    assert late == {}
+
+
+@pytest.mark.parametrize("argv, expected", [
+    ([], "1"),                              # the demo: 16 filters
+    (["--filters", "64"], None),           # wide: Eigen trains it faster
+    (["--init", "model.keras"], None),     # its width is read only after TensorFlow starts
+])
+def test_unet_train_chooses_the_kernels_while_it_prepares(before_tensorflow, monkeypatch,
+                                                          argv, expected):
+    monkeypatch.setattr(cpu_kernels, "cpu_flags", lambda cpuinfo=None: AVX2)
+    parser = argparse.ArgumentParser()
+    args = train_cli.add_parser(parser.add_subparsers()).parse_args(argv)
+    train_cli.prepare(args)
+    assert args.onednn is (expected is not None)
+    assert before_tensorflow.get("TF_ENABLE_ONEDNN_OPTS") == expected
+
