@@ -21,7 +21,6 @@ slower than float32.
 
 from __future__ import annotations
 
-
 import tensorflow as tf
 
 from keras_unet.errors import InputError
