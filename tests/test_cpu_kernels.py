@@ -24,19 +24,22 @@ def test_cpu_flags_are_read_from_the_flags_or_features_lines_only():
     assert cpu_flags("") == frozenset()
 
 
-@pytest.mark.parametrize("flags, filters, expected", [
-    (AVX2, 16, True),   # the CPU defaults' network: 1.9x faster on oneDNN's AVX2 kernels
-    (AVX2, 32, True),   # 1.22x
-    (AVX2, 33, False),  # wider: Eigen (64 filters 0.93x, the paper's network 0.71x)
-    (AVX2 | {"avx512f", "avx512_vnni"}, 16, False),  # TensorFlow turns oneDNN on by itself
-    (AVX2 | {"avx_vnni"}, 16, False),
-    (AVX2 | {"amx_tile"}, 16, False),
-    (frozenset({"fpu", "sse4_2", "avx"}), 16, False),  # no AVX2: not measured, left alone
-    (frozenset({"fp", "asimd"}), 16, False),  # Arm
+@pytest.mark.parametrize("flags, filters, precision, expected", [
+    (AVX2, 16, "auto", True),  # the CPU defaults' network: 1.9x faster on oneDNN's AVX2 kernels
+    (AVX2, 16, "off", True),
+    (AVX2, 32, "auto", True),  # 1.22x
+    (AVX2, 33, "auto", False),  # wider: Eigen (64 filters 0.93x, the paper's network 0.71x)
+    (AVX2, 16, "bfloat16", False),  # oneDNN's AVX2 kernels refuse bfloat16 convolutions
+    (AVX2, 16, "float16", False),
+    (AVX2 | {"avx512f", "avx512_vnni"}, 16, "auto", False),  # TensorFlow turns it on itself
+    (AVX2 | {"avx_vnni"}, 16, "auto", False),
+    (AVX2 | {"amx_tile"}, 16, "auto", False),
+    (frozenset({"fpu", "sse4_2", "avx"}), 16, "auto", False),  # no AVX2: not measured
+    (frozenset({"fp", "asimd"}), 16, "auto", False),  # Arm
 ])
-def test_onednn_trains_narrow_networks_on_cpus_where_tensorflow_leaves_it_off(flags, filters,
-                                                                                 expected):
-    assert onednn_helps_training(filters, flags) is expected
+def test_onednn_trains_narrow_float32_networks_on_cpus_where_tensorflow_leaves_it_off(
+        flags, filters, precision, expected):
+    assert onednn_helps_training(filters, precision, flags) is expected
 
 
 @pytest.fixture
@@ -64,9 +67,10 @@ def test_the_switch_is_set_before_tensorflow_starts_and_never_over_the_users(bef
 
 
 @pytest.mark.parametrize("argv, expected", [
-    ([], "1"),                              # the demo: 16 filters
-    (["--filters", "64"], None),           # wide: Eigen trains it faster
-    (["--init", "model.keras"], None),     # its width is read only after TensorFlow starts
+    ([], "1"),                                 # the demo: 16 filters
+    (["--filters", "64"], None),              # wide: Eigen trains it faster
+    (["--mixed-precision", "bfloat16"], None),  # oneDNN's AVX2 kernels refuse it
+    (["--init", "model.keras"], None),        # its width is read only after TensorFlow starts
 ])
 def test_unet_train_chooses_the_kernels_while_it_prepares(before_tensorflow, monkeypatch,
                                                           argv, expected):

@@ -155,7 +155,8 @@ def prepare(args: argparse.Namespace) -> None:
     args.resolved = resolved_config(args)
     check_for_cluster(args.resolved, cluster_from_env())
     config = args.resolved  # an --init model's width is unknown until TensorFlow reads it
-    args.onednn = config.init is None and turn_on_onednn_for_training(config.filters)
+    args.onednn = config.init is None and turn_on_onednn_for_training(config.filters,
+                                                                      config.mixed_precision)
 
 
 def first(args: argparse.Namespace) -> None:
