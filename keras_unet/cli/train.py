@@ -206,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
           f"Served model:    none (not exported; unet export --model {best_model} --out "
           f"{shlex.quote(str(result.run.export))} makes it)")
     print(f"Stopped:         {result.stopped}")
-    if getattr(args, "onednn", False):
+    if args.onednn:
         print(f"CPU kernels:     oneDNN, turned on for this {result.config.filters}-filter network "
               f"(TensorFlow's default on this CPU is Eigen; TF_ENABLE_ONEDNN_OPTS=0 keeps it)")
     nan = float("nan")
