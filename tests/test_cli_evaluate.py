@@ -115,3 +115,59 @@ def test_evaluate_refuses_a_negative_min_size_before_loading(tmp_path, dataset, 
     assert _evaluate(tmp_path / "none.keras", dataset, tmp_path / "r", "--min-size", "-2") == 2
     assert capsys.readouterr().err.strip() == (
         "unet evaluate: error: --min-size must be >= 0 (pixels), got -2.")
+
+
+def test_the_em_recipe_with_tta_runs_as_commands(tmp_path, model_file):
+    """`unet evaluate` and `unet predict` with `--tta --instance-method membranes`, as
+    training/README.md recommends for EM, typed as a user types them: the cells scored and
+    written are those of the averaged map (on these images, not those of the plain one)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import keras
+    import tifffile
+
+    from keras_unet import predict_tiled
+    from keras_unet.data import load_samples, synthetic_cells
+    from keras_unet.evaluation import evaluate_probabilities
+    from keras_unet.instances import instance_labels
+
+    data = tmp_path / "em"
+    for name in ("images", "masks"):
+        (data / name).mkdir(parents=True)
+    for index, sample in enumerate(synthetic_cells(2, size=80)):
+        Image.fromarray(sample.image).save(data / "images" / f"{index}.png")
+        Image.fromarray(((sample.labels > 0) * 255).astype("uint8")).save(
+            data / "masks" / f"{index}.png")
+    unet = str(Path(sys.executable).with_name("unet"))
+    cells = ["--tta", "--instance-method", "membranes", "--min-size", "0"]
+    report, out = tmp_path / "report", tmp_path / "out"
+    for command in (["evaluate", "--model", model_file, "--data", data, "--report", report],
+                    ["predict", "--model", model_file, "--input", data / "images", "--output",
+                     out, "--instances"]):
+        done = subprocess.run([unet, *map(str, command), *cells], capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+
+    model = keras.models.load_model(model_file, compile=False)
+    samples = load_samples(data)
+
+    def cells_of(image, tta):
+        return instance_labels(predict_tiled(model, image, tta=tta), method="membranes",
+                               min_size=0)
+
+    def scored(tta):
+        return evaluate_probabilities(lambda image: predict_tiled(model, image, tta=tta),
+                                      samples, to_labels=lambda p: instance_labels(
+                                          p, method="membranes", min_size=0)).rows
+
+    averaged, plain = scored(True), scored(False)
+    document = json.loads((report / "evaluation.json").read_text())
+    assert [row["n_pred"] for row in document["images"]] == [row["n_pred"] for row in averaged]
+    assert [row["rand_error"] for row in document["images"]] == pytest.approx(
+        [row["rand_error"] for row in averaged], abs=1e-6)
+    assert [row["n_pred"] for row in averaged] != [row["n_pred"] for row in plain]
+    for sample in samples:
+        written = tifffile.imread(out / f"{Path(sample.path).stem}_instances.tif")
+        np.testing.assert_array_equal(written, cells_of(sample.image, tta=True))
