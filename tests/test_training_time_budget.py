@@ -252,3 +252,38 @@ def test_multi_worker_training_refuses_a_time_limit_before_any_work(tmp_path, mo
     with pytest.raises(ValueError, match="^time_limit works with one worker only"):
         train(TrainConfig(**TINY, time_limit=5, run_dir=str(tmp_path / "run")), verbose=0)
     assert not (tmp_path / "run").exists()
+
+
+def test_the_em_recipe_for_cpus_without_bfloat16_runs_as_typed(tmp_path):
+    """training/README.md's `unet train --data em/ --padding same --tile-size 104 --time-limit 5`
+    as a user types it (on three synthetic images, its epochs shortened so they end first): it
+    trains and exports a same-padded network, and says the epochs, not the limit, ended it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from PIL import Image
+
+    from keras_unet.data import synthetic_cells
+
+    data = tmp_path / "em"
+    for name in ("images", "masks"):
+        (data / name).mkdir(parents=True)
+    for index, sample in enumerate(synthetic_cells(3, size=128)):
+        Image.fromarray(sample.image).save(data / "images" / f"{index}.png")
+        Image.fromarray(((sample.labels > 0) * 255).astype("uint8")).save(
+            data / "masks" / f"{index}.png")
+    run_dir = tmp_path / "run"
+    unet = str(Path(sys.executable).with_name("unet"))
+    done = subprocess.run([unet, "train", "--data", str(data), "--padding", "same", "--tile-size",
+                           "104", "--time-limit", "5", "--epochs", "1", "--steps-per-epoch", "2",
+                           "--run-dir", str(run_dir)], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    stopped = [line for line in done.stdout.splitlines() if line.startswith("Stopped:")]
+    assert len(stopped) == 1 and "epochs done" in stopped[0], done.stdout
+    config = (run_dir / "config.yaml").read_text()
+    assert "padding: same" in config and "tile_size: 104" in config and "time_limit: 5" in config
+    model = keras.models.load_model(run_dir / "checkpoints" / "best.keras", compile=False)
+    assert model.get_config()["padding"] == "same"
+    assert any((run_dir / "export").iterdir())
