@@ -67,6 +67,28 @@ def model_file(tmp_path_factory):
     return path
 
 
+@pytest.fixture
+def em_folder(tmp_path):
+    """Writes ``count`` synthetic cell images of ``size`` px as ``em/images`` and binary
+    ``em/masks`` PNGs, the folder a user passes as ``--data``, and returns it."""
+
+    def write(count: int, size: int) -> pathlib.Path:
+        from PIL import Image
+
+        from keras_unet.data import synthetic_cells
+
+        data = tmp_path / "em"
+        for name in ("images", "masks"):
+            (data / name).mkdir(parents=True)
+        for index, sample in enumerate(synthetic_cells(count, size=size)):
+            Image.fromarray(sample.image).save(data / "images" / f"{index}.png")
+            Image.fromarray(((sample.labels > 0) * 255).astype("uint8")).save(
+                data / "masks" / f"{index}.png")
+        return data
+
+    return write
+
+
 NAPARI_TESTS = "test_napari"
 """The file-name prefix of the tests that drive a real napari viewer."""
 

@@ -117,7 +117,7 @@ def test_evaluate_refuses_a_negative_min_size_before_loading(tmp_path, dataset, 
         "unet evaluate: error: --min-size must be >= 0 (pixels), got -2.")
 
 
-def test_the_em_recipe_with_tta_runs_as_commands(tmp_path, model_file):
+def test_the_em_recipe_with_tta_runs_as_commands(tmp_path, model_file, em_folder):
     """`unet evaluate` and `unet predict` with `--tta --instance-method membranes`, as
     training/README.md recommends for EM, typed as a user types them: the cells scored and
     written are those of the averaged map (on these images, not those of the plain one)."""
@@ -129,17 +129,11 @@ def test_the_em_recipe_with_tta_runs_as_commands(tmp_path, model_file):
     import tifffile
 
     from keras_unet import predict_tiled
-    from keras_unet.data import load_samples, synthetic_cells
+    from keras_unet.data import load_samples
     from keras_unet.evaluation import evaluate_probabilities
     from keras_unet.instances import instance_labels
 
-    data = tmp_path / "em"
-    for name in ("images", "masks"):
-        (data / name).mkdir(parents=True)
-    for index, sample in enumerate(synthetic_cells(2, size=80)):
-        Image.fromarray(sample.image).save(data / "images" / f"{index}.png")
-        Image.fromarray(((sample.labels > 0) * 255).astype("uint8")).save(
-            data / "masks" / f"{index}.png")
+    data = em_folder(2, size=80)
     unet = str(Path(sys.executable).with_name("unet"))
     cells = ["--tta", "--instance-method", "membranes", "--min-size", "0"]
     report, out = tmp_path / "report", tmp_path / "out"

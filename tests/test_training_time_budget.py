@@ -254,7 +254,7 @@ def test_multi_worker_training_refuses_a_time_limit_before_any_work(tmp_path, mo
     assert not (tmp_path / "run").exists()
 
 
-def test_the_em_recipe_for_cpus_without_bfloat16_runs_as_typed(tmp_path):
+def test_the_em_recipe_for_cpus_without_bfloat16_runs_as_typed(tmp_path, em_folder):
     """training/README.md's `unet train --data em/ --padding same --tile-size 104 --time-limit 5`
     as a user types it (on three synthetic images, its epochs shortened so they end first): it
     trains and exports a same-padded network, and says the epochs, not the limit, ended it."""
@@ -262,17 +262,7 @@ def test_the_em_recipe_for_cpus_without_bfloat16_runs_as_typed(tmp_path):
     import sys
     from pathlib import Path
 
-    from PIL import Image
-
-    from keras_unet.data import synthetic_cells
-
-    data = tmp_path / "em"
-    for name in ("images", "masks"):
-        (data / name).mkdir(parents=True)
-    for index, sample in enumerate(synthetic_cells(3, size=128)):
-        Image.fromarray(sample.image).save(data / "images" / f"{index}.png")
-        Image.fromarray(((sample.labels > 0) * 255).astype("uint8")).save(
-            data / "masks" / f"{index}.png")
+    data = em_folder(3, size=128)
     run_dir = tmp_path / "run"
     unet = str(Path(sys.executable).with_name("unet"))
     done = subprocess.run([unet, "train", "--data", str(data), "--padding", "same", "--tile-size",
