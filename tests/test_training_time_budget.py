@@ -255,9 +255,10 @@ def test_multi_worker_training_refuses_a_time_limit_before_any_work(tmp_path, mo
 
 
 def test_the_em_recipe_for_cpus_without_bfloat16_runs_as_typed(tmp_path, em_folder):
-    """training/README.md's `unet train --data em/ --padding same --tile-size 104 --time-limit 5`
-    as a user types it (on three synthetic images, its epochs shortened so they end first): it
-    trains and exports a same-padded network, and says the epochs, not the limit, ended it."""
+    """training/README.md's `unet train --data em/ --padding same --tile-size 104
+    --steps-per-epoch 200 --time-limit 5` as a user types it (on three synthetic images, its
+    epochs shortened so they end first): it trains and exports a same-padded network, and says
+    the epochs, not the limit, ended it."""
     import subprocess
     import sys
     from pathlib import Path
@@ -265,8 +266,10 @@ def test_the_em_recipe_for_cpus_without_bfloat16_runs_as_typed(tmp_path, em_fold
     data = em_folder(3, size=128)
     run_dir = tmp_path / "run"
     unet = str(Path(sys.executable).with_name("unet"))
-    done = subprocess.run([unet, "train", "--data", str(data), "--padding", "same", "--tile-size",
-                           "104", "--time-limit", "5", "--epochs", "1", "--steps-per-epoch", "2",
+    recipe = ["--padding", "same", "--tile-size", "104", "--steps-per-epoch", "200",
+              "--time-limit", "5"]
+    shortened = ["--epochs", "1", "--steps-per-epoch", "2"]  # the last of a repeated option wins
+    done = subprocess.run([unet, "train", "--data", str(data), *recipe, *shortened,
                            "--run-dir", str(run_dir)], capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr
@@ -274,6 +277,7 @@ def test_the_em_recipe_for_cpus_without_bfloat16_runs_as_typed(tmp_path, em_fold
     assert len(stopped) == 1 and "epochs done" in stopped[0], done.stdout
     config = (run_dir / "config.yaml").read_text()
     assert "padding: same" in config and "tile_size: 104" in config and "time_limit: 5" in config
+    assert "steps_per_epoch: 2" in config
     model = keras.models.load_model(run_dir / "checkpoints" / "best.keras", compile=False)
     assert model.get_config()["padding"] == "same"
     assert any((run_dir / "export").iterdir())
