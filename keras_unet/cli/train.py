@@ -150,13 +150,13 @@ def prepare(args: argparse.Namespace) -> None:
         keras_unet.errors.InputError: command line: --epochs must be >= 1, got 0.
     """
     from keras_unet.training.cluster import check_for_cluster, cluster_from_env
-    from keras_unet.training.cpu_kernels import turn_on_onednn_for_training
+    from keras_unet.training.cpu_kernels import choose_training_kernels
 
     args.resolved = resolved_config(args)
     check_for_cluster(args.resolved, cluster_from_env())
     config = args.resolved  # an --init model's width is unknown until TensorFlow reads it
-    args.onednn = config.init is None and turn_on_onednn_for_training(config.filters,
-                                                                      config.mixed_precision)
+    args.cpu_kernels = choose_training_kernels(config.filters if config.init is None else None,
+                                               config.mixed_precision)
 
 
 def first(args: argparse.Namespace) -> None:
@@ -206,9 +206,12 @@ def run(args: argparse.Namespace) -> int:
           f"Served model:    none (not exported; unet export --model {best_model} --out "
           f"{shlex.quote(str(result.run.export))} makes it)")
     print(f"Stopped:         {result.stopped}")
-    if args.onednn:
+    if args.cpu_kernels == "oneDNN":
         print(f"CPU kernels:     oneDNN, turned on for this {result.config.filters}-filter network "
               f"(TensorFlow's default on this CPU is Eigen; TF_ENABLE_ONEDNN_OPTS=0 keeps it)")
+    elif args.cpu_kernels == "Eigen":
+        print("CPU kernels:     Eigen, for bfloat16 (TensorFlow's default oneDNN kernels have no "
+              "bfloat16 convolutions on this CPU; Eigen emulates them, slower than float32)")
     nan = float("nan")
     if final:
         print(f"Last epoch:      validation IoU {final.get('val_iou', nan):.3f}, "

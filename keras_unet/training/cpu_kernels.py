@@ -7,17 +7,22 @@ networks of the CPU defaults train about twice as fast on oneDNN (the 3D U-Net s
 while Eigen stays faster for 2D forward passes (prediction) and networks of 64 filters
 (benchmarks/README.md, "oneDNN for training on AVX2 CPUs"). So ``unet train`` turns oneDNN on
 for networks of up to :data:`NARROW_FILTERS` filters trained in float32 on such CPUs. The
-switch is the environment variable ``TF_ENABLE_ONEDNN_OPTS``, read once when TensorFlow loads:
-a value the user set is kept, and in a process where TensorFlow already runs nothing is
-changed. Reads only ``/proc/cpuinfo``, so it runs before TensorFlow is imported.
+other way round, oneDNN has no bfloat16 convolutions without AVX-512 (:data:`AVX512_CORE`), as
+on laptops with AVX-VNNI, where TensorFlow turns it on: ``unet train --mixed-precision
+bfloat16`` turns it off there, for Eigen's emulated bfloat16. The switch is the environment
+variable ``TF_ENABLE_ONEDNN_OPTS``, read once when TensorFlow loads: a value the user set is
+kept, and in a process where TensorFlow already runs nothing is changed. Reads only
+``/proc/cpuinfo``, so it runs before TensorFlow is imported.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
+
+from keras_unet.errors import InputError
 
 ONEDNN_DEFAULT_FLAGS = frozenset({"avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile",
                                   "amx_int8", "amx_bf16"})
@@ -32,6 +37,11 @@ FLOAT32_PRECISIONS = ("off", "auto")
 """``mixed_precision`` settings that train in float32 where oneDNN is turned on (``auto``: such a
 CPU has no native bfloat16). oneDNN's AVX2 kernels have no bfloat16 or float16 convolutions
 (it refuses them: "could not create a primitive descriptor"); Eigen emulates them."""
+
+AVX512_CORE = frozenset({"avx512f", "avx512bw", "avx512vl", "avx512dq"})
+"""oneDNN's ``avx512_core``: with it (or AMX) oneDNN computes bfloat16 convolutions, natively
+with ``avx512_bf16``, else emulated; with AVX2 or AVX-VNNI alone it refuses them ("could not
+create a primitive descriptor"), seen with oneDNN capped at ``AVX2_VNNI``."""
 
 ONEDNN_SWITCH = "TF_ENABLE_ONEDNN_OPTS"
 """TensorFlow's environment variable: 1 turns oneDNN on, 0 off, at import."""
@@ -84,24 +94,80 @@ def onednn_helps_training(filters: int, mixed_precision: str = "auto",
             and mixed_precision in FLOAT32_PRECISIONS)
 
 
-def turn_on_onednn_for_training(filters: int, mixed_precision: str = "auto", *,
-                                flags: frozenset[str] | None = None,
-                                environ: MutableMapping[str, str] | None = None) -> bool:
-    """Sets ``TF_ENABLE_ONEDNN_OPTS=1`` where :func:`onednn_helps_training`; whether it did.
-
-    Nothing changes where the variable is set already (the user's choice) or TensorFlow was
-    imported (it has read the variable). Call it before TensorFlow starts, as ``unet train``
-    does.
+def tensorflow_uses_onednn(flags: frozenset[str] | None = None,
+                           environ: Mapping[str, str] | None = None) -> bool:
+    """Whether TensorFlow runs oneDNN's kernels: ``TF_ENABLE_ONEDNN_OPTS`` where it is set,
+    else TensorFlow's own rule (:data:`ONEDNN_DEFAULT_FLAGS`).
 
     Example:
-        >>> turn_on_onednn_for_training(16, flags=frozenset({"avx2"}),
-        ...                             environ={"TF_ENABLE_ONEDNN_OPTS": "0"})  # kept
+        >>> tensorflow_uses_onednn(frozenset({"avx2", "avx_vnni"}), environ={})
+        True
+        >>> tensorflow_uses_onednn(frozenset({"avx2"}), environ={"TF_ENABLE_ONEDNN_OPTS": "1"})
+        True
+    """
+    environ = os.environ if environ is None else environ
+    if ONEDNN_SWITCH in environ:
+        return environ[ONEDNN_SWITCH].strip().lower() in ("1", "true")
+    flags = cpu_flags() if flags is None else flags
+    return bool(flags & ONEDNN_DEFAULT_FLAGS)
+
+
+def bfloat16_convolutions_fail(flags: frozenset[str] | None = None,
+                               environ: Mapping[str, str] | None = None) -> bool:
+    """Whether a bfloat16 convolution on this CPU would fail: TensorFlow runs oneDNN
+    (:func:`tensorflow_uses_onednn`) without :data:`AVX512_CORE` or AMX.
+
+    Example:
+        >>> bfloat16_convolutions_fail(frozenset({"avx2", "avx_vnni"}), environ={})  # a laptop
+        True
+        >>> bfloat16_convolutions_fail(frozenset({"avx2"}), environ={})  # Eigen emulates it
         False
+    """
+    flags = cpu_flags() if flags is None else flags
+    return (tensorflow_uses_onednn(flags, environ)
+            and not (AVX512_CORE <= flags or "amx_bf16" in flags))
+
+
+def choose_training_kernels(filters: int | None, mixed_precision: str = "auto", *,
+                            flags: frozenset[str] | None = None,
+                            environ: MutableMapping[str, str] | None = None) -> str | None:
+    """Sets ``TF_ENABLE_ONEDNN_OPTS`` for a training run; the kernels it chose, or None.
+
+    ``"oneDNN"`` (``1``) where :func:`onednn_helps_training` (``filters`` None: not known
+    before TensorFlow reads the ``--init`` model, so never); ``"Eigen"`` (``0``) for
+    ``mixed_precision`` ``bfloat16`` where :func:`bfloat16_convolutions_fail`; else None,
+    TensorFlow's own choice. Nothing changes where the variable is set already (the user's
+    choice) or TensorFlow was imported (it has read the variable). Call it before TensorFlow
+    starts, as ``unet train`` does.
+
+    Example:
+        >>> choose_training_kernels(16, "bfloat16", flags=frozenset({"avx2", "avx_vnni"}),
+        ...                         environ={"TF_ENABLE_ONEDNN_OPTS": "1"})  # the user's: kept
     """
     environ = os.environ if environ is None else environ
     if ONEDNN_SWITCH in environ or "tensorflow" in sys.modules:
-        return False
-    if not onednn_helps_training(filters, mixed_precision, flags):
-        return False
-    environ[ONEDNN_SWITCH] = "1"
-    return True
+        return None
+    flags = cpu_flags() if flags is None else flags
+    if filters is not None and onednn_helps_training(filters, mixed_precision, flags):
+        environ[ONEDNN_SWITCH] = "1"
+        return "oneDNN"
+    if mixed_precision == "bfloat16" and bfloat16_convolutions_fail(flags, environ):
+        environ[ONEDNN_SWITCH] = "0"
+        return "Eigen"
+    return None
+
+
+def refuse_failing_bfloat16(flags: frozenset[str] | None = None,
+                            environ: Mapping[str, str] | None = None) -> None:
+    """Raises :class:`InputError` before any work where bfloat16 convolutions would fail
+    (:func:`bfloat16_convolutions_fail`), instead of oneDNN's message at the first step.
+
+    Example:
+        >>> refuse_failing_bfloat16(frozenset({"avx2"}), environ={})  # Eigen: nothing to say
+    """
+    if bfloat16_convolutions_fail(flags, environ):
+        raise InputError("mixed_precision bfloat16: TensorFlow runs oneDNN's kernels on this "
+                         "CPU, which have no bfloat16 convolutions without AVX-512; train in "
+                         "float32 (mixed_precision auto or off), or set TF_ENABLE_ONEDNN_OPTS=0 "
+                         "before TensorFlow starts (Eigen emulates bfloat16, slower than "
+                         "float32).")

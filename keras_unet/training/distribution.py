@@ -26,7 +26,7 @@ import tensorflow as tf
 from keras_unet.errors import InputError
 from keras_unet.training.cluster import Cluster, cluster_from_env
 from keras_unet.training.config import MIXED_PRECISIONS, STRATEGIES
-from keras_unet.training.cpu_kernels import cpu_flags
+from keras_unet.training.cpu_kernels import cpu_flags, refuse_failing_bfloat16
 
 POLICIES = {"off": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
 BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
@@ -128,6 +128,10 @@ def choose_policy(setting: str = "auto", *, has_gpu: bool | None = None,
     Returns:
         ``"float32"``, ``"mixed_float16"`` or ``"mixed_bfloat16"``.
 
+    Raises:
+        InputError: for an unknown setting, or ``bfloat16`` on a CPU whose kernels cannot
+            compute it (:func:`~keras_unet.training.cpu_kernels.refuse_failing_bfloat16`).
+
     Example:
         >>> choose_policy("auto", has_gpu=True)
         'mixed_float16'
@@ -139,10 +143,12 @@ def choose_policy(setting: str = "auto", *, has_gpu: bool | None = None,
     if setting not in MIXED_PRECISIONS:
         raise InputError(f"mixed_precision must be one of {', '.join(MIXED_PRECISIONS)}; got "
                          f"{setting!r}.")
-    if setting != "auto":
-        return POLICIES[setting]
     if has_gpu is None:
         has_gpu = bool(tf.config.list_physical_devices("GPU"))
+    if setting != "auto":
+        if setting == "bfloat16" and not has_gpu:
+            refuse_failing_bfloat16()
+        return POLICIES[setting]
     if has_gpu:
         return "mixed_float16"
     if cpu_bfloat16 is None:
