@@ -18,6 +18,7 @@ from keras_unet.training.cpu_kernels import (
     cpu_flags,
     onednn_helps_training,
     refuse_failing_bfloat16,
+    turn_on_onednn_for_training,
 )
 from keras_unet.training.distribution import choose_policy
 
@@ -65,6 +66,12 @@ def test_the_switch_is_set_before_tensorflow_starts_and_never_over_the_users(bef
                                                                              monkeypatch):
     assert choose_training_kernels(16, flags=AVX2) == "oneDNN"
     assert before_tensorflow["TF_ENABLE_ONEDNN_OPTS"] == "1"
+    fresh = {}
+    assert turn_on_onednn_for_training(16, flags=AVX2, environ=fresh)  # the quickstart's call
+    assert fresh == {"TF_ENABLE_ONEDNN_OPTS": "1"}
+    on_already = {}
+    assert not turn_on_onednn_for_training(16, flags=AVX_VNNI, environ=on_already)
+    assert on_already == {}
 
     users = {"TF_ENABLE_ONEDNN_OPTS": "0"}
     assert choose_training_kernels(16, flags=AVX2, environ=users) is None

@@ -128,30 +128,50 @@ def bfloat16_convolutions_fail(flags: frozenset[str] | None = None,
             and not (AVX512_CORE <= flags or "amx_bf16" in flags))
 
 
+def turn_on_onednn_for_training(filters: int, mixed_precision: str = "auto", *,
+                                flags: frozenset[str] | None = None,
+                                environ: MutableMapping[str, str] | None = None) -> bool:
+    """Sets ``TF_ENABLE_ONEDNN_OPTS=1`` where :func:`onednn_helps_training`; whether it did.
+
+    Nothing changes where the variable is set already (the user's choice) or TensorFlow was
+    imported (it has read the variable). Call it before TensorFlow starts, as ``unet train``
+    does (through :func:`choose_training_kernels`) and as the quickstart notebook does.
+
+    Example:
+        >>> turn_on_onednn_for_training(16, flags=frozenset({"avx2"}),
+        ...                             environ={"TF_ENABLE_ONEDNN_OPTS": "0"})  # kept
+        False
+    """
+    environ = os.environ if environ is None else environ
+    if ONEDNN_SWITCH in environ or "tensorflow" in sys.modules:
+        return False
+    if not onednn_helps_training(filters, mixed_precision, flags):
+        return False
+    environ[ONEDNN_SWITCH] = "1"
+    return True
+
+
 def choose_training_kernels(filters: int | None, mixed_precision: str = "auto", *,
                             flags: frozenset[str] | None = None,
                             environ: MutableMapping[str, str] | None = None) -> str | None:
-    """Sets ``TF_ENABLE_ONEDNN_OPTS`` for a training run; the kernels it chose, or None.
+    """Sets ``TF_ENABLE_ONEDNN_OPTS`` for a ``unet train`` run; the kernels it chose, or None.
 
-    ``"oneDNN"`` (``1``) where :func:`onednn_helps_training` (``filters`` None: not known
-    before TensorFlow reads the ``--init`` model, so never); ``"Eigen"`` (``0``) for
+    ``"oneDNN"`` where :func:`turn_on_onednn_for_training` turns it on (``filters`` None: not
+    known before TensorFlow reads the ``--init`` model, so never); ``"Eigen"`` (``0``) for
     ``mixed_precision`` ``bfloat16`` where :func:`bfloat16_convolutions_fail`; else None,
-    TensorFlow's own choice. Nothing changes where the variable is set already (the user's
-    choice) or TensorFlow was imported (it has read the variable). Call it before TensorFlow
-    starts, as ``unet train`` does.
+    TensorFlow's own choice. The same rules as there: the user's value is kept, and nothing
+    changes once TensorFlow runs.
 
     Example:
         >>> choose_training_kernels(16, "bfloat16", flags=frozenset({"avx2", "avx_vnni"}),
         ...                         environ={"TF_ENABLE_ONEDNN_OPTS": "1"})  # the user's: kept
     """
     environ = os.environ if environ is None else environ
-    if ONEDNN_SWITCH in environ or "tensorflow" in sys.modules:
-        return None
-    flags = cpu_flags() if flags is None else flags
-    if filters is not None and onednn_helps_training(filters, mixed_precision, flags):
-        environ[ONEDNN_SWITCH] = "1"
+    if filters is not None and turn_on_onednn_for_training(filters, mixed_precision,
+                                                           flags=flags, environ=environ):
         return "oneDNN"
-    if mixed_precision == "bfloat16" and bfloat16_convolutions_fail(flags, environ):
+    if (mixed_precision == "bfloat16" and ONEDNN_SWITCH not in environ
+            and "tensorflow" not in sys.modules and bfloat16_convolutions_fail(flags, environ)):
         environ[ONEDNN_SWITCH] = "0"
         return "Eigen"
     return None
