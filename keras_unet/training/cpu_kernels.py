@@ -143,9 +143,7 @@ def turn_on_onednn_for_training(filters: int, mixed_precision: str = "auto", *,
         False
     """
     environ = os.environ if environ is None else environ
-    if ONEDNN_SWITCH in environ or "tensorflow" in sys.modules:
-        return False
-    if not onednn_helps_training(filters, mixed_precision, flags):
+    if not _switch_is_ours(environ) or not onednn_helps_training(filters, mixed_precision, flags):
         return False
     environ[ONEDNN_SWITCH] = "1"
     return True
@@ -167,14 +165,21 @@ def choose_training_kernels(filters: int | None, mixed_precision: str = "auto", 
         ...                         environ={"TF_ENABLE_ONEDNN_OPTS": "1"})  # the user's: kept
     """
     environ = os.environ if environ is None else environ
+    flags = cpu_flags() if flags is None else flags
     if filters is not None and turn_on_onednn_for_training(filters, mixed_precision,
                                                            flags=flags, environ=environ):
         return "oneDNN"
-    if (mixed_precision == "bfloat16" and ONEDNN_SWITCH not in environ
-            and "tensorflow" not in sys.modules and bfloat16_convolutions_fail(flags, environ)):
+    if (mixed_precision == "bfloat16" and _switch_is_ours(environ)
+            and bfloat16_convolutions_fail(flags, environ)):
         environ[ONEDNN_SWITCH] = "0"
         return "Eigen"
     return None
+
+
+def _switch_is_ours(environ: Mapping[str, str]) -> bool:
+    """Whether setting the switch would act and overrule nobody: unset by the user, and
+    TensorFlow not yet started (it reads the variable once, at import)."""
+    return ONEDNN_SWITCH not in environ and "tensorflow" not in sys.modules
 
 
 def refuse_failing_bfloat16(flags: frozenset[str] | None = None,
