@@ -36,21 +36,27 @@ PANEL_LEGEND = 16
 """Rows of the strip below the titles that shows each class's colour and name."""
 
 
-def display_grey(image) -> np.ndarray:
-    """An image as 8-bit grey for display: 1st-99th percentile stretch, channels averaged.
+def display_rgb(image) -> np.ndarray:
+    """An image as 8-bit RGB for display: 3-channel images in colour (H&E stays pink and
+    purple), others grey with their channels averaged; one 1st-99th percentile stretch for all
+    channels, so that hues keep their balance.
 
     Example:
-        >>> display_grey(np.arange(5.0)[None]).tolist()
+        >>> display_rgb(np.arange(5.0)[None])[..., 0].tolist()
         [[0, 62, 128, 193, 255]]
+        >>> display_rgb(np.array([[[255.0, 0, 0], [0, 0, 255]]])).tolist()
+        [[[255, 0, 0], [0, 0, 255]]]
     """
     image = np.asarray(image, np.float64)
-    grey = image if image.ndim == 2 else image[..., :3].mean(-1)
-    low, high = np.percentile(grey, (1, 99))
-    return np.clip((grey - low) / max(high - low, 1e-12) * 255, 0, 255).round().astype(np.uint8)
+    colour = image.ndim == 3 and image.shape[-1] == 3
+    shown = image if colour or image.ndim == 2 else image.mean(-1)
+    low, high = np.percentile(shown, (1, 99))
+    shown = np.clip((shown - low) / max(high - low, 1e-12) * 255, 0, 255).round().astype(np.uint8)
+    return shown if colour else np.repeat(shown[..., None], 3, -1)
 
 
 def outline_overlay(image, labels) -> np.ndarray:
-    """The image as 8-bit RGB (:func:`display_grey`) with the outlines of the labelled cells.
+    """The image as 8-bit RGB (:func:`display_rgb`) with the outlines of the labelled cells.
 
     Example:
         >>> labels = np.zeros((5, 5), int); labels[1:4, 1:4] = 1
@@ -59,21 +65,21 @@ def outline_overlay(image, labels) -> np.ndarray:
     """
     from skimage.segmentation import mark_boundaries
 
-    grey = display_grey(image)
-    marked = mark_boundaries(np.repeat(grey[..., None], 3, -1), np.asarray(labels),
+    marked = mark_boundaries(display_rgb(image), np.asarray(labels),
                              color=np.array(OUTLINE) / 255.0, mode="inner")
     return np.round(marked * 255).astype(np.uint8)
 
 
 def class_overlay(image, classes, opacity: float = CLASS_OPACITY) -> np.ndarray:
-    """The image as 8-bit RGB with every class but background tinted in its colour.
+    """The image as 8-bit RGB (:func:`display_rgb`) with every class but background tinted in
+    its colour.
 
     Example:
         >>> class_overlay(np.zeros((1, 3)), np.array([[0, 1, 2]]), opacity=1.0)[0].tolist()
         [[0, 0, 0], [230, 25, 75], [60, 180, 75]]
     """
     classes = np.asarray(classes)
-    rgb = np.repeat(display_grey(image)[..., None], 3, -1).astype(np.float64)
+    rgb = display_rgb(image).astype(np.float64)
     colours = class_colours(int(np.max(classes, initial=0)) + 1) * 255.0
     tinted = classes > 0
     rgb[tinted] = (1 - opacity) * rgb[tinted] + opacity * colours[classes[tinted]]

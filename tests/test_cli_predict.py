@@ -50,6 +50,24 @@ def test_predict_writes_masks_probabilities_and_overlays(tmp_path, images, model
     assert np.asarray(Image.open(out / "a_overlay.png")).shape == (37, 53, 3)
 
 
+def test_overlays_of_colour_images_keep_their_colours(tmp_path, capsys):
+    """An H&E image's overlay shows it pink and purple under the outlines, not grey."""
+    keras.utils.set_random_seed(3)
+    model = tmp_path / "rgb.keras"
+    build_unet((None, None, 3), 2, filters=4, depth=2).save(model)
+    rng = np.random.default_rng(4)
+    pink, purple = np.array([230, 150, 200]), np.array([90, 40, 140])
+    image = np.where(rng.random((40, 48, 1)) < 0.5, pink, purple).astype("uint8")
+    (tmp_path / "in").mkdir()
+    Image.fromarray(image).save(tmp_path / "in" / "he.png")
+    assert main(["predict", "--model", str(model), "--input", str(tmp_path / "in"), "--output",
+                 str(tmp_path / "out"), "--overlays"]) == 0, capsys.readouterr().err
+    overlay = np.asarray(Image.open(tmp_path / "out" / "he_overlay.png")).astype(int)
+    outlined = (overlay == [255, 255, 0]).all(-1)
+    shown = {tuple(pixel) for pixel in overlay[~outlined]}  # stretched from 40-230 to 0-255
+    assert shown == {(255, 148, 215), (67, 0, 134)}
+
+
 def test_predict_streams_large_tiffs(tmp_path, model_file, monkeypatch):
     monkeypatch.setattr(predict_cli, "STREAM_PIXELS", 1000)
     source = tmp_path / "big.tif"
