@@ -121,6 +121,10 @@ def test_the_summary_prints_the_cells_chosen_on_validation_that_the_printed_comm
     method, size = lines["Cells"].split(",")[0].split()[1], lines["Cells"].split(",")[1].split()[1]
     assert method in METHODS and int(size) in MIN_SIZE_CANDIDATES
     assert "recorded in best.keras and the export" in lines["Cells"]
+    scores = r"validation IoU \d\.\d{3}, Dice \d\.\d{3}, object F1 \d\.\d{3}"
+    assert re.fullmatch(rf"{scores}, \d+\.\d tiles/s", lines["Last epoch"])
+    assert re.fullmatch(rf"1 of 1 \(lowest validation loss, \d+\.\d{{3}}\): {scores} "
+                        r"\(best\.keras, exported\)", lines["Best epoch"])
     capsys.readouterr()
     for command in ("Predict", "Evaluate"):  # run as printed, with the recorded settings
         assert "--min-size" not in lines[command]

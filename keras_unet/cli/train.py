@@ -215,15 +215,13 @@ def run(args: argparse.Namespace) -> int:
               "the float32 that --mixed-precision auto trains in here)")
     nan = float("nan")
     if final:
-        print(f"Last epoch:      validation IoU {final.get('val_iou', nan):.3f}, "
-              f"Dice {final.get('val_dice', nan):.3f}, {_object_f1(final)}"
+        print(f"Last epoch:      {_validation_scores(final)}, "
               f"{final.get('tiles_per_second', nan):.1f} tiles/s")
     if result.best and result.best["value"] is not None:
         logs = result.best["logs"]
         print(f"Best epoch:      {result.best['epoch']} of {result.config.epochs} (lowest "
-              f"validation loss, {result.best['value']:.3f}): validation IoU "
-              f"{logs.get('val_iou', nan):.3f}, Dice {logs.get('val_dice', nan):.3f}, "
-              f"{_object_f1(logs)}(best.keras{exported})")
+              f"validation loss, {result.best['value']:.3f}): {_validation_scores(logs)} "
+              f"(best.keras{exported})")
     elif result.best:
         print(f"Best epoch:      the last, {result.best['epoch']} (no validation images; "
               f"best.keras = last.keras{exported})")
@@ -290,11 +288,17 @@ def _cell_scores(scores: dict[tuple[str, int], float]) -> str:
                         for method, (size, value) in best.items()) + ")")
 
 
-def _object_f1(logs: dict) -> str:
-    """``"object F1 0.912, "`` for runs on cells; nothing for semantic classes, which have none.
+def _validation_scores(logs: dict) -> str:
+    """An epoch's validation IoU and Dice, and its object F1 on cells (semantic classes have none).
 
     Example:
-        >>> _object_f1({"val_object_f1": 0.9}), _object_f1({})
-        ('object F1 0.900, ', '')
+        >>> _validation_scores({"val_iou": 0.8, "val_dice": 0.9, "val_object_f1": 0.95})
+        'validation IoU 0.800, Dice 0.900, object F1 0.950'
+        >>> _validation_scores({"val_iou": 0.8, "val_dice": 0.9})
+        'validation IoU 0.800, Dice 0.900'
     """
-    return f"object F1 {logs['val_object_f1']:.3f}, " if "val_object_f1" in logs else ""
+    nan = float("nan")
+    scores = f"validation IoU {logs.get('val_iou', nan):.3f}, Dice {logs.get('val_dice', nan):.3f}"
+    if "val_object_f1" in logs:
+        scores += f", object F1 {logs['val_object_f1']:.3f}"
+    return scores
