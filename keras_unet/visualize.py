@@ -121,8 +121,9 @@ def validation_panel(images: np.ndarray, labels: np.ndarray, probabilities: np.n
     """Pictures of input / ground truth / prediction / weight map side by side, one per tile.
 
     All four are shown over the output area of the network: the input tile is centre-cropped to
-    it (a valid-padding network predicts only the centre of its input). The input is grey,
-    scaled by its own minimum and maximum; the ground truth shows each class in its fixed colour
+    it (a valid-padding network predicts only the centre of its input). The input is shown as
+    :func:`display_rgb` shows images (3 channels in colour, others grey with their channels
+    averaged), scaled by the tile's own minimum and maximum; the ground truth shows each class in its fixed colour
     (:func:`keras_unet.class_layout.class_colour`, unlabelled pixels mid-grey); the prediction
     shows the argmax class in its colour, as bright as its probability; the weight map is grey,
     scaled by its maximum. Small tiles are enlarged by a whole factor (nearest neighbour) to at
@@ -132,7 +133,7 @@ def validation_panel(images: np.ndarray, labels: np.ndarray, probabilities: np.n
     Volume tiles are shown by their middle output plane (:func:`middle_planes`).
 
     Args:
-        images: ``(N, T, T, C)`` input tiles (the first channel is shown).
+        images: ``(N, T, T, C)`` input tiles.
         labels: ``(N, O, O)`` integer class labels (-1: unlabelled).
         probabilities: ``(N, O, O, K)`` predicted class probabilities.
         weights: ``(N, O, O)`` pixel weights.
@@ -160,10 +161,12 @@ def validation_panel(images: np.ndarray, labels: np.ndarray, probabilities: np.n
     names = tuple(class_names) if class_names is not None else default_class_names(classes)
     top = (images.shape[1] - size) // 2
     left = (images.shape[2] - size) // 2
-    picture = np.asarray(images[:, top:top + size, left:left + size, 0], np.float32)
-    low = picture.min(axis=(1, 2), keepdims=True)
-    high = picture.max(axis=(1, 2), keepdims=True)
-    picture = (picture - low) / np.maximum(high - low, 1e-6)
+    picture = np.asarray(images[:, top:top + size, left:left + size], np.float32)
+    if picture.shape[-1] != 3:
+        picture = picture.mean(-1, keepdims=True)
+    low = picture.min(axis=(1, 2, 3), keepdims=True)
+    high = picture.max(axis=(1, 2, 3), keepdims=True)
+    picture = np.broadcast_to((picture - low) / np.maximum(high - low, 1e-6), (*labels.shape, 3))
     colours = class_colours(max(classes, int(np.max(labels, initial=0)) + 1))
     labels = np.asarray(labels)
     truth = np.where((labels < 0)[..., None], UNLABELLED_GREY, colours[np.maximum(labels, 0)])
@@ -176,7 +179,7 @@ def validation_panel(images: np.ndarray, labels: np.ndarray, probabilities: np.n
     gap = np.ones((labels.shape[0], size * scale, PANEL_GAP, 3), np.float32)
     row = [gap] * 7
     row[::2] = [np.repeat(np.repeat(part, scale, axis=1), scale, axis=2)
-                for part in (_grey(picture), truth, prediction, _grey(weights))]
+                for part in (picture, truth, prediction, _grey(weights))]
     row = np.concatenate(row, axis=2)
     strips = np.concatenate([_column_titles(row.shape[2], size * scale + PANEL_GAP),
                              _legend(row.shape[2], names, colours)], axis=0)

@@ -56,6 +56,21 @@ def test_validation_panel_shows_cropped_input_class_colours_and_scaled_weights()
     assert panel.min() >= 0 and panel.max() <= 1
 
 
+def test_validation_panel_shows_colour_tiles_in_colour_and_averages_other_channels():
+    rng = np.random.default_rng(1)
+    labels, weights = np.zeros((1, 4, 4), int), np.ones((1, 4, 4))
+    probabilities = np.stack([np.ones((1, 4, 4)), np.zeros((1, 4, 4))], -1)
+    start = PANEL_TITLE + PANEL_LEGEND
+    for channels in (2, 3):
+        images = rng.normal(size=(1, 10, 10, channels))
+        shown = validation_panel(images, labels, probabilities, weights)[0, start::64, :256:64]
+        crop = images[0, 3:7, 3:7]
+        if channels == 2:
+            crop = np.repeat(crop.mean(-1, keepdims=True), 3, -1)
+        np.testing.assert_allclose(shown, (crop - crop.min()) / (crop.max() - crop.min()),
+                                   rtol=1e-6)
+
+
 def test_throughput_counts_tiles_of_training_steps_only(monkeypatch):
     clock = iter([10.0, 13.0, 13.5, 14.0, 20.0, 20.5])
     monkeypatch.setattr("keras_unet.training.callbacks.time.perf_counter", lambda: next(clock))
