@@ -123,12 +123,13 @@ def validation_panel(images: np.ndarray, labels: np.ndarray, probabilities: np.n
     All four are shown over the output area of the network: the input tile is centre-cropped to
     it (a valid-padding network predicts only the centre of its input). The input is shown as
     :func:`display_rgb` shows images (3 channels in colour, others grey with their channels
-    averaged), scaled by the tile's own minimum and maximum; the ground truth shows each class in its fixed colour
-    (:func:`keras_unet.class_layout.class_colour`, unlabelled pixels mid-grey); the prediction
-    shows the argmax class in its colour, as bright as its probability; the weight map is grey,
-    scaled by its maximum. Small tiles are enlarged by a whole factor (nearest neighbour) to at
-    least :data:`PANEL_TILE_PIXELS`; a strip of :data:`PANEL_TITLE` rows on top names the
-    columns and one of :data:`PANEL_LEGEND` rows below it the class colours.
+    averaged), scaled by the tile's own minimum and maximum; the ground truth shows each class
+    in its fixed colour (:func:`keras_unet.class_layout.class_colour`, unlabelled pixels
+    mid-grey); the prediction shows the argmax class in its colour, as bright as its
+    probability; the weight map is grey, scaled by its maximum. Small tiles are enlarged by a
+    whole factor (nearest neighbour) to at least :data:`PANEL_TILE_PIXELS`; a strip of
+    :data:`PANEL_TITLE` rows on top names the columns and one of :data:`PANEL_LEGEND` rows below
+    it the class colours.
 
     Volume tiles are shown by their middle output plane (:func:`middle_planes`).
 
