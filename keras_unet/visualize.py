@@ -48,11 +48,20 @@ def display_rgb(image) -> np.ndarray:
         [[[255, 0, 0], [0, 0, 255]]]
     """
     image = np.asarray(image, np.float64)
-    colour = image.ndim == 3 and image.shape[-1] == 3
-    shown = image if colour or image.ndim == 2 else image.mean(-1)
+    shown = _shown_channels(image if image.ndim == 3 else image[..., None])
     low, high = np.percentile(shown, (1, 99))
     shown = np.clip((shown - low) / max(high - low, 1e-12) * 255, 0, 255).round().astype(np.uint8)
-    return shown if colour else np.repeat(shown[..., None], 3, -1)
+    return _as_rgb(shown)
+
+
+def _shown_channels(image: np.ndarray) -> np.ndarray:
+    """What a picture shows of ``(..., C)`` pixels: 3 channels as they are, else their mean."""
+    return image if image.shape[-1] == 3 else image.mean(-1, keepdims=True)
+
+
+def _as_rgb(shown: np.ndarray) -> np.ndarray:
+    """``(..., 3)`` RGB of :func:`_shown_channels`' 3 channels or 1 (repeated as grey)."""
+    return np.repeat(shown, 3 // shown.shape[-1], axis=-1)
 
 
 def outline_overlay(image, labels) -> np.ndarray:
@@ -162,12 +171,11 @@ def validation_panel(images: np.ndarray, labels: np.ndarray, probabilities: np.n
     names = tuple(class_names) if class_names is not None else default_class_names(classes)
     top = (images.shape[1] - size) // 2
     left = (images.shape[2] - size) // 2
-    picture = np.asarray(images[:, top:top + size, left:left + size], np.float32)
-    if picture.shape[-1] != 3:
-        picture = picture.mean(-1, keepdims=True)
+    picture = _shown_channels(np.asarray(images[:, top:top + size, left:left + size],
+                                         np.float32))
     low = picture.min(axis=(1, 2, 3), keepdims=True)
     high = picture.max(axis=(1, 2, 3), keepdims=True)
-    picture = np.broadcast_to((picture - low) / np.maximum(high - low, 1e-6), (*labels.shape, 3))
+    picture = _as_rgb((picture - low) / np.maximum(high - low, 1e-6))
     colours = class_colours(max(classes, int(np.max(labels, initial=0)) + 1))
     labels = np.asarray(labels)
     truth = np.where((labels < 0)[..., None], UNLABELLED_GREY, colours[np.maximum(labels, 0)])
