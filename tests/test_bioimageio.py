@@ -124,6 +124,17 @@ def test_options_the_spec_forbids_are_refused_before_writing(info, match, tmp_pa
     assert not (tmp_path / "zoo").exists()
 
 
+def test_out_may_name_the_zip_whose_folder_is_made(tmp_path):
+    model = build_unet((None, None, 1), 2, filters=4, depth=2)
+    path = export_bioimageio(model, tmp_path / "models" / "cells.zip", INFO)
+    assert path == tmp_path / "models" / "cells.zip"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["cells.zip"]
+    assert "rdf.yaml" in zipfile.ZipFile(path).namelist()  # validated before it was renamed
+    with pytest.raises(FileExistsError, match="already exists; pass --overwrite"):
+        check_package_target(path, "another U-Net")
+    assert check_package_target(path, "another U-Net", overwrite=True) == path
+
+
 def test_a_folder_holding_a_package_is_refused_unless_overwrite(package, tmp_path):
     _, path, _ = package
     with pytest.raises(FileExistsError, match=r"already holds a bioimage.io package \(tiny_test"):

@@ -3,16 +3,25 @@
 Refusals happen before the model is loaded, exit 2 with one line, and leave the output as it was.
 """
 
+import pathlib
+import re
+import shlex
+import subprocess
+import sys
 import zipfile
 
 import keras
 import numpy as np
 import pytest
+import tifffile
 import yaml
+from PIL import Image
 
 from keras_unet import build_unet
 from keras_unet.cli import main
 from keras_unet.serving.onnx_network import OnnxNetwork
+
+README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +33,35 @@ def run_dir(tmp_path_factory):
     model.save(folder / "checkpoints" / "best.keras")
     (folder / "config.yaml").write_text(yaml.safe_dump({"depth": 2, "filters": 4}))
     return folder, model
+
+
+def test_the_readmes_onnx_and_bioimageio_commands_run_as_typed(tmp_path):
+    """README.md's `unet export --format onnx|bioimageio` block, run as a user types it where
+    `unet train --run-dir runs/isbi` left its checkpoint; both files then segment as it does."""
+    block = next(block for block in re.findall(r"```bash\n(.*?)```", README.read_text(),
+                                               flags=re.S) if "--format bioimageio" in block)
+    commands = [shlex.split(line) for line in block.replace("\\\n", " ").splitlines()
+                if line.startswith("unet export")]
+    assert len(commands) == 2
+    checkpoints = tmp_path / "runs" / "isbi" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    build_unet((None, None, 1), 2, filters=4, depth=2).save(checkpoints / "best.keras")
+    unet = str(pathlib.Path(sys.executable).with_name("unet"))
+    for command in commands:
+        done = subprocess.run([unet, *command[1:]], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+    Image.fromarray((np.random.default_rng(5).random((70, 90)) * 255).astype("uint8")).save(
+        tmp_path / "image.png")
+    probabilities = []
+    for model in ("runs/isbi/checkpoints/best.keras", "models/unet.onnx",
+                  "zoo/ISBI_membranes_U-Net.zip"):
+        out = tmp_path / "predictions" / pathlib.Path(model).suffix[1:]
+        assert main(["predict", "--model", str(tmp_path / model), "--input",
+                     str(tmp_path / "image.png"), "--output", str(out), "--probabilities"]) == 0
+        probabilities.append(tifffile.imread(out / "image_probabilities.tif"))
+    for other in probabilities[1:]:
+        np.testing.assert_allclose(other, probabilities[0], atol=1e-4)
 
 
 def test_onnx_export_writes_the_file_and_prints_its_path(run_dir, tmp_path, capsys):
@@ -85,6 +123,8 @@ REFUSALS = [  # (options after --model, what the one-line error says)
     (["--out", "{tmp}/base", "--opset", "13"], "--opset does not apply to --format savedmodel"),
     (["--out", "{tmp}/base", "--overwrite"], "--overwrite does not apply to --format savedmodel"),
     (["--format", "bioimageio", "--out", "{tmp}/zoo"], "already holds a bioimage.io package"),
+    (["--format", "bioimageio", "--out", "{tmp}/zoo/old.zip"], "already exists; pass --overwrite"),
+    (["--format", "bioimageio", "--out", "{tmp}/exists.onnx/cells.zip"], "is a file, not a"),
     (["--format", "bioimageio", "--out", "{tmp}/new", "--name", "bad/name"], "--name 'bad/name'"),
     (["--format", "bioimageio", "--out", "{tmp}/new", "--license", "MITT"], "--license 'MITT'"),
     (["--format", "bioimageio", "--out", "{tmp}/new", "--training-config", "{tmp}/none.yaml"],

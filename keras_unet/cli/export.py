@@ -10,11 +10,11 @@
 savedmodel (the default) writes models/unet/<N>/ (next free number by default), tiling inside
 the graph; an existing version is never overwritten. Point TF-Serving at models/unet (see
 serving/README.md). onnx writes the bare network (the consumer tiles; keras_unet.predict_tiled
-does with keras_unet.serving.OnnxNetwork). bioimageio writes zoo/<NAME>.zip, validated by
-bioimageio.spec, for deepImageJ (Fiji), ilastik, napari and QuPath. A 3D U-Net exports
-alike: the SavedModel tiles volumes in its graph, the ONNX input is (batch, z, y, x, c), and
-the package declares the z axis with its valid sizes (--sample-image: a TIFF stack). Every
-file is written under a temporary name and renamed when complete.
+does with keras_unet.serving.OnnxNetwork). bioimageio writes zoo/<NAME>.zip (or the .zip that
+--out names), validated by bioimageio.spec, for deepImageJ (Fiji), ilastik, napari and QuPath.
+A 3D U-Net exports alike: the SavedModel tiles volumes in its graph, the ONNX input is (batch,
+z, y, x, c), and the package declares the z axis with its valid sizes (--sample-image: a TIFF
+stack). Every file is written under a temporary name and renamed when complete.
 """
 
 from __future__ import annotations
@@ -61,8 +61,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, type=Path, help="the trained .keras file")
     parser.add_argument("--out", required=True, type=Path,
                         help="savedmodel: export base folder that TF-Serving watches (versions "
-                             "go inside);\nonnx: the .onnx file; bioimageio: the folder for "
-                             "the package zip")
+                             "go inside);\nonnx: the .onnx file; bioimageio: the package .zip, or "
+                             "a folder for <NAME>.zip")
     parser.add_argument("--format", choices=FORMATS, default="savedmodel",
                         help="what to write (default: %(default)s)")
     parser.add_argument("--overwrite", action="store_true",

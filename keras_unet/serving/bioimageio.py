@@ -119,11 +119,13 @@ def _check(option: str, value, annotation, wrap=lambda value: value) -> None:
 def export_bioimageio(model: keras.Model, out, info: PackageInfo = PackageInfo(), *,
                       sample_image: np.ndarray | None = None, opset: int = DEFAULT_OPSET,
                       overwrite: bool = False) -> Path:
-    """Writes ``out/<name>.zip``, a bioimage.io model package validated by bioimageio.spec.
+    """Writes a bioimage.io model package validated by bioimageio.spec: ``out`` if it names a
+    ``.zip``, else ``out/<name>.zip``.
 
     Args:
         model: a U-Net from :func:`keras_unet.build_unet` (trained).
-        out: the folder to write the zip to (created if missing).
+        out: the package's ``.zip``, or the folder to write ``<name>.zip`` to (created if
+            missing).
         info: name, authors, licence, description and training config (:class:`PackageInfo`).
         sample_image: (H, W) or (H, W, C) image for the test tensors and the cover; by default
             a synthetic cell image. Cropped to the next valid size above 128 px of output.
@@ -136,7 +138,8 @@ def export_bioimageio(model: keras.Model, out, info: PackageInfo = PackageInfo()
     Raises:
         ValueError: if the model is not a U-Net of this package, for a bad option, or if
             bioimageio.spec finds an error in the description (nothing is written then).
-        FileExistsError: if ``out`` already holds a package and ``overwrite`` is false.
+        FileExistsError: if the zip exists, or ``out`` already holds a package, and
+            ``overwrite`` is false.
 
     Example:
         >>> from keras_unet import build_unet
@@ -147,14 +150,13 @@ def export_bioimageio(model: keras.Model, out, info: PackageInfo = PackageInfo()
     """
     info = info.checked()
     check_opset(opset)
-    out = Path(out)
-    target = check_package_target(out, info.name, overwrite=overwrite)
+    target = check_package_target(Path(out), info.name, overwrite=overwrite)
     geom = model_geometry(model)
     image = _test_image(geom, sample_image)
     with tempfile.TemporaryDirectory(prefix="keras-unet-bioimageio-") as staging:
         staging = Path(staging)
         description = _describe(model, geom, info, image, opset, staging)
-        out.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
         with written_atomically(target, overwrite=overwrite, option="--out") as temporary:
             save_bioimageio_package(description, output_path=temporary)
             validate_package(temporary)

@@ -1,9 +1,9 @@
 """Where each export goes, checked before anything is loaded or written.
 
 A TF-Serving base folder holds numbered versions (:func:`existing_versions`); a new version
-never replaces one (:func:`check_export_target`). A bioimage.io package is a zip in a folder
-that holds no other package unless asked (:func:`check_package_target`). These checks need
-no TensorFlow, so ``unet export`` makes them before TensorFlow starts.
+never replaces one (:func:`check_export_target`). A bioimage.io package is the ``.zip`` named,
+or a zip in a folder that holds no other package unless asked (:func:`check_package_target`).
+These checks need no TensorFlow, so ``unet export`` makes them before TensorFlow starts.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import zipfile
 from pathlib import Path
 
 from keras_unet.errors import InputError, NotAFolderError, OutputExistsError
+from keras_unet.io.atomic import refuse_existing
 
 DEFAULT_MAX_IMAGE_PIXELS = 64 * 2**20
 """Largest image (height * width) a request may send: 64 Mpx, i.e. 8192 x 8192; larger ones get
@@ -71,7 +72,8 @@ def check_export_target(export_base: Path, version: int | None = None,
 
 
 def check_package_target(out: Path, name: str, *, overwrite: bool = False) -> Path:
-    """The zip path ``out/<name>.zip``; refuses a folder that already holds a package.
+    """The package's zip: ``out`` itself if it names a ``.zip`` (and is not a folder), else
+    ``out/<name>.zip``; refuses a taken zip name, or a folder that already holds a package.
 
     A package is an ``rdf.yaml`` or ``bioimageio.yaml``, or a zip holding one; with
     ``overwrite`` only the package of the same name is replaced (others are left alone).
@@ -85,6 +87,8 @@ def check_package_target(out: Path, name: str, *, overwrite: bool = False) -> Pa
         >>> out = Path(tempfile.mkdtemp())
         >>> check_package_target(out, "my U-Net").name
         'my_U-Net.zip'
+        >>> check_package_target(out / "cells.zip", "my U-Net").name  # a zip of your naming
+        'cells.zip'
         >>> _ = (out / "rdf.yaml").write_text("type: model")
         >>> check_package_target(out, "my U-Net")
         Traceback (most recent call last):
@@ -92,6 +96,12 @@ def check_package_target(out: Path, name: str, *, overwrite: bool = False) -> Pa
         keras_unet.errors.OutputExistsError: --out '...' already holds a bioimage.io package ...
     """  # noqa: E501
     out = Path(out)
+    if out.suffix.lower() == ".zip" and not out.is_dir():
+        if out.parent.exists() and not out.parent.is_dir():
+            raise NotAFolderError(f"--out {str(out)!r}: {str(out.parent)!r} is a file, not a "
+                                  "folder.")
+        refuse_existing(out, overwrite=overwrite, option="--out")
+        return out
     if out.exists() and not out.is_dir():
         raise NotAFolderError(f"--out {str(out)!r} is a file; bioimage.io packages go in a "
                               "folder.")
