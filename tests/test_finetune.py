@@ -53,6 +53,16 @@ def test_another_class_count_recreates_only_the_final_convolution():
         np.testing.assert_array_equal(kept, before)
 
 
+def test_every_difference_is_named_at_once_with_the_options_that_match_it():
+    paper = build_unet((None, None, 3), 2, filters=8, depth=3)
+    with pytest.raises(ValueError) as refused:
+        transfer_weights(paper, build_unet((None, None, 1), 2, filters=4, depth=2), "--init")
+    assert str(refused.value) == (
+        "--init model has depth 3, filters 8, channels 3 but the network to train has depth 2, "
+        "filters 4, channels 1; fine-tuning needs the same ndim, depth, padding, filters, "
+        "channels (pass --depth 3 --filters 8; train on images of 3 channel(s)).")
+
+
 def test_bad_init_is_named_before_the_run_starts(tmp_path):
     build_unet((None, None, 1), 2, filters=4, depth=3).save(tmp_path / "deep.keras")
     (tmp_path / "notes.keras").write_text("not a model")

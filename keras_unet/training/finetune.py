@@ -14,7 +14,7 @@ import os
 import keras
 
 from keras_unet.errors import InputError
-from keras_unet.inference.network import model_geometry
+from keras_unet.inference.network import ModelGeometry, model_geometry
 from keras_unet.training.config import TrainConfig
 
 FINAL_LAYER = "final_conv"
@@ -107,11 +107,11 @@ def transfer_weights(trained: keras.Model, model: keras.Model, source: str = "in
         keras_unet.errors.InputError: init model has depth 2 but the network to train has depth ...
     """
     have, want = model_geometry(trained), model_geometry(model)
-    for name in COMPARED:
-        if getattr(have, name) != getattr(want, name):
-            raise InputError(f"{source} model has {name} {getattr(have, name)!r} but the network "
-                             f"to train has {name} {getattr(want, name)!r}; fine-tuning needs "
-                             f"the same {', '.join(COMPARED)} (set --{name} to match).")
+    differ = [name for name in COMPARED if getattr(have, name) != getattr(want, name)]
+    if differ:
+        raise InputError(f"{source} model has {_listed(have, differ)} but the network to train "
+                         f"has {_listed(want, differ)}; fine-tuning needs the same "
+                         f"{', '.join(COMPARED)} ({_how_to_match(have, differ)}).")
     trained_layers = {layer.name: layer for layer in trained.layers if layer.weights}
     layers = {layer.name: layer for layer in model.layers if layer.weights}
     if trained_layers.keys() != layers.keys():
@@ -128,3 +128,18 @@ def transfer_weights(trained: keras.Model, model: keras.Model, source: str = "in
                              "than the network to train's.")
         layer.set_weights(weights)
     return recreated
+
+
+def _listed(geometry: ModelGeometry, names: list[str]) -> str:
+    return ", ".join(f"{name} {getattr(geometry, name)!r}" for name in names)
+
+
+def _how_to_match(trained: ModelGeometry, names: list[str]) -> str:
+    """The options that give the new network the trained one's geometry; channels come from the
+    images, so for them it says what the images must have."""
+    options = " ".join(f"--{name} {getattr(trained, name)}" for name in names
+                       if name != "channels")
+    hints = [f"pass {options}"] if options else []
+    if "channels" in names:
+        hints.append(f"train on images of {trained.channels} channel(s)")
+    return "; ".join(hints)
