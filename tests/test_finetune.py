@@ -53,6 +53,18 @@ def test_another_class_count_recreates_only_the_final_convolution():
         np.testing.assert_array_equal(kept, before)
 
 
+def test_a_run_from_a_model_takes_the_geometry_it_leaves_at_the_defaults(tmp_path, capsys):
+    build_unet((None, None, 1), 2, filters=4, depth=2).save(tmp_path / "small.keras")
+    config = {key: value for key, value in TINY.items() if key not in ("filters", "depth")}
+    result = train({**config, "run_dir": str(tmp_path / "run"), "export": False,
+                    "init": str(tmp_path / "small.keras")})
+    assert (result.config.filters, result.config.depth, result.config.padding) == (4, 2, "valid")
+    assert "a network of depth 2, 4 filters, valid padding" in capsys.readouterr().out
+    with pytest.raises(ValueError, match=r"has filters 4 but .* has filters 8; .*pass --filters 4"):
+        train({**config, "filters": 8, "run_dir": str(tmp_path / "other"),
+               "init": str(tmp_path / "small.keras")}, verbose=0)
+
+
 def test_every_difference_is_named_at_once_with_the_options_that_match_it():
     paper = build_unet((None, None, 3), 2, filters=8, depth=3)
     with pytest.raises(ValueError) as refused:

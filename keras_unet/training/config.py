@@ -94,9 +94,9 @@ class TrainConfig:
             the ``init`` model's (for the same classes), else
             :func:`keras_unet.class_layout.default_class_names`.
         init: a trained ``.keras`` model to start from (fine-tuning): same geometry, its final
-            1x1 convolution re-created when ``num_classes`` differs; its class count, names and
-            label mode are the defaults of this run (:func:`keras_unet.training.finetune.
-            inherited_config`); ``None``: random weights.
+            1x1 convolution re-created when ``num_classes`` differs; its class count, names,
+            label mode, depth, filters and padding are the defaults of this run
+            (:func:`keras_unet.training.finetune.inherited_config`); ``None``: random weights.
         freeze_encoder: with ``init``, train only the expanding path (the contracting path and
             the bottleneck frozen) for the first third of the epochs (at least one), then all.
         patience: stop when the validation loss has not improved for this many epochs and

@@ -1,10 +1,10 @@
 """Fine-tuning: start a new network from the weights of a trained keras_unet model.
 
-The trained model must have the new network's geometry (depth, padding, filters, channels, as
-:func:`keras_unet.inference.model_geometry` reads them) and the same layers (batch norm,
-up-sampling); every layer's weights are copied, except the final 1x1 convolution when the number
-of classes differs: that one layer keeps its fresh initialisation, so a cell model can start a
-tissue-type model.
+The new network has the trained model's geometry (depth, padding, filters, channels, as
+:func:`keras_unet.inference.model_geometry` reads them; the run takes what its config leaves at
+the defaults from the model) and the same layers (batch norm, up-sampling); every layer's
+weights are copied, except the final 1x1 convolution when the number of classes differs: that
+one layer keeps its fresh initialisation, so a cell model can start a tissue-type model.
 """
 
 from __future__ import annotations
@@ -22,6 +22,10 @@ FINAL_LAYER = "final_conv"
 
 COMPARED = ("ndim", "depth", "padding", "filters", "channels")
 """The geometry that must match between the trained model and the new network."""
+
+INHERITED_GEOMETRY = ("depth", "filters", "padding")
+"""The geometry a fine-tuning run takes from its model unless the config sets it (the number of
+spatial axes and the channels come from the images)."""
 
 
 def load_init_model(path: str | os.PathLike, source: str = "init") -> keras.Model:
@@ -58,7 +62,10 @@ def inherited_config(config: TrainConfig, trained: keras.Model | None) -> TrainC
     """``config`` with what it leaves unset taken from the model it starts from.
 
     The class count, the label mode and (for the same classes) the class names of ``trained``
-    (``None``: no model to start from; the class count defaults to 2).
+    (``None``: no model to start from; the class count defaults to 2), and its
+    :data:`INHERITED_GEOMETRY` where the config keeps :class:`TrainConfig`'s defaults (as
+    :meth:`TrainConfig.for_volumes` does): the new network must have the model's geometry, so
+    `--init` on a ``training/paper.yaml`` run needs no ``--filters 64 --depth 4``.
 
     Raises:
         ValueError: if the values the config and the model give together do not agree.
@@ -70,12 +77,18 @@ def inherited_config(config: TrainConfig, trained: keras.Model | None) -> TrainC
         >>> config = inherited_config(TrainConfig(data="d", init="m.keras"), trained)
         >>> config.num_classes, config.labels, config.class_names
         (4, 'semantic', 'bg,a,b,c')
+        >>> config.filters, config.depth, config.padding  # the defaults' 16, 3: the model's
+        (4, 2, 'valid')
         >>> inherited_config(TrainConfig(), None).num_classes
         2
     """
     if trained is None:
         return config.replace(num_classes=config.classes)
-    layout = model_geometry(trained).layout
+    geometry = model_geometry(trained)
+    layout = geometry.layout
+    defaults = TrainConfig()
+    inherited = {name: getattr(geometry, name) for name in INHERITED_GEOMETRY
+                 if getattr(config, name) == getattr(defaults, name)}
     labels = config.labels or layout.labels
     same_mode = labels == layout.labels
     num_classes = config.num_classes or (layout.num_classes if same_mode else 2)
@@ -83,7 +96,8 @@ def inherited_config(config: TrainConfig, trained: keras.Model | None) -> TrainC
     if class_names is None and same_mode and num_classes == layout.num_classes:
         class_names = ",".join(layout.class_names)
     try:
-        return config.replace(labels=labels, num_classes=num_classes, class_names=class_names)
+        return config.replace(labels=labels, num_classes=num_classes, class_names=class_names,
+                              **inherited)
     except ValueError as error:
         raise InputError(f"init model {config.init!r} ({layout.num_classes} {layout.labels} "
                          f"classes) and the config: {error}") from None
@@ -93,7 +107,7 @@ def transfer_weights(trained: keras.Model, model: keras.Model, source: str = "in
     """Copies ``trained``'s weights into ``model``; returns whether the final layer was re-created.
 
     Raises:
-        ValueError: naming ``source`` and the first geometry argument (or layer) that differs.
+        ValueError: naming ``source`` and every geometry argument (or a layer) that differs.
 
     Example:
         >>> from keras_unet import build_unet
