@@ -199,8 +199,19 @@ class TrainConfig:
             >>> volume.tile_size, volume.filters, volume.depth
             (60, 4, 2)
         """
+        return self.replace_defaults(**VOLUME_DEMO)
+
+    def replace_defaults(self, **values: Any) -> TrainConfig:
+        """A copy in which the fields still at :class:`TrainConfig`'s defaults take ``values``;
+        fields the config or the command line set keep theirs.
+
+        Example:
+            >>> config = TrainConfig(filters=32).replace_defaults(filters=64, depth=4)
+            >>> config.filters, config.depth
+            (32, 4)
+        """
         defaults = TrainConfig()
-        return self.replace(**{name: value for name, value in VOLUME_DEMO.items()
+        return self.replace(**{name: value for name, value in values.items()
                                if getattr(self, name) == getattr(defaults, name)})
 
     @property

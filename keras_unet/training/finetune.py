@@ -63,8 +63,8 @@ def inherited_config(config: TrainConfig, trained: keras.Model | None) -> TrainC
 
     The class count, the label mode and (for the same classes) the class names of ``trained``
     (``None``: no model to start from; the class count defaults to 2), and its
-    :data:`INHERITED_GEOMETRY` where the config keeps :class:`TrainConfig`'s defaults (as
-    :meth:`TrainConfig.for_volumes` does): the new network must have the model's geometry, so
+    :data:`INHERITED_GEOMETRY` where the config keeps :class:`TrainConfig`'s defaults
+    (:meth:`TrainConfig.replace_defaults`): the new network must have the model's geometry, so
     `--init` on a ``training/paper.yaml`` run needs no ``--filters 64 --depth 4``.
 
     Raises:
@@ -86,9 +86,6 @@ def inherited_config(config: TrainConfig, trained: keras.Model | None) -> TrainC
         return config.replace(num_classes=config.classes)
     geometry = model_geometry(trained)
     layout = geometry.layout
-    defaults = TrainConfig()
-    inherited = {name: getattr(geometry, name) for name in INHERITED_GEOMETRY
-                 if getattr(config, name) == getattr(defaults, name)}
     labels = config.labels or layout.labels
     same_mode = labels == layout.labels
     num_classes = config.num_classes or (layout.num_classes if same_mode else 2)
@@ -96,8 +93,9 @@ def inherited_config(config: TrainConfig, trained: keras.Model | None) -> TrainC
     if class_names is None and same_mode and num_classes == layout.num_classes:
         class_names = ",".join(layout.class_names)
     try:
-        return config.replace(labels=labels, num_classes=num_classes, class_names=class_names,
-                              **inherited)
+        return config.replace_defaults(
+            **{name: getattr(geometry, name) for name in INHERITED_GEOMETRY}).replace(
+            labels=labels, num_classes=num_classes, class_names=class_names)
     except ValueError as error:
         raise InputError(f"init model {config.init!r} ({layout.num_classes} {layout.labels} "
                          f"classes) and the config: {error}") from None
