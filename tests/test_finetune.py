@@ -65,6 +65,35 @@ def test_a_run_from_a_model_takes_the_geometry_it_leaves_at_the_defaults(tmp_pat
                "init": str(tmp_path / "small.keras")}, verbose=0)
 
 
+def test_the_documented_fine_tuning_command_runs_as_typed(tmp_path, em_folder):
+    """training/README.md's `unet train --data more_cells/ --init runs/isbi/checkpoints/
+    best.keras --freeze-encoder --patience 3 --learning-rate 1e-4`, typed where a run left a
+    model of another width and depth than the defaults (its epochs shortened): the new network
+    takes that geometry."""
+    import re
+    import shlex
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "training" / "README.md").read_text()
+    typed = re.search(r"^unet train --data more_cells/ --init .*?(?<!\\)$", readme,
+                      flags=re.M | re.S).group(0).replace("\\\n", " ")
+    em_folder(4, size=128).rename(tmp_path / "more_cells")
+    (tmp_path / "runs" / "isbi" / "checkpoints").mkdir(parents=True)
+    build_unet((None, None, 1), 2, filters=4, depth=2).save(
+        tmp_path / "runs" / "isbi" / "checkpoints" / "best.keras")
+    shortened = ["--epochs", "1", "--steps-per-epoch", "2", "--tile-size", "92", "--no-export"]
+    done = subprocess.run([str(Path(sys.executable).with_name("unet")),
+                           *shlex.split(typed)[1:], *shortened, "--run-dir", "run"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "a network of depth 2, 4 filters, valid padding" in done.stdout
+    config = (tmp_path / "run" / "config.yaml").read_text()
+    assert "filters: 4" in config and "depth: 2" in config and "freeze_encoder: true" in config
+    assert "patience: 3" in config and "learning_rate: 0.0001" in config
+
+
 def test_every_difference_is_named_at_once_with_the_options_that_match_it():
     paper = build_unet((None, None, 3), 2, filters=8, depth=3)
     with pytest.raises(ValueError) as refused:
