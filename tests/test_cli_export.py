@@ -37,7 +37,9 @@ def run_dir(tmp_path_factory):
 
 def test_the_readmes_onnx_and_bioimageio_commands_run_as_typed(tmp_path):
     """README.md's `unet export --format onnx|bioimageio` block, run as a user types it where
-    `unet train --run-dir runs/isbi` left its checkpoint; both files then segment as it does."""
+    `unet train --run-dir runs/isbi` left its checkpoint, and the bioimageio one again with
+    `--out zoo/cells.zip` (the README says --out may name the zip); every file then segments
+    as the checkpoint does."""
     block = next(block for block in re.findall(r"```bash\n(.*?)```", README.read_text(),
                                                flags=re.S) if "--format bioimageio" in block)
     commands = [shlex.split(line) for line in block.replace("\\\n", " ").splitlines()
@@ -47,16 +49,20 @@ def test_the_readmes_onnx_and_bioimageio_commands_run_as_typed(tmp_path):
     checkpoints.mkdir(parents=True)
     build_unet((None, None, 1), 2, filters=4, depth=2).save(checkpoints / "best.keras")
     unet = str(pathlib.Path(sys.executable).with_name("unet"))
-    for command in commands:
+    named_zip = [*commands[1][1:commands[1].index("--out") + 1], "zoo/cells.zip",
+                 *commands[1][commands[1].index("--out") + 2:]]  # README: --out may name it
+    for command in [*commands, ["unet", *named_zip]]:
         done = subprocess.run([unet, *command[1:]], cwd=tmp_path, capture_output=True,
                               text=True, timeout=300)
         assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (tmp_path / "zoo").iterdir()) == [
+        "ISBI_membranes_U-Net.zip", "cells.zip"]
     Image.fromarray((np.random.default_rng(5).random((70, 90)) * 255).astype("uint8")).save(
         tmp_path / "image.png")
     probabilities = []
     for model in ("runs/isbi/checkpoints/best.keras", "models/unet.onnx",
-                  "zoo/ISBI_membranes_U-Net.zip"):
-        out = tmp_path / "predictions" / pathlib.Path(model).suffix[1:]
+                  "zoo/ISBI_membranes_U-Net.zip", "zoo/cells.zip"):
+        out = tmp_path / "predictions" / pathlib.Path(model).name
         assert main(["predict", "--model", str(tmp_path / model), "--input",
                      str(tmp_path / "image.png"), "--output", str(out), "--probabilities"]) == 0
         probabilities.append(tifffile.imread(out / "image_probabilities.tif"))
