@@ -4,6 +4,8 @@ Random (seeded) image sizes, channel counts and tile sizes, including images sma
 tile and one pixel wide; tiny depth-2 networks, and networks that are not Keras models.
 """
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -208,3 +210,23 @@ def test_networks_other_than_keras_models_are_tiled_alike(models):
                                expected, atol=1e-6)
     with pytest.raises(ValueError, match="geometry: ModelGeometry"):
         predict_tiled(object(), grey)
+
+
+@pytest.mark.parametrize("depth, padding", [(2, "valid"), (3, "valid"), (3, "same")])
+def test_every_tile_size_a_refusal_suggests_is_accepted(depth, padding):
+    """A user who types the size the message names gets past the check (tile_size 7 of a
+    depth-3 network once suggested 92, which gives no step of output and was refused too)."""
+    from keras_unet.inference.plan import requested_tiles
+    geom = ModelGeometry(depth, padding, 1, 2, (None, None), 4)
+    refused = 0
+    for tile in range(1, 260):
+        try:
+            requested_tiles(tile, geom)
+        except ValueError as error:
+            refused += 1
+            suggested = [int(n) for n in re.findall(r"(?:sizes: |use at least |e\.g\. |or )(\d+)",
+                                                    str(error))]
+            assert suggested, str(error)
+            for size in suggested:
+                assert requested_tiles(size, geom) == (size, size), (tile, str(error))
+    assert refused > 100

@@ -321,20 +321,20 @@ def requested_tiles(tile_size, geom: ModelGeometry) -> tuple[int | None, ...]:
                 raise InputError(f"tile_size {tile_size!r} differs from the model's fixed input "
                                  f"{axis} {fixed}; leave tile_size=None to use it.")
     for tile, axis, (pools, kernels) in zip(tiles, names, geom.axis_layouts):
-        if tile is not None:
-            layout = {"pools": pools, "kernels": kernels}
-            try:
-                step = geometry.tile_step(tile, geom.depth, geom.padding, **layout)
-            except ValueError as error:
-                where = "" if geom.ndim == 2 else f" ({axis})"
-                raise InputError(f"tile_size {tile_size!r}{where}: {error}") from None
-            if step < 1:
-                grid = geometry.grid(geom.depth, pools)
-                raise InputError(
-                    f"tile_size {tile} gives {geometry.output_size(tile, geom.depth, **layout)} "
-                    f"output px, less than one "
-                    + ("2**depth" if grid == 2**geom.depth else "pooling grid")
-                    + f" = {grid} step; use at least "
-                    f"{geometry.valid_tile_size(1, geom.depth, geom.padding, **layout)}."
-                )
+        if tile is None:
+            continue
+        layout = {"pools": pools, "kernels": kernels}
+        where = "" if geom.ndim == 2 else f" ({axis})"
+        smallest = geometry.valid_tile_size(1, geom.depth, geom.padding, **layout)
+        if tile < smallest:  # no step of output; the sizes that fit below it would not do either
+            grid = geometry.grid(geom.depth, pools)
+            raise InputError(
+                f"tile_size {tile_size!r}{where}: the smallest tile this network can tile with "
+                f"is {smallest} (its output must advance by at least one "
+                + ("2**depth" if grid == 2**geom.depth else "pooling grid")
+                + f" = {grid} step); use at least {smallest}.")
+        try:
+            geometry.tile_step(tile, geom.depth, geom.padding, **layout)
+        except ValueError as error:
+            raise InputError(f"tile_size {tile_size!r}{where}: {error}") from None
     return tuple(tiles)
