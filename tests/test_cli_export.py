@@ -128,6 +128,9 @@ REFUSALS = [  # (options after --model, what the one-line error says)
      "--name does not apply to --format onnx"),
     (["--out", "{tmp}/base", "--opset", "13"], "--opset does not apply to --format savedmodel"),
     (["--out", "{tmp}/base", "--overwrite"], "--overwrite does not apply to --format savedmodel"),
+    (["--out", "{tmp}/served/1"], "is the SavedModel '{tmp}/served/1'; pass the folder of "
+     "numbered versions TF-Serving watches ('{tmp}/served' writes version 2 there)"),
+    (["--out", "{tmp}/served/1/variables"], "is inside the SavedModel '{tmp}/served/1'"),
     (["--format", "bioimageio", "--out", "{tmp}/zoo"], "already holds a bioimage.io package"),
     (["--format", "bioimageio", "--out", "{tmp}/zoo/old.zip"], "already exists; pass --overwrite"),
     (["--format", "bioimageio", "--out", "{tmp}/exists.onnx/cells.zip"], "is a file, not a"),
@@ -148,12 +151,15 @@ def test_bad_input_is_refused_in_one_line_before_loading(tmp_path, capsys):
     model.write_text("never read: every refusal comes first")
     _package_folder(tmp_path)
     (tmp_path / "exists.onnx").write_bytes(b"old")
+    (tmp_path / "served" / "1" / "variables").mkdir(parents=True)  # a version already served
+    (tmp_path / "served" / "1" / "saved_model.pb").write_bytes(b"served")
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     for extra, match in REFUSALS:
         args = ["export", "--model", str(model)] + [a.format(tmp=tmp_path) for a in extra]
         assert main(args) == 2, extra
         err = capsys.readouterr().err
-        assert err.startswith("unet export: error:") and match in err, (extra, err)
+        assert err.startswith("unet export: error:"), (extra, err)
+        assert match.format(tmp=tmp_path) in err, (extra, err)
         assert len(err.splitlines()) == 1, err
         assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before, extra
     assert (tmp_path / "exists.onnx").read_bytes() == b"old"

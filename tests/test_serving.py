@@ -417,6 +417,25 @@ def test_a_failed_export_leaves_nothing(tmp_path, tiny_model, monkeypatch):
     assert os.listdir(tmp_path / "unet") == []
 
 
+def test_an_export_that_loses_its_version_to_another_says_to_run_again(tmp_path, tiny_model,
+                                                                        monkeypatch):
+    base, write = tmp_path / "unet", export_module._write_version
+
+    def another_export_finishes_first(temporary, final, *args, **kwargs):
+        write(temporary, final, *args, **kwargs)
+        final.mkdir()
+        (final / "saved_model.pb").write_bytes(b"the other export's")
+
+    monkeypatch.setattr(export_module, "_write_version", another_export_finishes_first)
+    with pytest.raises(FileExistsError) as refused:
+        export_for_serving(tiny_model, base, warmup=False)
+    assert str(refused.value) == (
+        f"version 1 appeared in {str(base)!r} while this export was writing it (another "
+        "export?); it was left as it is. Run the export again: it writes version 2.")
+    assert "--overwrite" not in str(refused.value)  # no such option for versions
+    assert _tree(base) == {"1/saved_model.pb": b"the other export's"}  # and no temporary
+
+
 @pytest.mark.parametrize("kwargs, error, match", [
     ({"version": 0}, ValueError, "version must be a positive integer"),
     ({"max_image_pixels": 0}, ValueError, "max_image_pixels must be a positive integer"),

@@ -17,7 +17,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from keras_unet.errors import FaultError, InputError
+from keras_unet.errors import FaultError, InputError, OutputExistsError
 from keras_unet.inference.network import model_geometry
 from keras_unet.io.atomic import written_atomically
 from keras_unet.serving.graph import ServingTiling, serving_tiling
@@ -141,24 +141,38 @@ def export_for_serving(model: keras.Model, export_base, *, version: int | None =
         version = max(existing_versions(export_base), default=0) + 1
     final = export_base / str(version)
     # A hidden name that is not a number, so TF-Serving never loads a version being written.
-    with written_atomically(final, folder=True, option="version") as temporary:
-        archive = keras.export.ExportArchive()
-        archive.track(model)
-        for name, (function, input_signature) in functions.items():
-            archive.add_endpoint(name, function, input_signature=input_signature)
-        try:
-            archive.write_out(str(temporary), verbose=False)
-        except tf.errors.OpError as error:  # TensorFlow's own errors for a full disk and kin
-            raise FaultError(f"version {str(final)!r} could not be written: "
-                             f"{' '.join(error.message.split())[:200]}") from None
-        (temporary / METADATA_FILE).parent.mkdir(exist_ok=True)
-        (temporary / METADATA_FILE).write_text(json.dumps(
-            export_metadata(model, tiling, max_image_pixels, list(functions)), indent=2))
-        if warmup:
-            ndim = len(tiling.axes)
-            size = min(WARMUP_SIZE if ndim == 2 else WARMUP_VOLUME_SIZE,  # must pass the limit
-                       math.isqrt(max_image_pixels) if ndim == 2 else
-                       math.floor(max_image_pixels ** (1 / 3) + 1e-9))
-            write_warmup(temporary, warmup_logs(export_base.resolve().name, list(functions),
-                                                tiling.channels, size, ndim))
+    try:
+        with written_atomically(final, folder=True, option="version") as temporary:
+            _write_version(temporary, final, model, tiling, functions, max_image_pixels,
+                           warmup_name=export_base.resolve().name if warmup else None)
+    except OutputExistsError:  # checked free above: another export took the number meanwhile
+        raise OutputExistsError(
+            f"version {version} appeared in {str(export_base)!r} while this export was writing "
+            f"it (another export?); it was left as it is. Run the export again: it writes "
+            f"version {max(existing_versions(export_base), default=0) + 1}.") from None
     return final
+
+
+def _write_version(temporary: Path, final: Path, model, tiling, functions: dict,
+                   max_image_pixels: int, warmup_name: str | None) -> None:
+    """Writes the SavedModel, its metadata and (for model ``warmup_name``) its warmup requests
+    into ``temporary``, which becomes ``final``."""
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    for name, (function, input_signature) in functions.items():
+        archive.add_endpoint(name, function, input_signature=input_signature)
+    try:
+        archive.write_out(str(temporary), verbose=False)
+    except tf.errors.OpError as error:  # TensorFlow's own errors for a full disk and kin
+        raise FaultError(f"version {str(final)!r} could not be written: "
+                         f"{' '.join(error.message.split())[:200]}") from None
+    (temporary / METADATA_FILE).parent.mkdir(exist_ok=True)
+    (temporary / METADATA_FILE).write_text(json.dumps(
+        export_metadata(model, tiling, max_image_pixels, list(functions)), indent=2))
+    if warmup_name is not None:
+        ndim = len(tiling.axes)
+        size = min(WARMUP_SIZE if ndim == 2 else WARMUP_VOLUME_SIZE,  # must pass the limit
+                   math.isqrt(max_image_pixels) if ndim == 2 else
+                   math.floor(max_image_pixels ** (1 / 3) + 1e-9))
+        write_warmup(temporary, warmup_logs(warmup_name, list(functions), tiling.channels, size,
+                                            ndim))

@@ -41,7 +41,8 @@ def existing_versions(export_base: Path) -> list[int]:
 
 def check_export_target(export_base: Path, version: int | None = None,
                         max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> None:
-    """Refuses an export base that is a file, an existing or invalid version, a bad pixel limit.
+    """Refuses an export base that is a file or a SavedModel, an existing or invalid version,
+    a bad pixel limit.
 
     Called first by :func:`export_for_serving` (and by ``unet export`` before loading a model).
 
@@ -58,6 +59,17 @@ def check_export_target(export_base: Path, version: int | None = None,
     if export_base.exists() and not export_base.is_dir():
         raise NotAFolderError(f"export base {str(export_base)!r} is a file; TF-Serving needs a "
                               "folder of numbered versions.")
+    savedmodel = next((folder for folder in (export_base, *export_base.parents)
+                       if (folder / "saved_model.pb").is_file()), None)
+    if savedmodel is not None:  # a version folder typed for its base: never nest a version in it
+        where = "is" if savedmodel == export_base else "is inside"
+        base = savedmodel.parent
+        instead = (f"pass the folder of numbered versions TF-Serving watches ({str(base)!r} "
+                   f"writes version {max(existing_versions(base), default=0) + 1} there)"
+                   if savedmodel.name.isdigit() else
+                   "pass a folder for numbered versions, as TF-Serving watches")
+        raise OutputExistsError(f"export base {str(export_base)!r} {where} the SavedModel "
+                                f"{str(savedmodel)!r}; {instead}.")
     if version is not None:
         if not isinstance(version, int) or isinstance(version, bool) or version < 1:
             raise InputError(f"version must be a positive integer, got {version!r}.")
