@@ -229,6 +229,11 @@ def test_bad_files_fail_with_invalid_argument(exports, files, message):
         exports["valid"][1].signatures["encoded"](image_bytes=tf.constant(files))
 
 
+def test_an_empty_batch_of_files_is_refused_naming_the_input(exports):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="image_bytes must hold at least one"):
+        exports["valid"][1].signatures["encoded"](image_bytes=tf.constant([], tf.string))
+
+
 def test_pixel_limit_is_read_from_the_header_before_decoding(exports):
     header = _png(np.zeros((1, 1), "uint8"))[:33]  # IHDR of a 1x1 PNG, claimed 60000 x 60000
     bomb = header[:16] + (60000).to_bytes(4, "big") * 2 + header[24:]
