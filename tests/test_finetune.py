@@ -55,11 +55,14 @@ def test_another_class_count_recreates_only_the_final_convolution():
 
 def test_a_run_from_a_model_takes_the_geometry_it_leaves_at_the_defaults(tmp_path, capsys):
     build_unet((None, None, 1), 2, filters=4, depth=2).save(tmp_path / "small.keras")
-    config = {key: value for key, value in TINY.items() if key not in ("filters", "depth")}
+    config = {key: value for key, value in TINY.items()
+              if key not in ("filters", "depth", "tile_size")}
     result = train({**config, "run_dir": str(tmp_path / "run"), "export": False,
                     "init": str(tmp_path / "small.keras")})
     assert (result.config.filters, result.config.depth, result.config.padding) == (4, 2, "valid")
-    assert "a network of depth 2, 4 filters, valid padding" in capsys.readouterr().out
+    assert result.config.tile_size == 140  # the default tile's 100 px of output, at depth 2
+    assert ("a network of depth 2, 4 filters, valid padding, on 140 px tiles"
+            in capsys.readouterr().out)
     with pytest.raises(ValueError, match=r"has filters 4 but .* has filters 8; .*pass --filters 4"):
         train({**config, "filters": 8, "run_dir": str(tmp_path / "other"),
                "init": str(tmp_path / "small.keras")}, verbose=0)
@@ -88,7 +91,7 @@ def test_the_documented_fine_tuning_command_runs_as_typed(tmp_path, em_folder):
                            *shlex.split(typed)[1:], *shortened, "--run-dir", "run"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    assert "a network of depth 2, 4 filters, valid padding" in done.stdout
+    assert "a network of depth 2, 4 filters, valid padding, on 92 px tiles" in done.stdout
     config = (tmp_path / "run" / "config.yaml").read_text()
     assert "filters: 4" in config and "depth: 2" in config and "freeze_encoder: true" in config
     assert "patience: 3" in config and "learning_rate: 0.0001" in config

@@ -251,7 +251,8 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
         f"({config.batch_size // replicas} tiles each), {policy} precision")
     if trained is not None:
         say(f"unet train: starting from {config.init}, a network of depth {config.depth}, "
-            f"{config.filters} filters, {config.padding} padding" + (
+            f"{config.filters} filters, {config.padding} padding, on {config.tile_size} px "
+            "tiles" + (
                 f" (its {trained.output_shape[-1]} classes -> {config.num_classes}: the final "
                 "1x1 convolution is re-created)" if recreated else "") + (
                 f"; encoder frozen for epochs 1-{config.frozen_epochs}" if config.freeze_encoder
