@@ -250,7 +250,7 @@ def test_a_resume_whose_two_backups_are_broken_says_how_to_start_over(tmp_path):
     command = ["train", "--config", settings, "--run-dir", run, "--epochs", "2"]
     config = resolved_config(build_parser().parse_args(map(str, command)))
     prepare_run_dir(config.replace(num_classes=2))  # as the run resolves it from its data
-    (run / "backup").mkdir()  # as if killed in epoch 2 ...
+    (run / "backup").mkdir(exist_ok=True)  # as if killed in epoch 2 ...
     for name in ("latest.weights.h5", "latest.weights.h5.bkp"):
         (run / "backup" / name).write_bytes(b"\x89HDF\r\n\x1a\n truncated")  # ... mid-write
     (run / "backup" / "training_metadata.json").write_text('{"epoch": 0}')

@@ -177,7 +177,7 @@ def test_missing_or_unrecognised_data_is_refused_before_anything_is_written(tmp_
 def test_run_dir_of_another_run_is_refused_and_kept_whole(tmp_path, capsys):
     run_dir = tmp_path / "run"
     prepare_run_dir(TrainConfig(**dict(TINY, epochs=5), run_dir=str(run_dir)))
-    (run_dir / "backup").mkdir()
+    (run_dir / "backup").mkdir(exist_ok=True)
     (run_dir / "backup" / "latest.weights.h5").write_bytes(b"weights of the earlier run")
     before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
     assert main(["train", "--config", str(_tiny_yaml(tmp_path)), "--run-dir", str(run_dir),
@@ -266,7 +266,12 @@ def test_callbacks_of_the_caller_see_every_training_step(tmp_path):
 
 def test_a_callback_that_raises_stops_the_run_with_nothing_saved(tmp_path):
     with pytest.raises(_Cancelled):
-        train({**TINY, "run_dir": str(tmp_path / "run"), "mixed_precision": "bfloat16"},
-              verbose=0, callbacks=[_CancelAtFirstStep()])
+        train({**TINY, "run_dir": str(tmp_path / "run"), "mixed_precision": "bfloat16",
+               "export": False}, verbose=0, callbacks=[_CancelAtFirstStep()])
     assert not (tmp_path / "run" / "checkpoints" / "best.keras").exists()
     assert keras.mixed_precision.global_policy().name == "float32"  # put back
+    result = train({**TINY, "run_dir": str(tmp_path / "run"), "mixed_precision": "bfloat16",
+                    "export": False}, verbose=0)  # the same run again: resumed, not refused
+    assert result.steps == TINY["epochs"] * TINY["steps_per_epoch"]
+    assert (tmp_path / "run" / "checkpoints" / "best.keras").is_file()
+    assert not (tmp_path / "run" / "backup").exists()

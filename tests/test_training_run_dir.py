@@ -17,7 +17,7 @@ def _snapshot(folder):
 
 def _interrupted_run(path, config):
     prepare_run_dir(config)
-    (path / "backup").mkdir()
+    (path / "backup").mkdir(exist_ok=True)
     (path / "backup" / "training_metadata.json").write_text('{"epoch": 2}')
     (path / "checkpoints").mkdir()
     (path / "checkpoints" / "best.keras").write_bytes(b"model")
@@ -48,10 +48,17 @@ def test_different_run_is_refused_and_left_untouched(tmp_path):
     assert _snapshot(path) == before
 
 
+def test_a_run_killed_before_its_first_epoch_ended_resumes(tmp_path):
+    config = TrainConfig(run_dir=str(tmp_path / "run"))
+    assert prepare_run_dir(config).backup.is_dir()  # until training ends
+    assert prepare_run_dir(config).resume
+
+
 def test_finished_run_of_the_same_config_is_refused(tmp_path):
     config = TrainConfig(run_dir=str(tmp_path / "run"))
     prepare_run_dir(config)
     (tmp_path / "run" / "checkpoints").mkdir()
+    (tmp_path / "run" / "backup").rmdir()  # as training's end removes it
     with pytest.raises(FileExistsError, match="holds a finished run of the same config"):
         prepare_run_dir(config)
 
@@ -63,7 +70,8 @@ def test_overwrite_moves_the_earlier_run_aside_whole(tmp_path):
     run = prepare_run_dir(TrainConfig(run_dir=str(path), epochs=6), overwrite=True, now=NOW)
     assert run.replaced == tmp_path / "run.replaced-20250102-030405"
     assert _snapshot(run.replaced) == before
-    assert not run.resume and sorted(p.name for p in path.iterdir()) == ["config.yaml"]
+    assert not run.resume and sorted(p.name for p in path.iterdir()) == ["backup", "config.yaml"]
+    assert not any(run.backup.iterdir())
 
 
 def test_foreign_folder_and_file_are_refused(tmp_path):
@@ -80,8 +88,8 @@ def test_default_run_dir_is_timestamped_and_the_same_command_resumes_it(tmp_path
     config = TrainConfig(epochs=2)
     first = prepare_run_dir(config, runs_root=tmp_path, now=NOW)
     assert first.path == tmp_path / "20250102-030405" and not first.resume
-    (first.path / "backup").mkdir()  # interrupted
+    prepare_run_dir(config.replace(run_dir=str(tmp_path / "isbi")))  # a run you named
     again = prepare_run_dir(config, runs_root=tmp_path, now=NOW + datetime.timedelta(hours=1))
-    assert again.path == first.path and again.resume
+    assert again.path == first.path and again.resume  # not hidden by isbi, sorted after it
     other = prepare_run_dir(config.replace(epochs=3), runs_root=tmp_path, now=NOW)
     assert other.path == tmp_path / "20250102-030405-1" and not other.resume

@@ -1,7 +1,9 @@
 """The run directory: a new one, the interrupted one to resume, or a refusal.
 
 A run directory holds ``config.yaml`` (the resolved config), ``backup/`` (Keras's
-``BackupAndRestore`` state, present while a run is unfinished), ``checkpoints/``, ``logs/``
+``BackupAndRestore`` state, made with the run directory and removed when training ends, so
+present exactly while a run is unfinished, even before its first epoch), ``checkpoints/``,
+``logs/``
 (TensorBoard), ``export/``, ``validation/`` (the held-out images and masks) and
 ``training_time.json`` (the training time of each finished epoch and the epoch length chosen
 for a time limit, :mod:`keras_unet.training.time_budget`). Starting a run
@@ -11,8 +13,9 @@ in a directory that already holds one:
 - a different config, or the same one finished: refused with :class:`FileExistsError`, unless
   ``overwrite``, which renames the earlier run to ``<dir>.replaced-<time>`` (nothing is deleted).
 
-Without a given directory a run gets ``runs/<YYYYmmdd-HHMMSS>``, unless the newest run under
-``runs/`` is an interrupted run of the same config: then the same command resumes it.
+Without a given directory a run gets ``runs/<YYYYmmdd-HHMMSS>``, unless the newest of those
+(by that name; runs you named are not among them) is an interrupted run of the same config:
+then the same command resumes it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import os
+import re
 from pathlib import Path
 
 import yaml
@@ -32,6 +36,8 @@ CONFIG_FILE = "config.yaml"
 BACKUP_DIR = "backup"
 TRAINING_TIME_FILE = "training_time.json"
 RUNS_ROOT = Path("runs")
+TIMESTAMPED = re.compile(r"\d{8}-\d{6}(?:-\d+)?")
+"""The names of the run directories made without ``--run-dir``: ``YYYYmmdd-HHMMSS[-N]``."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,6 +131,7 @@ def prepare_run_dir(config: TrainConfig, *, overwrite: bool = False,
     path.mkdir(parents=True, exist_ok=True)
     with written_atomically(path / CONFIG_FILE, overwrite=True) as temporary:
         temporary.write_text(config.replace(run_dir=str(path)).to_yaml())
+    (path / BACKUP_DIR).mkdir(exist_ok=True)  # unfinished from the start: a kill resumes
     return RunDir(path, resume, replaced)
 
 
@@ -154,7 +161,8 @@ def _is_interrupted(path: Path) -> bool:
 
 def _default_run_dir(config: TrainConfig, root: Path, now: datetime.datetime
                      ) -> tuple[Path, bool]:
-    runs = sorted(p for p in root.glob("*") if (p / CONFIG_FILE).is_file()) if root.is_dir() else []
+    runs = sorted(p for p in root.glob("*") if TIMESTAMPED.fullmatch(p.name)
+                  and (p / CONFIG_FILE).is_file()) if root.is_dir() else []
     if runs and _is_interrupted(runs[-1]):
         stored = read_run_config(runs[-1])
         if stored is not None and not _differences(stored, config):
