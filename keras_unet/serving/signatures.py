@@ -116,7 +116,8 @@ def decoded_images(data: tf.Tensor, channels: int, max_image_pixels: int) -> tf.
     """
     sizes = tf.map_fn(image_header, data, fn_output_signature=tf.TensorSpec([2], tf.int32))
     checks = [
-        tf.debugging.assert_positive(tf.size(data), message="image_bytes must hold at least one file"),
+        tf.debugging.assert_positive(tf.size(data),
+                                     message="image_bytes must hold at least one file"),
     ]
     with tf.control_dependencies(checks):
         checks += _check_size(tf.reduce_max(sizes[:, 0]), tf.reduce_max(sizes[:, 1]),
