@@ -36,7 +36,7 @@ OPTIONS = (
     # A string, checked by TrainConfig, so that "abc" or "nan" is one line naming the option.
     ("--time-limit", str, None, "minutes of training (validation and export not counted): "
      "epochs are shortened to spread over it; stops at it or after the epochs, whichever "
-     "comes first (default: no limit)"),
+     "comes first (default: 4 for the synthetic demo on one worker, else no limit)"),
     ("--batch-size", int, None, "global batch: tiles per step over all replicas"),
     ("--tile-size", int, None, "input tile size (a size the network takes)"),
     ("--filters", int, None, "channels of the first level"),

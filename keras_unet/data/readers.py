@@ -299,7 +299,7 @@ def mask_labels(mask: np.ndarray, path: str, mode: str | None = None, *,
             shown = ", ".join(str(v) for v in values[:5]) + (", ..." if values.size > 5 else "")
             raise InputError(f"mask {path!r} holds {values.size} different non-zero values "
                              f"({shown}): instance ids or class indices? Pass "
-                             "labels='instances' or 'semantic' (unet --labels).")
+                             "labels='instances' or 'semantic' (unet train --labels).")
     return instance_labels(mask, path, ignore_label=ignore_label, volume=volume)
 
 
