@@ -7,9 +7,9 @@ import pytest
 from keras_unet import build_unet
 from keras_unet.data import load_samples, make_dataset, synthetic_cells
 from keras_unet.losses import WeightedCrossentropy
-from keras_unet.training import train
+from keras_unet.training import TrainConfig, train
 from keras_unet.training.callbacks import FreezeEncoder, encoder_layers
-from keras_unet.training.finetune import transfer_weights
+from keras_unet.training.finetune import inherited_config, transfer_weights
 
 TINY = {"synthetic_images": 3, "epochs": 1, "steps_per_epoch": 1, "batch_size": 2,
         "tile_size": 92, "depth": 2, "filters": 4, "dropout": 0.0, "val_fraction": 0.34,
@@ -144,3 +144,13 @@ def test_frozen_encoder_trains_only_the_expanding_path_in_its_epochs():
     assert all(np.array_equal(a, b) for a, b in zip(start, frozen))  # epoch 1: encoder kept
     assert not np.array_equal(decoded, final)                          # ... decoder trained
     assert not all(np.array_equal(a, b) for a, b in zip(frozen, unfrozen))  # epoch 2: all
+
+
+def test_the_default_tile_follows_a_2d_models_depth_and_a_volumes_stays_the_3d_demos():
+    flat = build_unet((None, None, 1), 2, filters=4, depth=4)
+    assert inherited_config(TrainConfig(data="d", init="m.keras"), flat).tile_size == 284
+    assert inherited_config(TrainConfig(data="d", init="m.keras", tile_size=572),
+                            flat).tile_size == 572  # one you give is kept
+    volume = build_unet((None, None, None, 1), 2, filters=4, depth=2)
+    config = inherited_config(TrainConfig(data="d", init="m.keras"), volume)
+    assert config.for_volumes().tile_size == 60  # VOLUME_DEMO's, not a 2D tile cubed

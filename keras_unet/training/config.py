@@ -95,8 +95,8 @@ class TrainConfig:
             :func:`keras_unet.class_layout.default_class_names`.
         init: a trained ``.keras`` model to start from (fine-tuning): same geometry, its final
             1x1 convolution re-created when ``num_classes`` differs; its class count, names,
-            label mode, depth, filters and padding are the defaults of this run, and the
-            default tile follows that depth and padding
+            label mode, depth, filters and padding are the defaults of this run, and a 2D
+            model's default tile is :meth:`default_tile` of them
             (:func:`keras_unet.training.finetune.inherited_config`); ``None``: random weights.
         freeze_encoder: with ``init``, train only the expanding path (the contracting path and
             the bottleneck frozen) for the first third of the epochs (at least one), then all.
@@ -206,25 +206,28 @@ class TrainConfig:
         """A copy in which the fields still at :class:`TrainConfig`'s defaults take ``values``;
         fields the config or the command line set keep theirs.
 
-        A default tile follows a new depth or padding: it becomes the tile whose output is the
-        default's (100 px), so that a deeper network is not trained and validated on the 4 px
-        that 188 px tiles leave it at depth 4.
-
         Example:
             >>> config = TrainConfig(filters=32).replace_defaults(filters=64, depth=4)
-            >>> config.filters, config.depth, config.tile_size
-            (32, 4, 284)
+            >>> config.filters, config.depth
+            (32, 4)
         """
         defaults = TrainConfig()
-        values = {name: value for name, value in values.items()
-                  if getattr(self, name) == getattr(defaults, name)}
-        depth, padding = values.get("depth", self.depth), values.get("padding", self.padding)
-        if self.tile_size == defaults.tile_size and "tile_size" not in values and (
-                (depth, padding) != (defaults.depth, defaults.padding)):
-            values["tile_size"] = geometry.valid_input_size(
-                geometry.output_size(defaults.tile_size, defaults.depth, defaults.padding),
-                depth, padding)
-        return self.replace(**values)
+        return self.replace(**{name: value for name, value in values.items()
+                               if getattr(self, name) == getattr(defaults, name)})
+
+    @staticmethod
+    def default_tile(depth: int, padding: str) -> int:
+        """The 2D tile whose output is the default tile's (100 px) for this depth and padding,
+        so that a deeper network is not trained on the 4 px that 188 px tiles leave at depth 4.
+
+        Example:
+            >>> TrainConfig.default_tile(3, "valid"), TrainConfig.default_tile(4, "valid")
+            (188, 284)
+        """
+        defaults = TrainConfig()
+        return geometry.valid_input_size(
+            geometry.output_size(defaults.tile_size, defaults.depth, defaults.padding),
+            depth, padding)
 
     @property
     def classes(self) -> int:

@@ -65,7 +65,8 @@ def inherited_config(config: TrainConfig, trained: keras.Model | None) -> TrainC
     (``None``: no model to start from; the class count defaults to 2), and its
     :data:`INHERITED_GEOMETRY` where the config keeps :class:`TrainConfig`'s defaults
     (:meth:`TrainConfig.replace_defaults`): the new network must have the model's geometry, so
-    `--init` on a ``training/paper.yaml`` run needs no ``--filters 64 --depth 4``.
+    `--init` on a ``training/paper.yaml`` run needs no ``--filters 64 --depth 4``. A default
+    tile becomes :meth:`TrainConfig.default_tile` of a 2D model's depth and padding.
 
     Raises:
         ValueError: if the values the config and the model give together do not agree.
@@ -79,6 +80,8 @@ def inherited_config(config: TrainConfig, trained: keras.Model | None) -> TrainC
         (4, 'semantic', 'bg,a,b,c')
         >>> config.filters, config.depth, config.padding  # the defaults' 16, 3: the model's
         (4, 2, 'valid')
+        >>> config.tile_size  # 100 px of output at depth 2, as 188 px give at depth 3
+        140
         >>> inherited_config(TrainConfig(), None).num_classes
         2
     """
@@ -92,9 +95,11 @@ def inherited_config(config: TrainConfig, trained: keras.Model | None) -> TrainC
     class_names = config.class_names
     if class_names is None and same_mode and num_classes == layout.num_classes:
         class_names = ",".join(layout.class_names)
+    inherited = {name: getattr(geometry, name) for name in INHERITED_GEOMETRY}
+    if geometry.ndim == 2:  # volumes take the 3D demo's tiles (TrainConfig.for_volumes)
+        inherited["tile_size"] = TrainConfig.default_tile(geometry.depth, geometry.padding)
     try:
-        return config.replace_defaults(
-            **{name: getattr(geometry, name) for name in INHERITED_GEOMETRY}).replace(
+        return config.replace_defaults(**inherited).replace(
             labels=labels, num_classes=num_classes, class_names=class_names)
     except ValueError as error:
         raise InputError(f"init model {config.init!r} ({layout.num_classes} {layout.labels} "
