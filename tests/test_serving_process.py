@@ -135,7 +135,10 @@ def test_the_deploy_commands_run_as_typed_against_a_stand_in_server(tmp_path):
     build_unet((None, None, 1), 2, filters=4, depth=2).save(tmp_path / "unet.keras")
     image = np.random.default_rng(4).integers(0, 255, (70, 90), dtype=np.uint8)
     Image.fromarray(image).save(tmp_path / "serving" / "cells.png")
-    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    environment = {name: value for name, value in os.environ.items()  # as a user's shell
+                   if name != "TF_CPP_MIN_LOG_LEVEL"}
+    environment["PATH"] = os.pathsep.join([str(pathlib.Path(sys.executable).parent),
+                                           environment.get("PATH", "")])  # our python, unet
 
     def shell(command, cwd, code=0):
         done = subprocess.run(command, shell=True, cwd=cwd, env=environment,
@@ -145,11 +148,13 @@ def test_the_deploy_commands_run_as_typed_against_a_stand_in_server(tmp_path):
 
     shell(export, tmp_path)
     base = tmp_path / "serving" / "models" / "unet"
-    server = subprocess.Popen([sys.executable, str(REPO / "tests" / "serving_standin.py"),
-                               str(base), "unet"], env=environment, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "server.log"
+    with log.open("w") as errors:
+        server = subprocess.Popen([sys.executable, str(REPO / "tests" / "serving_standin.py"),
+                                   str(base), "unet"], env=environment, stdout=subprocess.PIPE,
+                                  stderr=errors, text=True)
     try:
-        assert server.stdout.readline().strip() == "ready", server.stderr.read()[-3000:]
+        assert server.stdout.readline().strip() == "ready", log.read_text()[-3000:]
         versions = json.loads(shell(status, tmp_path).stdout)["model_version_status"]
         assert [(v["version"], v["state"]) for v in versions] == [("1", "AVAILABLE")]
         served = json.loads(shell(predict, tmp_path / "serving").stdout)["predictions"]
