@@ -154,3 +154,12 @@ def test_the_default_tile_follows_a_2d_models_depth_and_a_volumes_stays_the_3d_d
     volume = build_unet((None, None, None, 1), 2, filters=4, depth=2)
     config = inherited_config(TrainConfig(data="d", init="m.keras"), volume)
     assert config.for_volumes().tile_size == 60  # VOLUME_DEMO's, not a 2D tile cubed
+
+
+def test_a_tile_too_small_for_the_models_depth_is_refused_and_one_that_fits_it_is_not():
+    model = build_unet((None, None, 1), 2, filters=4, depth=3)
+    with pytest.raises(ValueError, match="tile_size 92 is under the smallest tile of a depth-3"):
+        inherited_config(TrainConfig(data="d", init="m.keras", tile_size=92), model)
+    shallow = build_unet((None, None, 1), 2, filters=4, depth=2)  # 60 px would not do at depth 3
+    assert inherited_config(TrainConfig(data="d", init="m.keras", tile_size=60),
+                            shallow).tile_size == 60

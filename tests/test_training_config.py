@@ -59,6 +59,11 @@ def test_unknown_key_without_a_close_match_lists_the_known_keys(tmp_path):
     ({"mixed_precision": "fp8"}, "mixed_precision must be one of auto, off, float16, bfloat16"),
     ({"tile_size": 125}, "tile_size: input size 125 does not fit a depth-3 U-Net .* 124 or 132"),
     ({"padding": "same", "tile_size": 100}, "tile_size: input size 100 is not divisible by"),
+    ({"depth": 4}, "tile_size 188 is under the smallest tile of a depth-4 network with valid "
+     r"padding, 204 px \(one 16 px step of output, which validation and prediction tiles "
+     r"advance by\); use at least 204, or 284 for the default's 100 px of output\.$"),
+    ({"tile_size": 7}, "tile_size 7 is under the smallest tile of a depth-3 network .*; use "
+     r"at least 100, or 188 for"),
     ({"epochs": "many"}, "epochs must be an integer, got 'many'"),
     ({"epochs": 2.5}, "epochs must be an integer, got 2.5"),
     ({"elastic": "yes"}, "elastic must be true or false, got 'yes'"),

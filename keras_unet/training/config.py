@@ -207,9 +207,9 @@ class TrainConfig:
         fields the config or the command line set keep theirs.
 
         Example:
-            >>> config = TrainConfig(filters=32).replace_defaults(filters=64, depth=4)
-            >>> config.filters, config.depth
-            (32, 4)
+            >>> config = TrainConfig(filters=32).replace_defaults(filters=64, batch_size=8)
+            >>> config.filters, config.batch_size
+            (32, 8)
         """
         defaults = TrainConfig()
         return self.replace(**{name: value for name, value in values.items()
@@ -461,10 +461,8 @@ def _check_ranges(config: TrainConfig) -> None:
                          "keep.")
     if config.patience is not None and config.val_fraction == 0:
         raise InputError("patience needs validation images to watch; set val_fraction > 0.")
-    try:
-        geometry.output_size(config.tile_size, config.depth, config.padding)
-    except ValueError as error:
-        raise InputError(f"tile_size: {error}") from None
+    if config.init is None:  # with init, once the run has the model's depth (inherited_config)
+        check_tile_size(config)
     if config.ndim is not None and config.ndim not in (2, 3):
         raise InputError(f"ndim must be 2 (images) or 3 (volumes), got {config.ndim}.")
     if config.spacing is not None:
@@ -476,6 +474,34 @@ def _check_ranges(config: TrainConfig) -> None:
             raise InputError(f"tile_depth must be >= 1, got {config.tile_depth}.")
         if config.ndim == 2:
             raise InputError("tile_depth is the planes of volume tiles; ndim is 2.")
+
+
+def check_tile_size(config: TrainConfig) -> None:
+    """Refuses a training tile the network cannot take, or one under the smallest tile it can
+    tile with (one step of output): 188 px tiles at depth 4 would leave 4 px of output per tile,
+    and the fixed validation tiles would cover every image 4 px at a time.
+
+    Example:
+        >>> check_tile_size(TrainConfig(depth=4, tile_size=284))
+        >>> check_tile_size(TrainConfig(data="d", init="m.keras", tile_size=92))  # 4 px out
+        Traceback (most recent call last):
+        ...
+        keras_unet.errors.InputError: tile_size 92 is under the smallest tile of a depth-3 ...
+    """
+    smallest = geometry.valid_tile_size(1, config.depth, config.padding)
+    if config.tile_size < smallest:  # checked first: the sizes that fit below it would not do
+        step = geometry.grid(config.depth)
+        better = TrainConfig.default_tile(config.depth, config.padding)
+        raise InputError(
+            f"tile_size {config.tile_size} is under the smallest tile of a depth-{config.depth} "
+            f"network with {config.padding} padding, {smallest} px (one {step} px step of "
+            f"output, which validation and prediction tiles advance by); use at least {smallest}"
+            + (f", or {better} for the default's 100 px of output" if better != smallest else "")
+            + ".")
+    try:
+        geometry.output_size(config.tile_size, config.depth, config.padding)
+    except ValueError as error:
+        raise InputError(f"tile_size: {error}") from None
 
 
 def _check_labels(config: TrainConfig) -> None:

@@ -15,7 +15,7 @@ import keras
 
 from keras_unet.errors import InputError
 from keras_unet.inference.network import ModelGeometry, model_geometry
-from keras_unet.training.config import TrainConfig
+from keras_unet.training.config import TrainConfig, check_tile_size
 
 FINAL_LAYER = "final_conv"
 """The name :func:`keras_unet.build_unet` gives the 1x1 convolution that scores the classes."""
@@ -99,11 +99,13 @@ def inherited_config(config: TrainConfig, trained: keras.Model | None) -> TrainC
     if geometry.ndim == 2:  # volumes take the 3D demo's tiles (TrainConfig.for_volumes)
         inherited["tile_size"] = TrainConfig.default_tile(geometry.depth, geometry.padding)
     try:
-        return config.replace_defaults(**inherited).replace(
+        config = config.replace_defaults(**inherited).replace(
             labels=labels, num_classes=num_classes, class_names=class_names)
     except ValueError as error:
         raise InputError(f"init model {config.init!r} ({layout.num_classes} {layout.labels} "
                          f"classes) and the config: {error}") from None
+    check_tile_size(config)  # at the model's depth, which the config's own check did not know
+    return config
 
 
 def transfer_weights(trained: keras.Model, model: keras.Model, source: str = "init") -> bool:
