@@ -149,11 +149,12 @@ def refused(error: Exception) -> str:
 
 
 def write_new(path: Path, data: bytes, overwrite: bool) -> None:
-    """Writes ``data`` whole under ``path`` (a temporary name, then a rename); an existing
-    ``path`` is replaced only if ``overwrite``."""
+    """Writes ``data`` whole under ``path``: under a temporary name first, then linked into
+    place (which fails if ``path`` exists) or, with ``overwrite``, renamed over it. keras_unet
+    has the same rule in its one writer; this client must not need keras_unet."""
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    temporary.write_bytes(data)
     try:
+        temporary.write_bytes(data)  # a full disk leaves only the temporary, removed below
         if overwrite:
             os.replace(temporary, path)
         else:
