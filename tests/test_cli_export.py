@@ -165,6 +165,17 @@ def test_bad_input_is_refused_in_one_line_before_loading(tmp_path, capsys):
     assert (tmp_path / "exists.onnx").read_bytes() == b"old"
 
 
+@pytest.mark.parametrize("model", ["unet.onnx", "cells.zip", "notes.txt", "served"])
+def test_a_model_other_than_a_keras_file_is_refused_before_loading(tmp_path, capsys, model):
+    path = tmp_path / model
+    path.mkdir() if model == "served" else path.write_bytes(b"not read")
+    assert main(["export", "--model", str(path), "--out", str(tmp_path / "base")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"unet export: error: --model {str(path)!r} is "), err
+    assert "export takes the trained .keras file" in err and len(err.splitlines()) == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [model]
+
+
 @pytest.mark.parametrize("export_format, out", [("onnx", "dense.onnx"), ("bioimageio", "zoo")])
 def test_a_model_that_is_not_a_unet_is_refused_and_nothing_written(tmp_path, capsys,
                                                                     export_format, out):

@@ -175,8 +175,10 @@ def _refuse_options_of_other_formats(args: argparse.Namespace) -> None:
 def _check_paths(args: argparse.Namespace) -> None:
     """The model file is there, and the output touches none of the inputs."""
     existing_input(args.model, "--model")
-    if args.model.is_dir():
-        raise InputError(f"--model {str(args.model)!r} is a folder; export takes a .keras file.")
+    if args.model.is_dir() or args.model.suffix.lower() != ".keras":
+        kind = "a folder" if args.model.is_dir() else "not a .keras file"
+        raise InputError(f"--model {str(args.model)!r} is {kind}; export takes the trained "
+                         ".keras file (RUN_DIR/checkpoints/best.keras).")
     refuse_overlap(args.out, {"--model": args.model,
                               "--training-config": getattr(args, "training_config", None),
                               "--sample-image": getattr(args, "sample_image", None)}, "--out")
@@ -186,9 +188,6 @@ def _load(path: Path, ndim: int | None = None):
     from keras_unet.inference.loading import load_network
 
     network = load_network(path)
-    if network.keras_model is None:
-        raise InputError(f"--model {str(path)!r} is a {network.kind} model; export takes the "
-                         "trained .keras file.")
     if ndim is not None and ndim != network.ndim:
         kind = "2D U-Net (images)" if network.ndim == 2 else "3D U-Net (volumes)"
         raise InputError(f"--ndim {ndim}, but --model {str(path)!r} is a {kind}.")
