@@ -8,6 +8,7 @@ from keras_unet import build_unet
 from keras_unet.data import load_samples, make_dataset, synthetic_cells
 from keras_unet.losses import WeightedCrossentropy
 from keras_unet.training import TrainConfig, train
+from keras_unet.training.config import check_tile_size
 from keras_unet.training.callbacks import FreezeEncoder, encoder_layers
 from keras_unet.training.finetune import inherited_config, transfer_weights
 
@@ -148,9 +149,10 @@ def test_frozen_encoder_trains_only_the_expanding_path_in_its_epochs():
 
 def test_the_default_tile_follows_a_2d_models_depth_and_a_volumes_stays_the_3d_demos():
     flat = build_unet((None, None, 1), 2, filters=4, depth=4)
-    assert inherited_config(TrainConfig(data="d", init="m.keras"), flat).tile_size == 284
+    config = inherited_config(TrainConfig(data="d", init="m.keras"), flat)
+    assert config.for_images().tile_size == 284
     assert inherited_config(TrainConfig(data="d", init="m.keras", tile_size=572),
-                            flat).tile_size == 572  # one you give is kept
+                            flat).for_images().tile_size == 572  # one you give is kept
     volume = build_unet((None, None, None, 1), 2, filters=4, depth=2)
     config = inherited_config(TrainConfig(data="d", init="m.keras"), volume)
     assert config.for_volumes().tile_size == 60  # VOLUME_DEMO's, not a 2D tile cubed
@@ -159,7 +161,9 @@ def test_the_default_tile_follows_a_2d_models_depth_and_a_volumes_stays_the_3d_d
 def test_a_tile_too_small_for_the_models_depth_is_refused_and_one_that_fits_it_is_not():
     model = build_unet((None, None, 1), 2, filters=4, depth=3)
     with pytest.raises(ValueError, match="tile_size 92 is under the smallest tile of a depth-3"):
-        inherited_config(TrainConfig(data="d", init="m.keras", tile_size=92), model)
+        check_tile_size(inherited_config(TrainConfig(data="d", init="m.keras", tile_size=92),
+                                         model).for_images())
     shallow = build_unet((None, None, 1), 2, filters=4, depth=2)  # 60 px would not do at depth 3
-    assert inherited_config(TrainConfig(data="d", init="m.keras", tile_size=60),
-                            shallow).tile_size == 60
+    config = inherited_config(TrainConfig(data="d", init="m.keras", tile_size=60), shallow)
+    check_tile_size(config.for_images())
+    assert config.for_images().tile_size == 60

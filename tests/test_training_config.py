@@ -10,6 +10,7 @@ import pytest
 from keras_unet.cli import main
 from keras_unet.cli.train import OPTIONS, add_parser, overrides
 from keras_unet.training import TrainConfig, load_config
+from keras_unet.training.config import check_tile_size
 
 TRAINING = Path(__file__).resolve().parents[1] / "training"
 
@@ -57,13 +58,6 @@ def test_unknown_key_without_a_close_match_lists_the_known_keys(tmp_path):
     ({"num_classes": 4}, "num_classes must be 2 .* or 3 .*, got 4"),
     ({"optimizer": "rmsprop"}, "optimizer must be one of sgd, adam; got 'rmsprop'"),
     ({"mixed_precision": "fp8"}, "mixed_precision must be one of auto, off, float16, bfloat16"),
-    ({"tile_size": 125}, "tile_size: input size 125 does not fit a depth-3 U-Net .* 124 or 132"),
-    ({"padding": "same", "tile_size": 100}, "tile_size: input size 100 is not divisible by"),
-    ({"depth": 4}, "tile_size 188 is under the smallest tile of a depth-4 network with valid "
-     r"padding, 204 px \(one 16 px step of output, which validation and prediction tiles "
-     r"advance by\); use at least 204, or 284 for the default's 100 px of output\.$"),
-    ({"tile_size": 7}, "tile_size 7 is under the smallest tile of a depth-3 network .*; use "
-     r"at least 100, or 188 for"),
     ({"epochs": "many"}, "epochs must be an integer, got 'many'"),
     ({"epochs": 2.5}, "epochs must be an integer, got 2.5"),
     ({"elastic": "yes"}, "elastic must be true or false, got 'yes'"),
@@ -78,6 +72,36 @@ def test_unknown_key_without_a_close_match_lists_the_known_keys(tmp_path):
 def test_out_of_range_values_are_refused_naming_the_key(changes, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**changes)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"tile_size": 125}, "tile_size: input size 125 does not fit a depth-3 U-Net .* 124 or 132"),
+    ({"padding": "same", "tile_size": 100}, "tile_size: input size 100 is not divisible by"),
+    ({"depth": 4, "tile_size": 196}, "tile_size 196 is under the smallest tile of a depth-4 "
+     r"network with valid padding, 204 px \(one 16 px step of output, which validation and "
+     r"prediction tiles advance by\); use at least 204, or 284 for the default's 100 px of "
+     r"output\.$"),
+    ({"tile_size": 7}, "tile_size 7 is under the smallest tile of a depth-3 network .*; use "
+     r"at least 100, or 188 for"),
+])
+def test_a_2d_tile_the_network_cannot_tile_with_is_refused_naming_the_key(changes, message):
+    with pytest.raises(ValueError, match=message):
+        check_tile_size(TrainConfig(**changes).for_images())
+
+
+@pytest.mark.parametrize("depth, padding, tile", [(2, "valid", 140), (3, "valid", 188),
+                                                  (4, "valid", 284), (3, "same", 104)])
+def test_a_default_2d_tile_gives_the_defaults_100_px_of_output_at_any_depth(depth, padding,
+                                                                            tile):
+    config = TrainConfig(depth=depth, padding=padding).for_images()
+    assert config.tile_size == tile
+    check_tile_size(config)
+    assert TrainConfig(depth=depth, padding=padding, tile_size=232).for_images().tile_size == 232
+
+
+def test_a_volume_tile_is_not_held_to_the_2d_rules():
+    config = TrainConfig(ndim=3, tile_size=60)  # the 3D demo's tile, under 2D depth 3's 100 px
+    assert config.for_volumes().tile_size == 60
 
 
 def test_not_a_mapping_and_not_yaml_and_missing_file_are_refused(tmp_path):
@@ -116,8 +140,7 @@ def test_cli_reports_bad_config_and_bad_values_in_one_line_with_exit_2(tmp_path,
         f"unet train: error: {path}: unknown key 'epoch'; did you mean 'epochs'?\n")
     assert main(["train", "--tile-size", "125", "--run-dir", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("unet train: error: command line: --tile-size: input size 125 does "
-                          "not")
+    assert err.startswith("unet train: error: --tile-size: input size 125 does not")
     assert len(err.splitlines()) == 1
     assert not (tmp_path / "run").exists()
 

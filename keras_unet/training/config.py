@@ -74,7 +74,9 @@ class TrainConfig:
         batch_size: global batch: tiles per step summed over all replicas; it must divide evenly
             among them.
         tile_size: input tile size in pixels; must be a size the network takes (valid padding:
-            see :func:`keras_unet.valid_input_size`).
+            see :func:`keras_unet.valid_input_size`). Left at 188, a 2D run takes
+            :meth:`default_tile` of its depth and padding (:meth:`for_images`), a volume run
+            :data:`VOLUME_DEMO`'s; checked once the run knows which it is.
         filters: channels of the first level of the U-Net.
         depth: number of 2x2 max-pooling steps.
         padding: ``"valid"`` (paper) or ``"same"``.
@@ -130,10 +132,10 @@ class TrainConfig:
         >>> config = TrainConfig(epochs=3, optimizer="sgd")
         >>> config.epochs, config.optimizer, config.momentum
         (3, 'sgd', 0.99)
-        >>> TrainConfig(tile_size=110)
+        >>> TrainConfig(epochs=0)
         Traceback (most recent call last):
         ...
-        keras_unet.errors.InputError: tile_size: input size 110 does not fit a depth-3 U-Net ...
+        keras_unet.errors.InputError: epochs must be >= 1, got 0.
     """
 
     data: str | None = None
@@ -201,6 +203,19 @@ class TrainConfig:
             (60, 4, 2)
         """
         return self.replace_defaults(**VOLUME_DEMO)
+
+    def for_images(self) -> TrainConfig:
+        """This config for a 2D run: a tile left at the default becomes :meth:`default_tile` of
+        the depth and padding, so ``depth: 4`` trains on 284 px tiles, not on the 4 px of output
+        that 188 px tiles leave there.
+
+        Example:
+            >>> TrainConfig(depth=4).for_images().tile_size, TrainConfig().for_images().tile_size
+            (284, 188)
+            >>> TrainConfig(depth=4, tile_size=572).for_images().tile_size
+            572
+        """
+        return self.replace_defaults(tile_size=self.default_tile(self.depth, self.padding))
 
     def replace_defaults(self, **values: Any) -> TrainConfig:
         """A copy in which the fields still at :class:`TrainConfig`'s defaults take ``values``;
@@ -461,8 +476,6 @@ def _check_ranges(config: TrainConfig) -> None:
                          "keep.")
     if config.patience is not None and config.val_fraction == 0:
         raise InputError("patience needs validation images to watch; set val_fraction > 0.")
-    if config.init is None:  # with init, once the run has the model's depth (inherited_config)
-        check_tile_size(config)
     if config.ndim is not None and config.ndim not in (2, 3):
         raise InputError(f"ndim must be 2 (images) or 3 (volumes), got {config.ndim}.")
     if config.spacing is not None:
@@ -477,13 +490,14 @@ def _check_ranges(config: TrainConfig) -> None:
 
 
 def check_tile_size(config: TrainConfig) -> None:
-    """Refuses a training tile the network cannot take, or one under the smallest tile it can
+    """Refuses a 2D training tile the network cannot take, or one under the smallest tile it can
     tile with (one step of output): 188 px tiles at depth 4 would leave 4 px of output per tile,
-    and the fixed validation tiles would cover every image 4 px at a time.
+    and the fixed validation tiles would cover every image 4 px at a time. Volume tiles are
+    checked per axis by :func:`keras_unet.training.run.volume_layout`.
 
     Example:
         >>> check_tile_size(TrainConfig(depth=4, tile_size=284))
-        >>> check_tile_size(TrainConfig(data="d", init="m.keras", tile_size=92))  # 4 px out
+        >>> check_tile_size(TrainConfig(tile_size=92))  # 4 px of output
         Traceback (most recent call last):
         ...
         keras_unet.errors.InputError: tile_size 92 is under the smallest tile of a depth-3 ...

@@ -15,7 +15,7 @@ import keras
 
 from keras_unet.errors import InputError
 from keras_unet.inference.network import ModelGeometry, model_geometry
-from keras_unet.training.config import TrainConfig, check_tile_size
+from keras_unet.training.config import TrainConfig
 
 FINAL_LAYER = "final_conv"
 """The name :func:`keras_unet.build_unet` gives the 1x1 convolution that scores the classes."""
@@ -65,8 +65,8 @@ def inherited_config(config: TrainConfig, trained: keras.Model | None) -> TrainC
     (``None``: no model to start from; the class count defaults to 2), and its
     :data:`INHERITED_GEOMETRY` where the config keeps :class:`TrainConfig`'s defaults
     (:meth:`TrainConfig.replace_defaults`): the new network must have the model's geometry, so
-    `--init` on a ``training/paper.yaml`` run needs no ``--filters 64 --depth 4``. A default
-    tile becomes :meth:`TrainConfig.default_tile` of a 2D model's depth and padding.
+    `--init` on a ``training/paper.yaml`` run needs no ``--filters 64 --depth 4`` (and a default
+    tile then follows that depth: :meth:`TrainConfig.for_images`).
 
     Raises:
         ValueError: if the values the config and the model give together do not agree.
@@ -80,7 +80,7 @@ def inherited_config(config: TrainConfig, trained: keras.Model | None) -> TrainC
         (4, 'semantic', 'bg,a,b,c')
         >>> config.filters, config.depth, config.padding  # the defaults' 16, 3: the model's
         (4, 2, 'valid')
-        >>> config.tile_size  # 100 px of output at depth 2, as 188 px give at depth 3
+        >>> config.for_images().tile_size  # 100 px of output at depth 2, as 188 px at depth 3
         140
         >>> inherited_config(TrainConfig(), None).num_classes
         2
@@ -96,15 +96,12 @@ def inherited_config(config: TrainConfig, trained: keras.Model | None) -> TrainC
     if class_names is None and same_mode and num_classes == layout.num_classes:
         class_names = ",".join(layout.class_names)
     inherited = {name: getattr(geometry, name) for name in INHERITED_GEOMETRY}
-    if geometry.ndim == 2:  # volumes take the 3D demo's tiles (TrainConfig.for_volumes)
-        inherited["tile_size"] = TrainConfig.default_tile(geometry.depth, geometry.padding)
     try:
         config = config.replace_defaults(**inherited).replace(
             labels=labels, num_classes=num_classes, class_names=class_names)
     except ValueError as error:
         raise InputError(f"init model {config.init!r} ({layout.num_classes} {layout.labels} "
                          f"classes) and the config: {error}") from None
-    check_tile_size(config)  # at the model's depth, which the config's own check did not know
     return config
 
 

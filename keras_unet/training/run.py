@@ -41,7 +41,7 @@ from keras_unet.training.callbacks import (
     save_model_atomically,
 )
 from keras_unet.training.cluster import Cluster, check_for_cluster, cluster_from_env
-from keras_unet.training.config import TrainConfig
+from keras_unet.training.config import TrainConfig, check_tile_size
 from keras_unet.training.distribution import choose_policy, choose_strategy, strategy_name
 from keras_unet.training.finetune import inherited_config, load_init_model, transfer_weights
 from keras_unet.training.learning_rate import CosineDecayOverBudget
@@ -473,20 +473,27 @@ def volume_layout(config: TrainConfig, spacing) -> VolumeLayout:
 
 
 def _samples_and_kind(config: TrainConfig) -> tuple[TrainConfig, list, VolumeLayout | None]:
-    """The samples, the config for their kind (:meth:`TrainConfig.for_volumes` for volumes,
-    which also records ``ndim: 3``) and, for volumes, their layout.
+    """The samples, the config for their kind (:meth:`TrainConfig.for_images` for images,
+    :meth:`TrainConfig.for_volumes` for volumes, which also records ``ndim: 3``) and, for
+    volumes, their layout. A 2D tile is checked before the data are read when the kind is
+    known (``ndim: 2``, or the synthetic 2D demo), else once they are.
 
     Raises:
-        ValueError: if ``ndim`` was given and the data are of the other kind, naming ``data``.
+        ValueError: if ``ndim`` was given and the data are of the other kind, naming ``data``;
+            if a 2D tile does not suit the network (:func:`check_tile_size`).
     """
     if config.ndim == 3:
         config = config.for_volumes()
+    elif config.ndim == 2 or config.data is None:
+        check_tile_size(config.for_images())
     samples = _load_samples(config)
     ndim = samples[0].labels.ndim if samples else 2
     if config.ndim is not None and ndim != config.ndim:
         kind = "volumes (masks are stacks)" if ndim == 3 else "2D images"
         raise InputError(f"ndim is {config.ndim} but data {config.data!r} holds {kind}.")
     if ndim == 2:
+        config = config.for_images()
+        check_tile_size(config)
         return config, samples, None
     if config.ndim is None:
         config = config.for_volumes().replace(ndim=3)
