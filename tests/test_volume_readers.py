@@ -9,6 +9,7 @@ from ome_zarr.writer import write_image
 
 from keras_unet.class_layout import UNLABELLED
 from keras_unet.data import load_samples, save_samples, synthetic_volumes
+from keras_unet.errors import FaultError
 from keras_unet.io.images import write_stack
 
 
@@ -53,6 +54,19 @@ def test_saved_volumes_read_back_alike(tmp_path, nuclei):
     np.testing.assert_array_equal(back.labels, partial)
     np.testing.assert_array_equal(back.image, nuclei[0].image)
     assert back.spacing == (2.0, 1.0, 1.0)
+
+
+def test_a_volume_whose_write_fails_leaves_no_half_file(tmp_path, nuclei, monkeypatch):
+    import keras_unet.data.writers as writers
+
+    def half_written(path, volume, spacing=None):
+        path.write_bytes(b"II*\0")  # the start of a TIFF, then the disk is full
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(writers, "write_stack", half_written)
+    with pytest.raises(FaultError, match=r"images/.*\.tif' could not be written: No space"):
+        save_samples(nuclei[:1], tmp_path)
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == []
 
 
 def test_zarr_and_ome_zarr_volumes(tmp_path, nuclei):

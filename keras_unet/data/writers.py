@@ -74,16 +74,15 @@ def save_samples(samples: Sequence[Sample], folder: str | os.PathLike, *,
         png = not volume and image.dtype == np.uint8 and (image.ndim == 2
                                                            or image.shape[-1] in (1, 3))
         path = folder / "images" / f"{name}.{'png' if png else 'tif'}"
-        if volume:
-            write_stack(path, image, sample.spacing)
-        else:
-            with written_atomically(path, overwrite=True) as temporary:
-                if png:
-                    Image.fromarray(image[..., 0] if image.ndim == 3 and image.shape[-1] == 1
-                                    else image).save(temporary, format="PNG")
-                else:
-                    tifffile.imwrite(temporary, image,
-                                     photometric="minisblack" if image.ndim == 2 else None)
+        with written_atomically(path, overwrite=True) as temporary:
+            if volume:
+                write_stack(temporary, image, sample.spacing)
+            elif png:
+                Image.fromarray(image[..., 0] if image.ndim == 3 and image.shape[-1] == 1
+                                else image).save(temporary, format="PNG")
+            else:
+                tifffile.imwrite(temporary, image,
+                                 photometric="minisblack" if image.ndim == 2 else None)
         write_instances(folder / "masks" / f"{name}.tif",
                         _with_ignore_label(sample, ignore_label), overwrite=True,
                         spacing=sample.spacing if volume else None)
