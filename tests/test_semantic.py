@@ -101,3 +101,22 @@ def test_predict_writes_palette_masks_and_evaluate_names_the_classes(tmp_path, c
                  str(tmp_path / "r2")]) == 2
     assert "--class-names gives 2 names (a, b) but the model has 4 classes" in \
         capsys.readouterr().err
+
+
+@pytest.mark.parametrize("num_classes", [2, 3])
+def test_the_masks_predict_writes_for_two_or_three_semantic_classes_read_back_as_classes(
+        tmp_path, num_classes):
+    """0/255 and 0/127/254 are how ``unet predict`` writes these masks; training on corrected
+    predictions (`--labels semantic`) reads them as the class indices they encode."""
+    samples = synthetic_cells(1, size=64)
+    build_unet((None, None, 1), num_classes, filters=4, depth=2, labels="semantic").save(
+        tmp_path / "m.keras")
+    write_dataset(tmp_path / "d", samples, [np.zeros((64, 64), np.uint8)])
+    assert main(["predict", "--model", str(tmp_path / "m.keras"), "--input",
+                 str(tmp_path / "d" / "images"), "--output", str(tmp_path / "out")]) == 0
+    scale = 255 // (num_classes - 1)
+    assert not np.any(np.asarray(Image.open(tmp_path / "out" / "0.png")) % scale)
+    classes = np.minimum(tissue_classes(samples[0].labels), num_classes - 1)
+    Image.fromarray((classes * scale).astype(np.uint8)).save(tmp_path / "d" / "masks" / "0.png")
+    [sample] = load_samples(tmp_path / "d", "semantic", num_classes=num_classes)
+    np.testing.assert_array_equal(sample.labels, classes)

@@ -37,7 +37,7 @@ import numpy as np
 import scipy.ndimage
 import tifffile
 
-from keras_unet.class_layout import LABEL_MODES, UNLABELLED
+from keras_unet.class_layout import LABEL_MODES, UNLABELLED, ClassLayout
 from keras_unet.data.samples import Sample
 from keras_unet.errors import InputError, InputNotFoundError
 from keras_unet.io.tiff import check_pixels, is_stack, max_image_pixels, read_tiff, read_volume
@@ -229,7 +229,9 @@ def semantic_labels(mask: np.ndarray, path: str, *, num_classes: int | None = No
                     ignore_label: int | None = None, volume: bool = False) -> np.ndarray:
     """A label image of class indices ``0..K-1`` as int32, checked against ``num_classes``.
 
-    Pixels equal to ``ignore_label`` become :data:`~keras_unet.class_layout.UNLABELLED`.
+    Pixels equal to ``ignore_label`` become :data:`~keras_unet.class_layout.UNLABELLED`. For 2
+    or 3 classes, the masks ``unet predict`` writes (0/255, 0/127/254:
+    :meth:`~keras_unet.class_layout.ClassLayout.encode`) read back as their class indices.
 
     Raises:
         ValueError: naming ``path``, for what :func:`instance_labels` refuses, a class id
@@ -239,6 +241,8 @@ def semantic_labels(mask: np.ndarray, path: str, *, num_classes: int | None = No
         >>> semantic_labels(np.array([[0, 3, 255]], "uint8"), "m.png", num_classes=4,
         ...                 ignore_label=255).tolist()
         [[0, 3, -1]]
+        >>> semantic_labels(np.array([[0, 127, 254]], "uint8"), "m.png", num_classes=3).tolist()
+        [[0, 1, 2]]
         >>> semantic_labels(np.array([[0, 4]], "uint8"), "m.png", num_classes=4)
         Traceback (most recent call last):
         ...
@@ -256,6 +260,11 @@ def semantic_labels(mask: np.ndarray, path: str, *, num_classes: int | None = No
                              f"num_classes is {num_classes}; save it with a wider dtype "
                              "(uint16 TIFF or 16-bit PNG).")
         labelled = mask[~unlabelled]
+        layout = ClassLayout.of(num_classes, "semantic")
+        if (labelled.size and labelled.max() >= num_classes
+                and not np.any(labelled % layout.mask_scale)):  # our own 0/255, 0/127/254
+            mask = np.where(unlabelled, mask, layout.decode(mask))
+            labelled = mask[~unlabelled]
         if labelled.size and labelled.max() >= num_classes:
             raise InputError(f"mask {path!r} holds class id {labelled.max()} but num_classes is "
                              f"{num_classes} (ids 0..{num_classes - 1}); raise num_classes or "
