@@ -17,6 +17,9 @@ import pytest
 from nbclient import NotebookClient
 from PIL import Image
 
+from keras_unet.data import synthetic_cells
+from keras_unet.training import split_samples
+
 NOTEBOOKS = pathlib.Path(__file__).resolve().parents[1] / "notebooks"
 NAMES = ("quickstart.ipynb", "paper_reproduction.ipynb")
 QUICK_VARIABLE = "UNET_NOTEBOOK_QUICK"
@@ -76,7 +79,8 @@ def test_quickstart_runs_from_samples_to_served_model(tmp_path, monkeypatch):
     assert sorted(p.name for p in (run / "serving" / "unet").iterdir()) == ["1"]
     assert (run / "serving" / "unet" / "1" / "saved_model.pb").is_file()
     rows = json.loads((run / "evaluation" / "evaluation.json").read_text())["images"]
-    assert [row["image"] for row in rows] == ["synthetic:4", "synthetic:5"]
+    held_out = split_samples(synthetic_cells(6, size=128), 0.34)[1]  # as `unet train` splits
+    assert [row["image"] for row in rows] == [sample.path for sample in held_out]
     figures = _figures(notebook)
     assert len(figures) == 4  # samples, deformation, training curves, predictions
     # Figures are drawn, not blank: every one has a spread of pixel values.
