@@ -19,7 +19,7 @@ def two_cells(height=12, width=16, value=255, dtype="uint8"):
 
 def write(path, array):
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".png":
+    if path.suffix in (".png", ".jpg", ".bmp"):
         Image.fromarray(array).save(path)
     else:
         tifffile.imwrite(path, array, photometric="minisblack")  # 3D: a stack of grey pages
@@ -32,6 +32,13 @@ def image_folder(root, names=("a", "b"), image_suffix=".png", mask_suffix=".png"
         write(root / "images" / f"{name}{image_suffix}", rng.integers(0, 255, (12, 16), "uint8"))
         write(root / "masks" / f"{name}{mask_suffix}", two_cells() if mask is None else mask)
     return root
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".bmp"])
+def test_jpeg_and_bmp_images_train_as_unet_predict_reads_them(tmp_path, suffix):
+    samples = load_samples(image_folder(tmp_path, image_suffix=suffix))
+    assert [s.path for s in samples] == [str(tmp_path / "images" / f"{n}{suffix}") for n in "ab"]
+    assert samples[0].image.shape == (12, 16) and samples[0].labels.max() == 2
 
 
 def test_images_and_masks_folder_binary_masks_become_cells(tmp_path):
@@ -166,12 +173,18 @@ BAD_INPUTS = {
                                                mask=-two_cells(value=1, dtype="int16")),
                         ValueError, r"masks/a.tif' has negative values"),
     "other files": (lambda r: (image_folder(r), (r / "images" / "notes.txt").write_text("x")),
-                    ValueError, r"not PNG or TIFF: 'notes.txt'"),
+                    ValueError, r"images' holds files that are not PNG, TIFF, JPEG or BMP images: "
+                    r"'notes.txt'"),
+    "a lossy mask": (lambda r: (image_folder(r, names=("a",)), (r / "masks" / "a.png").unlink(),
+                                Image.fromarray(two_cells()).save(r / "masks" / "a.jpg")),
+                     ValueError, r"masks' holds files that are not PNG or TIFF masks \(lossless\): "
+                     r"'a.jpg'"),
     "same stem twice": (lambda r: (image_folder(r), write(r / "images" / "a.tif", two_cells())),
                         ValueError, r"a.png' and .*a.tif' have the same stem"),
     "empty folder": (lambda r: None, ValueError, r"is empty"),
     "unknown layout": (lambda r: write(r / "picture.png", two_cells()), ValueError,
-                       r"has no recognised layout; expected a folder with images/ and masks/"),
+                       r"has no recognised layout; expected a folder with images/ \(PNG, "
+                       r"TIFF, JPEG or BMP\) and masks/ \(PNG or TIFF\)"),
     "isbi labels only": (lambda r: write(r / "train-labels.tif", two_cells()[None]), ValueError,
                          r"train-labels.tif' have no train-volume.tif"),
     "isbi volume only": (lambda r: write(r / "train-volume.tif", two_cells()[None]), ValueError,

@@ -46,11 +46,9 @@ from keras_unet.cli.arguments import (
     print_notes,
 )
 from keras_unet.errors import InputError, NotAFolderError, OutputExistsError
-from keras_unet.io.paths import existing_input, refuse_overlap
+from keras_unet.io.paths import IMAGE_SUFFIXES, TIFF_SUFFIXES, existing_input, refuse_overlap
 from keras_unet.io.zarr_images import is_zarr_path
 
-IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
-TIFF_SUFFIXES = (".tif", ".tiff")
 STREAM_PIXELS = 2**25
 """TIFFs with at least this many pixels (e.g. 4096x8192) are predicted by streaming."""
 

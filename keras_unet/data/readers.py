@@ -2,7 +2,8 @@
 
 Three layouts are recognised:
 
-* a folder with ``images/`` and ``masks/`` (PNG or TIFF), image and mask matched by file stem;
+* a folder with ``images/`` (PNG, TIFF, JPEG or BMP) and ``masks/`` (PNG or TIFF: lossless),
+  image and mask matched by file stem;
 * ISBI 2012 style multi-page TIFF pairs, ``<name>-volume.tif`` with ``<name>-labels.tif``
   (membranes 0, cells 255), one sample per page;
 * the Cell Tracking Challenge layout, ``01/t000.tif`` with ``01_GT/SEG/man_seg000.tif`` (several
@@ -40,11 +41,11 @@ import tifffile
 from keras_unet.class_layout import LABEL_MODES, UNLABELLED, ClassLayout
 from keras_unet.data.samples import Sample
 from keras_unet.errors import InputError, InputNotFoundError
+from keras_unet.io.paths import IMAGE_SUFFIXES, MASK_SUFFIXES, TIFF_SUFFIXES
 from keras_unet.io.tiff import check_pixels, is_stack, max_image_pixels, read_tiff, read_volume
 
-IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
-TIFF_SUFFIXES = (".tif", ".tiff")
-LAYOUTS = ("a folder with images/ and masks/ (PNG or TIFF, matched by file stem); "
+LAYOUTS = ("a folder with images/ (PNG, TIFF, JPEG or BMP) and masks/ (PNG or TIFF), matched "
+           "by file stem; "
            "an ISBI 2012 pair train-volume.tif + train-labels.tif; "
            "a Cell Tracking Challenge folder (01/t000.tif with 01_GT/SEG/man_seg000.tif)")
 
@@ -476,17 +477,17 @@ def _stem(path: Path) -> str:
     return path.stem
 
 
-def _image_files(folder: Path) -> dict[str, Path]:
-    """The PNG/TIFF files (and zarr stores of volumes) of a folder by stem, refusing other
-    files and repeated stems."""
+def _image_files(folder: Path, suffixes: tuple[str, ...], kinds: str) -> dict[str, Path]:
+    """The files of ``suffixes`` (``kinds`` in messages) and zarr stores of volumes in a folder,
+    by stem, refusing other files and repeated stems."""
     from keras_unet.io.zarr_images import is_zarr_path
 
     files = sorted(p for p in folder.iterdir() if not p.name.startswith(".")
                    and (p.is_file() or is_zarr_path(p)))
-    unsupported = [p.name for p in files if p.suffix.lower() not in IMAGE_SUFFIXES
+    unsupported = [p.name for p in files if p.suffix.lower() not in suffixes
                    and not is_zarr_path(p)]
     if unsupported:
-        raise InputError(f"{str(folder)!r} holds files that are not PNG or TIFF: "
+        raise InputError(f"{str(folder)!r} holds files that are not {kinds}: "
                          f"{_listing(unsupported)}.")
     by_stem: dict[str, Path] = {}
     for file in files:
@@ -508,7 +509,8 @@ def _read_image_folders(root: Path, read: dict, spacing=None) -> list[Sample]:
         if not folder.is_dir():
             raise InputError(f"dataset {str(root)!r} has no {name}/ folder; the images/ + "
                              "masks/ layout needs both.")
-    images, masks = (_image_files(folder) for folder in folders.values())
+    images = _image_files(folders["images"], IMAGE_SUFFIXES, "PNG, TIFF, JPEG or BMP images")
+    masks = _image_files(folders["masks"], MASK_SUFFIXES, "PNG or TIFF masks (lossless)")
     if not images:
         raise InputError(f"{str(folders['images'])!r} has no images ({', '.join(IMAGE_SUFFIXES)}).")
     without_mask = sorted(images.keys() - masks.keys())

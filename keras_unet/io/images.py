@@ -22,8 +22,7 @@ from PIL import Image
 from keras_unet.class_layout import ClassLayout, class_colour
 from keras_unet.errors import InputError
 from keras_unet.io.atomic import written_atomically
-
-TIFF_SUFFIXES = (".tif", ".tiff")
+from keras_unet.io.paths import TIFF_SUFFIXES
 
 
 def write_stack(path: Path, volume: np.ndarray, spacing=None) -> None:

@@ -13,6 +13,12 @@ from pathlib import Path
 
 from keras_unet.errors import InputError, InputNotFoundError
 
+TIFF_SUFFIXES = (".tif", ".tiff")
+MASK_SUFFIXES = (".png", *TIFF_SUFFIXES)
+"""What a mask file may be: lossless formats only, since its values are labels."""
+IMAGE_SUFFIXES = (*MASK_SUFFIXES, ".jpg", ".jpeg", ".bmp")
+"""What an image file may be (what Pillow and tifffile read), for training and prediction."""
+
 
 def existing_input(path: str | os.PathLike, option: str) -> Path:
     """``path`` if it exists; else one line saying why not (missing, a broken or looping link).
