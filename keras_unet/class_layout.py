@@ -124,6 +124,8 @@ def label_mode(num_classes: int, recorded: str | None = None) -> str:
 
 def predicted_classes(probabilities) -> np.ndarray:
     """The class of every pixel: the argmax of ``(..., K)`` scores; one sigmoid channel: > 0.5.
+    The served graph has this rule in TensorFlow ops, since it cannot call NumPy
+    (:func:`keras_unet.serving.graph.class_labels`).
 
     Example:
         >>> predicted_classes(np.array([[[0.9, 0.1], [0.2, 0.8]]])).tolist()

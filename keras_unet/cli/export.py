@@ -126,7 +126,7 @@ def prepare(args: argparse.Namespace) -> None:
     if args.format == "savedmodel":
         check_export_target(args.out, args.version, _max_image_pixels(args))
     elif args.format == "onnx":
-        if args.out.suffix != ".onnx":
+        if args.out.suffix.lower() != ".onnx":
             raise InputError(f"--out {str(args.out)!r} must end in .onnx for --format onnx.")
         refuse_existing(args.out, overwrite=args.overwrite, option="--out")
     else:

@@ -129,7 +129,7 @@ def export_onnx(model: keras.Model, path, *, opset: int = DEFAULT_OPSET,
         (2, 20, 4, 2)
     """
     path = Path(path)
-    if path.suffix != ".onnx":
+    if path.suffix.lower() != ".onnx":
         raise InputError(f"--out {str(path)!r} must end in .onnx.")
     check_opset(opset)
     refuse_existing(path, overwrite=overwrite, option="--out")  # before the slow conversion
