@@ -181,6 +181,19 @@ class ClassLayout:
         """Whether the classes describe cells (background, cell[, border]) that become instances."""
         return self.labels == "instances" and self.num_classes in NUM_CLASSES
 
+    def require_cells(self, model: str) -> None:
+        """Refuses instances of a model whose classes are not cells (``--instances``).
+
+        Example:
+            >>> ClassLayout.of(4).require_cells("tissue.keras")
+            Traceback (most recent call last):
+            ...
+            keras_unet.errors.InputError: --instances needs a model of cells (2 or 3 classes); ...
+        """
+        if not self.cells:
+            raise InputError(f"--instances needs a model of cells (2 or 3 classes); --model "
+                             f"{model!r} has {self.num_classes} {self.labels} classes.")
+
     @property
     def instance_method(self) -> str | None:
         """The way to cells that suits the layout (:func:`keras_unet.instances.instance_labels`'s

@@ -126,6 +126,9 @@ REFUSALS = [  # (options after --model, what the one-line error says)
      "--version does not apply to --format onnx"),
     (["--format", "onnx", "--out", "{tmp}/u.onnx", "--name", "abcde"],
      "--name does not apply to --format onnx"),
+    (["--out", "{tmp}/unet.onnx"], "ends in .onnx, but --format is savedmodel (the default: a "
+     "folder of versions); pass --format onnx."),
+    (["--out", "{tmp}/cells.ZIP"], "pass --format bioimageio."),
     (["--out", "{tmp}/base", "--opset", "13"], "--opset does not apply to --format savedmodel"),
     (["--out", "{tmp}/base", "--overwrite"], "--overwrite does not apply to --format savedmodel"),
     (["--out", "{tmp}/served/1"], "is the SavedModel '{tmp}/served/1'; pass the folder of "

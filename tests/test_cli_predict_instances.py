@@ -95,6 +95,16 @@ def test_a_negative_min_size_is_refused_before_the_model_loads(tmp_path, images,
     assert err.strip() == "unet predict: error: --min-size must be >= 0 (pixels), got -1."
 
 
+def test_instances_of_a_semantic_model_are_refused_in_one_line_before_any_work(tmp_path, images,
+                                                                              capsys):
+    build_unet((None, None, 1), 4, filters=4, depth=2).save(tmp_path / "tissue.keras")
+    assert _predict(tmp_path / "tissue.keras", images, tmp_path / "out", "--instances") == 2
+    err = capsys.readouterr().err
+    assert err == (f"unet predict: error: --instances needs a model of cells (2 or 3 classes); "
+                   f"--model '{tmp_path / 'tissue.keras'}' has 4 semantic classes.\n")
+    assert not (tmp_path / "out").exists()
+
+
 def test_streamed_tiffs_get_no_instances_and_say_so(tmp_path, model_files, monkeypatch,
                                                     capsys):
     monkeypatch.setattr(predict_cli, "STREAM_PIXELS", 1000)

@@ -124,6 +124,12 @@ def prepare(args: argparse.Namespace) -> None:
     """
     _refuse_options_of_other_formats(args)
     if args.format == "savedmodel":
+        suffix = args.out.suffix.lower()
+        if suffix in (".onnx", ".zip"):
+            other = "onnx" if suffix == ".onnx" else "bioimageio"
+            raise InputError(f"--out {str(args.out)!r} ends in {suffix}, but --format is "
+                             f"savedmodel (the default: a folder of versions); pass --format "
+                             f"{other}.")
         check_export_target(args.out, args.version, _max_image_pixels(args))
     elif args.format == "onnx":
         if args.out.suffix.lower() != ".onnx":

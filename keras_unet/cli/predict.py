@@ -250,6 +250,8 @@ def run(args: argparse.Namespace) -> int:
     network.check_options(tile_size=args.tile_size, batch_size=args.batch_size)
     check_volume_arguments(args, network)
     check_kinds(images, network.ndim, args.model)
+    if args.instances and network.layout is not None:  # a foreign model's: once it predicted
+        network.layout.require_cells(str(args.model))
     print_notes("predict", network.notes)
     cells = cell_settings(args, network.cells)
     if (args.instances or args.overlays) and (network.layout is None or network.layout.cells):
@@ -311,6 +313,8 @@ def _run_zarr(args: argparse.Namespace) -> int:
               "labels for napari instead.", file=sys.stderr)
     network = load_network(args.model)
     check_volume_arguments(args, network)
+    if args.instances:
+        network.layout.require_cells(str(args.model))
     print_notes("predict", network.notes)
     cells = cell_settings(args, network.cells)
     if args.instances:
@@ -355,11 +359,10 @@ def _predict_one(network, image_path: Path, plan: dict, cells, args: argparse.Na
     layout = network.layout or ClassLayout.of(probabilities.shape[-1])
     classes = predicted_classes(probabilities)
     labels = None
-    if layout.cells and ("instances" in plan or "overlay" in plan):  # before writing
+    if "instances" in plan:  # before writing
+        layout.require_cells(str(args.model))
+    if layout.cells and ("instances" in plan or "overlay" in plan):
         labels = instance_labels(probabilities, **cells.options)
-    elif "instances" in plan:
-        raise InputError(f"--instances needs a model of cells; --model {str(args.model)!r} "
-                         f"has {layout.num_classes} {layout.labels} classes.")
     write_class_mask(plan["mask"], classes, layout, overwrite=args.overwrite)
     if "probabilities" in plan:
         write_probabilities(plan["probabilities"], probabilities, overwrite=args.overwrite)
@@ -408,11 +411,9 @@ def _predict_volume(network, image_path: Path, plan: dict, cells, args: argparse
     layout = network.layout or ClassLayout.of(probabilities.shape[-1])
     classes = predicted_classes(probabilities)
     labels = None
-    if layout.cells and "instances" in plan:
+    if "instances" in plan:
+        layout.require_cells(str(args.model))
         labels = instance_labels(probabilities, **cells.options, spacing=spacing)
-    elif "instances" in plan:
-        raise InputError(f"--instances needs a model of cells; --model {str(args.model)!r} "
-                         f"has {layout.num_classes} {layout.labels} classes.")
     write_class_mask(plan["mask"], classes, layout, overwrite=args.overwrite, spacing=spacing)
     if "probabilities" in plan:
         write_probabilities(plan["probabilities"], probabilities, overwrite=args.overwrite,

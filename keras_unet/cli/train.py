@@ -234,7 +234,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"Predict:         unet predict --model {best_model} --input "
           f"{shlex.quote(str(result.validation / 'images'))} --output "
-          f"{shlex.quote(str(result.run.path / 'predictions'))} --overlays")
+          f"{shlex.quote(str(result.run.path / 'predictions'))}"
+          f"{'' if result.config.ndim == 3 else ' --overlays'}")  # no overlays of volumes
     print(f"Evaluate:        unet evaluate --model {best_model} --data "
           f"{shlex.quote(str(result.validation))} --report "
           f"{shlex.quote(str(result.run.path / 'evaluation'))}{_label_options(result.config)}")

@@ -78,10 +78,8 @@ def predict_zarr(network: Network, input_path: str | os.PathLike,
                          "predicted block by block and need the .keras or .onnx model.")
     network.check_options(tile_size=tile_size, batch_size=batch_size)
     layout = network.layout
-    if instances and not layout.cells:
-        raise InputError(f"--instances needs a model of cells (2 or 3 classes); --model "
-                         f"{str(network.path)!r} has {layout.num_classes} {layout.labels} "
-                         "classes.")
+    if instances:
+        layout.require_cells(str(network.path))
     image = open_zarr_image(input_path)
     check_output(output_path, input_path, overwrite)
     ndim = network.ndim
