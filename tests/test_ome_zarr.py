@@ -26,12 +26,34 @@ def _stack(seed=0):
     return np.random.default_rng(seed).integers(0, 4000, (1, 2, 48, 72)).astype("uint16")
 
 
+AXES = [{"name": "c", "type": "channel"}] + [
+    {"name": name, "type": "space", "unit": "micrometer"} for name in "zyx"]
+SCALE, SHIFT = [1.0, 2.0, 0.5, 0.5], [0.0, 10.0, 0.0, 5.0]  # c, z, y, x: a confocal stack's
+
+
 @pytest.fixture
 def ome_stack(tmp_path):
     path = tmp_path / "stack.ome.zarr"
-    write_image(_stack(), zarr.open_group(path, mode="w"), axes="czyx", scale_factors=(2,),
+    group = zarr.open_group(path, mode="w")
+    write_image(_stack(), group, axes="czyx", scale_factors=(2,),
                 storage_options={"chunks": (1, 1, 32, 32)})
+    attributes = group.attrs.asdict()  # the voxel size, origin and units of a confocal stack
+    [multiscale] = attributes["ome"]["multiscales"]
+    multiscale["axes"] = AXES
+    for level, dataset in enumerate(multiscale["datasets"]):
+        dataset["coordinateTransformations"] = [
+            {"type": "scale", "scale": [1.0, 2.0, 0.5 * 2**level, 0.5 * 2**level]},
+            {"type": "translation", "translation": SHIFT}]
+    group.attrs.put(attributes)
     return path
+
+
+def _placement(group) -> tuple[list, list]:
+    """Each level's transformations, and the axes with their units, of an OME-Zarr image."""
+    attributes = group.attrs.asdict()
+    [multiscale] = attributes.get("ome", attributes)["multiscales"]
+    return ([level["coordinateTransformations"] for level in multiscale["datasets"]],
+            [(axis["name"], axis.get("unit")) for axis in multiscale["axes"]])
 
 
 def test_an_ome_zarr_stack_is_read_plane_by_plane_at_level_0(ome_stack):
@@ -71,7 +93,7 @@ def test_a_plane_view_writes_channels_last_into_channels_first():
 
 def test_the_store_appears_only_when_complete_with_pyramids_napari_reads(tmp_path):
     image = ZarrImage(tmp_path / "in.zarr", np.zeros((1100, 600)), ("y", "x"),
-                      ("space", "space"), False)
+                      ("space", "space"), True, scale={"y": 0.25, "x": 0.25})
     store = PredictionStore(tmp_path / "out.ome.zarr", image, ClassLayout.of(3), (256, 256),
                             instances=True)
     classes = np.random.default_rng(0).integers(0, 3, (1100, 600)).astype("uint8")
@@ -89,6 +111,9 @@ def test_the_store_appears_only_when_complete_with_pyramids_napari_reads(tmp_pat
     assert {n.metadata["name"] for n in labels} == {"mask", "instances"}
     mask = next(n for n in labels if n.metadata["name"] == "mask").data
     assert (np.asarray(mask[1]) == classes[::2, ::2]).all()  # nearest neighbour
+    transformations, _ = _placement(zarr.open_group(tmp_path / "out.ome.zarr", mode="r"))
+    assert [level[0]["scale"] for level in transformations] == [
+        [1.0, 0.25, 0.25], [1.0, 0.5, 0.5], [1.0, 1.0, 1.0]]  # c, y, x: the input's pixel size
 
 
 def test_an_existing_output_is_refused_and_a_failed_store_is_discarded(tmp_path):
@@ -120,6 +145,14 @@ def test_unet_predict_writes_an_ome_zarr_beside_the_input(tmp_path, ome_stack, m
         assert np.abs(probabilities - whole).max() < 1e-4
         assert (result["labels/mask/0"][z] == probabilities.argmax(-1)).all()
     assert result["labels/instances/0"].shape == (2, 48, 72)
+    for group in (result, result["labels/mask"], result["labels/instances"]):
+        transformations, axes = _placement(group)  # napari lays them over the input
+        units = [(name, "micrometer") for name in "zyx"]
+        assert axes == ([("c", None)] if group is result else []) + units
+        first = [1.0] if group is result else []  # the probabilities' c axis
+        assert transformations[0] == [
+            {"type": "scale", "scale": first + SCALE[1:]},
+            {"type": "translation", "translation": [0.0] * len(first) + SHIFT[1:]}]
     assert main(arguments) == 2  # exists now
     assert "pass --overwrite" in capsys.readouterr().err
     assert main(arguments + ["--overwrite"]) == 0

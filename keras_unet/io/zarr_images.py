@@ -113,6 +113,8 @@ class ZarrImage:
         axes: axis names, e.g. ``("c", "y", "x")``; a plain array is ``("y", "x"[, "c"])``.
         axis_types: the OME type of each axis (``"space"``, ``"channel"``, ``"time"``, ...).
         ome: whether it is an OME-Zarr multiscale image.
+        scale, translation, units: level 0's coordinate transformations and the axes' units by
+            axis name (OME-Zarr only; what the prediction store records for its level 0).
 
     Example:
         >>> import tempfile
@@ -123,9 +125,14 @@ class ZarrImage:
         (('y', 'x'), [({}, (30, 40))])
     """
 
-    def __init__(self, path: Path, array, axes, axis_types, ome: bool):
+    def __init__(self, path: Path, array, axes, axis_types, ome: bool, *,
+                 scale: dict[str, float] | None = None,
+                 translation: dict[str, float] | None = None,
+                 units: dict[str, str] | None = None):
         self.path, self.array, self.ome = path, array, ome
         self.axes, self.axis_types = tuple(axes), tuple(axis_types)
+        self.scale, self.translation = dict(scale or {}), dict(translation or {})
+        self.units = dict(units or {})
 
     @property
     def plane_axes(self) -> tuple[str, ...]:
@@ -171,11 +178,11 @@ def open_zarr_image(path: str | os.PathLike, name: str = "--input") -> ZarrImage
     if opened is None:
         raise InputError(f"{name} {str(path)!r} is not a zarr array or an OME-Zarr multiscale "
                          "image (no zarr.json, .zarray or OME 'multiscales' metadata).")
-    array, axes, types, ome = opened
+    array, axes, types, ome, placement = opened
     if "y" not in axes or "x" not in axes or len(axes) != array.ndim:
         raise InputError(f"{name} {str(path)!r} has axes {list(axes)} for shape {array.shape}; "
                          "expected y and x axes (and optionally c, t, z).")
-    return ZarrImage(path, array, axes, types, ome)
+    return ZarrImage(path, array, axes, types, ome, **placement)
 
 
 def _open_ome(path: Path):
@@ -195,8 +202,19 @@ def _open_ome(path: Path):
             types = [axis.get("type", _axis_type(axis["name"])) if isinstance(axis, dict)
                      else _axis_type(axis) for axis in axes]
             array = zarr.open_group(str(path), mode="r")[specs[0].datasets[0]]
-            return array, names, types, True
+            return array, names, types, True, _placement(node.metadata, names, axes)
     return None
+
+
+def _placement(metadata: dict, names: list[str], axes: list) -> dict[str, dict]:
+    """Level 0's scale and translation and the axes' units, by axis name."""
+    placement = {"units": {axis["name"]: axis["unit"] for axis in axes
+                           if isinstance(axis, dict) and axis.get("unit")}}
+    for transform in (metadata.get("coordinateTransformations") or [None])[0] or []:
+        if transform.get("type") in ("scale", "translation") and transform["type"] in transform:
+            placement[transform["type"]] = dict(zip(names, map(float,
+                                                               transform[transform["type"]])))
+    return placement
 
 
 def _open_plain(path: Path):
@@ -205,7 +223,7 @@ def _open_plain(path: Path):
     except Exception:  # zarr raises several types for a path that is not an array
         return None
     axes = {2: ("y", "x"), 3: ("y", "x", "c")}.get(array.ndim, ())
-    return array, axes, tuple(_axis_type(axis) for axis in axes), False
+    return array, axes, tuple(_axis_type(axis) for axis in axes), False, {}
 
 
 def _axis_type(name: str) -> str:
@@ -260,6 +278,7 @@ class PredictionStore:
         if instances:
             self.axes["instances"] = label_axes
         self.types = types
+        self.image = image  # its level 0's scale, translation and units, recorded in finish
         self.root = zarr.open_group(str(self.partial), mode="w")
         labels = self.root.create_group("labels")
         dtypes = {"probabilities": np.float32, "mask": layout.mask_dtype, "instances": np.uint32}
@@ -284,10 +303,18 @@ class PredictionStore:
 
         for key, level0 in self.arrays.items():
             group = self.root if key == "probabilities" else self.root["labels"][key]
-            scales = self._pyramid(group, level0, self.axes[key])
-            axes = [{"name": a, "type": self.types.get(a, "space")} for a in self.axes[key]]
+            names = self.axes[key]
+            steps = self._pyramid(group, level0, names)
+            axes = [{"name": a, "type": self.types.get(a, "space"),
+                     **({"unit": self.image.units[a]} if a in self.image.units else {})}
+                    for a in names]
+            shift = ([{"type": "translation", "translation": [
+                self.image.translation.get(a, 0.0) for a in names]}]
+                if self.image.translation else [])  # kept by every other pixel from pixel 0
             datasets = [{"path": str(level), "coordinateTransformations": [
-                {"type": "scale", "scale": scale}]} for level, scale in enumerate(scales)]
+                {"type": "scale", "scale": [self.image.scale.get(a, 1.0) * step
+                                            for a, step in zip(names, steps_of_level)]},
+                *shift]} for level, steps_of_level in enumerate(steps)]
             write_multiscales_metadata(group, datasets, axes=axes, name=key)
         labels = self.root["labels"]
         write_label_metadata(labels, "mask", properties=[
@@ -303,7 +330,8 @@ class PredictionStore:
         discard(self.partial)
 
     def _pyramid(self, group, level0, axes: tuple[str, ...]) -> list[list[float]]:
-        """Levels 1.. of ``level0`` by taking every other pixel (nearest neighbour)."""
+        """Levels 1.. of ``level0`` by taking every other pixel (nearest neighbour); the pixel
+        size of each level in level 0's pixels, per axis."""
         import dask.array as da
 
         spatial = [axes.index("y"), axes.index("x")]
