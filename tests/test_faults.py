@@ -140,6 +140,10 @@ def test_full_disks_during_exports_are_faults(tmp_path, model_file):
                    "--no-warmup", file_limit=1000)
     assert "could not be written" in _one_line(result, 1)
     assert list((tmp_path / "served").iterdir()) == [] and not (tmp_path / "unet.onnx").exists()
+    result = _unet("export", "--model", model_file, "--out", tmp_path / "zoo", "--format",
+                   "bioimageio", file_limit=20_000)  # its weights, zipped, pass the limit
+    assert "zoo/keras_unet_U-Net.zip' could not be written" in _one_line(result, 1)
+    assert list((tmp_path / "zoo").iterdir()) == []  # its parts removed too
 
 
 def test_two_runs_on_one_output_one_wins_the_other_stops_and_replaces_nothing(
@@ -267,6 +271,13 @@ def test_a_killed_exports_leftover_is_removed_by_the_next_export(tmp_path, model
     result = _unet("export", "--model", model_file, "--out", base, "--no-warmup")
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted(p.name for p in base.iterdir()) == ["1"]
+    parts = tmp_path / "zoo" / ".cells.zip.parts.tmp-999999999-dead0000"  # a killed package's
+    parts.mkdir(parents=True)
+    (parts / "weights.onnx").write_bytes(b"half")
+    result = _unet("export", "--model", model_file, "--out", tmp_path / "zoo" / "cells.zip",
+                   "--format", "bioimageio")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "zoo").iterdir()) == ["cells.zip"]
 
 
 def test_smaller_refusals_come_before_any_work(tmp_path, model_file, images):

@@ -73,6 +73,34 @@ def written_atomically(final: str | os.PathLike, *, overwrite: bool = False,
 
 
 @contextlib.contextmanager
+def scratch_folder(final: str | os.PathLike, *, option: str = "path") -> Iterator[Path]:
+    """Yields a new folder beside ``final`` for the pieces an output is built from (a package's
+    weights before they are zipped), removed afterwards; named as the temporaries are
+    (``.<name>.parts.tmp-<pid>-<random>``), so a killed run's is removed by the next, and on
+    the output's disk, so a full disk is a fault that names ``final``.
+
+    Example:
+        >>> import tempfile
+        >>> final = Path(tempfile.mkdtemp()) / "cells.zip"
+        >>> with scratch_folder(final) as parts:
+        ...     _ = (parts / "weights.onnx").write_bytes(b"onnx")
+        >>> list(final.parent.iterdir())
+        []
+    """
+    final = Path(final)
+    parts = final.with_name(f"{final.name}.parts")
+    remove_leftovers(parts)
+    temporary = temporary_path(parts)
+    try:
+        with faults_named(final, option):
+            temporary.parent.mkdir(parents=True, exist_ok=True)
+            temporary.mkdir()
+            yield temporary
+    finally:
+        discard(temporary)
+
+
+@contextlib.contextmanager
 def faults_named(final: Path, option: str = "path") -> Iterator[None]:
     """Turns an operating-system error (a full disk, a read-only folder) raised while writing
     ``final`` into a :class:`~keras_unet.errors.FaultError` that names it; user errors pass.

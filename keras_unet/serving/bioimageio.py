@@ -14,7 +14,6 @@ them needs keras_unet's custom layers, which the zoo's runners do not have.
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 import typing
 import zipfile
 from pathlib import Path
@@ -33,7 +32,7 @@ from keras_unet import geometry
 from keras_unet.data.synthetic import MIN_SIZE, MIN_VOLUME_SIZE, synthetic_cells, synthetic_volumes
 from keras_unet.errors import InputError
 from keras_unet.inference.network import ModelGeometry, model_geometry
-from keras_unet.io.atomic import written_atomically
+from keras_unet.io.atomic import scratch_folder, written_atomically
 from keras_unet.normalization import MIN_STD, normalize_image
 from keras_unet.serving.bare_network import (
     final_activation,
@@ -142,6 +141,7 @@ def export_bioimageio(model: keras.Model, out, info: PackageInfo = PackageInfo()
             ``overwrite`` is false.
 
     Example:
+        >>> import tempfile
         >>> from keras_unet import build_unet
         >>> model = build_unet((None, None, 1), 2, filters=4, depth=2)
         >>> path = export_bioimageio(model, tempfile.mkdtemp(), PackageInfo(name="tiny U-Net"))
@@ -153,10 +153,8 @@ def export_bioimageio(model: keras.Model, out, info: PackageInfo = PackageInfo()
     target = check_package_target(Path(out), info.name, overwrite=overwrite)
     geom = model_geometry(model)
     image = _test_image(geom, sample_image)
-    with tempfile.TemporaryDirectory(prefix="keras-unet-bioimageio-") as staging:
-        staging = Path(staging)
+    with scratch_folder(target, option="--out") as staging:
         description = _describe(model, geom, info, image, opset, staging)
-        target.parent.mkdir(parents=True, exist_ok=True)
         with written_atomically(target, overwrite=overwrite, option="--out") as temporary:
             save_bioimageio_package(description, output_path=temporary)
             validate_package(temporary)
