@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from keras_unet import build_unet, predict_tiled
+from keras_unet.errors import FaultError
 from keras_unet.inference import load_network
 from keras_unet.inference.tta import averaged_image
 from keras_unet.serving import export_for_serving
@@ -74,3 +75,21 @@ def test_what_is_not_a_model_is_named_in_one_line(tmp_path, name, message):
     with pytest.raises((ValueError, FileNotFoundError), match=message) as error:
         load_network(tmp_path / name, option="--init")
     assert str(error.value).startswith("--init ") and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("kind, damage", [("keras", "truncated"), ("keras", "corrupt member"),
+                                          ("onnx", "truncated"), ("zip", "truncated")])
+def test_a_damaged_model_file_is_a_fault_in_one_line(files, tmp_path, kind, damage):
+    """A truncated download or copy is not the user's mistake: `unet` says so, exit code 1."""
+    data = bytearray(files["onnx" if kind == "onnx" else "keras"].read_bytes())
+    if damage == "truncated":
+        data = data[:len(data) // 2]
+    else:  # a few bytes flipped inside the weights: the zip's directory is intact
+        middle = len(data) // 2
+        data[middle:middle + 8] = bytes(255 - byte for byte in data[middle:middle + 8])
+    path = tmp_path / f"damaged.{kind}"
+    path.write_bytes(bytes(data))
+    with pytest.raises(FaultError, match=f"^--model '{path}' (is a damaged zip archive|cannot "
+                                         "be read as an ONNX file)") as error:
+        load_network(path)
+    assert "\n" not in str(error.value) and "again" in str(error.value)

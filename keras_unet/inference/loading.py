@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_unet.class_layout import ClassLayout
-from keras_unet.errors import InputError
+from keras_unet.errors import FaultError, InputError
 from keras_unet.inference.network import ModelGeometry, model_geometry
 from keras_unet.instances.settings import CellSettings, recorded_settings
 from keras_unet.io.paths import existing_input
@@ -209,10 +209,29 @@ def register_keras_classes() -> None:
         importlib.import_module(f"keras_unet.{module}")
 
 
+def _damaged_zip(path: Path, option: str) -> None:
+    """Refuses, as a fault, a file that starts as a zip archive but cannot be read as one: a
+    truncated copy or download, a corrupt member (a model is a zip: ``.keras``, a package)."""
+    with open(path, "rb") as file:
+        if file.read(4) != b"PK\x03\x04":
+            return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except Exception as error:  # zipfile, zlib and the OS raise several types for a bad archive
+        bad, why = None, f"{type(error).__name__}: {error}"
+    else:
+        why = None if bad is None else f"its member {bad!r} is corrupt"
+    if why is not None:
+        raise FaultError(f"{option} {str(path)!r} is a damaged zip archive (truncated or corrupt: "
+                         f"{why}); copy or save it again.")
+
+
 def _keras(path: Path, option: str) -> Network:
     import keras
 
     register_keras_classes()
+    _damaged_zip(path, option)
     if not zipfile.is_zipfile(path):
         raise InputError(f"{option} {str(path)!r} is not a Keras model: a .keras file is a zip "
                          f"archive and this file is not one; {EXPECTED}.")
@@ -254,6 +273,7 @@ def _bioimageio(path: Path, option: str) -> Network:
     from keras_unet.serving.onnx_network import OnnxNetwork
 
     name = f"{option} {str(path)!r}"
+    _damaged_zip(path, option)
     try:
         with zipfile.ZipFile(path) as package:
             rdf = yaml.safe_load(package.read("rdf.yaml"))
