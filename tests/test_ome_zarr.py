@@ -12,6 +12,7 @@ from ome_zarr.writer import write_image
 from keras_unet import predict_tiled
 from keras_unet.class_layout import ClassLayout
 from keras_unet.cli import main
+from keras_unet.errors import FaultError
 from keras_unet.io.zarr_images import (
     PlaneView,
     PredictionStore,
@@ -82,6 +83,19 @@ def test_what_is_not_a_store_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="gone.zarr"):
         open_zarr_image(tmp_path / "gone.zarr")
     assert is_zarr_path(tmp_path / "tiffs.zarr") and not is_zarr_path(tmp_path / "a.tif")
+    zarr.open_group(tmp_path / "plate.zarr", mode="w").create_group("A")  # no image of its own
+    with pytest.raises(ValueError, match=r"plate.zarr' is not .* \(its zarr.json describes "
+                                         r"neither; a group of images\? pass one of them\)"):
+        open_zarr_image(tmp_path / "plate.zarr")
+
+
+def test_a_store_whose_metadata_was_cut_short_is_a_fault(tmp_path):
+    array = zarr.create_array(tmp_path / "cut.zarr", shape=(40, 40), dtype="uint8")
+    array[:] = 1
+    metadata = tmp_path / "cut.zarr" / "zarr.json"
+    metadata.write_bytes(metadata.read_bytes()[:50])  # a copy that stopped
+    with pytest.raises(FaultError, match="cut.zarr': its zarr.json is damaged .*; copy the store"):
+        open_zarr_image(tmp_path / "cut.zarr")
 
 
 def test_a_plane_view_writes_channels_last_into_channels_first():

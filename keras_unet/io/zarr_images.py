@@ -19,6 +19,7 @@ the z axis (chunked in blocks along it too).
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -176,13 +177,32 @@ def open_zarr_image(path: str | os.PathLike, name: str = "--input") -> ZarrImage
     path = existing_input(path, name)
     opened = _open_ome(path) or _open_plain(path)
     if opened is None:
+        _refuse_damaged_metadata(path, name)
+        found = [file for file in ZARR_METADATA if (path / file).is_file()]
         raise InputError(f"{name} {str(path)!r} is not a zarr array or an OME-Zarr multiscale "
-                         "image (no zarr.json, .zarray or OME 'multiscales' metadata).")
+                         "image (" + (f"its {found[0]} describes neither; a group of images? "
+                                      "pass one of them" if found else
+                                      "no zarr.json, .zarray or OME 'multiscales' metadata")
+                         + ").")
     array, axes, types, ome, placement = opened
     if "y" not in axes or "x" not in axes or len(axes) != array.ndim:
         raise InputError(f"{name} {str(path)!r} has axes {list(axes)} for shape {array.shape}; "
                          "expected y and x axes (and optionally c, t, z).")
     return ZarrImage(path, array, axes, types, ome, **placement)
+
+
+ZARR_METADATA = ("zarr.json", ".zarray", ".zgroup", ".zattrs")
+"""The metadata files of a zarr store (v3, then v2)."""
+
+
+def _refuse_damaged_metadata(path: Path, name: str) -> None:
+    """A store whose metadata file is not JSON was damaged (a truncated copy): a fault."""
+    for file in (file for file in ZARR_METADATA if (path / file).is_file()):
+        try:
+            json.loads((path / file).read_bytes())
+        except (ValueError, OSError) as error:
+            raise FaultError(f"{name} {str(path)!r}: its {file} is damaged ({type(error).__name__}"
+                             "); copy the store again.") from None
 
 
 def _open_ome(path: Path):
