@@ -47,8 +47,9 @@ def add_volume_arguments(parser: argparse.ArgumentParser, spacing: bool = True) 
         3
     """
     parser.add_argument("--ndim", type=int, choices=(2, 3), default=None,
-                        help="3: the inputs are volumes (TIFF stacks, zarr) for a 3D U-Net;\n"
-                             "checked against the model (default: the model's)")
+                        help="3: the inputs are volumes (TIFF stacks, OME-Zarr with a z\n"
+                             "axis) for a 3D U-Net; checked against the model (default: the\n"
+                             "model's)")
     if spacing:
         parser.add_argument("--spacing", default=None, metavar="Z,Y,X",
                             help="voxel size of volumes, for the cells' distances and the\n"

@@ -20,6 +20,7 @@ the z axis (chunked in blocks along it too).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from pathlib import Path
@@ -185,6 +186,10 @@ def open_zarr_image(path: str | os.PathLike, name: str = "--input") -> ZarrImage
                                       "no zarr.json, .zarray or OME 'multiscales' metadata")
                          + ").")
     array, axes, types, ome, placement = opened
+    if not ome and not axes:
+        raise InputError(f"{name} {str(path)!r} is a plain zarr array of shape {array.shape}; a "
+                         "plain array is (y, x) or (y, x, c): write other layouts as OME-Zarr, "
+                         "whose axes are named (t, c, z, y, x).")
     if "y" not in axes or "x" not in axes or len(axes) != array.ndim:
         raise InputError(f"{name} {str(path)!r} has axes {list(axes)} for shape {array.shape}; "
                          "expected y and x axes (and optionally c, t, z).")
@@ -209,11 +214,16 @@ def _open_ome(path: Path):
     from ome_zarr.io import parse_url
     from ome_zarr.reader import Multiscales, Reader
 
+    quiet = logging.getLogger("ome_zarr.io")  # it warns of every NGFF 0.4 store it reads
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
     try:
         location = parse_url(str(path))
         nodes = list(Reader(location)()) if location is not None else []
     except Exception:  # ome-zarr raises many types for stores it does not understand
         return None
+    finally:
+        quiet.setLevel(level)
     for node in nodes:
         specs = [spec for spec in node.specs if isinstance(spec, Multiscales)]
         if specs:
