@@ -170,3 +170,14 @@ def test_a_bad_time_limit_on_the_command_line_is_one_line_exit_2_and_creates_not
                                   "number"), done.stderr
     assert value in done.stderr and len(done.stderr.splitlines()) == 1
     assert done.stdout == "" and list(tmp_path.iterdir()) == []
+
+
+def test_a_network_this_machine_cannot_train_is_refused_in_one_line_before_any_work(tmp_path):
+    unet = str(Path(sys.executable).with_name("unet"))
+    result = subprocess.run([unet, "train", "--depth", "10", "--run-dir", str(tmp_path / "run")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr[-2000:]
+    [line] = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert line.startswith("unet train: error: --depth 10 with 16 filters has about 8.0 billion "
+                           "weights"), line
+    assert not (tmp_path / "run").exists()

@@ -518,6 +518,49 @@ def check_tile_size(config: TrainConfig) -> None:
         raise InputError(f"tile_size: {error}") from None
 
 
+def check_training_memory(config: TrainConfig, ndim: int = 2) -> None:
+    """Refuses a network this machine cannot train before it is built: its weights with their
+    gradients and Adam's two moments (16 bytes each), or a batch of training tiles (about three
+    forward passes' activations, :func:`keras_unet.inference.plan.activation_bytes`), beyond its
+    memory. A depth of 10 has 8 billion weights; its default tile is 13,308 px.
+
+    Example:
+        >>> check_training_memory(TrainConfig())
+        >>> check_training_memory(TrainConfig(depth=10).for_images())
+        Traceback (most recent call last):
+        ...
+        keras_unet.errors.InputError: depth 10 with 16 filters has about 8.0 billion weights, ...
+    """
+    from keras_unet.inference.network import ModelGeometry
+    from keras_unet.inference.plan import activation_bytes, physical_memory
+
+    memory = physical_memory()
+    weights = _weight_count(config.filters, config.depth, ndim)
+    geom = ModelGeometry(config.depth, config.padding, 1, 2, (None,) * ndim, config.filters)
+    tile = (config.tile_depth or config.tile_size,) * (ndim == 3) + (config.tile_size,) * 2
+    tiles = 3 * config.batch_size * activation_bytes(geom, *tile)
+    if 16 * weights > memory or tiles > memory:
+        raise InputError(
+            f"depth {config.depth} with {config.filters} filters has about "
+            f"{weights / 1e9:.1f} billion weights, whose training needs about "
+            f"{16 * weights / 2**30:.0f} GiB, and {config.batch_size} tiles of "
+            f"{'x'.join(map(str, tile))} px about {tiles / 2**30:.0f} GiB; this machine has "
+            f"{memory / 2**30:.0f} GiB: use a smaller depth, filters, tile_size or batch_size.")
+
+
+def _weight_count(filters: int, depth: int, ndim: int) -> int:
+    """The weights of a U-Net of one input channel (within 1% of Keras's count: the biases and
+    the final layer left out); a 3D U-Net's with cubic kernels, an upper bound."""
+    kernel, up = (9, 4) if ndim == 2 else (27, 8)
+    channels = [filters * 2**level for level in range(depth + 1)]
+    count = kernel * (channels[0] + channels[0] ** 2)
+    for level in range(1, depth + 1):  # the contracting path and the bottleneck
+        count += kernel * (channels[level - 1] * channels[level] + channels[level] ** 2)
+    for level in range(depth):  # the expanding path: an up-convolution and two convolutions
+        count += up * channels[level + 1] * channels[level] + kernel * 3 * channels[level] ** 2
+    return count
+
+
 def _check_labels(config: TrainConfig) -> None:
     """The label mode, the class count, the ignore value and the class names agree."""
     if config.labels is not None and config.labels not in LABEL_MODES:

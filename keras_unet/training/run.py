@@ -41,7 +41,7 @@ from keras_unet.training.callbacks import (
     save_model_atomically,
 )
 from keras_unet.training.cluster import Cluster, check_for_cluster, cluster_from_env
-from keras_unet.training.config import TrainConfig, check_tile_size
+from keras_unet.training.config import TrainConfig, check_tile_size, check_training_memory
 from keras_unet.training.distribution import choose_policy, choose_strategy, strategy_name
 from keras_unet.training.finetune import inherited_config, load_init_model, transfer_weights
 from keras_unet.training.learning_rate import CosineDecayOverBudget
@@ -484,8 +484,10 @@ def _samples_and_kind(config: TrainConfig) -> tuple[TrainConfig, list, VolumeLay
     """
     if config.ndim == 3:
         config = config.for_volumes()
+        check_training_memory(config, 3)
     elif config.ndim == 2 or config.data is None:
         check_tile_size(config.for_images())
+        check_training_memory(config.for_images())
     samples = _load_samples(config)
     ndim = samples[0].labels.ndim if samples else 2
     if config.ndim is not None and ndim != config.ndim:
@@ -494,9 +496,11 @@ def _samples_and_kind(config: TrainConfig) -> tuple[TrainConfig, list, VolumeLay
     if ndim == 2:
         config = config.for_images()
         check_tile_size(config)
+        check_training_memory(config)
         return config, samples, None
     if config.ndim is None:
         config = config.for_volumes().replace(ndim=3)
+        check_training_memory(config, 3)
     spacing = config.voxel_spacing or next((s.spacing for s in samples if s.spacing), None)
     return config, samples, volume_layout(config, spacing)
 
