@@ -56,3 +56,17 @@ def test_help_shows_the_defaults():
     train = parser._subparsers._group_actions[0].choices["train"]
     text = train.format_help()
     assert "(default: 15)" in text and "(default: adam)" in text  # epochs, optimizer
+
+
+def test_output_piped_into_a_reader_that_stops_ends_quietly(tmp_path):
+    """`unet ... | head -1`: the command stops when head does, without a traceback."""
+    script = ("import sys\nfrom keras_unet.cli import evaluate, main\n"
+              "evaluate.prepare = lambda args: None\n"
+              "def run(args):\n    for line in range(10**6):\n        print(line)\n"
+              "evaluate.run = run\nsys.exit(main(['evaluate', '--model', 'm', '--data', 'd']))\n")
+    command = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, cwd=tmp_path)
+    assert command.stdout.readline() == b"0\n"
+    command.stdout.close()  # as `head -1` does after its line
+    assert command.wait(timeout=120) == 141
+    assert command.stderr.read().decode().count("Traceback") == 0

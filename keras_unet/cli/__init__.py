@@ -108,6 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"unet {args.command}: error: {error}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # what reads our output stopped (`| head`): stop quietly, as
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Unix tools do
+        return 141  # 128 + SIGPIPE, what a shell reports for them
     except OSError as error:
         if debug:
             raise

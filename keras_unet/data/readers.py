@@ -365,6 +365,8 @@ def read_image(path: str | os.PathLike, *, labels: bool = False) -> np.ndarray:
         if str(path) in str(error):  # already a message naming the file
             raise
         raise InputError(f"cannot read {str(path)!r} ({error}).") from None
+    except (NameError, ImportError, AssertionError):  # a bug of ours keeps its traceback
+        raise
     except Exception as error:  # Pillow and tifffile raise many types for a broken file
         raise InputError(f"cannot read {str(path)!r} as an image ({type(error).__name__}: "
                          f"{error}).") from None
