@@ -1,6 +1,7 @@
 """Training callbacks: panels against hand-made pictures, checkpoints that survive failures."""
 
 import re
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -8,9 +9,11 @@ import pytest
 
 import keras_unet
 from keras_unet.class_layout import class_colour
+from keras_unet.errors import FaultError
 from keras_unet.training.callbacks import (
     AtomicCheckpoints,
     NaNGuard,
+    ResumableBackup,
     Throughput,
     save_model_atomically,
 )
@@ -134,6 +137,49 @@ def test_a_save_that_dies_midway_leaves_the_previous_file_whole(tmp_path, monkey
         save_model_atomically(model, path)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.keras"]
+
+
+def _fitted_with_backup(folder, **fit):
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile("adam", "mse")
+    backup = ResumableBackup(str(folder), double_checkpoint=True, delete_checkpoint=False)
+    model.fit(np.ones((4, 1)), np.ones((4, 1)), verbose=0, callbacks=[backup], **fit)
+    return model
+
+
+def test_a_backup_that_fails_midway_leaves_the_previous_copies_whole(tmp_path, monkeypatch):
+    folder = tmp_path / "backup"
+    model = _fitted_with_backup(folder, epochs=2)  # two saves: latest and .bkp
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert sorted(before) == ["latest.weights.h5", "latest.weights.h5.bkp",
+                              "training_metadata.json", "training_metadata.json.bkp"]
+
+    def disk_full_halfway(filepath, *args, **kwargs):
+        Path(filepath).write_bytes(b"half")
+        raise OSError(28, "Can't synchronously write data (file write failed ...)")
+
+    monkeypatch.setattr(model, "save_weights", disk_full_halfway)
+    backup = ResumableBackup(str(folder), double_checkpoint=True)
+    backup.set_model(model)
+    with pytest.raises(FaultError, match="backup/latest.weights.h5' could not be written: No "
+                                         "space left on device.$"):
+        backup._save_model()
+    assert {p.name: p.read_bytes() for p in folder.iterdir()}["latest.weights.h5"] == \
+        before["latest.weights.h5"]  # the last complete copy, which a resume loads
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]
+
+
+def test_a_backup_is_refused_before_writing_when_the_disk_cannot_hold_it(tmp_path, monkeypatch):
+    """h5py can crash the process on a full disk: a backup that cannot fit is not begun."""
+    import shutil
+
+    model = _fitted_with_backup(tmp_path / "backup", epochs=1)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(1, 1, 10))
+    monkeypatch.setattr(model, "save_weights", lambda *a, **k: pytest.fail("began writing"))
+    backup = ResumableBackup(str(tmp_path / "backup"), double_checkpoint=True)
+    backup.set_model(model)
+    with pytest.raises(FaultError, match="No space left on device"):
+        backup._save_model()
 
 
 def test_nan_guard_stops_fit_and_names_the_step():

@@ -117,21 +117,24 @@ def faults_named(final: Path, option: str = "path") -> Iterator[None]:
     except OSError as error:
         if isinstance(error, UserError):
             raise
-        raise FaultError(f"{option} {str(final)!r} could not be written: "
-                         f"{error.strerror or error}.") from error
+        reason = os.strerror(error.errno) if error.errno else (error.strerror or error)
+        raise FaultError(f"{option} {str(final)!r} could not be written: {reason}.") from error
 
 
 def temporary_path(final: Path) -> Path:
     """A hidden name beside ``final`` that says whose it is, ``.<name>.tmp-<pid>-<random>``,
-    ending in the final suffix (Keras, Pillow and tifffile choose the format by it).
+    ending in the final suffixes (Keras, Pillow and tifffile choose the format by them; Keras
+    wants ``.weights.h5`` whole).
 
     Example:
         >>> name = temporary_path(Path("out/a.png")).name
         >>> name.startswith(f".a.png.tmp-{os.getpid()}-"), name.endswith(".png")
         (True, True)
+        >>> temporary_path(Path("backup/latest.weights.h5")).name.endswith(".weights.h5")
+        True
     """
     return final.with_name(f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-                           f"{final.suffix}")
+                           f"{''.join(final.suffixes[-2:])}")
 
 
 def publish(temporary: Path, final: Path, *, overwrite: bool = False,

@@ -8,9 +8,11 @@ assembles them all. Put :class:`Throughput` before ``TensorBoard`` in the callba
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -203,10 +205,12 @@ def write_text_atomically(path: str | os.PathLike, text: str) -> Path:
 
 
 class ResumableBackup(keras.callbacks.BackupAndRestore):
-    """Keras's ``BackupAndRestore`` (two weight copies), saying what to do when both are broken.
+    """Keras's ``BackupAndRestore`` (two weight copies), written through the one atomic writer
+    and saying what to do when both are broken.
 
-    A run killed while writing its backup, or a disk that truncated both copies, would
-    otherwise end in an h5py traceback; this says which folder holds them and how to start over.
+    Each copy is written under a temporary name and renamed when complete, so a full disk or a
+    kill while saving leaves the previous copies whole (and a fault that names the file); a
+    resume that finds both unreadable says which folder holds them and how to start over.
 
     Example:
         >>> import tempfile
@@ -223,6 +227,26 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
             raise FaultError(f"{self.backup_dir!r}: both weight backups of the interrupted run "
                              f"are unreadable ({reason}); delete that folder to start the run "
                              "over from its first epoch.") from None
+
+    def _save_model(self):
+        weights, metadata = Path(self._weights_path), Path(self._training_metadata_path)
+        weights.parent.mkdir(parents=True, exist_ok=True)
+        if self.double_checkpoint:  # the previous complete copies become the .bkp ones
+            for current, previous in ((weights, self._prev_weights_path),
+                                      (metadata, self._prev_training_metadata_path)):
+                if current.is_file():
+                    with written_atomically(Path(previous), overwrite=True,
+                                            option="the run's backup") as temporary:
+                        shutil.copyfile(current, temporary)
+        with written_atomically(weights, overwrite=True, option="the run's backup") as temporary:
+            needed = 2 * sum(math.prod(v.shape) * np.dtype(v.dtype).itemsize for v in
+                             self.model.variables + list(self.model.optimizer.variables))
+            if shutil.disk_usage(weights.parent).free < needed:  # h5py may crash on a full disk
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            self.model.save_weights(temporary, overwrite=True)
+        with written_atomically(metadata, overwrite=True, option="the run's backup") as temporary:
+            temporary.write_text(json.dumps({"epoch": self._current_epoch,
+                                             "batch": self._last_batch_seen}))
 
 
 class AtomicCheckpoints(keras.callbacks.Callback):
