@@ -63,7 +63,7 @@ def test_an_os_error_on_a_named_file_is_one_line(parser_with, capsys, monkeypatc
     parser_with(PermissionError(13, "Permission denied", "out/a.png"))
     assert cli.main(ARGS) == 1
     err = capsys.readouterr().err
-    assert err == "unet evaluate: error: [Errno 13] Permission denied: 'out/a.png'\n"
+    assert err == "unet evaluate: error: 'out/a.png': Permission denied.\n"
 
 
 def test_the_package_raises_no_bare_built_in_input_errors():

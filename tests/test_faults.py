@@ -301,6 +301,31 @@ def test_smaller_refusals_come_before_any_work(tmp_path, model_file, images):
         "export", "--format", "bioimageio", "--model", model_file, "--out", tmp_path / "zoo"), 2)
     assert (tmp_path / "old.onnx").read_bytes() == b"kept"
     assert sorted(p.name for p in (tmp_path / "served").iterdir()) == ["1"]
+    (tmp_path / "afile").write_text("a file, not a folder")
+    for command, option in [("predict", "--output"), ("evaluate", "--report"),
+                            ("export", "--out")]:
+        inputs = {"predict": ["--input", images], "evaluate": ["--data", images]}
+        line = _one_line(_refused_before_tensorflow(command, "--model", model_file,
+                                                    *inputs.get(command, []), option,
+                                                    tmp_path / "afile" / "x"), 2)
+        assert f"{option} '{tmp_path / 'afile' / 'x'}' lies under '{tmp_path / 'afile'}', " \
+               "which is a file, not a folder" in line, line
+
+
+def test_a_read_only_folder_is_a_fault_naming_the_output(tmp_path, model_file, images):
+    disk = tmp_path / "read-only"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(disk)],
+                             capture_output=True, text=True)
+    if mounted.returncode:
+        pytest.skip(f"no tmpfs here: {mounted.stderr.strip()}")
+    try:
+        result = _unet("predict", "--model", model_file, "--input", images / "a.png",
+                       "--output", disk)
+        assert _one_line(result, 1).endswith(f"output '{disk / 'a.png'}' could not be written: "
+                                             "Read-only file system.")
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
 
 
 def test_a_foreign_savedmodel_of_rank_one_is_refused(tmp_path, images):

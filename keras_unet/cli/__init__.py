@@ -116,7 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         if error.errno is None or error.filename is None:
             return _report_bug(args.command)
-        print(f"unet {args.command}: error: {error}", file=sys.stderr)
+        print(f"unet {args.command}: error: {error.filename!r}: {os.strerror(error.errno)}.",
+              file=sys.stderr)
         return 1
     except MemoryError:
         if debug:

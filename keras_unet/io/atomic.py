@@ -177,7 +177,7 @@ def discard(temporary: Path) -> None:
     """
     if temporary.is_dir() and not temporary.is_symlink():
         shutil.rmtree(temporary, ignore_errors=True)
-    else:
+    elif os.path.lexists(temporary):  # a read-only folder refuses to unlink even what is not there
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
 

@@ -47,7 +47,8 @@ def existing_input(path: str | os.PathLike, option: str) -> Path:
 
 def refuse_overlap(output: str | os.PathLike, inputs: Mapping[str, str | os.PathLike | None],
                    option: str = "--output") -> None:
-    """Refuses an output that is, lies inside or contains any of ``inputs`` (``{option: path}``).
+    """Refuses an output that is, lies inside or contains any of ``inputs`` (``{option: path}``),
+    or that lies under a file (it could never be written).
 
     Example:
         >>> refuse_overlap("outer.zarr", {"--input": "outer.zarr/img"})
@@ -55,6 +56,12 @@ def refuse_overlap(output: str | os.PathLike, inputs: Mapping[str, str | os.Path
         ...
         keras_unet.errors.InputError: --output 'outer.zarr' contains --input 'outer.zarr/img'; ...
     """
+    for folder in Path(output).parents:  # the nearest that exists must be a folder
+        if os.path.lexists(folder):
+            if not folder.is_dir():
+                raise InputError(f"{option} {str(output)!r} lies under {str(folder)!r}, which is "
+                                 "a file, not a folder: choose another path.")
+            break
     target = Path(os.path.realpath(output))
     for name, given in inputs.items():
         if given is None:
