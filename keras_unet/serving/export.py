@@ -9,6 +9,7 @@ replaced, not even one that appears while the export runs.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -153,6 +154,10 @@ def export_for_serving(model: keras.Model, export_base, *, version: int | None =
     return final
 
 
+FAULT_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EIO)
+"""The operating-system errors a TensorFlow write reports inside its long message."""
+
+
 def _write_version(temporary: Path, final: Path, model, tiling, functions: dict,
                    max_image_pixels: int, warmup_name: str | None) -> None:
     """Writes the SavedModel, its metadata and (for model ``warmup_name``) its warmup requests
@@ -164,8 +169,10 @@ def _write_version(temporary: Path, final: Path, model, tiling, functions: dict,
     try:
         archive.write_out(str(temporary), verbose=False)
     except tf.errors.OpError as error:  # TensorFlow's own errors for a full disk and kin
-        raise FaultError(f"version {str(final)!r} could not be written: "
-                         f"{' '.join(error.message.split())[:200]}") from None
+        message = " ".join(error.message.split())
+        reason = next((os.strerror(code) for code in FAULT_ERRNOS
+                       if os.strerror(code) in message), message[-200:])  # its end says why
+        raise FaultError(f"version {str(final)!r} could not be written: {reason}.") from None
     (temporary / METADATA_FILE).parent.mkdir(exist_ok=True)
     (temporary / METADATA_FILE).write_text(json.dumps(
         export_metadata(model, tiling, max_image_pixels, list(functions)), indent=2))
