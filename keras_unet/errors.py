@@ -57,3 +57,14 @@ class FaultError(Exception):
         >>> isinstance(FaultError("out/a.png could not be written"), UserError)
         False
     """
+
+
+class DamagedFileError(FaultError):
+    """An input that starts as its format but cannot be read: a truncated copy or download, a
+    corrupt part. A fault of the file, not a mistake: exit code 1; a folder of images to predict
+    skips it and goes on.
+
+    Example:
+        >>> isinstance(DamagedFileError("'a.png' is damaged"), FaultError)
+        True
+    """

@@ -211,13 +211,18 @@ def _tiff_claiming(path: Path, height: int, width: int, compression: int = 1) ->
 @pytest.mark.parametrize("compression", [1, 8], ids=["raw", "deflate"])
 def test_a_tiff_claiming_more_than_it_holds_is_refused_before_any_allocation(
         tmp_path, model_file, compression):
-    assert _tiff_claiming(tmp_path / "bomb.tif", 100000, 100000, compression) < 200
-    result = _unet("predict", "--model", model_file, "--input", tmp_path / "bomb.tif",
-                   "--output", tmp_path / "out")
-    assert result.returncode == 1  # an image that cannot be read is skipped, the run fails
+    (tmp_path / "in").mkdir()
+    assert _tiff_claiming(tmp_path / "in" / "bomb.tif", 100000, 100000, compression) < 200
+    result = _unet("predict", "--model", model_file, "--input", tmp_path / "in" / "bomb.tif",
+                   "--output", tmp_path / "out")  # the one image: one line, exit 2
+    assert "bomb.tif' claims 100000 x 100000 pixels" in _one_line(result, 2)
+    assert not (tmp_path / "out").exists()
+    result = _unet("predict", "--model", model_file, "--input", tmp_path / "in", "--output",
+                   tmp_path / "out")  # in a folder: skipped, and the run fails at the end
+    assert result.returncode == 1
     [skipped] = [line for line in result.stderr.splitlines() if "skipped" in line]
     assert "claims 100000 x 100000 pixels" in skipped and "bomb.tif" in skipped
-    assert "Traceback" not in result.stderr and not list((tmp_path / "out").glob("*.tif"))
+    assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("tile, message", [
@@ -310,6 +315,19 @@ def test_smaller_refusals_come_before_any_work(tmp_path, model_file, images):
                                                     tmp_path / "afile" / "x"), 2)
         assert f"{option} '{tmp_path / 'afile' / 'x'}' lies under '{tmp_path / 'afile'}', " \
                "which is a file, not a folder" in line, line
+
+
+def test_a_damaged_image_is_a_fault_and_skipped_in_a_folder(tmp_path, model_file, images):
+    data = (images / "a.png").read_bytes()
+    (images / "a.png").write_bytes(data[:len(data) // 2])  # a copy that stopped halfway
+    result = _unet("predict", "--model", model_file, "--input", images / "a.png", "--output",
+                   tmp_path / "out")
+    assert "a.png' is damaged (truncated or corrupt" in _one_line(result, 1)
+    assert not (tmp_path / "out").exists()
+    result = _unet("predict", "--model", model_file, "--input", images, "--output",
+                   tmp_path / "out")
+    assert result.returncode == 1 and "skipped" in result.stderr and "is damaged" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b.png"]
 
 
 def test_a_read_only_folder_is_a_fault_naming_the_output(tmp_path, model_file, images):

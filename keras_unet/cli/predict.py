@@ -45,7 +45,7 @@ from keras_unet.cli.arguments import (
     check_volume_arguments,
     print_notes,
 )
-from keras_unet.errors import InputError, NotAFolderError, OutputExistsError
+from keras_unet.errors import DamagedFileError, InputError, NotAFolderError, OutputExistsError
 from keras_unet.io.paths import IMAGE_SUFFIXES, TIFF_SUFFIXES, existing_input, refuse_overlap
 from keras_unet.io.zarr_images import is_zarr_path
 
@@ -256,14 +256,16 @@ def run(args: argparse.Namespace) -> int:
     cells = cell_settings(args, network.cells)
     if (args.instances or args.overlays) and (network.layout is None or network.layout.cells):
         print(f"unet predict: cells: {cells.describe()}")
-    args.output.mkdir(parents=True, exist_ok=True)
+    one_file = args.input.is_file()  # its failure is the command's: one line, its exit code
     failed = 0
     for image, plan in zip(images, plans):
         try:
             _predict_one(network, image, plan, cells, args)
         except OutputExistsError:  # another run wrote it meanwhile: stop, leave it as it is
             raise
-        except (ValueError, OSError) as error:  # this image cannot be read or predicted
+        except (ValueError, OSError, DamagedFileError) as error:  # unreadable, unpredictable
+            if one_file:
+                raise
             failed += 1
             print(f"unet predict: skipped {str(image)!r}: {error}", file=sys.stderr)
             continue
@@ -346,6 +348,7 @@ def _predict_one(network, image_path: Path, plan: dict, cells, args: argparse.Na
             and image.shape[0] * image.shape[1] >= STREAM_PIXELS):
         from keras_unet.inference.streaming import predict_tiff
 
+        plan["mask"].parent.mkdir(parents=True, exist_ok=True)
         predict_tiff(network.tiles, image_path, plan["mask"], tile_size=args.tile_size,
                      batch_size=args.batch_size, tta=args.tta,
                      probabilities_path=plan.get("probabilities"), overwrite=args.overwrite)
@@ -363,6 +366,7 @@ def _predict_one(network, image_path: Path, plan: dict, cells, args: argparse.Na
         layout.require_cells(str(args.model))
     if layout.cells and ("instances" in plan or "overlay" in plan):
         labels = instance_labels(probabilities, **cells.options)
+    plan["mask"].parent.mkdir(parents=True, exist_ok=True)  # once there is something to write
     write_class_mask(plan["mask"], classes, layout, overwrite=args.overwrite)
     if "probabilities" in plan:
         write_probabilities(plan["probabilities"], probabilities, overwrite=args.overwrite)
@@ -394,6 +398,7 @@ def _predict_volume(network, image_path: Path, plan: dict, cells, args: argparse
     if network.tiles is not None and voxels >= STREAM_PIXELS:  # larger than memory: in boxes
         from keras_unet.inference.streaming import predict_tiff_stack
 
+        plan["mask"].parent.mkdir(parents=True, exist_ok=True)
         predict_tiff_stack(network.tiles, image_path, plan["mask"], tile_size=args.tile_size,
                            batch_size=args.batch_size, tta=args.tta,
                            probabilities_path=plan.get("probabilities"),
@@ -414,6 +419,7 @@ def _predict_volume(network, image_path: Path, plan: dict, cells, args: argparse
     if "instances" in plan:
         layout.require_cells(str(args.model))
         labels = instance_labels(probabilities, **cells.options, spacing=spacing)
+    plan["mask"].parent.mkdir(parents=True, exist_ok=True)
     write_class_mask(plan["mask"], classes, layout, overwrite=args.overwrite, spacing=spacing)
     if "probabilities" in plan:
         write_probabilities(plan["probabilities"], probabilities, overwrite=args.overwrite,

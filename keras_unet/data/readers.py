@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,7 @@ import tifffile
 
 from keras_unet.class_layout import LABEL_MODES, UNLABELLED, ClassLayout
 from keras_unet.data.samples import Sample
-from keras_unet.errors import InputError, InputNotFoundError
+from keras_unet.errors import DamagedFileError, InputError, InputNotFoundError
 from keras_unet.io.paths import IMAGE_SUFFIXES, MASK_SUFFIXES, TIFF_SUFFIXES
 from keras_unet.io.tiff import check_pixels, is_stack, max_image_pixels, read_tiff, read_volume
 
@@ -331,6 +332,21 @@ def _sample(image: np.ndarray, mask: np.ndarray, image_path: str, mask_path: str
     return Sample(image, labels, image_path)
 
 
+IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+",
+                    b"\xff\xd8\xff", b"BM")
+"""How PNG, TIFF (and BigTIFF), JPEG and BMP files begin."""
+
+
+def _starts_as_an_image(path: Path) -> bool:
+    """Whether a file begins as an image of a format we read: if it then cannot be decoded, it
+    was damaged (truncated, corrupt), not a wrong file."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(8).startswith(IMAGE_SIGNATURES)
+    except OSError:
+        return False
+
+
 def read_image(path: str | os.PathLike, *, labels: bool = False) -> np.ndarray:
     """One image file as (H, W) or (H, W, C): TIFF with tifffile, other formats with Pillow.
 
@@ -340,6 +356,7 @@ def read_image(path: str | os.PathLike, *, labels: bool = False) -> np.ndarray:
 
     Raises:
         ValueError: naming the file, if it cannot be read as an image.
+        keras_unet.errors.DamagedFileError: if it begins as an image but cannot be decoded.
 
     Example:
         >>> import tempfile
@@ -356,7 +373,10 @@ def read_image(path: str | os.PathLike, *, labels: bool = False) -> np.ndarray:
         from PIL import Image
 
         Image.MAX_IMAGE_PIXELS = max_image_pixels()  # Pillow's own bomb check agrees with ours
-        with Image.open(path) as image:  # reads the header only
+        with warnings.catch_warnings():  # check_pixels says it in one line
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened = Image.open(path)  # reads the header only
+        with opened as image:
             check_pixels(path, image.height, image.width)
             if not labels and image.mode in ("P", "PA", "RGBA", "LA", "CMYK"):
                 image = image.convert("L" if image.mode == "LA" else "RGB")
@@ -368,6 +388,13 @@ def read_image(path: str | os.PathLike, *, labels: bool = False) -> np.ndarray:
     except (NameError, ImportError, AssertionError):  # a bug of ours keeps its traceback
         raise
     except Exception as error:  # Pillow and tifffile raise many types for a broken file
+        if type(error).__name__ == "DecompressionBombError":  # over twice our limit
+            raise InputError(f"{str(path)!r} claims more pixels than the {max_image_pixels()} "
+                             "that are read into memory (UNET_MAX_IMAGE_PIXELS): "
+                             f"{error}") from None
+        if _starts_as_an_image(path):
+            raise DamagedFileError(f"{str(path)!r} is damaged (truncated or corrupt: "
+                                   f"{type(error).__name__}: {error}); copy it again.") from None
         raise InputError(f"cannot read {str(path)!r} as an image ({type(error).__name__}: "
                          f"{error}).") from None
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_unet.class_layout import ClassLayout
-from keras_unet.errors import FaultError, InputError
+from keras_unet.errors import DamagedFileError, InputError
 from keras_unet.inference.network import ModelGeometry, model_geometry
 from keras_unet.instances.settings import CellSettings, recorded_settings
 from keras_unet.io.paths import existing_input
@@ -223,8 +223,8 @@ def _damaged_zip(path: Path, option: str) -> None:
     else:
         why = None if bad is None else f"its member {bad!r} is corrupt"
     if why is not None:
-        raise FaultError(f"{option} {str(path)!r} is a damaged zip archive (truncated or corrupt: "
-                         f"{why}); copy or save it again.")
+        raise DamagedFileError(f"{option} {str(path)!r} is a damaged zip archive (truncated or "
+                               f"corrupt: {why}); copy or save it again.")
 
 
 def _keras(path: Path, option: str) -> Network:

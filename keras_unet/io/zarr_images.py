@@ -29,7 +29,7 @@ import numpy as np
 import zarr
 
 from keras_unet.class_layout import ClassLayout
-from keras_unet.errors import FaultError, InputError, OutputExistsError
+from keras_unet.errors import DamagedFileError, InputError, OutputExistsError
 from keras_unet.io.atomic import discard, publish, remove_leftovers, temporary_path
 from keras_unet.io.paths import existing_input, refuse_overlap
 
@@ -97,7 +97,7 @@ class PlaneView:
         try:
             pixels = np.asarray(self.array[self._key(key)])
         except Exception as error:  # zarr and its codecs raise many types for a corrupt chunk
-            raise FaultError(f"{self.name}: a chunk could not be read "
+            raise DamagedFileError(f"{self.name}: a chunk could not be read "
                              f"({type(error).__name__}: {' '.join(str(error).split())[:160]})."
                              ) from None
         return np.transpose(pixels, self._order)
@@ -206,8 +206,8 @@ def _refuse_damaged_metadata(path: Path, name: str) -> None:
         try:
             json.loads((path / file).read_bytes())
         except (ValueError, OSError) as error:
-            raise FaultError(f"{name} {str(path)!r}: its {file} is damaged ({type(error).__name__}"
-                             "); copy the store again.") from None
+            raise DamagedFileError(f"{name} {str(path)!r}: its {file} is damaged "
+                                   f"({type(error).__name__}); copy the store again.") from None
 
 
 def _open_ome(path: Path):

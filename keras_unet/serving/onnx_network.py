@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 
-from keras_unet.errors import FaultError, InputError, InputNotFoundError
+from keras_unet.errors import DamagedFileError, InputError, InputNotFoundError
 from keras_unet.inference.network import ModelGeometry
 
 GEOMETRY_KEY = "keras_unet.geometry"
@@ -58,7 +58,8 @@ class OnnxNetwork:
         Raises:
             FileNotFoundError: if ``path`` does not exist.
             ValueError: if it is not an ONNX model or has no keras_unet geometry.
-            keras_unet.errors.FaultError: if it is an ONNX file that cannot be read (truncated).
+            keras_unet.errors.DamagedFileError: if it is an ONNX file that cannot be read
+                (truncated).
 
         Example:
             >>> OnnxNetwork.from_file("no-such-model.onnx")
@@ -76,7 +77,7 @@ class OnnxNetwork:
             with open(path, "rb") as file:  # an ONNX file starts with its ir_version, 0x08
                 onnx_start = file.read(1) == b"\x08"
             if onnx_start and type(error).__name__ == "InvalidProtobuf":  # truncated, corrupt
-                raise FaultError(f"{option} {str(path)!r} cannot be read as an ONNX file "
+                raise DamagedFileError(f"{option} {str(path)!r} cannot be read as an ONNX file "
                                  "(truncated or corrupt); copy or export it again.") from None
             raise InputError(f"{option} {str(path)!r} cannot be loaded by onnxruntime "
                              f"({type(error).__name__}).") from None
