@@ -306,6 +306,12 @@ def test_smaller_refusals_come_before_any_work(tmp_path, model_file, images):
         "export", "--format", "bioimageio", "--model", model_file, "--out", tmp_path / "zoo"), 2)
     assert (tmp_path / "old.onnx").read_bytes() == b"kept"
     assert sorted(p.name for p in (tmp_path / "served").iterdir()) == ["1"]
+    for extra, message in [(["--model", tmp_path / "gone.keras"], "gone.keras' does not exist"),
+                           (["--model", model_file, "--tile-size", "0"], "--tile-size must be"),
+                           (["--model", model_file, "--batch-size", "-1"], "--batch-size must")]:
+        for command in (["predict", "--input", images, "--output", tmp_path / "o"],
+                        ["evaluate", "--data", images]):
+            assert message in _one_line(_refused_before_tensorflow(*command, *extra), 2)
     (tmp_path / "afile").write_text("a file, not a folder")
     for command, option in [("predict", "--output"), ("evaluate", "--report"),
                             ("export", "--out")]:

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from keras_unet.errors import InputError
+from keras_unet.io.paths import existing_input
 from keras_unet.instances.settings import METHODS, MIN_SIZE, CellSettings
 
 
@@ -114,6 +115,23 @@ def check_instance_arguments(args: argparse.Namespace) -> None:
     """
     if args.min_size is not None and args.min_size < 0:
         raise InputError(f"--min-size must be >= 0 (pixels), got {args.min_size}.")
+
+
+def check_model_arguments(args: argparse.Namespace) -> None:
+    """Refuses a ``--model`` that is not there and a ``--tile-size`` or ``--batch-size`` under 1
+    before TensorFlow starts (what the model takes is checked once it is loaded).
+
+    Example:
+        >>> check_model_arguments(argparse.Namespace(model=Path("."), tile_size=0, batch_size=4))
+        Traceback (most recent call last):
+        ...
+        keras_unet.errors.InputError: --tile-size must be a positive number of pixels, got 0.
+    """
+    existing_input(args.model, "--model")
+    if args.tile_size is not None and args.tile_size < 1:
+        raise InputError(f"--tile-size must be a positive number of pixels, got {args.tile_size}.")
+    if args.batch_size < 1:
+        raise InputError(f"--batch-size must be a positive integer, got {args.batch_size}.")
 
 
 def cell_settings(args: argparse.Namespace, carried: CellSettings) -> CellSettings:

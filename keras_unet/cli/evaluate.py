@@ -39,6 +39,7 @@ from keras_unet.cli.arguments import (
     add_model_arguments,
     cell_settings,
     check_instance_arguments,
+    check_model_arguments,
     check_volume_arguments,
     print_notes,
 )
@@ -96,7 +97,7 @@ def prepare(args: argparse.Namespace) -> None:
 
     check_instance_arguments(args)
     existing_input(args.data, "--data")
-    existing_input(args.model, "--model")
+    check_model_arguments(args)
     refuse_overlap(args.report, {"--data": args.data, "--model": args.model}, "--report")
     report_paths(args.report, overwrite=args.overwrite)
 

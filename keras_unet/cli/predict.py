@@ -42,6 +42,7 @@ from keras_unet.cli.arguments import (
     add_model_arguments,
     cell_settings,
     check_instance_arguments,
+    check_model_arguments,
     check_volume_arguments,
     print_notes,
 )
@@ -99,6 +100,7 @@ def prepare(args: argparse.Namespace) -> None:
         keras_unet.errors.InputNotFoundError: --input 'no-such' does not exist.
     """
     check_instance_arguments(args)  # a bad --min-size is refused before the model loads
+    check_model_arguments(args)
     if is_zarr_path(args.input):  # a zarr / OME-Zarr store: block-wise into an OME-Zarr store
         from keras_unet.io.zarr_images import check_output
 
