@@ -93,11 +93,11 @@ def prepare(args: argparse.Namespace) -> None:
     Example:
         >>> parser = argparse.ArgumentParser()
         >>> _ = add_parser(parser.add_subparsers())
-        >>> prepare(parser.parse_args(["predict", "--model", "m.keras", "--input", "no-such",
+        >>> prepare(parser.parse_args(["predict", "--model", "no-such.keras", "--input", "a.png",
         ...                            "--output", "out"]))
         Traceback (most recent call last):
         ...
-        keras_unet.errors.InputNotFoundError: --input 'no-such' does not exist.
+        keras_unet.errors.InputNotFoundError: --model 'no-such.keras' does not exist.
     """
     check_instance_arguments(args)  # a bad --min-size is refused before the model loads
     check_model_arguments(args)
