@@ -82,7 +82,8 @@ def test_existing_instance_files_are_refused_before_the_model_loads(tmp_path, im
     out = tmp_path / "out"
     out.mkdir()
     (out / "b_instances.tif").write_bytes(b"keep me")
-    assert _predict(tmp_path / "no-such-model.keras", images, out) == 2
+    (tmp_path / "never-loaded.keras").write_text("the outputs are refused before it loads")
+    assert _predict(tmp_path / "never-loaded.keras", images, out) == 2
     err = capsys.readouterr().err
     assert "b_instances.tif" in err and "--overwrite" in err and len(err.splitlines()) == 1
     assert (out / "b_instances.tif").read_bytes() == b"keep me"
