@@ -120,7 +120,10 @@ def _package_folder(tmp_path):
 
 REFUSALS = [  # (options after --model, what the one-line error says)
     (["--format", "onnx", "--out", "{tmp}/unet.zip"], "must end in .onnx"),
-    (["--format", "onnx", "--out", "{tmp}/exists.onnx"], "already exists; pass --overwrite"),
+    (["--format", "onnx", "--out", "{tmp}/exists.onnx"], "already exists; pass --overwrite to "
+     "replace it."),
+    (["--out", "{tmp}/base", "--version", "0"], "--version must be a positive integer, got 0."),
+    (["--out", "{tmp}/base", "--max-image-pixels", "0"], "--max-image-pixels must be a positive"),
     (["--format", "onnx", "--out", "{tmp}/u.onnx", "--opset", "99"], "--opset 99 cannot be"),
     (["--format", "onnx", "--out", "{tmp}/u.onnx", "--version", "2"],
      "--version does not apply to --format onnx"),

@@ -44,6 +44,20 @@ def help_text(docstring: str) -> tuple[str, str]:
     return description, epilog
 
 
+def as_option(message: str, given: dict) -> str:
+    """A config error about a value given on the command line, naming the option as typed.
+
+    Example:
+        >>> as_option("time_limit must be a number, got 'abc'.", {"time_limit": "abc"})
+        "--time-limit must be a number, got 'abc'."
+        >>> as_option("tile_size: input size 125 does not fit", {"tile_size": 125})
+        '--tile-size: input size 125 does not fit'
+    """
+    name = next((name for name in given if message.startswith(f"{name} ")
+                 or message.startswith(f"{name}:")), None)
+    return message if name is None else "--" + name.replace("_", "-") + message[len(name):]
+
+
 def prepare_once(args: argparse.Namespace) -> None:
     """Runs the subcommand's ``prepare(args)`` unless it already ran: :func:`main` runs it before
     TensorFlow starts, and a subcommand's ``run`` called on its own runs it first.

@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from keras_unet.cli import help_text, prepare_once
+from keras_unet.cli import as_option, help_text, prepare_once
 from keras_unet.errors import InputError, InputNotFoundError
 from keras_unet.io.atomic import refuse_existing
 from keras_unet.io.paths import existing_input, refuse_overlap
@@ -130,7 +130,11 @@ def prepare(args: argparse.Namespace) -> None:
             raise InputError(f"--out {str(args.out)!r} ends in {suffix}, but --format is "
                              f"savedmodel (the default: a folder of versions); pass --format "
                              f"{other}.")
-        check_export_target(args.out, args.version, _max_image_pixels(args))
+        try:
+            check_export_target(args.out, args.version, _max_image_pixels(args))
+        except InputError as error:
+            given = {"version": args.version, "max_image_pixels": args.max_image_pixels}
+            raise type(error)(as_option(str(error), given)) from None
     elif args.format == "onnx":
         if args.out.suffix.lower() != ".onnx":
             raise InputError(f"--out {str(args.out)!r} must end in .onnx for --format onnx.")

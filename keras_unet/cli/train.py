@@ -23,7 +23,7 @@ import argparse
 import shlex
 import sys
 
-from keras_unet.cli import help_text, prepare_once
+from keras_unet.cli import as_option, help_text, prepare_once
 from keras_unet.errors import InputError
 from keras_unet.training.config import TrainConfig
 
@@ -133,7 +133,7 @@ def resolved_config(args: argparse.Namespace) -> TrainConfig:
     try:
         config = config.replace(**given)
     except ValueError as error:
-        raise InputError(f"command line: {_as_option(str(error), given)}") from None
+        raise InputError(f"command line: {as_option(str(error), given)}") from None
     return config.with_demo_budget(cluster_from_env().num_tasks)
 
 
@@ -188,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"unet train: {error}", file=sys.stderr)
         return 1
     except InputError as error:  # a value checked against the data (a volume's tile depth)
-        message = _as_option(str(error), overrides(args))
+        message = as_option(str(error), overrides(args))
         if message == str(error):
             raise
         raise InputError(message) from None
@@ -240,20 +240,6 @@ def run(args: argparse.Namespace) -> int:
           f"{shlex.quote(str(result.validation))} --report "
           f"{shlex.quote(str(result.run.path / 'evaluation'))}{_label_options(result.config)}")
     return 0
-
-
-def _as_option(message: str, given: dict) -> str:
-    """A config error about a value given on the command line, naming the option as typed.
-
-    Example:
-        >>> _as_option("time_limit must be a number, got 'abc'.", {"time_limit": "abc"})
-        "--time-limit must be a number, got 'abc'."
-        >>> _as_option("tile_size: input size 125 does not fit", {"tile_size": 125})
-        '--tile-size: input size 125 does not fit'
-    """
-    name = next((name for name in given if message.startswith(f"{name} ")
-                 or message.startswith(f"{name}:")), None)
-    return message if name is None else "--" + name.replace("_", "-") + message[len(name):]
 
 
 def _label_options(config: TrainConfig) -> str:

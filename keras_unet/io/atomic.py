@@ -223,8 +223,9 @@ def refuse_existing(final: Path, *, overwrite: bool = False, option: str = "path
     if folder and final.exists() and not final.is_dir():
         raise NotAFolderError(f"{option} {str(final)!r} is a file; expected a folder.")
     if os.path.lexists(final) and not overwrite:
-        raise OutputExistsError(f"{option} {str(final)!r} already exists; pass --overwrite "
-                                "(overwrite=True) to replace it.")
+        how = "--overwrite" if option.startswith("--") else "--overwrite (overwrite=True)"
+        raise OutputExistsError(f"{option} {str(final)!r} already exists; pass {how} to replace "
+                                "it.")
 
 
 def _rename_no_replace(source: Path, target: Path) -> None:
