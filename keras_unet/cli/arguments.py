@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from keras_unet.errors import InputError
-from keras_unet.io.paths import existing_input
 from keras_unet.instances.settings import METHODS, MIN_SIZE, CellSettings
+from keras_unet.io.paths import existing_input
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:

@@ -228,7 +228,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
                              f"are unreadable ({reason}); delete that folder to start the run "
                              "over from its first epoch.") from None
 
-    def _save_model(self):
+    def _save_model(self):  # Keras's, through the one writer: temporary name, then rename
         weights, metadata = Path(self._weights_path), Path(self._training_metadata_path)
         weights.parent.mkdir(parents=True, exist_ok=True)
         if self.double_checkpoint:  # the previous complete copies become the .bkp ones
