@@ -112,7 +112,7 @@ def test_bioimageio_core_runs_each_weight_format_on_the_test_tensors(package,
 
 @pytest.mark.parametrize("info, match", [
     (PackageInfo(name="my/unet"), "--name 'my/unet': .*is not restricted to"),
-    (PackageInfo(name="unet"), "--name 'unet': .*at least 5"),
+    (PackageInfo(name="unet"), "--name 'unet': must have at least 5 characters, not 4$"),
     (PackageInfo(license="MITT"), "--license 'MITT': Input should be"),
     (PackageInfo(authors=("a/b",)), "--author 'a/b'"),
     (PackageInfo(authors=()), "--author: give at least one author name"),

@@ -115,6 +115,12 @@ def test_a_scheduler_that_does_not_answer_fails_within_seconds_naming_it():
     assert time.monotonic() - start < 10
 
 
+def test_what_is_not_an_address_is_named_as_a_mistake():
+    with pytest.raises(ValueError, match="^--scheduler 'notanaddress' is not a scheduler address "
+                                         r"\(.*\); give one like tcp://host:8786\.$"):
+        connect("notanaddress", timeout=2)
+
+
 def test_a_missing_model_file_is_named(source):
     with pytest.raises(FileNotFoundError, match="no-such.keras"):
         predict_dask("no-such.keras", source)

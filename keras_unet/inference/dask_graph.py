@@ -206,6 +206,7 @@ def connect(address: str, timeout: float = CONNECT_TIMEOUT):
     Raises:
         SchedulerUnreachableError: if nothing answers at ``address`` within ``timeout``
             seconds, naming it.
+        ValueError: if ``address`` is not an address at all (``--scheduler notanaddress``).
 
     Example:
         >>> connect("tcp://127.0.0.1:9", timeout=1)
@@ -217,6 +218,9 @@ def connect(address: str, timeout: float = CONNECT_TIMEOUT):
 
     try:
         return Client(address, timeout=timeout)
+    except ValueError as error:  # distributed could not parse it: nothing was asked
+        raise InputError(f"--scheduler {address!r} is not a scheduler address ({error}); give "
+                         "one like tcp://host:8786.") from None
     except Exception as error:  # refused, timed out, or something else answered
         reason = " ".join(str(error).split())[:200] or type(error).__name__
         raise SchedulerUnreachableError(f"--scheduler {address!r} did not answer as a dask "

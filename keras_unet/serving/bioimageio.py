@@ -109,7 +109,12 @@ def _check(option: str, value, annotation, wrap=lambda value: value) -> None:
     try:
         pydantic.TypeAdapter(annotation).validate_python(wrap(value))
     except pydantic.ValidationError as error:
-        message = error.errors()[0]["msg"]
+        [first, *_] = error.errors()
+        message, context = first["msg"], first.get("ctx", {})
+        if first["type"] in ("too_short", "too_long") and isinstance(value, str):  # not "items"
+            bound = ("at least", context["min_length"]) if first["type"] == "too_short" \
+                else ("at most", context["max_length"])
+            message = f"must have {bound[0]} {bound[1]} characters, not {len(value)}"
         if len(message) > 160:
             message = message[:160] + "... (see https://spdx.org/licenses/)"
         raise InputError(f"{option} {value!r}: {message}") from None
