@@ -224,9 +224,11 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
             super().on_train_begin(logs)
         except (OSError, ValueError) as error:  # h5py and Keras raise both for a broken file
             reason = " ".join(str(error).split())[:160]
-            raise FaultError(f"{self.backup_dir!r}: both weight backups of the interrupted run "
-                             f"are unreadable ({reason}); delete that folder to start the run "
-                             "over from its first epoch.") from None
+            copies = ("both weight backups of the interrupted run are" if
+                      os.path.exists(self._prev_weights_path) else
+                      "the weight backup of the interrupted run is")
+            raise FaultError(f"{self.backup_dir!r}: {copies} unreadable ({reason}); delete that "
+                             "folder to start the run over from its first epoch.") from None
 
     def _save_model(self):  # Keras's, through the one writer: temporary name, then rename
         weights, metadata = Path(self._weights_path), Path(self._training_metadata_path)
