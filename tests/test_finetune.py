@@ -167,3 +167,20 @@ def test_a_tile_too_small_for_the_models_depth_is_refused_and_one_that_fits_it_i
     config = inherited_config(TrainConfig(data="d", init="m.keras", tile_size=60), shallow)
     check_tile_size(config.for_images())
     assert config.for_images().tile_size == 60
+
+
+def test_a_sketch_of_a_few_classes_fine_tunes_a_model_of_more_from_napari(tmp_path):
+    """Partial labels of classes 0 and 1 (painted 1 and 2) on a 4-class model: the unlabelled
+    pixels' value must lie outside all 4 classes, not only the painted ones."""
+    from keras_unet.napari.jobs import finetune
+    from keras_unet.napari.layer_data import BACKGROUND, TrainingPair
+
+    build_unet((None, None, 1), 4, filters=4, depth=2, labels="semantic").save(
+        tmp_path / "tissue.keras")
+    [cells] = synthetic_cells(1, size=96)
+    sketch = np.zeros((96, 96), np.int32)
+    sketch[:20] = BACKGROUND          # class 0
+    sketch[40:60, 40:60] = BACKGROUND + 1  # class 1
+    tuned = finetune([TrainingPair(cells.image, sketch, False, True, "a / sketch")],
+                     tmp_path / "tissue.keras", steps=2)
+    assert tuned.model.is_file() and tuned.steps == 2

@@ -238,7 +238,7 @@ def test_bad_input_is_one_notification_as_the_command_says_it_and_changes_nothin
     Image.fromarray(rgb).save(tmp_path / "rgb.png")
     command = _unet("predict", "--model", models["cells"], "--input", tmp_path / "rgb.png",
                     "--output", tmp_path / "out")
-    refused = command.stderr.splitlines()[0].split(": ", 2)[2]  # unet predict: skipped '...':
+    refused = command.stderr.splitlines()[0].split(": ", 2)[2]  # unet predict: error: ...
     viewer.add_image(rgb, name="photo", rgb=True)
     viewer.add_labels(np.zeros((30, 30), np.int32), name="sketch")
     before, seen = _state(viewer), len(notification_manager.records)

@@ -407,7 +407,9 @@ def finetune(pairs: Sequence, model: str | Path, *, steps: int = STEPS,
     if not samples:
         raise InputError("the training set has no annotated plane.")
     unlabelled = any((sample.labels == UNLABELLED).any() for sample in samples)
-    ignore = int(max(sample.labels.max() for sample in samples)) + 1 if unlabelled else None
+    classes = trained.layout.num_classes if semantic else 0  # ids 0..K-1 are classes
+    ignore = (max(int(max(sample.labels.max() for sample in samples)) + 1, classes)
+              if unlabelled else None)
     new_model, run_folder = finetune_paths(model, folder)
     shape = {key: trained.arguments[key]
              for key in ("filters", "depth", "padding", "batch_norm", "dropout")}
