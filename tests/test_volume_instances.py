@@ -120,3 +120,28 @@ def test_evaluating_volumes_scores_every_measure_defined_in_3d(nuclei):
     assert rand_error(nuclei, np.where(nuclei > 0, 1, 0)) > 0.5  # all merged
     error, _ = rand_error_thresholds(nuclei, (nuclei > 0).astype(float))
     assert error == 0.0
+
+
+def test_the_napari_segment_job_takes_a_stack_layer_as_volumes_as_unet_predict_does(tmp_path):
+    from types import SimpleNamespace
+
+    from keras_unet import build_unet
+    from keras_unet.inference import load_network
+    from keras_unet.napari.jobs import segment
+    from keras_unet.napari.layer_data import image_input
+
+    build_unet((None, None, None, 1), 2, filters=4, depth=2).save(tmp_path / "vol.keras")
+    volumes = np.stack([sample.image for sample in synthetic_volumes(2, size=24, seed=3)])
+    layer = SimpleNamespace(name="stacks", data=volumes, multiscale=False, rgb=False,
+                            scale=(1.0,) * 4, translate=(0.0,) * 4)  # time, z, y, x
+    found = segment(tmp_path / "vol.keras", image_input(layer), foreground=True)
+    network = load_network(tmp_path / "vol.keras")
+    for index, volume in enumerate(volumes):  # what unet predict --instances makes of each
+        expected = instance_labels(network.predict(volume), **network.cells.options)
+        np.testing.assert_array_equal(found.labels[index], expected)
+    assert found.kind == "cells" and found.foreground.shape == volumes.shape
+    flat = SimpleNamespace(name="plane", data=volumes[0, 0], multiscale=False, rgb=False,
+                           scale=(1.0, 1.0), translate=(0.0, 0.0))
+    with pytest.raises(ValueError, match=r"^image 'plane' has shape \(24, 24\), but --model "
+                                         ".* is a 3D U-Net: it takes a stack of planes"):
+        segment(tmp_path / "vol.keras", image_input(flat))

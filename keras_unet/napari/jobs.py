@@ -170,6 +170,7 @@ class ModelInfo:
             foreign SavedModel, which does not say.
         cells: the cell settings it carries (:class:`keras_unet.instances.settings.CellSettings`).
         notes: one-line notes to show (what a foreign SavedModel is assumed to do).
+        ndim: 3 for a 3D U-Net, which segments a stack layer as volumes.
     """
 
     path: Path
@@ -177,12 +178,14 @@ class ModelInfo:
     layout: Any
     cells: Any
     notes: tuple[str, ...]
+    ndim: int = 2
 
     def describe(self) -> str:
         """One line: the file, its kind, classes and cell settings."""
         if self.layout is None:
             return f"{self.path.name}: a {self.kind} that does not name its classes"
-        what = (f"{self.path.name}: {self.kind}, {self.layout.num_classes} "
+        what = (f"{self.path.name}: {self.kind}{', 3D U-Net' if self.ndim == 3 else ''}, "
+                f"{self.layout.num_classes} "
                 f"{self.layout.labels} classes ({', '.join(self.layout.class_names)})")
         return what + (f"; cells {self.cells.describe()}" if self.layout.cells else "")
 
@@ -200,7 +203,8 @@ def describe_model(path: str | Path, report: Report = _quiet,
         'unet.keras: keras, 3 instances classes (background, cell, border); cells method auto, min_size 10 (from the defaults)'
     """  # noqa: E501
     network = open_model(path)
-    return ModelInfo(network.path, network.kind, network.layout, network.cells, network.notes)
+    return ModelInfo(network.path, network.kind, network.layout, network.cells, network.notes,
+                     network.ndim)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -253,10 +257,16 @@ def segment(model: str | Path, image, *, tta: bool = False, cells=None,
         >>> found = segment(path, image_input(layer), foreground=True)
         >>> found.kind, found.labels.shape, found.foreground.shape
         ('cells', (2, 30, 40), (2, 30, 40))
+
+    A 3D U-Net takes the layer's last three axes as a volume (z, y, x), as ``unet predict``
+    takes a TIFF stack.
     """
     from keras_unet.class_layout import ClassLayout, predicted_classes
 
     network = open_model(model)
+    if network.ndim == 3:
+        return _segment_volumes(network, image, tta=tta, cells=cells, foreground=foreground,
+                                report=report, cancel=cancel)
     if image.lazy and network.tiles is None:
         raise InputError(f"--model {str(network.path)!r} is a SavedModel; a lazy or multiscale "
                          "layer is predicted block by block and needs the .keras, .onnx or "
@@ -282,6 +292,48 @@ def segment(model: str | Path, image, *, tta: bool = False, cells=None,
         if fg is not None:
             fg[index] = 1.0 - probabilities[..., 0]
     report(Progress(total, total, f"segmented {image.name!r}"))
+    return Segmentation(labels, "cells" if layout.cells else "classes", layout.class_names, fg,
+                        cells if layout.cells else None)
+
+
+def _segment_volumes(network, image, *, tta: bool, cells, foreground: bool, report: Report,
+                     cancel: threading.Event | None) -> Segmentation:
+    """A 3D U-Net's cells (or classes) of every volume of a stack layer: its last three axes
+    are z, y, x, as ``unet predict`` takes a TIFF stack; distances in the layer's scale where it
+    is set, else the model's voxel size."""
+    from keras_unet.class_layout import predicted_classes
+    from keras_unet.instances.labels import instance_labels
+
+    if image.rgb or len(image.labels_shape) < 3:
+        raise InputError(f"image {image.name!r} has shape {image.labels_shape}, but --model "
+                         f"{str(network.path)!r} is a 3D U-Net: it takes a stack of planes "
+                         "(z, y, x).")
+    if image.lazy:
+        raise InputError(f"image {image.name!r} is lazy or multiscale; a 3D U-Net predicts it "
+                         "box by box with unet predict --input STORE.ome.zarr --instances.")
+    scale = image.scale[-3:]
+    spacing = scale if any(s != 1.0 for s in scale) else (
+        network.geometry.spacing if network.geometry is not None else None)
+    cells, layout = network.cells if cells is None else cells, network.layout
+    outer = image.labels_shape[:-3]
+    volumes = int(np.prod(outer, dtype=np.int64))
+    labels = fg = None
+    for count, index in enumerate(np.ndindex(*outer)):
+        where = f"volume {count + 1} of {volumes} of " if outer else ""
+        check_cancelled(cancel)
+        report(Progress(2 * count, 2 * volumes, f"predicting {where}{image.name!r}"))
+        probabilities = network.predict(np.asarray(image.data[index]), tta=tta)
+        check_cancelled(cancel)
+        report(Progress(2 * count + 1, 2 * volumes, f"cells of {where}{image.name!r}"))
+        found = (instance_labels(probabilities, **cells.options, spacing=spacing)
+                 if layout.cells else predicted_classes(probabilities))
+        if labels is None:
+            labels = np.zeros(image.labels_shape, found.dtype)
+            fg = np.zeros(image.labels_shape, np.float32) if foreground else None
+        labels[index] = found
+        if fg is not None:
+            fg[index] = 1.0 - probabilities[..., 0]
+    report(Progress(2 * volumes, 2 * volumes, f"segmented {image.name!r}"))
     return Segmentation(labels, "cells" if layout.cells else "classes", layout.class_names, fg,
                         cells if layout.cells else None)
 
