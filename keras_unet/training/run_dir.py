@@ -194,6 +194,7 @@ def _check_given_run_dir(path: Path, config: TrainConfig, overwrite: bool,
     aside = path.with_name(f"{path.name}.replaced-{now.strftime('%Y%m%d-%H%M%S')}")
     if not overwrite:
         raise OutputExistsError(f"run dir {str(path)!r} {problem}; choose another --run-dir, or "
-                                f"pass --overwrite to move it aside to {str(aside)!r}.")
+                                f"pass --overwrite (train's overwrite=True) to move it aside "
+                                f"to {str(aside)!r}.")
     os.rename(path, aside)
     return False, aside
