@@ -5,6 +5,7 @@ import signal
 import socket
 import time
 
+import dask
 import dask.array as da
 import keras
 import numpy as np
@@ -116,9 +117,11 @@ def test_a_scheduler_that_does_not_answer_fails_within_seconds_naming_it():
 
 
 def test_what_is_not_an_address_is_named_as_a_mistake():
+    before = dask.config.get("scheduler", None)
     with pytest.raises(ValueError, match="^--scheduler 'notanaddress' is not a scheduler address "
                                          r"\(.*\); give one like tcp://host:8786\.$"):
         connect("notanaddress", timeout=2)
+    assert dask.config.get("scheduler", None) == before  # later computations run as before
 
 
 def test_a_missing_model_file_is_named(source):

@@ -12,6 +12,7 @@ dies, so no chunk is ever half written.
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 from pathlib import Path
@@ -216,9 +217,12 @@ def connect(address: str, timeout: float = CONNECT_TIMEOUT):
     """
     from distributed import Client
 
+    before = copy.deepcopy(dask.config.config)
     try:
         return Client(address, timeout=timeout)
     except ValueError as error:  # distributed could not parse it: nothing was asked
+        dask.config.config.clear()  # a Client that failed this early left itself the scheduler
+        dask.config.config.update(before)
         raise InputError(f"--scheduler {address!r} is not a scheduler address ({error}); give "
                          "one like tcp://host:8786.") from None
     except Exception as error:  # refused, timed out, or something else answered
