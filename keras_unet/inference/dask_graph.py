@@ -12,7 +12,6 @@ dies, so no chunk is ever half written.
 
 from __future__ import annotations
 
-import copy
 import functools
 import os
 from pathlib import Path
@@ -216,15 +215,16 @@ def connect(address: str, timeout: float = CONNECT_TIMEOUT):
         keras_unet.errors.SchedulerUnreachableError: --scheduler 'tcp://127.0.0.1:9' ...
     """
     from distributed import Client
+    from distributed.comm.addressing import get_address_host_port
 
-    before = copy.deepcopy(dask.config.config)
+    if address.partition("://")[0] in ("tcp", "tls", address):  # a host:port address: parse
+        try:  # it first, as a Client that fails to would stay dask's scheduler once collected
+            get_address_host_port(address)
+        except ValueError as error:
+            raise InputError(f"--scheduler {address!r} is not a scheduler address ({error}); "
+                             "give one like tcp://host:8786.") from None
     try:
         return Client(address, timeout=timeout)
-    except ValueError as error:  # distributed could not parse it: nothing was asked
-        dask.config.config.clear()  # a Client that failed this early left itself the scheduler
-        dask.config.config.update(before)
-        raise InputError(f"--scheduler {address!r} is not a scheduler address ({error}); give "
-                         "one like tcp://host:8786.") from None
     except Exception as error:  # refused, timed out, or something else answered
         reason = " ".join(str(error).split())[:200] or type(error).__name__
         raise SchedulerUnreachableError(f"--scheduler {address!r} did not answer as a dask "
