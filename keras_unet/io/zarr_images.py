@@ -98,8 +98,8 @@ class PlaneView:
             pixels = np.asarray(self.array[self._key(key)])
         except Exception as error:  # zarr and its codecs raise many types for a corrupt chunk
             raise DamagedFileError(f"{self.name}: a chunk could not be read "
-                             f"({type(error).__name__}: {' '.join(str(error).split())[:160]})."
-                             ) from None
+                                   f"({type(error).__name__}: "
+                                   f"{' '.join(str(error).split())[:160]}).") from None
         return np.transpose(pixels, self._order)
 
     def __setitem__(self, key, value) -> None:
@@ -338,11 +338,12 @@ class PredictionStore:
             axes = [{"name": a, "type": self.types.get(a, "space"),
                      **({"unit": self.image.units[a]} if a in self.image.units else {})}
                     for a in names]
-            shift = ([{"type": "translation", "translation": [
-                self.image.translation.get(a, 0.0) for a in names]}]
+            size = {a: 1.0 if a == "c" else self.image.scale.get(a, 1.0) for a in names}
+            shift = ([{"type": "translation", "translation": [  # c: the classes, not the input's
+                0.0 if a == "c" else self.image.translation.get(a, 0.0) for a in names]}]
                 if self.image.translation else [])  # kept by every other pixel from pixel 0
             datasets = [{"path": str(level), "coordinateTransformations": [
-                {"type": "scale", "scale": [self.image.scale.get(a, 1.0) * step
+                {"type": "scale", "scale": [size[a] * step
                                             for a, step in zip(names, steps_of_level)]},
                 *shift]} for level, steps_of_level in enumerate(steps)]
             write_multiscales_metadata(group, datasets, axes=axes, name=key)
