@@ -480,7 +480,8 @@ def _samples_and_kind(config: TrainConfig) -> tuple[TrainConfig, list, VolumeLay
 
     Raises:
         ValueError: if ``ndim`` was given and the data are of the other kind, naming ``data``;
-            if a 2D tile does not suit the network (:func:`check_tile_size`).
+            if a 2D tile does not suit the network (:func:`check_tile_size`), or the network
+            does not fit this machine's memory (:func:`check_training_memory`).
     """
     if config.ndim == 3:
         config = config.for_volumes()
