@@ -6,6 +6,7 @@ A full disk is a per-process file-size limit (``RLIMIT_FSIZE``, so writes fail w
 they would with ENOSPC) and, where the tests run as root, a real 1 MiB tmpfs.
 """
 
+import contextlib
 import os
 import resource
 import shutil
@@ -48,6 +49,21 @@ def _refused_before_tensorflow(*args):
                             text=True, timeout=300)
     assert result.stdout.splitlines()[-1] == "imported tensorflow: False", result.stdout
     return result
+
+
+@contextlib.contextmanager
+def _tmpfs(folder: Path, options: str):
+    """A real tmpfs mounted at ``folder`` (``size=1m``, ``size=1m,ro``) while the block runs;
+    the test is skipped where mounting is not allowed."""
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
+                             capture_output=True, text=True)
+    if mounted.returncode:
+        pytest.skip(f"no tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
 
 
 def _one_line(result, code):
@@ -116,20 +132,12 @@ def test_a_full_disk_keeps_the_old_report_until_the_new_one_is_whole(tmp_path, m
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
 def test_a_really_full_disk_is_a_fault_in_one_line(tmp_path, model_file, images):
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)],
-                             capture_output=True, text=True)
-    if mounted.returncode:
-        pytest.skip(f"no tmpfs here: {mounted.stderr.strip()}")
-    try:
+    with _tmpfs(tmp_path / "disk", "size=1m") as disk:
         (disk / "filler").write_bytes(b"\0" * (1024 * 1024 - 16 * 1024))
         result = _unet("export", "--model", model_file, "--out", disk / "models",
                        "--no-warmup")
         assert _one_line(result, 1).endswith("could not be written: No space left on device.")
         assert not (disk / "models" / "1").exists() and _leftovers(disk) == []
-    finally:
-        subprocess.run(["umount", str(disk)], check=False)
 
 
 def test_full_disks_during_exports_are_faults(tmp_path, model_file):
@@ -340,19 +348,11 @@ def test_a_damaged_image_is_a_fault_and_skipped_in_a_folder(tmp_path, model_file
 
 
 def test_a_read_only_folder_is_a_fault_naming_the_output(tmp_path, model_file, images):
-    disk = tmp_path / "read-only"
-    disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(disk)],
-                             capture_output=True, text=True)
-    if mounted.returncode:
-        pytest.skip(f"no tmpfs here: {mounted.stderr.strip()}")
-    try:
+    with _tmpfs(tmp_path / "read-only", "size=1m,ro") as disk:
         result = _unet("predict", "--model", model_file, "--input", images / "a.png",
                        "--output", disk)
         assert _one_line(result, 1).endswith(f"output '{disk / 'a.png'}' could not be written: "
                                              "Read-only file system.")
-    finally:
-        subprocess.run(["umount", str(disk)], check=False)
 
 
 def test_a_foreign_savedmodel_of_rank_one_is_refused(tmp_path, images):

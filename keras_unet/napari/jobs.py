@@ -264,27 +264,33 @@ def segment(model: str | Path, image, *, tta: bool = False, cells=None,
     from keras_unet.class_layout import ClassLayout, predicted_classes
 
     network = open_model(model)
-    if network.ndim == 3:
-        return _segment_volumes(network, image, tta=tta, cells=cells, foreground=foreground,
-                                report=report, cancel=cancel)
-    if image.lazy and network.tiles is None:
-        raise InputError(f"--model {str(network.path)!r} is a SavedModel; a lazy or multiscale "
-                         "layer is predicted block by block and needs the .keras, .onnx or "
-                         "bioimage.io model.")
     cells = network.cells if cells is None else cells
-    planes = int(np.prod(image.stack_shape, dtype=np.int64))
-    total, labels, fg, layout = 2 * planes, None, None, network.layout
-    for count, (index, plane) in enumerate(image.planes()):
-        where = f"plane {count + 1} of {planes} of " if image.stack_shape else ""
+    if network.ndim == 3:
+        unit, outer, parts, predict, to_cells = _volume_job(network, image, tta, cells)
+    else:
+        if image.lazy and network.tiles is None:
+            raise InputError(f"--model {str(network.path)!r} is a SavedModel; a lazy or "
+                             "multiscale layer is predicted block by block and needs the "
+                             ".keras, .onnx or bioimage.io model.")
+        unit, outer, parts = "plane", image.stack_shape, image.planes()
+
+        def predict(plane):
+            return _probabilities(network, image, plane, tta)
+
+        def to_cells(probabilities):
+            return _cells(probabilities, cells, image.lazy)
+    count_of = int(np.prod(outer, dtype=np.int64))
+    total, labels, fg, layout = 2 * count_of, None, None, network.layout
+    for count, (index, part) in enumerate(parts):
+        where = f"{unit} {count + 1} of {count_of} of " if outer else ""
         check_cancelled(cancel)
         report(Progress(2 * count, total, f"predicting {where}{image.name!r}"))
-        probabilities = _probabilities(network, image, plane, tta)
+        probabilities = predict(part)
         layout = layout or ClassLayout.of(probabilities.shape[-1])  # a foreign SavedModel
         check_cancelled(cancel)
         report(Progress(2 * count + 1, total, f"{'cells' if layout.cells else 'classes'} of "
                                               f"{where}{image.name!r}"))
-        found = _cells(probabilities, cells, image.lazy) if layout.cells else \
-            predicted_classes(probabilities)
+        found = to_cells(probabilities) if layout.cells else predicted_classes(probabilities)
         if labels is None:
             labels = np.zeros(image.labels_shape, found.dtype)
             fg = np.zeros(image.labels_shape, np.float32) if foreground else None
@@ -296,12 +302,10 @@ def segment(model: str | Path, image, *, tta: bool = False, cells=None,
                         cells if layout.cells else None)
 
 
-def _segment_volumes(network, image, *, tta: bool, cells, foreground: bool, report: Report,
-                     cancel: threading.Event | None) -> Segmentation:
-    """A 3D U-Net's cells (or classes) of every volume of a stack layer: its last three axes
-    are z, y, x, as ``unet predict`` takes a TIFF stack; distances in the layer's scale where it
-    is set, else the model's voxel size."""
-    from keras_unet.class_layout import predicted_classes
+def _volume_job(network, image, tta: bool, cells) -> tuple:
+    """How a 3D U-Net segments a stack layer: its last three axes are a volume (z, y, x), as
+    ``unet predict`` takes a TIFF stack, with distances in the layer's scale where it is set,
+    else the model's voxel size. ``(unit, outer axes, (index, volume) parts, predict, cells)``."""
     from keras_unet.instances.labels import instance_labels
 
     if image.rgb or len(image.labels_shape) < 3:
@@ -314,28 +318,12 @@ def _segment_volumes(network, image, *, tta: bool, cells, foreground: bool, repo
     scale = image.scale[-3:]
     spacing = scale if any(s != 1.0 for s in scale) else (
         network.geometry.spacing if network.geometry is not None else None)
-    cells, layout = network.cells if cells is None else cells, network.layout
     outer = image.labels_shape[:-3]
-    volumes = int(np.prod(outer, dtype=np.int64))
-    labels = fg = None
-    for count, index in enumerate(np.ndindex(*outer)):
-        where = f"volume {count + 1} of {volumes} of " if outer else ""
-        check_cancelled(cancel)
-        report(Progress(2 * count, 2 * volumes, f"predicting {where}{image.name!r}"))
-        probabilities = network.predict(np.asarray(image.data[index]), tta=tta)
-        check_cancelled(cancel)
-        report(Progress(2 * count + 1, 2 * volumes, f"cells of {where}{image.name!r}"))
-        found = (instance_labels(probabilities, **cells.options, spacing=spacing)
-                 if layout.cells else predicted_classes(probabilities))
-        if labels is None:
-            labels = np.zeros(image.labels_shape, found.dtype)
-            fg = np.zeros(image.labels_shape, np.float32) if foreground else None
-        labels[index] = found
-        if fg is not None:
-            fg[index] = 1.0 - probabilities[..., 0]
-    report(Progress(2 * volumes, 2 * volumes, f"segmented {image.name!r}"))
-    return Segmentation(labels, "cells" if layout.cells else "classes", layout.class_names, fg,
-                        cells if layout.cells else None)
+    parts = ((index, image.data[index]) for index in np.ndindex(*outer))
+    return ("volume", outer, parts,
+            lambda volume: network.predict(np.asarray(volume), tta=tta),
+            lambda probabilities: instance_labels(probabilities, **cells.options,
+                                                  spacing=spacing))
 
 
 def _probabilities(network, image, plane, tta: bool) -> np.ndarray:
