@@ -101,6 +101,11 @@ def test_predict_writes_palette_masks_and_evaluate_names_the_classes(tmp_path, c
                  str(tmp_path / "r2")]) == 2
     assert "--class-names gives 2 names (a, b) but the model has 4 classes" in \
         capsys.readouterr().err
+    Image.fromarray(np.full((64, 64), 5, np.uint8)).save(tmp_path / "d" / "masks" / "0.png")
+    assert main(["evaluate", "--model", str(tmp_path / "m.keras"), "--data", str(tmp_path / "d"),
+                 "--labels", "semantic", "--report", str(tmp_path / "r3")]) == 2
+    err = capsys.readouterr().err  # evaluate has no --num-classes to raise: the model sets it
+    assert "holds class id 5 but num_classes is 4" in err and "use more classes" in err
 
 
 @pytest.mark.parametrize("num_classes", [2, 3])

@@ -269,8 +269,8 @@ def semantic_labels(mask: np.ndarray, path: str, *, num_classes: int | None = No
             labelled = mask[~unlabelled]
         if labelled.size and labelled.max() >= num_classes:
             raise InputError(f"mask {path!r} holds class id {labelled.max()} but num_classes is "
-                             f"{num_classes} (ids 0..{num_classes - 1}); raise num_classes or "
-                             "set ignore_label for that value.")
+                             f"{num_classes} (ids 0..{num_classes - 1}); mark that value "
+                             "unlabelled (ignore_label) or use more classes.")
     result = mask.astype(np.int32)
     result[unlabelled] = UNLABELLED
     return result
