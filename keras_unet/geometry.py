@@ -26,6 +26,10 @@ from keras_unet.errors import InputError
 
 PADDINGS = ("valid", "same")
 
+PREDICTION_BATCH = 4
+"""Tiles per model call when predicting (every entry point's ``batch_size``, ``--batch-size``);
+the tiling plan takes fewer where large tiles would pass its memory budget."""
+
 ANISOTROPY = 2.0
 """An axis whose voxel spacing is this many times the finest axis's (or more) is not pooled and
 is convolved with kernels of 1 until pooling the other axes has made its spacing comparable

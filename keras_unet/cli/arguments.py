@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from keras_unet.errors import InputError
+from keras_unet.geometry import PREDICTION_BATCH
 from keras_unet.instances.settings import METHODS, MIN_SIZE, CellSettings
 from keras_unet.io.paths import existing_input
 
@@ -33,7 +34,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tile-size", type=int, default=None,
                         help="model input tile size (.keras and .onnx models; default: chosen\n"
                              "per image)")
-    parser.add_argument("--batch-size", type=int, default=4,
+    parser.add_argument("--batch-size", type=int, default=PREDICTION_BATCH,
                         help="tiles per model call (default: %(default)s)")
     add_volume_arguments(parser)
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from keras_unet.class_layout import ClassLayout, default_class_names
 from keras_unet.errors import InputError
+from keras_unet.geometry import PREDICTION_BATCH
 from keras_unet.evaluation.label_images import without_unlabelled
 from keras_unet.evaluation.matching import matching_dataset
 from keras_unet.evaluation.pixel import class_counts
@@ -113,7 +114,7 @@ def evaluate_probabilities(predict_probabilities: Callable[[np.ndarray], np.ndar
     return _evaluate(samples, predict)
 
 
-def evaluate_model(model, samples: Sequence, *, tile_size=None, batch_size: int = 4,
+def evaluate_model(model, samples: Sequence, *, tile_size=None, batch_size: int = PREDICTION_BATCH,
                    tta: bool = False) -> EvaluationReport:
     """Scores a model on samples: its probabilities, then :func:`evaluate_probabilities` (cells
     from the probabilities, with the settings the model carries, and the ISBI Rand ranking form).

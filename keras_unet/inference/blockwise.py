@@ -21,6 +21,7 @@ import numpy as np
 
 from keras_unet.class_layout import predicted_classes
 from keras_unet.errors import InputError
+from keras_unet.geometry import PREDICTION_BATCH
 from keras_unet.inference.blocks import Window, block_shape, block_windows, default_block_size
 from keras_unet.inference.network import model_geometry
 from keras_unet.normalization import image_moments, normalize_image
@@ -131,7 +132,8 @@ def read_box(array, indices, mean: float, std: float) -> np.ndarray:
 
 
 def predict_block(model: keras.Model, array, window: Window, mean: float, std: float, *,
-                  tile_size=None, batch_size: int = 4, tta: bool = False) -> np.ndarray:
+                  tile_size=None, batch_size: int = PREDICTION_BATCH,
+                  tta: bool = False) -> np.ndarray:
     """Probabilities ``(height, width, K)`` of one output block of an array-like image.
 
     The block's window of :func:`keras_unet.predict_tiled` of the whole image, normalised with
@@ -154,7 +156,7 @@ def predict_block(model: keras.Model, array, window: Window, mean: float, std: f
 
 
 def predict_array(model: keras.Model, array, *, output=None, classes=None, block_size=None,
-                  tile_size=None, batch_size: int = 4, tta: bool = False,
+                  tile_size=None, batch_size: int = PREDICTION_BATCH, tta: bool = False,
                   name: str = "array"):
     """Class probabilities of an array-like image of any size, block by block.
 

@@ -21,6 +21,7 @@ import dask.array as da
 import numpy as np
 
 from keras_unet.errors import InputError, InputNotFoundError, SchedulerUnreachableError
+from keras_unet.geometry import PREDICTION_BATCH
 
 CONNECT_TIMEOUT = 5.0
 """Seconds to wait for a scheduler address to answer before giving up."""
@@ -118,7 +119,8 @@ def _predict_box_task(model_path: str, box: np.ndarray, origin: tuple[int, ...],
 
 
 def predict_dask(model_path: str | os.PathLike, array, *, block_size=None, tile_size=None,
-                 batch_size: int = 4, tta: bool = False, name: str = "array") -> da.Array:
+                 batch_size: int = PREDICTION_BATCH, tta: bool = False,
+                 name: str = "array") -> da.Array:
     """The block-wise prediction of an array-like image as a lazy ``dask.array`` (H, W, K)
     (a 3D U-Net's of a volume: (D, H, W, K), one task per box).
 

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_unet.errors import InputError
+from keras_unet.geometry import PREDICTION_BATCH
 from keras_unet.inference.mirror import mirror
 from keras_unet.inference.network import ModelGeometry, TileNetwork, tile_predictor
 from keras_unet.inference.plan import AxisPlan, AxisTiling, concrete_plan, plan_axis, tilings
@@ -32,7 +33,7 @@ Reader = Callable[..., np.ndarray]
 
 def iter_window_rows(network: keras.Model | TileNetwork, read: Reader,
                      image_shape: tuple[int, ...], window: tuple[int, ...], *,
-                     tile_size=None, batch_size: int = 4,
+                     tile_size=None, batch_size: int = PREDICTION_BATCH,
                      tta: bool = False) -> Iterator[tuple[int, np.ndarray]]:
     """Yields ``(first_row, probabilities)`` row blocks of a window, top to bottom.
 
@@ -102,7 +103,7 @@ def _window_axis(tiling: AxisTiling, start: int, length: int, size: int
 
 
 def read_span(geom: ModelGeometry, window: tuple[int, ...], image_shape: tuple[int, ...],
-              tile_size=None, batch_size: int = 4) -> tuple[tuple[int, int], ...]:
+              tile_size=None, batch_size: int = PREDICTION_BATCH) -> tuple[tuple[int, int], ...]:
     """The rows and columns ``[start, stop)`` of the image that predicting ``window`` reads
     (a volume's planes, rows and columns).
 
@@ -141,7 +142,8 @@ def _band_outputs(predict_tiles, band: np.ndarray, rows: AxisPlan, inner: list[A
 
 def predict_window(network: keras.Model | TileNetwork, read: Reader,
                    image_shape: tuple[int, ...], window: tuple[int, ...], *,
-                   tile_size=None, batch_size: int = 4, tta: bool = False) -> np.ndarray:
+                   tile_size=None, batch_size: int = PREDICTION_BATCH,
+                   tta: bool = False) -> np.ndarray:
     """Class probabilities of the output window ``(top, left, height, width)`` of an image.
 
     ``read(rows, cols)`` returns the normalised float32 pixels ``(len(rows), len(cols), C)`` at

@@ -26,6 +26,7 @@ import numpy as np
 
 from keras_unet.class_layout import ClassLayout
 from keras_unet.errors import DamagedFileError, InputError
+from keras_unet.geometry import PREDICTION_BATCH
 from keras_unet.inference.network import ModelGeometry, model_geometry
 from keras_unet.instances.settings import CellSettings, recorded_settings
 from keras_unet.io.paths import existing_input
@@ -105,8 +106,8 @@ class Network:
         """Spatial axes of its input: 2 (images), or 3 for a 3D U-Net (volumes)."""
         return 2 if self.geometry is None else self.geometry.ndim
 
-    def check_options(self, *, tile_size=None, batch_size: int = 4, option: str = "--model"
-                      ) -> None:
+    def check_options(self, *, tile_size=None, batch_size: int = PREDICTION_BATCH,
+                      option: str = "--model") -> None:
         """Refuses tile and batch sizes this network cannot take, before any work.
 
         Example:
@@ -135,7 +136,7 @@ class Network:
             raise InputError(f"--tile-size {tile_size}: {message}") from None
 
     def predict(self, image, *, tta: bool = False, tile_size=None,
-                batch_size: int = 4) -> np.ndarray:
+                batch_size: int = PREDICTION_BATCH) -> np.ndarray:
         """float32 ``(H, W, K)`` class probabilities of an ``(H, W[, C])`` image of any size
         (a 3D model's ``(D, H, W, K)`` of a ``(D, H, W[, C])`` volume).
 

@@ -199,7 +199,7 @@ def tile_indices(plan: AxisPlan, start, size) -> tf.Tensor:
     return mirror(first[:, None] + tf.range(plan.tile)[None, :], size)
 
 
-def tilings(geom: ModelGeometry, tile_size=None, batch_size: int = 4,
+def tilings(geom: ModelGeometry, tile_size=None, batch_size: int = geometry.PREDICTION_BATCH,
             max_tile: int | None = None) -> tuple[AxisTiling, ...]:
     """The tiling of every axis (rows and columns; planes, rows and columns of a volume) and
     the tiles per model call, checked: ``(*axes, batch)``.
@@ -263,7 +263,7 @@ def _root(value: int, n: int) -> int:
 
 
 def plan_tiles(shape: tuple[int, ...], geom: ModelGeometry, tile_size=None,
-               batch_size: int = 4) -> tuple[AxisPlan, ...]:
+               batch_size: int = geometry.PREDICTION_BATCH) -> tuple[AxisPlan, ...]:
     """Concrete plans of an image of ``shape = (height, width)`` (a volume's ``(depth, height,
     width)``) and the batch: ``(*plans, batch)`` (see :func:`tilings`).
 

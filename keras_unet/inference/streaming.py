@@ -18,6 +18,7 @@ import numpy as np
 import tifffile
 
 from keras_unet.errors import InputError, InputNotFoundError, OutputExistsError
+from keras_unet.geometry import PREDICTION_BATCH
 from keras_unet.inference.engine import iter_window_rows
 from keras_unet.inference.network import TileNetwork, model_geometry
 from keras_unet.inference.plan import tilings
@@ -28,8 +29,9 @@ from keras_unet.normalization import image_moments, normalize_image
 
 
 def predict_tiff(model: keras.Model | TileNetwork, input_path: str | os.PathLike,
-                 output_path: str | os.PathLike, *, tile_size=None, batch_size: int = 4,
-                 tta: bool = False, probabilities_path: str | os.PathLike | None = None,
+                 output_path: str | os.PathLike, *, tile_size=None,
+                 batch_size: int = PREDICTION_BATCH, tta: bool = False,
+                 probabilities_path: str | os.PathLike | None = None,
                  overwrite: bool = False) -> Path:
     """Segments a TIFF of any size without holding more than one band of tiles in memory.
 
@@ -157,7 +159,7 @@ def _mappable(path: Path) -> bool:
 
 
 def predict_tiff_stack(network, input_path: str | os.PathLike, output_path: str | os.PathLike,
-                       *, tile_size=None, batch_size: int = 4, tta: bool = False,
+                       *, tile_size=None, batch_size: int = PREDICTION_BATCH, tta: bool = False,
                        probabilities_path: str | os.PathLike | None = None,
                        block_size=STACK_BLOCK, spacing=None, overwrite: bool = False) -> Path:
     """Segments a TIFF stack larger than memory with a 3D U-Net, box by box.

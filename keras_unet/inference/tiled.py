@@ -14,6 +14,7 @@ import keras
 import numpy as np
 
 from keras_unet.errors import InputError
+from keras_unet.geometry import PREDICTION_BATCH
 from keras_unet.inference.engine import predict_window
 from keras_unet.inference.network import TileNetwork, model_geometry
 from keras_unet.inference.plan import tilings
@@ -62,7 +63,7 @@ def _shape_message(name: str, shape: tuple, channels: int, ndim: int) -> str:
 
 
 def predict_tiled(network: keras.Model | TileNetwork, image, *, tile_size=None,
-                  batch_size: int = 4, tta: bool = False) -> np.ndarray:
+                  batch_size: int = PREDICTION_BATCH, tta: bool = False) -> np.ndarray:
     """Class probabilities of an image of any size by overlap-tile prediction.
 
     For a valid-padding model the result equals the prediction of the whole mirror-padded image

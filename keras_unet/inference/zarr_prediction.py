@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 
 from keras_unet.errors import InputError
+from keras_unet.geometry import PREDICTION_BATCH
 from keras_unet.inference.loading import Network
 from keras_unet.io.atomic import faults_named
 from keras_unet.instances.settings import CellSettings
@@ -27,7 +28,7 @@ from keras_unet.instances.settings import CellSettings
 def predict_zarr(network: Network, input_path: str | os.PathLike,
                  output_path: str | os.PathLike, *, instances: bool = False,
                  cells: CellSettings | None = None, block_size: int | None = None,
-                 tile_size=None, batch_size: int = 4, tta: bool = False,
+                 tile_size=None, batch_size: int = PREDICTION_BATCH, tta: bool = False,
                  scheduler: str | None = None, overwrite: bool = False) -> Path:
     """Predicts a zarr / OME-Zarr image into an OME-Zarr store; returns the store's path.
 
