@@ -164,6 +164,11 @@ def test_run_adds_the_cells_of_unet_predict_instances_and_a_rerun_spares_edited_
                                                                       "a foreground")]
     np.testing.assert_array_equal(again.data, expected)
 
+    segment.foreground.value = False  # the earlier foreground would not belong to these cells
+    _press(qtbot, segment.run_button, segment)
+    assert [layer.name for layer in viewer.layers] == ["a", "a cells", again.name]
+    np.testing.assert_array_equal(again.data, expected)
+
     later = make_napari_viewer()  # the next session remembers the model
     next_segment = later.window.add_plugin_dock_widget(PLUGIN, "Segment")[1]
     assert next_segment.model.value == models["cells"]

@@ -8,7 +8,8 @@ for the next session. Run segments the chosen image layer as ``unet predict --in
 adds ``<image> cells`` (a model of classes: ``<image> classes``, named by the model) and,
 optionally, ``<image> foreground``, both placed as the image (scale and translate copied). A
 second run replaces the layers it made while they hold what it wrote
-(:mod:`keras_unet.napari.own_layers`); a layer the user painted on is left as it is.
+(:mod:`keras_unet.napari.own_layers`), and removes its foreground layer when run without one; a
+layer the user painted on is left as it is.
 """
 
 from __future__ import annotations
@@ -215,6 +216,10 @@ class SegmentWidget(Container):
         if found.foreground is not None:
             self._put("foreground", image.name, found.foreground, "image", placement,
                       colormap="magma", contrast_limits=(0.0, 1.0), blending="additive")
+        else:  # an earlier run's foreground would sit beside cells it did not make
+            stale = own_layer(self._viewer.layers, "foreground", image.name)
+            if stale is not None:
+                self._viewer.layers.remove(stale)
 
     def _put(self, role: str, source: str, data, kind: str, placement: dict, **style) -> None:
         """Replaces the data of this widget's unchanged layer of ``role`` from ``source``, or
