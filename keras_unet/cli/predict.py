@@ -47,6 +47,7 @@ from keras_unet.cli.arguments import (
     print_notes,
 )
 from keras_unet.errors import DamagedFileError, InputError, NotAFolderError, OutputExistsError
+from keras_unet.inference.blocks import DEFAULT_BLOCK, DEFAULT_VOLUME_BLOCK
 from keras_unet.io.paths import IMAGE_SUFFIXES, TIFF_SUFFIXES, existing_input, refuse_overlap
 from keras_unet.io.zarr_images import is_zarr_path
 
@@ -221,7 +222,8 @@ def add_zarr_arguments(parser: argparse.ArgumentParser) -> None:
                              "(e.g. tcp://host:8786; default: in this process)")
     parser.add_argument("--block-size", type=int, default=None, metavar="PX",
                         help="zarr input: output block side, also the output's chunks\n"
-                             "(default: 2048; a 3D model's boxes: 256)")
+                             f"(default: {DEFAULT_BLOCK}; a 3D model's boxes: "
+                             f"{DEFAULT_VOLUME_BLOCK})")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -135,7 +135,7 @@ def predict_dask(model_path: str | os.PathLike, array, *, block_size=None, tile_
         model_path: a ``.keras`` file every worker can read.
         array: (H, W) or (H, W, C) zarr array, memory map, NumPy or dask array.
         block_size: output block side (int or pair); default: the array's spatial chunks,
-            else :data:`keras_unet.inference.blockwise.DEFAULT_BLOCK`. One task per block.
+            else :data:`keras_unet.inference.blocks.DEFAULT_BLOCK`. One task per block.
         tile_size, batch_size, tta: as for :func:`keras_unet.predict_tiled`.
         name: what to call the array in error messages.
 
