@@ -15,6 +15,8 @@ Example:
     True
 """
 
+import os
+
 
 class UserError(Exception):
     """A mistake in what the user gave (a file, an option, a value), fixable by the user."""
@@ -68,3 +70,16 @@ class DamagedFileError(FaultError):
         >>> isinstance(DamagedFileError("'a.png' is damaged"), FaultError)
         True
     """
+
+
+def os_error_line(error: OSError) -> str | None:
+    """How an operating-system error on a named file is said, by ``unet`` and the napari plugin
+    alike: ``'<file>': <reason>.``; None for one that names no file (a bug's: keep its traceback).
+
+    Example:
+        >>> os_error_line(PermissionError(13, "Permission denied", "out/a.png"))
+        "'out/a.png': Permission denied."
+    """
+    if error.errno is None or error.filename is None:
+        return None
+    return f"{error.filename!r}: {os.strerror(error.errno)}."

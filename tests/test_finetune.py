@@ -184,3 +184,26 @@ def test_a_sketch_of_a_few_classes_fine_tunes_a_model_of_more_from_napari(tmp_pa
     tuned = finetune([TrainingPair(cells.image, sketch, False, True, "a / sketch")],
                      tmp_path / "tissue.keras", steps=2)
     assert tuned.model.is_file() and tuned.steps == 2
+
+
+def test_napari_says_a_folder_it_cannot_write_as_unet_says_it_before_any_training(tmp_path):
+    """The Fine-tune widget's "save in" under a file is refused before any work, and an
+    operating-system error on a named file reaches the widget in ``unet``'s words."""
+    from keras_unet.napari.jobs import attempt, finetune
+    from keras_unet.napari.layer_data import TrainingPair
+
+    build_unet((None, None, 1), 2, filters=4, depth=2).save(tmp_path / "cells.keras")
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    [cells] = synthetic_cells(1, size=96)
+    pair = TrainingPair(cells.image, cells.labels, False, False, "a / a cells")
+    outcome = attempt(finetune, [pair], tmp_path / "cells.keras", steps=2,
+                      folder=tmp_path / "notes.txt")
+    assert outcome.error == (f"the fine-tuned model '{tmp_path / 'notes.txt'}/"
+                             f"cells-finetune-1.keras' lies under '{tmp_path / 'notes.txt'}', "
+                             "which is a file, not a folder: choose another path.")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cells.keras", "notes.txt"]
+
+    def unreadable():
+        raise PermissionError(13, "Permission denied", str(tmp_path / "a.png"))
+
+    assert attempt(unreadable).error == f"'{tmp_path / 'a.png'}': Permission denied."

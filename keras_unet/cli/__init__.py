@@ -24,7 +24,7 @@ import traceback
 from collections.abc import Sequence
 
 from keras_unet.cli.tensorflow_start import start_tensorflow
-from keras_unet.errors import FaultError, UserError
+from keras_unet.errors import FaultError, UserError, os_error_line
 
 SUBCOMMANDS = ("train", "predict", "evaluate", "export")
 
@@ -128,10 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:
         if debug:
             raise
-        if error.errno is None or error.filename is None:
+        line = os_error_line(error)
+        if line is None:
             return _report_bug(args.command)
-        print(f"unet {args.command}: error: {error.filename!r}: {os.strerror(error.errno)}.",
-              file=sys.stderr)
+        print(f"unet {args.command}: error: {line}", file=sys.stderr)
         return 1
     except MemoryError:
         if debug:

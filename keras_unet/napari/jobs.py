@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from keras_unet.errors import InputError, UserError
+from keras_unet.errors import InputError, UserError, os_error_line
 
 STEPS = 200
 """Training steps of a fine-tune, the widget's default: a few minutes on a laptop CPU."""
@@ -100,9 +100,10 @@ def attempt(job: Callable, *args, **kwargs) -> Outcome:
     except UserError as error:
         return Outcome(error=str(error))
     except OSError as error:
-        if error.filename is None:
+        line = os_error_line(error)
+        if line is None:
             return Outcome(failure=traceback.format_exc())
-        return Outcome(error=str(error))
+        return Outcome(error=line)
     except Exception:  # a bug: its traceback goes to the user's notification
         return Outcome(failure=traceback.format_exc())
 
@@ -432,6 +433,7 @@ def finetune(pairs: Sequence, model: str | Path, *, steps: int = STEPS,
     from keras_unet.class_layout import UNLABELLED
     from keras_unet.data.writers import save_samples
     from keras_unet.io.atomic import written_atomically
+    from keras_unet.io.paths import refuse_overlap
     from keras_unet.napari.readout import StepReadout
     from keras_unet.training import train
     from keras_unet.training.finetune import load_init_model
@@ -441,6 +443,8 @@ def finetune(pairs: Sequence, model: str | Path, *, steps: int = STEPS,
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise InputError(f"steps must be a positive integer, got {steps!r}.")
     model = model_path(model)
+    new_model, run_folder = finetune_paths(model, folder)
+    refuse_overlap(new_model, {}, option="the fine-tuned model")  # under a file: never written
     trained = load_init_model(model, "--init")  # refuses what unet train --init refuses
     semantic = trained.layout.labels == "semantic"
     samples = [sample for pair in pairs for sample in pair.samples(semantic=semantic)]
@@ -450,7 +454,6 @@ def finetune(pairs: Sequence, model: str | Path, *, steps: int = STEPS,
     classes = trained.layout.num_classes if semantic else 0  # ids 0..K-1 are classes
     ignore = (max(int(max(sample.labels.max() for sample in samples)) + 1, classes)
               if unlabelled else None)
-    new_model, run_folder = finetune_paths(model, folder)
     shape = {key: trained.arguments[key]
              for key in ("filters", "depth", "padding", "batch_norm", "dropout")}
     config = {"data": str(run_folder / "data"), "run_dir": str(run_folder / "run"),
