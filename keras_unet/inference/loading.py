@@ -310,12 +310,13 @@ def _saved_model(path: Path, option: str) -> Network:
     import tensorflow as tf
 
     from keras_unet.serving.export import read_export_metadata
+    from keras_unet.serving.signatures import DEFAULT_SIGNATURE, PROBABILITIES_OUTPUT
 
     record = read_export_metadata(path)
     notes = [] if record is not None else [FOREIGN_SAVED_MODEL.format(path=str(path))]
     try:
         loaded = tf.saved_model.load(str(path))
-        signature = loaded.signatures["serving_default"]
+        signature = loaded.signatures[DEFAULT_SIGNATURE]
     except Exception as error:  # TensorFlow raises many types for a broken SavedModel
         raise InputError(f"{option} {str(path)!r} is not a loadable SavedModel with a "
                          f"serving_default signature ({type(error).__name__}).") from None
@@ -341,8 +342,7 @@ def _saved_model(path: Path, option: str) -> Network:
         tensor = tensor[None] if spec.shape.rank == ndim + 2 else tensor
         tensor = tensor[..., 0] if spec.shape.rank == ndim else tensor
         outputs = signature(**{name: tensor})
-        result = outputs["probabilities"] if "probabilities" in outputs else next(
-            iter(outputs.values()))
+        result = outputs.get(PROBABILITIES_OUTPUT, next(iter(outputs.values())))
         result = np.asarray(result, np.float32)
         return result[0] if result.ndim == ndim + 2 else result
 

@@ -25,6 +25,7 @@ from keras_unet.inference.network import model_geometry
 from keras_unet.io.atomic import refuse_existing, written_atomically
 from keras_unet.serving.bare_network import final_activation, float32_network
 from keras_unet.serving.onnx_network import CELLS_KEY, GEOMETRY_KEY
+from keras_unet.serving.signatures import PROBABILITIES_OUTPUT
 
 DEFAULT_OPSET = 17
 """ONNX opset written by default: onnxruntime, TensorRT 8.6+ and deepImageJ's runtime read it."""
@@ -44,7 +45,7 @@ def output_name(model: keras.Model) -> str:
         >>> output_name(build_unet((None, None, 1), 2, filters=4, depth=2))
         'probabilities'
     """
-    return "probabilities" if final_activation(model) == "softmax" else "logits"
+    return PROBABILITIES_OUTPUT if final_activation(model) == "softmax" else "logits"
 
 
 def check_opset(opset: int) -> None:

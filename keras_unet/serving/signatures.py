@@ -33,6 +33,10 @@ DEFAULT_SIGNATURE = "serving_default"
 ENCODED_SIGNATURE = "encoded"
 IMAGE_INPUT = "image"
 BYTES_INPUT = "image_bytes"
+PROBABILITIES_OUTPUT = "probabilities"
+"""Every served signature's class probabilities; also the ONNX model's output name."""
+LABELS_OUTPUT = "labels"
+PNG_OUTPUT = "labels_png_bytes"
 
 
 def _check_size(height: tf.Tensor, width: tf.Tensor, max_image_pixels: int, name: str) -> list:
@@ -157,12 +161,12 @@ def serving_functions(model: keras.Model, tiling: ServingTiling,
 
     def serve(image):
         probabilities = tiled(checked_images(image, channels, max_image_pixels, ndim))
-        return {"probabilities": probabilities, "labels": class_labels(probabilities)}
+        return {PROBABILITIES_OUTPUT: probabilities, LABELS_OUTPUT: class_labels(probabilities)}
 
     def serve_encoded(image_bytes):
         probabilities = tiled(decoded_images(image_bytes, channels, max_image_pixels))
-        return {"labels_png_bytes": encode_mask_png(class_labels(probabilities), layout),
-                "probabilities": probabilities}
+        return {PNG_OUTPUT: encode_mask_png(class_labels(probabilities), layout),
+                PROBABILITIES_OUTPUT: probabilities}
 
     functions = {DEFAULT_SIGNATURE: (serve, [tf.TensorSpec(image_spec, tf.float32,
                                                            name=IMAGE_INPUT)])}
