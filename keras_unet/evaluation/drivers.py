@@ -12,7 +12,6 @@ import numpy as np
 
 from keras_unet.class_layout import ClassLayout, default_class_names
 from keras_unet.errors import InputError
-from keras_unet.geometry import PREDICTION_BATCH
 from keras_unet.evaluation.label_images import without_unlabelled
 from keras_unet.evaluation.matching import matching_dataset
 from keras_unet.evaluation.pixel import class_counts
@@ -23,6 +22,7 @@ from keras_unet.evaluation.report import (
     image_scores,
     pooled_row,
 )
+from keras_unet.geometry import PREDICTION_BATCH
 from keras_unet.instances.labels import instance_labels
 from keras_unet.instances.settings import METHODS, CellSettings
 
