@@ -74,12 +74,9 @@ def up_block(x, skip, filters: int, *, padding: str, batch_norm: bool, upsamplin
             name=f"{name}_upconv"
         )(x)
     else:
-        if volume:
-            factors = tuple(factor) if isinstance(factor, Sequence) else (factor,) * 3
-            x = LinearUpsampling(factors, name=f"{name}_upsample")(x)
-        else:
-            x = keras.layers.UpSampling2D(2, interpolation="bilinear",
-                                          name=f"{name}_upsample")(x)
+        # Keras's UpSampling2D(interpolation="bilinear") fails in a graph of free height and width
+        factors = tuple(factor) if isinstance(factor, Sequence) else (factor,) * _spatial(x)
+        x = LinearUpsampling(factors, name=f"{name}_upsample")(x)
         x = (keras.layers.Conv3D if volume else keras.layers.Conv2D)(
             filters, factor, padding="same", kernel_initializer="he_normal", name=f"{name}_upconv"
         )(x)

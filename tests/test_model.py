@@ -7,7 +7,7 @@ import pytest
 from keras_unet import build_unet, predict_tiled
 from keras_unet.class_layout import default_class_names
 from keras_unet.inference.network import ModelGeometry, model_geometry
-from keras_unet.layers import CropToMatch
+from keras_unet.layers import CropToMatch, LinearUpsampling
 from keras_unet.losses import WeightedCrossentropy
 from keras_unet.model import UNet
 
@@ -65,6 +65,23 @@ def test_same_padding_output_matches_input(upsampling):
                        upsampling=upsampling, batch_norm=True)
     assert model(np.zeros((2, 48, 64, 3), "float32")).shape == (2, 48, 64, 4)
     assert len(_layers(model, CONV_TYPES)) == 2 * 2 + 2 + 2 * 3 + 1  # depth 2: 13 convs
+
+
+def test_a_bilinear_network_of_free_size_trains_and_predicts_at_every_size():
+    """Keras's UpSampling2D(interpolation="bilinear") fails in a graph of unknown height and
+    width (predict_tiled's compiled forward pass, fit's second tile size); the network's own
+    up-sampling gives what it gives where it works."""
+    model = build_unet((None, None, 1), 2, filters=4, depth=2, upsampling="bilinear")
+    assert predict_tiled(model, np.zeros((37, 53), "uint8")).shape == (37, 53, 2)
+    model.compile("adam", WeightedCrossentropy())
+    for size in (44, 48):
+        images = np.random.default_rng(size).random((2, size, size, 1)).astype("float32")
+        out = model.compute_output_shape(images.shape)[1]
+        model.fit(images, np.ones((2, out, out), "int32"), verbose=0)
+    x = np.random.default_rng(0).random((1, 6, 7, 3)).astype("float32")
+    np.testing.assert_allclose(
+        LinearUpsampling((2, 2))(x), keras.layers.UpSampling2D(2, interpolation="bilinear")(x),
+        atol=1e-6)
 
 
 def test_dynamic_spatial_dims_follow_geometry():
