@@ -17,6 +17,7 @@ from keras import ops
 
 from keras_unet.errors import InputError
 from keras_unet.layers import crop_to_match
+from keras_unet.scalars import python_int
 
 
 @keras.saving.register_keras_serializable(package="keras_unet")
@@ -53,6 +54,7 @@ class IoU(keras.metrics.IoU):
         ignore_class: int | None = None,
         dtype: str = "int64",
     ):
+        num_classes = python_int(num_classes)
         if not isinstance(num_classes, int) or num_classes < 2:
             raise InputError(
                 f"num_classes must be an integer >= 2, got {num_classes!r}: the metrics take the "

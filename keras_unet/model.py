@@ -10,6 +10,7 @@ and kernels chosen from the spacing (:func:`keras_unet.geometry.anisotropic_pool
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import keras
@@ -18,6 +19,7 @@ from keras_unet import geometry
 from keras_unet.class_layout import ClassLayout
 from keras_unet.errors import InputError
 from keras_unet.layers import CropToMatch, LinearUpsampling
+from keras_unet.scalars import python_int
 
 UPSAMPLINGS = ("transpose", "bilinear")
 FINAL_ACTIVATIONS = ("softmax", None)
@@ -114,10 +116,14 @@ class UNet(keras.Model):
                  pooling: Sequence[Sequence[int]] | None = None,
                  kernel_sizes: Sequence[Sequence[int]] | None = None, name: str = "unet",
                  **kwargs):
+        if isinstance(input_shape, Sequence) and not isinstance(input_shape, str):
+            input_shape = tuple(python_int(size) for size in input_shape)
+        num_classes, filters, depth = (python_int(v) for v in (num_classes, filters, depth))
         sizes, channels = _validate(
             input_shape, num_classes, filters, depth, padding, dropout, upsampling,
             final_activation
         )
+        dropout = float(dropout)
         spacing, pooling, kernel_sizes = _layout(len(sizes), depth, spacing, pooling,
                                                  kernel_sizes)
         _validate_sizes(sizes, depth, padding, pooling, kernel_sizes)
@@ -370,8 +376,8 @@ def _validate(input_shape, num_classes, filters, depth, padding, dropout, upsamp
             f"num_classes must be an integer >= 2 (background + foreground), got {num_classes!r}: "
             "a two-class softmax is the sigmoid's equivalent; use num_classes=2."
         )
-    if not 0.0 <= dropout < 1.0:
-        raise InputError(f"dropout must be in [0, 1), got {dropout!r}.")
+    if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
+        raise InputError(f"dropout must be a number in [0, 1), got {dropout!r}.")
     for axis, size in zip(AXIS_NAMES[-len(sizes):], sizes):
         if size is not None and not isinstance(size, int):
             raise InputError(f"input_shape {axis} must be an integer or None, got {size!r}.")

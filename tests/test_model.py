@@ -117,7 +117,7 @@ def test_outputs_are_float32_under_mixed_precision(policy):
         (((None, None, 1), 2), {"upsampling": "nearest"}, "upsampling must be one of"),
         (((None, None, 1), 2), {"final_activation": "relu"}, "final_activation must be"),
         (((None, None, 1), 2), {"final_activation": "sigmoid"}, "exclusive classes"),
-        (((None, None, 1), 2), {"dropout": 1.5}, r"dropout must be in \[0, 1\)"),
+        (((None, None, 1), 2), {"dropout": 1.5}, r"dropout must be a number in \[0, 1\)"),
         (((100, 100, 1), 2), {"padding": "same"}, "not divisible by 2\\*\\*depth = 16"),
     ],
 )
@@ -173,3 +173,30 @@ def test_geometry_of_a_model_saved_before_arguments_were_recorded():
     probabilities = predict_tiled(legacy, image, tile_size=48)
     assert probabilities.shape == (37, 53, 2)
     np.testing.assert_allclose(probabilities, predict_tiled(legacy, image), atol=1e-4)
+
+
+def test_numpy_integers_are_the_ints_they_hold_and_other_types_are_named(tmp_path):
+    """``num_classes = masks.max() + 1`` is a NumPy integer: the model, the metrics, the dataset
+    and the tiling take it (and the saved config holds plain ints); a float tile or a missing
+    dropout is refused by name."""
+    from keras_unet.data import make_dataset, synthetic_cells
+    from keras_unet.metrics import IoU
+
+    model = build_unet((np.int64(92), np.int64(92), 1), np.int64(3), filters=np.int32(4),
+                       depth=np.int64(2), dropout=np.float32(0.25))
+    config = model.get_config()
+    assert (type(config["num_classes"]), type(config["dropout"])) == (int, float)
+    assert config["input_shape"] == [92, 92, 1] and type(config["input_shape"][0]) is int
+    model.save(tmp_path / "m.keras")
+    assert keras.models.load_model(tmp_path / "m.keras").layout.num_classes == 3
+    assert IoU(np.int64(3)).num_classes == 3
+    tiles = make_dataset(synthetic_cells(2, size=64), tile_size=np.int64(44),
+                         batch_size=np.int64(2), depth=np.int64(2), seed=np.int64(1))
+    assert next(iter(tiles))[0].shape == (2, 44, 44, 1)
+    free = build_unet((None, None, 1), 2, filters=4, depth=2)
+    assert predict_tiled(free, np.zeros((37, 53)), tile_size=np.int64(64),
+                         batch_size=np.int64(2)).shape == (37, 53, 2)
+    with pytest.raises(ValueError, match=r"tile_size must be a positive int .* got 64\.0"):
+        predict_tiled(free, np.zeros((37, 53)), tile_size=64.0)
+    with pytest.raises(ValueError, match=r"dropout must be a number in \[0, 1\), got None"):
+        build_unet((None, None, 1), 2, dropout=None)

@@ -51,6 +51,7 @@ from keras_unet.class_layout import LABEL_MODES, NUM_CLASSES, UNLABELLED
 from keras_unet.data.samples import Sample
 from keras_unet.errors import InputError
 from keras_unet.normalization import normalize_image
+from keras_unet.scalars import python_int
 from keras_unet.weight_maps import class_labels, class_weight_map, weight_map
 
 MAX_PIXELS = 2**31 - 1
@@ -536,6 +537,10 @@ def make_dataset(samples: Sequence[Sample], *, tile_size: int | Sequence[int], b
         [(2, 44, 44, 44, 1), (2, 4, 4, 4), (2, 4, 4, 4)]
     """
     channels, ndim = _check_samples(samples)
+    batch_size, num_classes, depth, seed = (python_int(value) for value in
+                                            (batch_size, num_classes, depth, seed))
+    tile_size = (tuple(python_int(t) for t in tile_size) if isinstance(tile_size, Sequence)
+                 else python_int(tile_size))
     tile, out, context = _check_arguments(tile_size, batch_size, num_classes, depth, padding,
                                           seed, labels, ndim, pooling, kernel_sizes)
     _check_labels(samples, labels, num_classes)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -25,6 +26,7 @@ from keras_unet import geometry
 from keras_unet.errors import InputError
 from keras_unet.inference.mirror import mirror
 from keras_unet.inference.network import ModelGeometry
+from keras_unet.scalars import python_int
 
 MEMORY_BUDGET = 2 * 2**30
 """Bytes of activations one model call may use; sets the default tile size and batch."""
@@ -219,6 +221,7 @@ def tilings(geom: ModelGeometry, tile_size=None, batch_size: int = geometry.PRED
         >>> rows.tile, rows.shrink, batch
         (64, False, 4)
     """
+    batch_size = python_int(batch_size)
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise InputError(f"batch_size must be a positive integer, got {batch_size!r}.")
     if max_tile is None:
@@ -310,7 +313,8 @@ def requested_tiles(tile_size, geom: ModelGeometry) -> tuple[int | None, ...]:
     if tile_size is None:
         tiles = geom.input_size
     else:
-        tiles = ((tile_size,) * geom.ndim if isinstance(tile_size, int) else tuple(tile_size))
+        tiles = tuple(python_int(tile) for tile in (
+            tile_size if isinstance(tile_size, Sequence) else (tile_size,) * geom.ndim))
         if len(tiles) != geom.ndim or not all(isinstance(t, int) and not isinstance(t, bool)
                                               and t > 0 for t in tiles):
             shape = "(height, width) pair" if geom.ndim == 2 else "(depth, height, width) triple"
