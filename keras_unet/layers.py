@@ -69,6 +69,32 @@ def crop_to_match(tensor, reference):
     return ops.slice(tensor, start, size)
 
 
+def split_weights(sample_weight, labels) -> tuple:
+    """``sample_weight`` of unknown rank as ``(pixel map shaped as labels, per-image weights
+    (B,))``, ones where it gives none. A ``fit`` step traced again for weights of another rank
+    (maps in one call, per-image weights in the next) sees only that rank is unknown; which
+    one it is can still be told at run time: one value per image, or one per label pixel.
+
+    Example:
+        >>> import numpy as np
+        >>> labels = np.zeros((2, 3, 3), "int32")
+        >>> pixels, images = split_weights(np.array([2.0, 5.0], "float32"), labels)
+        >>> float(pixels.numpy().max()), images.numpy().tolist()
+        (1.0, [2.0, 5.0])
+        >>> pixels, images = split_weights(np.full((2, 3, 3, 1), 4.0, "float32"), labels)
+        >>> pixels.shape, float(pixels.numpy().min()), images.numpy().tolist()
+        (TensorShape([2, 3, 3]), 4.0, [1.0, 1.0])
+    """
+    labels = ops.convert_to_tensor(labels)
+    per_image_rows = ops.reshape(sample_weight, (ops.shape(labels)[0], -1))
+    ones = ops.ones_like(ops.reshape(ops.cast(labels, per_image_rows.dtype),
+                                     (ops.shape(labels)[0], -1)))
+    one_per_image = ops.equal(ops.shape(per_image_rows)[1], 1)
+    pixels = ops.where(one_per_image, ones, per_image_rows * ones)
+    images = ops.where(one_per_image, per_image_rows[:, 0], ones[:, 0])
+    return ops.reshape(pixels, ops.shape(labels)), images
+
+
 @keras.saving.register_keras_serializable(package="keras_unet")
 class LinearUpsampling(keras.layers.Layer):
     """Linear up-sampling by a factor of 1 or 2 per spatial axis (trilinear for volumes).

@@ -23,7 +23,7 @@ import keras
 from keras import ops
 
 from keras_unet.errors import InputError
-from keras_unet.layers import crop_to_match
+from keras_unet.layers import crop_to_match, split_weights
 
 
 def _scores(y_pred):
@@ -204,7 +204,10 @@ class _SegmentationLoss(keras.losses.Loss):
         # reduction and dtype handling remain entirely Keras's.
         if sample_weight is not None:
             sample_weight = ops.convert_to_tensor(sample_weight)
-            if len(sample_weight.shape) >= 3:
+            if sample_weight.shape.rank is None:  # a step traced again for another rank
+                pixels, sample_weight = split_weights(sample_weight, y_true)
+                y_true = (y_true, pixels)
+            elif len(sample_weight.shape) >= 3:
                 y_true, sample_weight = (y_true, sample_weight), None
             else:
                 sample_weight = ops.reshape(sample_weight, (-1,))

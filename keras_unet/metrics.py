@@ -16,7 +16,7 @@ import keras
 from keras import ops
 
 from keras_unet.errors import InputError
-from keras_unet.layers import crop_to_match
+from keras_unet.layers import crop_to_match, split_weights
 from keras_unet.scalars import python_int
 
 
@@ -74,6 +74,12 @@ class IoU(keras.metrics.IoU):
         )
 
     def update_state(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is not None:
+            sample_weight = ops.convert_to_tensor(sample_weight)
+            if sample_weight.shape.rank is None:  # a step traced again for another rank
+                pixels, images = split_weights(sample_weight, y_true)
+                sample_weight = pixels * ops.reshape(images, (-1,) + (1,) * (len(pixels.shape)
+                                                                            - 1))
         y_true = crop_to_match(y_true, y_pred)
         rank = len(y_pred.shape)  # 4 for images, 5 for volumes
         if len(y_true.shape) == rank:
@@ -81,7 +87,6 @@ class IoU(keras.metrics.IoU):
         y_true = ops.cast(y_true, "int32")
         labelled = ops.greater_equal(y_true, 0)
         if sample_weight is not None:
-            sample_weight = ops.convert_to_tensor(sample_weight)
             if len(sample_weight.shape) >= 3:
                 sample_weight = crop_to_match(sample_weight, y_pred)
                 if len(sample_weight.shape) == rank:

@@ -241,3 +241,28 @@ def test_config_round_trip_gives_the_same_loss(loss):
 def test_one_channel_predictions_are_refused(loss_class):
     with pytest.raises(ValueError, match="K >= 2 exclusive classes.*num_classes=2"):
         loss_class()(np.zeros((1, 4, 4), "int32"), np.full((1, 4, 4, 1), 0.5, "float32"))
+
+
+@pytest.mark.parametrize("weights", ["maps", "maps with a channel", "per image"])
+def test_weights_of_unknown_rank_weigh_as_weights_of_known_rank(weights):
+    """``fit`` traces its step again, with weights of unknown rank, when one model is fitted with
+    weight maps and then per-image weights (or a pipeline leaves the rank unset): the losses
+    and metrics give what they give for the same weights of known rank."""
+    from keras_unet.metrics import IoU
+
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, (2, 8, 8)).astype("int32")  # cropped to the 4x4 output
+    scores = tf.nn.softmax(rng.normal(size=(2, 4, 4, 2)).astype("float32")).numpy()
+    given = {"maps": rng.random((2, 8, 8)), "maps with a channel": rng.random((2, 8, 8, 1)),
+             "per image": rng.random(2)}[weights].astype("float32")
+    specs = [tf.TensorSpec([None] * 3, tf.int32), tf.TensorSpec([None] * 3 + [2], tf.float32),
+             tf.TensorSpec(None, tf.float32)]
+    for loss in (WeightedCrossentropy(), DiceLoss(), CrossentropyDiceLoss()):
+        unknown = tf.function(lambda y, p, w, loss=loss: loss(y, p, sample_weight=w),
+                              input_signature=specs)
+        np.testing.assert_allclose(unknown(labels, scores, given),
+                                   loss(labels, scores, sample_weight=given), rtol=1e-6)
+    known, traced = IoU(2), IoU(2)
+    known.update_state(labels, scores, sample_weight=given)
+    tf.function(traced.update_state, input_signature=specs)(labels, scores, given)
+    np.testing.assert_allclose(traced.result(), known.result(), rtol=1e-6)
