@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 
@@ -67,6 +68,28 @@ def crop_to_match(tensor, reference):
     size = [shape[0]] + [target[i] for i in range(1, spatial + 1)]
     size += [shape[i] for i in range(spatial + 1, rank)]
     return ops.slice(tensor, start, size)
+
+
+def checked_class_ids(labels, labelled, num_classes: int):
+    """``labels`` (where ``labelled``; 0 elsewhere), after checking at run time that every
+    labelled id names one of the prediction's ``num_classes`` classes: an id beyond them (a
+    0/255 mask) would otherwise be lost silently (Dice, IoU) or stop the step deep in
+    TensorFlow (cross-entropy).
+
+    Example:
+        >>> import numpy as np
+        >>> checked_class_ids(np.array([[0, 255]]), np.array([[True, True]]), 2)
+        Traceback (most recent call last):
+        ...
+        tensorflow.python.framework.errors_impl.InvalidArgumentError: labels hold a class id ...
+    """
+    labels = ops.where(labelled, labels, 0)
+    tf.debugging.assert_less(
+        labels, ops.cast(num_classes, labels.dtype),
+        message=f"labels hold a class id >= {num_classes}, but the prediction has {num_classes} "
+                f"classes (ids 0..{num_classes - 1}; negative ids are unlabelled): convert a "
+                "0/255 mask to 0/1")
+    return labels
 
 
 def split_weights(sample_weight, labels) -> tuple:

@@ -23,7 +23,7 @@ import keras
 from keras import ops
 
 from keras_unet.errors import InputError
-from keras_unet.layers import crop_to_match, split_weights
+from keras_unet.layers import checked_class_ids, crop_to_match, split_weights
 
 
 def _scores(y_pred):
@@ -54,7 +54,7 @@ def _sparse_labels(y_true, y_pred, ignore_class=None):
     labelled = ops.greater_equal(labels, 0)
     if ignore_class is not None:
         labelled = ops.logical_and(labelled, ops.not_equal(labels, int(ignore_class)))
-    return ops.where(labelled, labels, 0), labelled
+    return checked_class_ids(labels, labelled, y_pred.shape[-1]), labelled
 
 
 def weighted_crossentropy(y_true, y_pred, class_weights=None, from_logits=False,

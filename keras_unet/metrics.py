@@ -16,7 +16,7 @@ import keras
 from keras import ops
 
 from keras_unet.errors import InputError
-from keras_unet.layers import crop_to_match, split_weights
+from keras_unet.layers import checked_class_ids, crop_to_match, split_weights
 from keras_unet.scalars import python_int
 
 
@@ -74,6 +74,9 @@ class IoU(keras.metrics.IoU):
         )
 
     def update_state(self, y_true, y_pred, sample_weight=None):
+        if y_pred.shape[-1] is not None and y_pred.shape[-1] != self.num_classes:
+            raise InputError(f"{self.name} counts {self.num_classes} classes, but the prediction "
+                             f"has {y_pred.shape[-1]}: give the metric the model's num_classes.")
         if sample_weight is not None:
             sample_weight = ops.convert_to_tensor(sample_weight)
             if sample_weight.shape.rank is None:  # a step traced again for another rank
@@ -95,7 +98,7 @@ class IoU(keras.metrics.IoU):
                 sample_weight = ops.reshape(sample_weight, (-1,) + (1,) * (rank - 2))
                 sample_weight = ops.broadcast_to(sample_weight, ops.shape(y_pred)[:rank - 1])
             labelled = ops.logical_and(labelled, ops.greater(sample_weight, 0))
-        return super().update_state(ops.where(labelled, y_true, 0), y_pred,
+        return super().update_state(checked_class_ids(y_true, labelled, self.num_classes), y_pred,
                                     ops.cast(labelled, self.dtype))
 
     def get_config(self):

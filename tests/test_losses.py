@@ -266,3 +266,25 @@ def test_weights_of_unknown_rank_weigh_as_weights_of_known_rank(weights):
     known.update_state(labels, scores, sample_weight=given)
     tf.function(traced.update_state, input_signature=specs)(labels, scores, given)
     np.testing.assert_allclose(traced.result(), known.result(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("loss_class", LOSS_CLASSES)
+def test_a_class_id_beyond_the_predictions_classes_stops_the_step_by_name(loss_class):
+    """A 0/255 mask given as labels: Dice once trained on it silently (255 is no class), the
+    cross-entropy stopped deep in TensorFlow."""
+    labels = np.zeros((1, 4, 4), "int32")
+    labels[0, 1] = 255
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"labels hold a class id >= 2, but the prediction has 2 classes"):
+        loss_class()(labels, _probabilities((1, 4, 4, 2))[1])
+    labels[0, 1] = -1  # unlabelled: fine
+    assert np.isfinite(float(loss_class()(labels, _probabilities((1, 4, 4, 2))[1])))
+
+
+def test_the_metrics_refuse_class_ids_and_class_counts_they_cannot_score():
+    from keras_unet.metrics import Dice, IoU
+
+    with pytest.raises(ValueError, match="iou counts 2 classes, but the prediction has 3"):
+        IoU(2).update_state(np.zeros((1, 4, 4)), _probabilities((1, 4, 4, 3))[1])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="labels hold a class id >= 2"):
+        Dice(2).update_state(np.full((1, 4, 4), 255), _probabilities((1, 4, 4, 2))[1])
