@@ -6,6 +6,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from keras_unet.errors import InputError
+
 
 @keras.saving.register_keras_serializable(package="keras_unet")
 class CropToMatch(keras.layers.Layer):
@@ -62,6 +64,11 @@ def crop_to_match(tensor, reference):
     shape = ops.shape(tensor)
     target = ops.shape(reference)
     spatial = len(reference.shape) - 2
+    sizes, targets = tensor.shape[1:spatial + 1], reference.shape[1:spatial + 1]
+    if any(None not in (size, goal) and size < goal for size, goal in zip(sizes, targets)):
+        raise InputError(f"cannot centre-crop size {tuple(sizes)} to the larger "
+                         f"{tuple(targets)}: labels and weight maps must cover the prediction "
+                         "(a valid-padding network's are the size of its input).")
     rank = len(tensor.shape)
     start = [0] + [(shape[i] - target[i]) // 2 for i in range(1, spatial + 1)]
     start += [0] * (rank - 1 - spatial)

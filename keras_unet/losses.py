@@ -92,6 +92,9 @@ def weighted_crossentropy(y_true, y_pred, class_weights=None, from_logits=False,
     losses = keras.losses.sparse_categorical_crossentropy(labels, y_pred, from_logits=from_logits)
     losses = ops.where(labelled, losses, ops.zeros_like(losses))
     if class_weights is not None:
+        if y_pred.shape[-1] is not None and len(class_weights) != y_pred.shape[-1]:
+            raise InputError(f"class_weights gives {len(class_weights)} factors, but the "
+                             f"prediction has {y_pred.shape[-1]} classes: give one per class.")
         losses = losses * ops.take(ops.convert_to_tensor(class_weights, losses.dtype), labels)
     if pixel_weights is not None:
         pixel_weights = crop_to_match(pixel_weights, y_pred)
@@ -144,6 +147,10 @@ def soft_dice(y_true, y_pred, class_ids=None, from_logits=False, smooth=1.0,
     total = ops.sum(labels, axis=spatial) + ops.sum(y_pred, axis=spatial)
     per_class = 1.0 - (2.0 * intersection + smooth) / (total + smooth)
     if class_ids is not None:
+        if y_pred.shape[-1] is not None and not all(0 <= int(c) < y_pred.shape[-1]
+                                                    for c in class_ids):
+            raise InputError(f"class_ids {list(class_ids)} name classes the prediction does not "
+                             f"have (ids 0..{y_pred.shape[-1] - 1}).")
         per_class = ops.take(per_class, ops.convert_to_tensor(class_ids, "int32"), axis=-1)
     return ops.mean(per_class, axis=-1)
 

@@ -288,3 +288,20 @@ def test_the_metrics_refuse_class_ids_and_class_counts_they_cannot_score():
         IoU(2).update_state(np.zeros((1, 4, 4)), _probabilities((1, 4, 4, 3))[1])
     with pytest.raises(tf.errors.InvalidArgumentError, match="labels hold a class id >= 2"):
         Dice(2).update_state(np.full((1, 4, 4), 255), _probabilities((1, 4, 4, 2))[1])
+
+
+def test_labels_weights_and_class_arguments_that_do_not_fit_the_prediction_are_named():
+    from keras_unet.metrics import IoU
+
+    scores = _probabilities((1, 4, 4, 2))[1]
+    smaller = r"cannot centre-crop size \(2, 2\) to the larger \(4, 4\): labels and weight maps"
+    with pytest.raises(ValueError, match=smaller):
+        WeightedCrossentropy()(np.zeros((1, 2, 2)), scores)
+    with pytest.raises(ValueError, match=smaller):
+        WeightedCrossentropy()(np.zeros((1, 4, 4)), scores, sample_weight=np.ones((1, 2, 2)))
+    with pytest.raises(ValueError, match=smaller):
+        IoU(2).update_state(np.zeros((1, 2, 2)), scores)
+    with pytest.raises(ValueError, match="class_weights gives 1 factors, but the prediction has 2"):
+        WeightedCrossentropy(class_weights=[1.0])(np.ones((1, 4, 4)), scores)
+    with pytest.raises(ValueError, match=r"class_ids \[5\] name classes the prediction does not"):
+        DiceLoss(class_ids=[5])(np.zeros((1, 4, 4)), scores)
