@@ -95,3 +95,10 @@ def test_evaluation_and_bad_input_leave_the_unlabelled_out(tmp_path):
     blank = Sample(np.zeros((8, 8)), np.full((8, 8), -1, "int32"), "blank.png")
     with pytest.raises(ValueError, match="blank.png: every pixel is unlabelled"):
         make_dataset([blank], tile_size=44, batch_size=1, depth=2)
+    odd = Sample(np.zeros((8, 8)), np.full((8, 8), -3, "int32"), "odd.png")  # was np.bincount's
+    for labels, ids in (("instances", r"cell ids \(0: background\)"),
+                        ("semantic", "class ids 0..2")):
+        with pytest.raises(ValueError, match=f"odd.png: holds label -3; labels are {ids}, and -1 "
+                                             "marks unlabelled pixels"):
+            make_dataset([odd], tile_size=44, batch_size=1, depth=2, labels=labels,
+                         num_classes=3)

@@ -408,12 +408,18 @@ def _check_samples(samples) -> tuple[int, int]:
 
 
 def _check_labels(samples: Sequence[Sample], labels: str, num_classes: int) -> None:
-    """Every sample has a labelled pixel; semantic ids lie in 0..num_classes-1."""
+    """Every sample has a labelled pixel and no negative label but -1; semantic ids lie in
+    0..num_classes-1."""
     for sample in samples:
         values = np.asarray(sample.labels)
         if not (values != UNLABELLED).any():
             raise InputError(f"{sample.path}: every pixel is unlabelled (ignore_label); leave "
                              "the image out or annotate part of it.")
+        if values.min() < UNLABELLED:
+            ids = (f"class ids 0..{num_classes - 1}" if labels == "semantic"
+                   else "cell ids (0: background)")
+            raise InputError(f"{sample.path}: holds label {values.min()}; labels are {ids}, "
+                             f"and {UNLABELLED} marks unlabelled pixels.")
         if labels == "semantic" and values.max() >= num_classes:
             raise InputError(f"{sample.path}: holds class id {values.max()} but num_classes is "
                              f"{num_classes} (ids 0..{num_classes - 1}).")
