@@ -273,10 +273,13 @@ def test_a_resume_whose_two_backups_are_broken_says_how_to_start_over(tmp_path):
     (run / "backup" / "training_metadata.json").write_text('{"epoch": 0}')
     line = _one_line(_unet(*command), 1)
     assert "both weight backups of the interrupted run are unreadable" in line
-    assert "delete that folder" in line
+    assert f"to start the run over, delete '{run}' or choose another --run-dir" in line
     (run / "backup" / "latest.weights.h5.bkp").unlink()  # killed during its first backup
     line = _one_line(_unet(*command), 1)
     assert "the weight backup of the interrupted run is unreadable" in line
+    shutil.rmtree(run)  # as the line says
+    started = _unet(*command)
+    assert started.returncode == 0, started.stderr[-2000:]
 
 
 def test_a_killed_exports_leftover_is_removed_by_the_next_export(tmp_path, model_file):

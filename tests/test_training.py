@@ -235,6 +235,33 @@ def test_killed_run_resumes_with_the_same_command_and_ends_at_the_same_epoch(tmp
     assert f"Run directory:   {run_dir}" in second.stdout
 
 
+def test_a_run_killed_after_training_but_before_its_cells_and_export_resumes_to_them(
+        tmp_path, monkeypatch):
+    """The backup stays until the cells are chosen and the export written: a run stopped in
+    between (here by an error where a kill would strike) is resumed by the same command, which
+    then chooses the cells and exports; once finished, the same command is refused."""
+    from keras_unet.training import run as run_module
+
+    config = {**TINY, "run_dir": str(tmp_path / "run")}
+    chosen = run_module._cell_settings
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_module, "_cell_settings", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, verbose=0)
+    assert (tmp_path / "run" / "backup").is_dir()
+    monkeypatch.setattr(run_module, "_cell_settings", chosen)
+    result = train(config, verbose=0)
+    assert result.resumed and result.history == {} and result.cells is not None
+    assert result.export is not None and not (tmp_path / "run" / "backup").exists()
+    best = keras.models.load_model(tmp_path / "run" / "checkpoints" / "best.keras")
+    assert best.get_config()["cells"] == result.cells.to_json()
+    with pytest.raises(FileExistsError, match="holds a finished run of the same config"):
+        train(config, verbose=0)
+
+
 class _Losses(keras.callbacks.Callback):
     """Keeps the loss of every training step it sees."""
 

@@ -227,8 +227,10 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
             copies = ("both weight backups of the interrupted run are" if
                       os.path.exists(self._prev_weights_path) else
                       "the weight backup of the interrupted run is")
-            raise FaultError(f"{self.backup_dir!r}: {copies} unreadable ({reason}); delete that "
-                             "folder to start the run over from its first epoch.") from None
+            run = os.path.dirname(os.path.normpath(self.backup_dir))
+            raise FaultError(f"{self.backup_dir!r}: {copies} unreadable ({reason}); to start "
+                             f"the run over, delete {run!r} or choose another --run-dir."
+                             ) from None
 
     def _save_model(self):  # Keras's, through the one writer: temporary name, then rename
         weights, metadata = Path(self._weights_path), Path(self._training_metadata_path)

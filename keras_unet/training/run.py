@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shutil
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -166,8 +167,9 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
     Writes to the run directory (see :mod:`keras_unet.training.run_dir`): ``config.yaml``,
     ``logs/`` for TensorBoard (loss, IoU, Dice, learning rate, ``tiles_per_second``, object F1
     at IoU 0.5 on the whole validation images as ``val_object_f1``; validation
-    image panels under ``logs/images``), ``backup/`` while running (so a killed run started again
-    with the same config resumes at its last finished epoch), ``checkpoints/best.keras`` and
+    image panels under ``logs/images``), ``backup/`` until the run ends (so a killed run started
+    again with the same config resumes at its last finished epoch, or goes on to its cells and
+    export), ``checkpoints/best.keras`` and
     ``checkpoints/last.keras`` (written atomically), ``export/<version>/`` (a float32
     SavedModel for TF-Serving, :func:`keras_unet.serving.export_for_serving`; not with
     ``export: false``) and
@@ -302,6 +304,7 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
             cells, scores = _cell_settings(run, model, val_samples, trained)
         if config.export:
             export = _export(config, run, model, _channels(train_samples), volume)
+    shutil.rmtree(run.backup, ignore_errors=True)  # finished: the same command is now refused
     return TrainResult(config, run, model, history.history, best, export, validation, policy,
                        strategy_name(strategy), run.resume, cells, scores, stop_reason,
                        budget.training_seconds,
@@ -672,8 +675,12 @@ def _callbacks(config: TrainConfig, run: RunDir, cluster: Cluster, guard: NaNGua
     The time record before the backup (:class:`TimeBudget`), the learning rate after it (it
     reads the restored step counter), object F1 before the checkpoints that log it.
     """
+    # One process keeps its backup past fit() until the cells are chosen and the export written
+    # (train() removes it then), so a kill in between resumes; several workers must resume
+    # together, so theirs ends with fit(), as Keras's does.
     callbacks = [guard, Throughput(config.batch_size), budget,
-                 ResumableBackup(str(run.backup), double_checkpoint=True)]
+                 ResumableBackup(str(run.backup), double_checkpoint=True,
+                                 delete_checkpoint=cluster.num_tasks > 1)]
     if config.learning_rate_schedule == "cosine":
         callbacks.append(CosineDecayOverBudget(config.learning_rate,
                                                config.epochs * budget.record.steps_per_epoch,

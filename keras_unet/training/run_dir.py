@@ -1,8 +1,9 @@
 """The run directory: a new one, the interrupted one to resume, or a refusal.
 
 A run directory holds ``config.yaml`` (the resolved config), ``backup/`` (Keras's
-``BackupAndRestore`` state, made with the run directory and removed when training ends, so
-present exactly while a run is unfinished, even before its first epoch), ``checkpoints/``,
+``BackupAndRestore`` state, made with the run directory and removed when the run ends, after
+its cell settings and export, so present exactly while a run is unfinished, even before its
+first epoch or after its last), ``checkpoints/``,
 ``logs/``
 (TensorBoard), ``export/``, ``validation/`` (the held-out images and masks) and
 ``training_time.json`` (the training time of each finished epoch and the epoch length chosen
