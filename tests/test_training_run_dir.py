@@ -93,3 +93,20 @@ def test_default_run_dir_is_timestamped_and_the_same_command_resumes_it(tmp_path
     assert again.path == first.path and again.resume  # not hidden by isbi, sorted after it
     other = prepare_run_dir(config.replace(epochs=3), runs_root=tmp_path, now=NOW)
     assert other.path == tmp_path / "20250102-030405-1" and not other.resume
+
+
+@pytest.mark.parametrize("typed", ["", ".", "./", ".."])
+def test_the_current_folder_or_one_above_it_is_refused_as_a_run_dir(tmp_path, monkeypatch,
+                                                                    capsys, typed):
+    """``--overwrite`` would move the folder the command runs in aside (it was an internal
+    error: "PosixPath('.') has an empty name")."""
+    from keras_unet.cli import main
+
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "notes.txt").write_text("mine")
+    monkeypatch.chdir(tmp_path / "work")
+    assert main(["train", "--run-dir", typed, "--epochs", "1", "--steps-per-epoch", "1"]) == 2
+    assert capsys.readouterr().err == (f"unet train: error: run dir {typed!r} is the current "
+                                       "folder or holds it: give the run a folder of its own "
+                                       "(e.g. runs/mine).\n")
+    assert sorted(p.name for p in (tmp_path / "work").iterdir()) == ["notes.txt"]

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from keras_unet.errors import NotAFolderError, OutputExistsError
+from keras_unet.errors import InputError, NotAFolderError, OutputExistsError
 from keras_unet.io.atomic import written_atomically
 from keras_unet.training.config import TrainConfig
 
@@ -181,6 +181,10 @@ def _check_given_run_dir(path: Path, config: TrainConfig, overwrite: bool,
                          now: datetime.datetime) -> tuple[bool, Path | None]:
     if path.exists() and not path.is_dir():
         raise NotAFolderError(f"run dir {str(path)!r} exists and is not a folder.")
+    here = Path.cwd().resolve()
+    if path.resolve() == here or path.resolve() in here.parents:
+        raise InputError(f"run dir {config.run_dir!r} is the current folder or holds it: give the "
+                         "run a folder of its own (e.g. runs/mine).")
     if not path.exists() or not any(path.iterdir()):
         return False, None
     stored = read_run_config(path)
