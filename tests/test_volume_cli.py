@@ -134,6 +134,26 @@ def test_a_tile_depth_the_network_cannot_take(capsys, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("option, value, what", [
+    ("--spacing", "1,2,2", "the voxel size of volumes (z,y,x)"),
+    ("--tile-depth", "20", "the planes of volume tiles")])
+def test_volume_options_for_2d_data_are_refused_not_ignored(capsys, tmp_path, option, value,
+                                                            what):
+    for data in ([], ["--data", str(_images_folder(tmp_path)), "--labels", "instances"]):
+        _one_line_error(capsys, "train", ["train", *data, option, value, "--run-dir",
+                                          str(tmp_path / "run")],
+                        f"{option} is {what}; this run's data are 2D images.")
+        assert not (tmp_path / "run").exists()
+
+
+def _images_folder(tmp_path):
+    from keras_unet.data import synthetic_cells
+    from keras_unet.data.writers import save_samples
+
+    save_samples(synthetic_cells(2, size=64), tmp_path / "images2d")
+    return tmp_path / "images2d"
+
+
 def test_a_one_plane_volume_is_mirrored_to_the_network_s_minimum(models, capsys, tmp_path):
     """Thinner than the smallest tile: mirrored at its faces as far as the network needs."""
     write_stack(tmp_path / "thin.tif", np.stack([tifffile.imread(models / "plane.tif")] * 2))

@@ -207,7 +207,7 @@ class TrainConfig:
     def for_images(self) -> TrainConfig:
         """This config for a 2D run: a tile left at the default becomes :meth:`default_tile` of
         the depth and padding, so ``depth: 4`` trains on 284 px tiles, not on the 4 px of output
-        that 188 px tiles leave there.
+        that 188 px tiles leave there. A volume's ``spacing`` or ``tile_depth`` is refused.
 
         Example:
             >>> TrainConfig(depth=4).for_images().tile_size, TrainConfig().for_images().tile_size
@@ -215,6 +215,10 @@ class TrainConfig:
             >>> TrainConfig(depth=4, tile_size=572).for_images().tile_size
             572
         """
+        for name, what in (("spacing", "the voxel size of volumes (z,y,x)"),
+                           ("tile_depth", "the planes of volume tiles")):
+            if getattr(self, name) is not None:
+                raise InputError(f"{name} is {what}; this run's data are 2D images.")
         return self.replace_defaults(tile_size=self.default_tile(self.depth, self.padding))
 
     def replace_defaults(self, **values: Any) -> TrainConfig:
