@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -192,3 +193,16 @@ def test_the_mirrored_recipe_runs_as_a_command(tmp_path):
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "MirroredStrategy strategy with 1 replica(s)" in result.stdout
+
+
+def test_a_batch_that_cannot_split_over_the_workers_is_refused_before_connecting(tmp_path):
+    """A worker whose peers never come waits on them for good; a mistake it can see alone is
+    refused before it connects."""
+    environment = {**os.environ, **_tf_config(["127.0.0.1:1", "127.0.0.1:2"])}
+    result = subprocess.run([str(Path(sys.executable).with_name("unet")), "train", "--run-dir",
+                             str(tmp_path / "run"), "--batch-size", "3"], env=environment,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr == ("unet train: error: batch_size 3 does not split evenly over 2 "
+                             "workers; use a multiple of 2.\n")
+    assert not (tmp_path / "run").exists()

@@ -113,3 +113,6 @@ def check_for_cluster(config: TrainConfig, cluster: Cluster) -> None:
     if config.run_dir is None:
         raise InputError("multi-worker training needs --run-dir: every worker must name the "
                          "same run.")
+    if config.batch_size % cluster.num_tasks:  # each worker's devices are only known later
+        raise InputError(f"batch_size {config.batch_size} does not split evenly over "
+                         f"{cluster.num_tasks} workers; use a multiple of {cluster.num_tasks}.")
