@@ -6,6 +6,7 @@ configured before TensorFlow initialises, which the test process itself has long
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -170,7 +171,7 @@ def test_the_documented_multi_worker_command_runs_on_two_localhost_workers(tmp_p
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for index, strategy in enumerate(("multi-worker", "auto"))]
     outputs = [_finish(process, timeout=300) for process in processes]
-    assert "MultiWorkerMirroredStrategy strategy with 2 replica(s)" in outputs[0]
+    assert "MultiWorkerMirroredStrategy with 2 replica(s)" in outputs[0]
     assert "Served model:" in outputs[0] and "Served model:" not in outputs[1]
     chief, worker = (keras.models.load_model(path, compile=False) for path in (
         tmp_path / "run" / "checkpoints" / "last.keras",
@@ -192,7 +193,11 @@ def test_the_mirrored_recipe_runs_as_a_command(tmp_path):
          "--depth", "2", "--filters", "2", "--mixed-precision", "off", "--val-fraction", "0"],
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "MirroredStrategy strategy with 1 replica(s)" in result.stdout
+    assert "MirroredStrategy with 1 replica(s)" in result.stdout
+    # one epoch and no validation images, said as such (was "all 1 epochs", "IoU nan")
+    assert re.search(r"^Stopped: +its one epoch done in .* \(1 steps\)$", result.stdout, re.M)
+    assert re.search(r"^Last epoch: +loss \d\.\d{3} \(no validation images\), ", result.stdout,
+                     re.M), result.stdout
 
 
 def test_a_batch_that_cannot_split_over_the_workers_is_refused_before_connecting(tmp_path):

@@ -283,8 +283,12 @@ def _validation_scores(logs: dict) -> str:
         'validation IoU 0.800, Dice 0.900, object F1 0.950'
         >>> _validation_scores({"val_iou": 0.8, "val_dice": 0.9})
         'validation IoU 0.800, Dice 0.900'
+        >>> _validation_scores({"loss": 0.25})
+        'loss 0.250 (no validation images)'
     """
     nan = float("nan")
+    if "val_iou" not in logs:
+        return f"loss {logs.get('loss', nan):.3f} (no validation images)"
     scores = f"validation IoU {logs.get('val_iou', nan):.3f}, Dice {logs.get('val_dice', nan):.3f}"
     if "val_object_f1" in logs:
         scores += f", object F1 {logs['val_object_f1']:.3f}"

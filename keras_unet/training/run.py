@@ -147,8 +147,9 @@ class TrainResult:
         if self.stop_reason == "patience":
             return (f"no lower validation loss for {self.config.patience} epochs, after "
                     f"{self.steps} steps ({epochs}) in {format_duration(self.training_seconds)}")
-        return (f"all {self.config.epochs} epochs done in "
-                f"{format_duration(self.training_seconds)} ({self.steps} steps)")
+        done = ("its one epoch" if self.config.epochs == 1 else
+                f"all {self.config.epochs} epochs")
+        return f"{done} done in {format_duration(self.training_seconds)} ({self.steps} steps)"
 
 
 def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: bool = False,
@@ -249,7 +250,7 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
     say(f"unet train: {'resuming' if run.resume else 'starting'} run {run.path}: "
         f"{_split_text(train_samples, val_samples, len(samples))}"
         f"{'' if volume is None else volume.describe()}, "
-        f"{strategy_name(strategy)} strategy with {replicas} replica(s) "
+        f"{_strategy_text(strategy)} with {replicas} replica(s) "
         f"({config.batch_size // replicas} tiles each), {policy} precision")
     if trained is not None:
         say(f"unet train: starting from {config.init}, a network of depth {config.depth}, "
@@ -310,6 +311,12 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
                        budget.training_seconds,
                        int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
                        budget.record.epochs_done, record.steps_per_epoch, cluster.is_chief)
+
+
+def _strategy_text(strategy: tf.distribute.Strategy) -> str:
+    """``MirroredStrategy``, ``MultiWorkerMirroredStrategy``, or ``default strategy``."""
+    name = strategy_name(strategy)
+    return "default strategy" if name == "default" else name
 
 
 def split_samples(samples: list, val_fraction: float, seed: int = 0) -> tuple[list, list]:
