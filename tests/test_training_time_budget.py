@@ -274,7 +274,7 @@ def test_the_em_recipe_for_cpus_without_bfloat16_runs_as_typed(tmp_path, em_fold
                           timeout=600)
     assert done.returncode == 0, done.stderr
     stopped = [line for line in done.stdout.splitlines() if line.startswith("Stopped:")]
-    assert len(stopped) == 1 and "epochs done" in stopped[0], done.stdout
+    assert len(stopped) == 1 and "epoch done in" in stopped[0], done.stdout
     config = (run_dir / "config.yaml").read_text()
     assert "padding: same" in config and "tile_size: 104" in config and "time_limit: 5" in config
     assert "steps_per_epoch: 2" in config
