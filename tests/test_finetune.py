@@ -111,9 +111,14 @@ def test_every_difference_is_named_at_once_with_the_options_that_match_it():
 def test_bad_init_is_named_before_the_run_starts(tmp_path):
     build_unet((None, None, 1), 2, filters=4, depth=3).save(tmp_path / "deep.keras")
     (tmp_path / "notes.keras").write_text("not a model")
+    (tmp_path / "notes.txt").write_text("not a model")  # no SavedModel or ONNX offered: --init
     for init, message in (("deep.keras", "init model has depth 3 but the network to train has "
                                          "depth 2"),
-                          ("notes.keras", "--init '.*notes.keras' is not a Keras model"),
+                          ("notes.keras", "--init '.*notes.keras' is not a Keras model: a "
+                                          r"\.keras file is a zip archive and this file is not "
+                                          r"one\.$"),
+                          ("notes.txt", r"--init '.*notes.txt' is not a \.keras file; "
+                                        "fine-tuning starts from one"),
                           ("none.keras", "init '.*none.keras' does not exist")):
         with pytest.raises((ValueError, FileNotFoundError), match=message):
             train({**TINY, "run_dir": str(tmp_path / "run"), "init": str(tmp_path / init)},

@@ -234,8 +234,9 @@ def _keras(path: Path, option: str) -> Network:
     register_keras_classes()
     _damaged_zip(path, option)
     if not zipfile.is_zipfile(path):
+        other = "" if path.suffix.lower() == ".keras" else f"; {EXPECTED}"
         raise InputError(f"{option} {str(path)!r} is not a Keras model: a .keras file is a zip "
-                         f"archive and this file is not one; {EXPECTED}.")
+                         f"archive and this file is not one{other}.")
     try:
         model = keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # Keras raises many types for a file that is not a model

@@ -15,6 +15,7 @@ import keras
 
 from keras_unet.errors import InputError
 from keras_unet.inference.network import ModelGeometry, model_geometry
+from keras_unet.io.paths import existing_input
 from keras_unet.training.config import TrainConfig
 
 FINAL_LAYER = "final_conv"
@@ -51,6 +52,10 @@ def load_init_model(path: str | os.PathLike, source: str = "init") -> keras.Mode
     """
     from keras_unet.inference.loading import load_network
 
+    path = existing_input(path, source)
+    if path.is_file() and path.suffix.lower() != ".keras":
+        raise InputError(f"{source} {str(path)!r} is not a .keras file; fine-tuning starts from "
+                         "one (such as runs/NAME/checkpoints/best.keras).")
     network = load_network(path, option=source)
     if network.keras_model is None:
         raise InputError(f"{source} {str(path)!r} is a {network.kind} model; fine-tuning starts "
