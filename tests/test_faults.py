@@ -356,6 +356,10 @@ def test_a_read_only_folder_is_a_fault_naming_the_output(tmp_path, model_file, i
                        "--output", disk)
         assert _one_line(result, 1).endswith(f"output '{disk / 'a.png'}' could not be written: "
                                              "Read-only file system.")
+        result = _unet("train", "--run-dir", disk / "run", "--epochs", "1",
+                       "--steps-per-epoch", "1")
+        assert _one_line(result, 1).endswith(f"run dir '{disk / 'run'}' could not be written: "
+                                             "Read-only file system.")
 
 
 def test_a_foreign_savedmodel_of_rank_one_is_refused(tmp_path, images):

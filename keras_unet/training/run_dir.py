@@ -30,7 +30,7 @@ from pathlib import Path
 import yaml
 
 from keras_unet.errors import InputError, NotAFolderError, OutputExistsError
-from keras_unet.io.atomic import written_atomically
+from keras_unet.io.atomic import faults_named, written_atomically
 from keras_unet.training.config import TrainConfig
 
 CONFIG_FILE = "config.yaml"
@@ -129,10 +129,11 @@ def prepare_run_dir(config: TrainConfig, *, overwrite: bool = False,
     else:
         path = Path(config.run_dir)
         resume, replaced = _check_given_run_dir(path, config, overwrite, now)
-    path.mkdir(parents=True, exist_ok=True)
-    with written_atomically(path / CONFIG_FILE, overwrite=True) as temporary:
-        temporary.write_text(config.replace(run_dir=str(path)).to_yaml())
-    (path / BACKUP_DIR).mkdir(exist_ok=True)  # unfinished from the start: a kill resumes
+    with faults_named(path, "run dir"):  # a read-only or full disk: one line, exit code 1
+        path.mkdir(parents=True, exist_ok=True)
+        with written_atomically(path / CONFIG_FILE, overwrite=True) as temporary:
+            temporary.write_text(config.replace(run_dir=str(path)).to_yaml())
+        (path / BACKUP_DIR).mkdir(exist_ok=True)  # unfinished from the start: a kill resumes
     return RunDir(path, resume, replaced)
 
 
