@@ -113,6 +113,16 @@ def test_not_a_mapping_and_not_yaml_and_missing_file_are_refused(tmp_path):
         load_config(tmp_path / "missing.yaml")
 
 
+
+def test_a_key_given_twice_is_refused_not_the_last_one_taken(tmp_path, capsys):
+    from keras_unet.cli import main
+
+    config = _write(tmp_path, "epochs: 3\nsteps_per_epoch: 2\nepochs: 4\n")
+    assert main(["train", "--config", str(config)]) == 2
+    assert capsys.readouterr().err == (f"unet train: error: config file '{config}' is not valid "
+                                       "YAML: key 'epochs' is given twice (again on line 3)\n")
+
+
 def test_shipped_configs_load_and_the_demo_file_spells_out_the_defaults():
     assert load_config(TRAINING / "cpu_demo.yaml") == TrainConfig()
     paper = load_config(TRAINING / "paper.yaml")

@@ -1,10 +1,10 @@
 """YAML files a user gives (training configs), read so that hostile ones are cheap to refuse.
 
 A config is a small mapping of settings: a file over :data:`MAX_CONFIG_BYTES`, text that is not
-UTF-8, YAML that is not valid, or YAML with more than :data:`MAX_ALIASES` aliases (the "billion
-laughs" of YAML: a few hundred bytes that expand to gigabytes) is refused in one line naming
-the file, before anything is built from it. Values shown in messages are cut short
-(:func:`shown`), so a message never expands what it quotes.
+UTF-8, YAML that is not valid, a key given twice, or YAML with more than :data:`MAX_ALIASES`
+aliases (the "billion laughs" of YAML: a few hundred bytes that expand to gigabytes) is
+refused in one line naming the file, before anything is built from it. Values shown in
+messages are cut short (:func:`shown`), so a message never expands what it quotes.
 """
 
 from __future__ import annotations
@@ -40,9 +40,20 @@ def shown(value: Any) -> str:
 
 
 class _LimitedLoader(yaml.SafeLoader):
-    """PyYAML's safe loader that counts the aliases it resolves."""
+    """PyYAML's safe loader that counts the aliases it resolves and refuses a key given twice
+    (PyYAML keeps the last silently: ``epochs: 3`` then ``epochs: 4`` would train 4)."""
 
     aliases = 0
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, str) and key in seen:
+                line = key_node.start_mark.line + 1
+                raise yaml.YAMLError(f"key {key!r} is given twice (again on line {line})")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
 
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
