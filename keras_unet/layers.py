@@ -77,7 +77,7 @@ def crop_to_match(tensor, reference):
     return ops.slice(tensor, start, size)
 
 
-def checked_class_ids(labels, labelled, num_classes: int):
+def checked_class_ids(labels, labelled, num_classes: int | None):
     """``labels`` (where ``labelled``; 0 elsewhere), after checking at run time that every
     labelled id names one of the prediction's ``num_classes`` classes: an id beyond them (a
     0/255 mask) would otherwise be lost silently (Dice, IoU) or stop the step deep in
@@ -91,6 +91,8 @@ def checked_class_ids(labels, labelled, num_classes: int):
         tensorflow.python.framework.errors_impl.InvalidArgumentError: labels hold a class id ...
     """
     labels = ops.where(labelled, labels, 0)
+    if num_classes is None:  # a graph traced without the class axis: nothing to check against
+        return labels
     tf.debugging.assert_less(
         labels, ops.cast(num_classes, labels.dtype),
         message=f"labels hold a class id >= {num_classes}, but the prediction has {num_classes} "

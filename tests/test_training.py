@@ -102,6 +102,7 @@ def test_diverging_loss_stops_with_a_clear_message_and_exit_1(tmp_path, capsys):
     assert code == 1
     assert err.startswith("unet train: the loss became nan at epoch 1, step ")
     assert "lower learning_rate (it is 1e+12)" in err
+    assert not (tmp_path / "run" / "backup").exists()  # ended: no resume into the NaN weights
 
 
 def test_the_summary_prints_the_cells_chosen_on_validation_that_the_printed_commands_use(

@@ -286,7 +286,8 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, overwrite: b
                             callbacks=[*run_callbacks, *callbacks], verbose=0, shuffle=False)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
-    if guard.message:
+    if guard.message:  # the backup may hold the diverged weights: the run ends here, as before
+        shutil.rmtree(run.backup, ignore_errors=True)
         raise FloatingPointError(guard.message)
     if not cluster.is_chief:  # its replica's final weights, the chief's too
         run.checkpoints.mkdir(parents=True, exist_ok=True)
