@@ -7,7 +7,7 @@ import pytest
 from keras_unet import build_unet
 from keras_unet.data import load_samples, make_dataset, synthetic_cells
 from keras_unet.losses import WeightedCrossentropy
-from keras_unet.training import TrainConfig, train
+from keras_unet.training import TrainConfig, load_config, train
 from keras_unet.training.config import check_tile_size
 from keras_unet.training.callbacks import FreezeEncoder, encoder_layers
 from keras_unet.training.finetune import inherited_config, transfer_weights
@@ -212,3 +212,22 @@ def test_napari_says_a_folder_it_cannot_write_as_unet_says_it_before_any_trainin
         raise PermissionError(13, "Permission denied", str(tmp_path / "a.png"))
 
     assert attempt(unreadable).error == f"'{tmp_path / 'a.png'}': Permission denied."
+
+
+def test_a_typed_geometry_is_kept_with_init_even_where_it_equals_the_default(tmp_path, capsys):
+    """`unet train --init` takes depth, filters and padding from the model unless you give them:
+    a typed `--depth 3` (the default) is given, so a depth-2 model is refused by name instead of
+    trained as depth 2, and a typed `--tile-size 188` is the tile, not the depth-2 default."""
+    from keras_unet.cli import main
+    from keras_unet.data.writers import save_samples
+
+    build_unet((None, None, 1), 2, filters=4, depth=2).save(tmp_path / "shallow.keras")
+    save_samples(synthetic_cells(3, size=96), tmp_path / "data")
+    common = ["train", "--data", str(tmp_path / "data"), "--labels", "instances", "--init",
+              str(tmp_path / "shallow.keras"), "--epochs", "1", "--steps-per-epoch", "1",
+              "--batch-size", "2", "--mixed-precision", "off", "--no-export"]
+    assert main([*common, "--depth", "3", "--run-dir", str(tmp_path / "deeper")]) == 2
+    assert "has depth 2" in capsys.readouterr().err
+    assert main([*common, "--tile-size", "188", "--run-dir", str(tmp_path / "run")]) == 0
+    config = load_config(tmp_path / "run" / "config.yaml")
+    assert (config.tile_size, config.depth, config.filters) == (188, 2, 4)

@@ -131,7 +131,7 @@ def resolved_config(args: argparse.Namespace) -> TrainConfig:
     config = load_config(args.config) if args.config else TrainConfig()
     given = overrides(args)
     try:
-        config = config.replace(**given)
+        config = config.given(**given)
     except ValueError as error:
         raise InputError(f"command line: {as_option(str(error), given)}") from None
     return config.with_demo_budget(cluster_from_env().num_tasks)

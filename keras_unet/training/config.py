@@ -173,6 +173,8 @@ class TrainConfig:
     tile_depth: int | None = None
     export: bool = True
 
+    _given = frozenset()  # not a field: the names a file, a mapping or the command line set
+
     def __post_init__(self) -> None:
         if isinstance(self.spacing, (list, tuple)):  # YAML: [2, 0.5, 0.5]
             object.__setattr__(self, "spacing", ",".join(str(v) for v in self.spacing))
@@ -223,16 +225,32 @@ class TrainConfig:
 
     def replace_defaults(self, **values: Any) -> TrainConfig:
         """A copy in which the fields still at :class:`TrainConfig`'s defaults take ``values``;
-        fields the config or the command line set keep theirs.
+        fields the config or the command line set keep theirs, even where they equal the
+        default (:meth:`given`, :meth:`from_mapping`).
 
         Example:
             >>> config = TrainConfig(filters=32).replace_defaults(filters=64, batch_size=8)
             >>> config.filters, config.batch_size
             (32, 8)
+            >>> TrainConfig().given(depth=3).replace_defaults(depth=4).depth  # typed: kept
+            3
         """
         defaults = TrainConfig()
         return self.replace(**{name: value for name, value in values.items()
-                               if getattr(self, name) == getattr(defaults, name)})
+                               if name not in self._given
+                               and getattr(self, name) == getattr(defaults, name)})
+
+    def given(self, **values: Any) -> TrainConfig:
+        """A copy with ``values`` set as a user sets them (options typed, keys written): a model
+        to fine-tune or the volume demo never replaces them, default-valued or not.
+
+        Example:
+            >>> TrainConfig().given(tile_size=188).replace_defaults(tile_size=284).tile_size
+            188
+        """
+        config = self.replace(**values)
+        object.__setattr__(config, "_given", self._given | frozenset(values))
+        return config
 
     @staticmethod
     def default_tile(depth: int, padding: str) -> int:
@@ -327,9 +345,12 @@ class TrainConfig:
             if key not in names:
                 raise InputError(f"{source}: {_unknown_key_message(str(key), names)}")
         try:
-            return cls(**mapping)
+            config = cls(**mapping)
         except ValueError as error:
             raise InputError(f"{source}: {error}") from None
+        object.__setattr__(config, "_given", frozenset(key for key, value in mapping.items()
+                                                      if value is not None))  # null: unset
+        return config
 
     def to_dict(self) -> dict[str, Any]:
         """The config as a plain dict of YAML-friendly values, in field order.
@@ -357,7 +378,9 @@ class TrainConfig:
             >>> TrainConfig().replace(filters=8).filters
             8
         """
-        return dataclasses.replace(self, **changes)
+        config = dataclasses.replace(self, **changes)
+        object.__setattr__(config, "_given", self._given)
+        return config
 
 
 def parse_spacing(text, name: str = "--spacing") -> tuple[float, float, float]:
