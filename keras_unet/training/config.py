@@ -217,10 +217,7 @@ class TrainConfig:
             >>> TrainConfig(depth=4, tile_size=572).for_images().tile_size
             572
         """
-        for name, what in (("spacing", "the voxel size of volumes (z,y,x)"),
-                           ("tile_depth", "the planes of volume tiles")):
-            if getattr(self, name) is not None:
-                raise InputError(f"{name} is {what}; this run's data are 2D images.")
+        _refuse_volume_settings(self, "this run's data are 2D images")
         return self.replace_defaults(tile_size=self.default_tile(self.depth, self.padding))
 
     def replace_defaults(self, **values: Any) -> TrainConfig:
@@ -507,13 +504,18 @@ def _check_ranges(config: TrainConfig) -> None:
         raise InputError(f"ndim must be 2 (images) or 3 (volumes), got {config.ndim}.")
     if config.spacing is not None:
         config.voxel_spacing  # noqa: B018 -- checks it
-        if config.ndim == 2:
-            raise InputError("spacing is the voxel size of volumes (z,y,x); ndim is 2.")
-    if config.tile_depth is not None:
-        if config.tile_depth < 1:
-            raise InputError(f"tile_depth must be >= 1, got {config.tile_depth}.")
-        if config.ndim == 2:
-            raise InputError("tile_depth is the planes of volume tiles; ndim is 2.")
+    if config.tile_depth is not None and config.tile_depth < 1:
+        raise InputError(f"tile_depth must be >= 1, got {config.tile_depth}.")
+    if config.ndim == 2:
+        _refuse_volume_settings(config, "ndim is 2")
+
+
+def _refuse_volume_settings(config: TrainConfig, why: str) -> None:
+    """Refuses ``spacing`` and ``tile_depth`` for a 2D run, saying ``why`` it is one."""
+    for name, what in (("spacing", "the voxel size of volumes (z,y,x)"),
+                       ("tile_depth", "the planes of volume tiles")):
+        if getattr(config, name) is not None:
+            raise InputError(f"{name} is {what}; {why}.")
 
 
 def check_tile_size(config: TrainConfig) -> None:
